@@ -1,0 +1,218 @@
+"""Experiment configuration: the YAML files under ``experiments/`` as typed, validated objects.
+
+A case is named (``I``, ``II``) or given as a path to a YAML file of the same shape.
+Every mistake raises :class:`~aelatent.errors.UserError` naming the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aelatent.errors import UserError
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+NAMED_CASES = ("I", "II")
+ACTIVATIONS = {0: "leaky_relu", 1: "relu", 2: "selu"}
+PADDINGS = ("same", "valid")
+N_CHANNELS_PLACEHOLDER = "n_ch"
+
+
+@dataclass(frozen=True)
+class ConvStack:
+    """Per-layer settings of the encoder or decoder convolutions."""
+
+    filters: tuple[int | str, ...]
+    kernels: tuple[int, ...]
+    strides: tuple[int, ...]
+    padding: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    z_dim: int
+    activation: int
+    encoder: ConvStack
+    decoder: ConvStack
+
+    @property
+    def stride_product(self) -> int:
+        return math.prod(self.encoder.strides)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    epochs_celeba: int
+
+
+@dataclass(frozen=True)
+class CaseConfig:
+    """One reference network and how to train it."""
+
+    name: str
+    model: ModelConfig
+    training: TrainingConfig
+    image_size: int
+    source: str
+
+    def flat_params(self) -> dict[str, Any]:
+        """Every configuration value as a flat ``section.key`` dict, for ``mlflow.log_params``."""
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, inner)
+            elif isinstance(value, list | tuple):
+                flat[prefix] = ",".join(str(v) for v in value)
+            else:
+                flat[prefix] = value
+
+        walk("", asdict(self))
+        return flat
+
+    def with_overrides(self, *, epochs: int | None = None, image_size: int | None = None) -> CaseConfig:
+        training = self.training if epochs is None else _replace(self.training, epochs=epochs)
+        config = _replace(self, training=training)
+        if image_size is not None:
+            config = _replace(config, image_size=image_size)
+        validate_image_size(config.image_size, config.model)
+        return config
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, **changes)
+
+
+def case_path(case: str) -> Path:
+    """The YAML file behind a case name or path."""
+    if case in NAMED_CASES:
+        return EXPERIMENTS_DIR / f"case_{case}.yaml"
+    path = Path(case)
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        raise UserError(
+            f"unknown case {case!r}: allowed are {', '.join(NAMED_CASES)} or a path to a .yaml file"
+        )
+    if not path.is_file():
+        raise UserError(f"case file {case!r} does not exist: give I, II or an existing .yaml file")
+    return path
+
+
+def load_case(case: str) -> CaseConfig:
+    """Read and validate the configuration of a case (``I``, ``II`` or a YAML path)."""
+    path = case_path(case)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"case file {str(path)!r} is not valid YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"case file {str(path)!r} must hold a mapping with model/training/data")
+    return parse_case(raw, source=str(path))
+
+
+def parse_case(raw: dict[str, Any], source: str = "<dict>") -> CaseConfig:
+    where = f"in {source}"
+    model_raw = _section(raw, "model", where)
+    training_raw = _section(raw, "training", where)
+    data_raw = raw.get("data", {}) or {}
+    encoder = _conv_stack(_section(model_raw, "encoder", where), "model.encoder", where)
+    decoder = _conv_stack(_section(model_raw, "decoder", where), "model.decoder", where)
+    if len(encoder.filters) != len(decoder.filters):
+        raise UserError(
+            f"model.encoder has {len(encoder.filters)} layers but model.decoder has "
+            f"{len(decoder.filters)} {where}: they must match"
+        )
+    if decoder.filters[-1] != N_CHANNELS_PLACEHOLDER:
+        raise UserError(
+            f"model.decoder.filters must end with {N_CHANNELS_PLACEHOLDER!r} (the image channels) "
+            f"{where}, got {decoder.filters[-1]!r}"
+        )
+    activation = _positive_int(model_raw.get("activation", 0), "model.activation", where, minimum=0)
+    if activation not in ACTIVATIONS:
+        raise UserError(
+            f"model.activation={activation} {where}: allowed are "
+            + ", ".join(f"{k} ({v})" for k, v in ACTIVATIONS.items())
+        )
+    model = ModelConfig(
+        z_dim=_positive_int(model_raw.get("z_dim"), "model.z_dim", where),
+        activation=activation,
+        encoder=encoder,
+        decoder=decoder,
+    )
+    training = TrainingConfig(
+        learning_rate=_positive_float(training_raw.get("learning_rate"), "training.learning_rate", where),
+        batch_size=_positive_int(training_raw.get("batch_size"), "training.batch_size", where),
+        epochs=_positive_int(training_raw.get("epochs"), "training.epochs", where),
+        epochs_celeba=_positive_int(
+            training_raw.get("epochs_celeba", training_raw.get("epochs")), "training.epochs_celeba", where
+        ),
+    )
+    image_size = _positive_int(data_raw.get("image_size", 64), "data.image_size", where)
+    validate_image_size(image_size, model)
+    return CaseConfig(
+        name=str(raw.get("name", Path(source).stem)),
+        model=model,
+        training=training,
+        image_size=image_size,
+        source=source,
+    )
+
+
+def validate_image_size(image_size: int, model: ModelConfig) -> None:
+    """The decoder mirrors the encoder only when every stride divides the image evenly."""
+    step = model.stride_product
+    if image_size < step or image_size % step:
+        raise UserError(
+            f"image_size={image_size} cannot pass the network: it must be a positive multiple of "
+            f"{step} (the product of the encoder strides), e.g. {max(step, image_size // step * step)}"
+        )
+
+
+def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if not isinstance(value, dict):
+        raise UserError(f"missing section {key!r} {where}: expected a mapping")
+    return value
+
+
+def _conv_stack(raw: dict[str, Any], name: str, where: str) -> ConvStack:
+    lists = {}
+    for key in ("filters", "kernels", "strides", "padding"):
+        value = raw.get(key)
+        if not isinstance(value, list) or not value:
+            raise UserError(f"{name}.{key} {where} must be a non-empty list, got {value!r}")
+        lists[key] = value
+    lengths = {key: len(value) for key, value in lists.items()}
+    if len(set(lengths.values())) != 1:
+        raise UserError(f"{name} {where}: filters, kernels, strides and padding differ in length {lengths}")
+    filters = tuple(
+        f if f == N_CHANNELS_PLACEHOLDER else _positive_int(f, f"{name}.filters", where)
+        for f in lists["filters"]
+    )
+    kernels = tuple(_positive_int(k, f"{name}.kernels", where) for k in lists["kernels"])
+    strides = tuple(_positive_int(s, f"{name}.strides", where) for s in lists["strides"])
+    for pad in lists["padding"]:
+        if pad not in PADDINGS:
+            raise UserError(f"{name}.padding {where}: {pad!r} is not allowed, use one of {PADDINGS}")
+    return ConvStack(filters, kernels, strides, tuple(lists["padding"]))
+
+
+def _positive_int(value: Any, name: str, where: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{name}={value!r} {where}: expected an integer >= {minimum}")
+    return value
+
+
+def _positive_float(value: Any, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise UserError(f"{name}={value!r} {where}: expected a number > 0")
+    return float(value)

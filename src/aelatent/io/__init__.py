@@ -1,0 +1,1 @@
+"""The edges: MLflow tracking, run artifacts, files."""

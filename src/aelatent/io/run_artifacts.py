@@ -1,0 +1,68 @@
+"""Reading a train run's artifacts back, with checks that catch corrupt or partial files.
+
+Downloads go through MLflow's artifact API, so the same code reads a local store and a
+remote tracking server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+
+from aelatent.errors import UserError
+
+LATENTS_PATH = "latents/latents.npy"
+INDEX_PATH = "latents/index.csv"
+COMPONENTS_PATH = "stats/components.csv"
+MODEL_NAME = "model"
+
+
+def download(run_id: str, artifact_path: str, dst_path: str | Path | None = None) -> Path:
+    """Download one artifact of a run; a clear error if the run does not have it."""
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact_path,
+            dst_path=None if dst_path is None else str(dst_path),
+        )
+    except (MlflowException, OSError):
+        raise UserError(f"run {run_id!r} has no artifact {artifact_path!r}") from None
+    return Path(local)
+
+
+def check_latents(latents: np.ndarray, source: str) -> np.ndarray:
+    """Latents must be a finite float matrix with at least two rows."""
+    if latents.ndim != 2 or latents.shape[0] < 2 or latents.shape[1] < 1:
+        raise UserError(f"{source}: expected latents of shape [n_images, z_dim], got {latents.shape}")
+    if not np.issubdtype(latents.dtype, np.floating):
+        raise UserError(f"{source}: expected float latents, got {latents.dtype}")
+    bad = ~np.isfinite(latents)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise UserError(
+            f"{source}: {int(bad.sum())} NaN/Inf values in {len(rows)} rows (first row {rows[0]}); "
+            "retrain or re-encode"
+        )
+    return latents
+
+
+def load_latents(run_id: str) -> np.ndarray:
+    """The train run's latents, checked (a truncated .npy or NaN/Inf give a clear error)."""
+    path = download(run_id, LATENTS_PATH)
+    try:
+        latents = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{LATENTS_PATH} of run {run_id!r} is corrupt or truncated: {exc}") from None
+    return check_latents(latents, f"{LATENTS_PATH} of run {run_id!r}")
+
+
+def load_autoencoder(run_id: str):  # noqa: ANN201 - keras.Model; keeps TensorFlow import lazy
+    """The train run's autoencoder as a Keras model (layers ``encoder`` and ``decoder``)."""
+    import mlflow.keras
+
+    try:
+        return mlflow.keras.load_model(f"runs:/{run_id}/{MODEL_NAME}")
+    except MlflowException:
+        raise UserError(f"run {run_id!r} has no model {MODEL_NAME!r}") from None

@@ -1,0 +1,1 @@
+"""One job per entry point: parse parameters, validate, run, log to MLflow."""

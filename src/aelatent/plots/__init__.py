@@ -1,0 +1,1 @@
+"""Matplotlib figures logged as artifacts (Agg backend, no display needed)."""

@@ -1,0 +1,51 @@
+"""Grids of images: originals above reconstructions, decoded samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save_image_rows(rows: list[np.ndarray], labels: list[str], path: Path, title: str = "") -> Path:
+    """One row per array of images ``[n, h, w, c]`` in [0, 1], labelled on the left."""
+    n_cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(
+        len(rows), n_cols, figsize=(1.2 * n_cols + 0.8, 1.25 * len(rows) + (0.4 if title else 0)),
+        squeeze=False,
+    )
+    for r, (images, label) in enumerate(zip(rows, labels, strict=True)):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(images):
+                image = np.clip(images[c], 0.0, 1.0)
+                if image.shape[-1] == 1:
+                    ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
+                else:
+                    ax.imshow(image)
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path,
+                         per_row: int = 8) -> Path:
+    """Originals above their reconstructions, ``per_row`` pairs per band."""
+    rows, labels = [], []
+    for start in range(0, len(originals), per_row):
+        rows += [originals[start:start + per_row], reconstructions[start:start + per_row]]
+        labels += ["original", "reconstruction"]
+    return save_image_rows(rows, labels, path)
