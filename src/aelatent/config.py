@@ -78,7 +78,9 @@ class CaseConfig:
         walk("", asdict(self))
         return flat
 
-    def with_overrides(self, *, epochs: int | None = None, image_size: int | None = None) -> CaseConfig:
+    def with_overrides(
+        self, *, epochs: int | None = None, image_size: int | None = None
+    ) -> CaseConfig:
         training = self.training if epochs is None else _replace(self.training, epochs=epochs)
         config = _replace(self, training=training)
         if image_size is not None:
@@ -113,7 +115,9 @@ def load_case(case: str) -> CaseConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise UserError(f"case file {str(path)!r} is not valid YAML: {exc}".splitlines()[0]) from exc
+        raise UserError(
+            f"case file {str(path)!r} is not valid YAML: {exc}".splitlines()[0]
+        ) from exc
     if not isinstance(raw, dict):
         raise UserError(f"case file {str(path)!r} must hold a mapping with model/training/data")
     return parse_case(raw, source=str(path))
@@ -149,11 +153,15 @@ def parse_case(raw: dict[str, Any], source: str = "<dict>") -> CaseConfig:
         decoder=decoder,
     )
     training = TrainingConfig(
-        learning_rate=_positive_float(training_raw.get("learning_rate"), "training.learning_rate", where),
+        learning_rate=_positive_float(
+            training_raw.get("learning_rate"), "training.learning_rate", where
+        ),
         batch_size=_positive_int(training_raw.get("batch_size"), "training.batch_size", where),
         epochs=_positive_int(training_raw.get("epochs"), "training.epochs", where),
         epochs_celeba=_positive_int(
-            training_raw.get("epochs_celeba", training_raw.get("epochs")), "training.epochs_celeba", where
+            training_raw.get("epochs_celeba", training_raw.get("epochs")),
+            "training.epochs_celeba",
+            where,
         ),
     )
     image_size = _positive_int(data_raw.get("image_size", 64), "data.image_size", where)
@@ -173,7 +181,8 @@ def validate_image_size(image_size: int, model: ModelConfig) -> None:
     if image_size < step or image_size % step:
         raise UserError(
             f"image_size={image_size} cannot pass the network: it must be a positive multiple of "
-            f"{step} (the product of the encoder strides), e.g. {max(step, image_size // step * step)}"
+            f"{step} (the product of the encoder strides), "
+            f"e.g. {max(step, image_size // step * step)}"
         )
 
 
@@ -193,7 +202,9 @@ def _conv_stack(raw: dict[str, Any], name: str, where: str) -> ConvStack:
         lists[key] = value
     lengths = {key: len(value) for key, value in lists.items()}
     if len(set(lengths.values())) != 1:
-        raise UserError(f"{name} {where}: filters, kernels, strides and padding differ in length {lengths}")
+        raise UserError(
+            f"{name} {where}: filters, kernels, strides and padding differ in length {lengths}"
+        )
     filters = tuple(
         f if f == N_CHANNELS_PLACEHOLDER else _positive_int(f, f"{name}.filters", where)
         for f in lists["filters"]
@@ -202,7 +213,9 @@ def _conv_stack(raw: dict[str, Any], name: str, where: str) -> ConvStack:
     strides = tuple(_positive_int(s, f"{name}.strides", where) for s in lists["strides"])
     for pad in lists["padding"]:
         if pad not in PADDINGS:
-            raise UserError(f"{name}.padding {where}: {pad!r} is not allowed, use one of {PADDINGS}")
+            raise UserError(
+                f"{name}.padding {where}: {pad!r} is not allowed, use one of {PADDINGS}"
+            )
     return ConvStack(filters, kernels, strides, tuple(lists["padding"]))
 
 

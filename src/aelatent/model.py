@@ -31,16 +31,22 @@ def build_encoder(config: ModelConfig, image_size: int, n_channels: int) -> kera
     for i, (filters, kernel, stride, padding) in enumerate(
         zip(stack.filters, stack.kernels, stack.strides, stack.padding, strict=True)
     ):
-        x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, name=f"encoder_conv_{i}")(x)
+        x = layers.Conv2D(
+            filters, kernel, strides=stride, padding=padding, name=f"encoder_conv_{i}"
+        )(x)
         x = _activation(config.activation, name=f"encoder_act_{i}")(x)
     x = layers.Flatten(name="encoder_flatten")(x)
     z = layers.Dense(config.z_dim, name="encoder_output")(x)
     return keras.Model(inputs, z, name=ENCODER_NAME)
 
 
-def build_decoder(config: ModelConfig, feature_shape: tuple[int, int, int], n_channels: int) -> keras.Model:
+def build_decoder(
+    config: ModelConfig, feature_shape: tuple[int, int, int], n_channels: int
+) -> keras.Model:
     z = keras.Input(shape=(config.z_dim,), name="decoder_input")
-    x = layers.Dense(feature_shape[0] * feature_shape[1] * feature_shape[2], name="decoder_dense")(z)
+    x = layers.Dense(feature_shape[0] * feature_shape[1] * feature_shape[2], name="decoder_dense")(
+        z
+    )
     x = layers.Reshape(feature_shape, name="decoder_reshape")(x)
     stack = config.decoder
     last = len(stack.filters) - 1

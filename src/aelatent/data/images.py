@@ -29,7 +29,9 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 [n, h, w, c], got {self.images.dtype} {self.images.shape}")
+            raise ValueError(
+                f"images must be uint8 [n, h, w, c], got {self.images.dtype} {self.images.shape}"
+            )
         if not (len(self.ids) == len(self.partitions) == len(self.images)):
             raise ValueError("ids, partitions and images differ in length")
 

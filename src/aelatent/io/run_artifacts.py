@@ -24,7 +24,8 @@ def download(run_id: str, artifact_path: str, dst_path: str | Path | None = None
     """Download one artifact of a run; a clear error if the run does not have it."""
     try:
         local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=artifact_path,
+            run_id=run_id,
+            artifact_path=artifact_path,
             dst_path=None if dst_path is None else str(dst_path),
         )
     except (MlflowException, OSError):
@@ -35,7 +36,9 @@ def download(run_id: str, artifact_path: str, dst_path: str | Path | None = None
 def check_latents(latents: np.ndarray, source: str) -> np.ndarray:
     """Latents must be a finite float matrix with at least two rows."""
     if latents.ndim != 2 or latents.shape[0] < 2 or latents.shape[1] < 1:
-        raise UserError(f"{source}: expected latents of shape [n_images, z_dim], got {latents.shape}")
+        raise UserError(
+            f"{source}: expected latents of shape [n_images, z_dim], got {latents.shape}"
+        )
     if not np.issubdtype(latents.dtype, np.floating):
         raise UserError(f"{source}: expected float latents, got {latents.dtype}")
     bad = ~np.isfinite(latents)
@@ -54,11 +57,13 @@ def load_latents(run_id: str) -> np.ndarray:
     try:
         latents = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{LATENTS_PATH} of run {run_id!r} is corrupt or truncated: {exc}") from None
+        raise UserError(
+            f"{LATENTS_PATH} of run {run_id!r} is corrupt or truncated: {exc}"
+        ) from None
     return check_latents(latents, f"{LATENTS_PATH} of run {run_id!r}")
 
 
-def load_autoencoder(run_id: str):  # noqa: ANN201 - keras.Model; keeps TensorFlow import lazy
+def load_autoencoder(run_id: str):
     """The train run's autoencoder as a Keras model (layers ``encoder`` and ``decoder``)."""
     import mlflow.keras
 

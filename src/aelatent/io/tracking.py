@@ -40,7 +40,9 @@ def parse_float_list(text: str, name: str, *, positive: bool = True) -> list[flo
         try:
             value = float(part)
         except ValueError:
-            raise UserError(f"{name}={text!r}: {part.strip()!r} is not a number; give e.g. 1,1.5,2") from None
+            raise UserError(
+                f"{name}={text!r}: {part.strip()!r} is not a number; give e.g. 1,1.5,2"
+            ) from None
         if value != value or value in (float("inf"), float("-inf")):
             raise UserError(f"{name}={text!r}: {part.strip()!r} must be a finite number")
         if positive and value <= 0:
@@ -53,14 +55,17 @@ def parse_int(text: str, name: str, *, minimum: int) -> int:
     try:
         value = int(str(text))
     except ValueError:
-        raise UserError(f"{name}={text!r} is not an integer; expected an integer >= {minimum}") from None
+        raise UserError(
+            f"{name}={text!r} is not an integer; expected an integer >= {minimum}"
+        ) from None
     if value < minimum:
         raise UserError(f"{name}={value} is out of range; expected an integer >= {minimum}")
     return value
 
 
-def run_entry_point(entry_point: str, main: Callable[[Sequence[str] | None], Any],
-                    argv: Sequence[str] | None = None) -> None:
+def run_entry_point(
+    entry_point: str, main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None
+) -> None:
     """Call ``main`` and turn a :class:`UserError` into one line, a FAILED run and exit 2."""
     try:
         main(argv)
@@ -87,8 +92,11 @@ def fail_run(entry_point: str, message: str) -> NoReturn:
             else:
                 client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
         except MlflowException as tracking_error:  # the tracking store itself is unreachable
-            print(f"aelatent {entry_point}: could not mark run {run_id} FAILED: "
-                  f"{str(tracking_error).splitlines()[0]}", file=sys.stderr)
+            print(
+                f"aelatent {entry_point}: could not mark run {run_id} FAILED: "
+                f"{str(tracking_error).splitlines()[0]}",
+                file=sys.stderr,
+            )
     raise SystemExit(USER_ERROR_EXIT_CODE)
 
 
@@ -100,8 +108,9 @@ def _current_run_id() -> str | None:
 
 
 @contextmanager
-def entry_point_run(entry_point: str, run_name: str, tags: dict[str, str] | None = None,
-                    nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+def entry_point_run(
+    entry_point: str, run_name: str, tags: dict[str, str] | None = None, nested: bool = False
+) -> Iterator[mlflow.ActiveRun]:
     """Start (or, under ``mlflow run``, resume) the run of an entry point, named and tagged."""
     with mlflow.start_run(run_name=run_name, nested=nested) as run:
         mlflow.set_tags({ENTRY_POINT_TAG: entry_point, "mlflow.runName": run_name, **(tags or {})})

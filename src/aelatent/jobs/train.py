@@ -44,7 +44,9 @@ def parse_args(argv: Sequence[str] | None) -> TrainRequest:
     args = parser.parse_args(argv)
     case = load_case(args.case)
     epochs = None if args.epochs == AUTO else parse_int(args.epochs, "epochs", minimum=1)
-    image_size = None if args.image_size == AUTO else parse_int(args.image_size, "image_size", minimum=1)
+    image_size = (
+        None if args.image_size == AUTO else parse_int(args.image_size, "image_size", minimum=1)
+    )
     if epochs is None and args.data != BUILT_IN:
         epochs = case.training.epochs_celeba
     case = case.with_overrides(epochs=epochs, image_size=image_size)
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     train(request, image_set)
 
 
-def train(request: TrainRequest, image_set: ImageSet) -> str:
+def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -> str:
     """Train, log the model and reconstructions, encode every image, analyse; returns the run id."""
     import keras
     import mlflow
@@ -75,39 +77,54 @@ def train(request: TrainRequest, image_set: ImageSet) -> str:
     keras.utils.set_random_seed(request.seed)
     tf.config.experimental.enable_op_determinism()
     tags = {"case": case.name, "dataset": image_set.name}
-    with entry_point_run("train", f"train case {case.name}", tags) as run:
-        mlflow.log_params({
-            **case.flat_params(), "data": request.data, "seed": request.seed,
-            "n_images": len(image_set.images), "n_channels": image_set.n_channels,
-            "n_train": len(image_set.indices("train")), "n_val": len(image_set.indices("val")),
-        })
+    with entry_point_run("train", f"train case {case.name}", tags, nested=nested) as run:
+        mlflow.log_params(
+            {
+                **case.flat_params(),
+                "data": request.data,
+                "seed": request.seed,
+                "n_images": len(image_set.images),
+                "n_channels": image_set.n_channels,
+                "n_train": len(image_set.indices("train")),
+                "n_val": len(image_set.indices("val")),
+            }
+        )
         autoencoder = build_autoencoder(case, image_set.n_channels)
         batch = case.training.batch_size
         train_data = autoencoder_dataset(
             image_set, image_set.indices("train"), batch, shuffle=True, seed=request.seed
         )
-        val_data = autoencoder_dataset(image_set, image_set.indices("val"), batch, shuffle=False,
-                                       seed=request.seed)
+        val_data = autoencoder_dataset(
+            image_set, image_set.indices("val"), batch, shuffle=False, seed=request.seed
+        )
         started = time.perf_counter()
         history = autoencoder.fit(
-            train_data, validation_data=val_data, epochs=case.training.epochs,
-            callbacks=[mlflow.keras.MlflowCallback()], verbose=1 if sys.stdout.isatty() else 2,
+            train_data,
+            validation_data=val_data,
+            epochs=case.training.epochs,
+            callbacks=[mlflow.keras.MlflowCallback()],
+            verbose=1 if sys.stdout.isatty() else 2,
         )
         seconds = time.perf_counter() - started
-        mlflow.log_metrics({
-            "train_seconds": seconds,
-            "train_images_per_second": len(image_set.indices("train")) * case.training.epochs / seconds,
-            "final_loss": history.history["loss"][-1],
-            "final_val_loss": history.history["val_loss"][-1],
-        })
+        mlflow.log_metrics(
+            {
+                "train_seconds": seconds,
+                "train_images_per_second": len(image_set.indices("train"))
+                * case.training.epochs
+                / seconds,
+                "final_loss": history.history["loss"][-1],
+                "final_val_loss": history.history["val_loss"][-1],
+            }
+        )
         mlflow.keras.log_model(autoencoder, name=MODEL_NAME)
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            shown = image_set.indices("val")[:N_RECONSTRUCTIONS]
-            originals = np.asarray(image_set.images[shown], dtype=np.float32) / 255.0
-            reconstructions = autoencoder.predict(originals, verbose=0)
-            save_reconstructions(originals, reconstructions, out / "reconstructions.png")
+            save_reconstructions(
+                *reconstruct_examples(autoencoder, image_set),
+                out / "reconstructions.png",
+                labels=("train", "val"),
+            )
             mlflow.log_artifact(str(out / "reconstructions.png"))
 
             latents = encode_images(encoder_of(autoencoder), image_set.images)
@@ -119,12 +136,27 @@ def train(request: TrainRequest, image_set: ImageSet) -> str:
         return run.info.run_id
 
 
+def reconstruct_examples(autoencoder, image_set: ImageSet) -> tuple[np.ndarray, np.ndarray]:
+    """Half training images, half validation images (people the network never saw)."""
+    half = N_RECONSTRUCTIONS // 2
+    shown = np.concatenate(
+        [
+            image_set.indices("train")[:: max(1, len(image_set.indices("train")) // half)][:half],
+            image_set.indices("val")[:: max(1, len(image_set.indices("val")) // half)][:half],
+        ]
+    )
+    originals = np.asarray(image_set.images[shown], dtype=np.float32) / 255.0
+    return originals, autoencoder.predict(originals, verbose=0)
+
+
 def write_index(path: Path, image_set: ImageSet) -> None:
     """One row per latent vector: its row number, image id and partition."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "image_id", "partition"])
-        for row, (image_id, partition) in enumerate(zip(image_set.ids, image_set.partitions, strict=True)):
+        for row, (image_id, partition) in enumerate(
+            zip(image_set.ids, image_set.partitions, strict=True)
+        ):
             writer.writerow([row, image_id, partition])
 
 

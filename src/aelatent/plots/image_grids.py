@@ -7,15 +7,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def save_image_rows(rows: list[np.ndarray], labels: list[str], path: Path, title: str = "") -> Path:
     """One row per array of images ``[n, h, w, c]`` in [0, 1], labelled on the left."""
     n_cols = max(len(r) for r in rows)
     fig, axes = plt.subplots(
-        len(rows), n_cols, figsize=(1.2 * n_cols + 0.8, 1.25 * len(rows) + (0.4 if title else 0)),
+        len(rows),
+        n_cols,
+        figsize=(1.2 * n_cols + 0.8, 1.25 * len(rows) + (0.4 if title else 0)),
         squeeze=False,
     )
     for r, (images, label) in enumerate(zip(rows, labels, strict=True)):
@@ -41,11 +43,17 @@ def save_image_rows(rows: list[np.ndarray], labels: list[str], path: Path, title
     return path
 
 
-def save_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path,
-                         per_row: int = 8) -> Path:
-    """Originals above their reconstructions, ``per_row`` pairs per band."""
-    rows, labels = [], []
-    for start in range(0, len(originals), per_row):
-        rows += [originals[start:start + per_row], reconstructions[start:start + per_row]]
-        labels += ["original", "reconstruction"]
-    return save_image_rows(rows, labels, path)
+def save_reconstructions(
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    path: Path,
+    per_row: int = 8,
+    labels: tuple[str, ...] = (),
+) -> Path:
+    """Originals above their reconstructions, ``per_row`` pairs per band (band ``labels``)."""
+    rows, row_labels = [], []
+    for band, start in enumerate(range(0, len(originals), per_row)):
+        prefix = f"{labels[band]}\n" if band < len(labels) else ""
+        rows += [originals[start : start + per_row], reconstructions[start : start + per_row]]
+        row_labels += [f"{prefix}original", f"{prefix}reconstruction"]
+    return save_image_rows(rows, row_labels, path)

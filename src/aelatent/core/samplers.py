@@ -1,0 +1,371 @@
+"""Generators of statistical latent vectors, and the exact chance that they hit a window.
+
+Every sampler here is *affine*: ``z = offset + scale * base`` where ``base`` does not depend
+on ``scale``. The hit test (:mod:`aelatent.core.hits`) uses that to draw ``base`` once and
+evaluate every scale on the same draws (common random numbers), and ``sample`` is defined
+through the same draws, so a sampler's own ``sample`` and the fast grid see identical vectors.
+
+- :class:`UniformSampler`: each component uniform in ``[-b, b]`` (the study's method 2);
+  ``scale`` is ``b``, ``base`` is uniform in ``[-1, 1]``.
+- :class:`GaussianSampler`: independent normal per component, ``N(mu_i, (s*sigma_i)^2)``;
+  ``scale`` is the width factor ``s``, ``offset`` is ``mu``.
+- :class:`MVNSampler`: multivariate normal ``N(mean, s^2 * cov)`` with the real latents' full
+  covariance; ``base = L e`` with ``L`` the Cholesky factor and ``e`` standard normal.
+- The grid (method 1) is never sampled, only counted: :func:`grid_log10_point_count`.
+
+``window_log10_probability(lo, hi)`` is ``log10 P(lo_i <= z_i <= hi_i for every i)``. It is
+exact for the uniform and the independent Gaussian sampler (a product over components,
+summed in log space so that 0.25**220 does not underflow). For the multivariate normal no
+exact value is computable at 256 dimensions (Genz's algorithm is itself a Monte Carlo
+method, with an absolute error far above probabilities such as 1e-100); it is the GHK
+importance-sampling estimate, see :meth:`MVNSampler.window_log10_probability`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from scipy.special import log_ndtr, logsumexp, ndtri_exp
+
+LN10 = math.log(10.0)
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """What the hit test needs from a generator of latent vectors."""
+
+    name: str
+    scale: float
+
+    @property
+    def z_dim(self) -> int: ...
+
+    @property
+    def offset(self) -> np.ndarray:
+        """float32 [z_dim]: the part of ``z`` that does not scale."""
+        ...
+
+    def draw_base(self, n: int, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 [n, z_dim], independent of ``scale``; written into ``out`` when given."""
+        ...
+
+    def with_scale(self, scale: float) -> Sampler: ...
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """float32 [n, z_dim] = offset + scale * draw_base(n, rng)."""
+        ...
+
+    def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float: ...
+
+
+def _check_scale(scale: float) -> float:
+    scale = float(scale)
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    return scale
+
+
+def _as_window(lo: np.ndarray, hi: np.ndarray, z_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), (z_dim,))
+    hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), (z_dim,))
+    return lo, hi
+
+
+def log_normal_interval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Natural log of ``Phi(b) - Phi(a)`` per element, accurate deep in either tail.
+
+    Windows below the mean use ``log Phi`` directly, windows above it are mirrored to the
+    lower tail, and ``log(1 - exp(d))`` is taken as ``log(-expm1(d))`` so that neither a
+    tiny probability nor a narrow window loses its digits. Empty windows give ``-inf``.
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    upper = a > 0  # whole window above the mean: mirror it
+    lo = np.where(upper, -b, a)
+    hi = np.where(upper, -a, b)
+    log_hi = log_ndtr(hi)
+    log_lo = log_ndtr(lo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = log_hi + np.log(-np.expm1(log_lo - log_hi))
+    return np.where(hi > lo, out, -np.inf)
+
+
+class UniformSampler:
+    """Each component independently uniform in ``[-b, b]`` (the study's method 2)."""
+
+    name = "uniform"
+
+    def __init__(self, b: float, z_dim: int) -> None:
+        self.scale = _check_scale(b)
+        if z_dim < 1:
+            raise ValueError(f"z_dim must be >= 1, got {z_dim}")
+        self._z_dim = int(z_dim)
+        self._offset = np.zeros(self._z_dim, dtype=np.float32)
+
+    @property
+    def b(self) -> float:
+        return self.scale
+
+    @property
+    def z_dim(self) -> int:
+        return self._z_dim
+
+    @property
+    def offset(self) -> np.ndarray:
+        return self._offset
+
+    def draw_base(self, n: int, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            out = np.empty((n, self._z_dim), dtype=np.float32)
+        rng.random(out=out, dtype=np.float32)
+        out *= 2
+        out -= 1
+        return out
+
+    def with_scale(self, scale: float) -> UniformSampler:
+        return UniformSampler(scale, self._z_dim)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        z = self.draw_base(n, rng)
+        z *= np.float32(self.scale)
+        return z
+
+    def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
+        """Exact: sum over components of log10(|[lo, hi] & [-b, b]| / 2b)."""
+        lo, hi = _as_window(lo, hi, self._z_dim)
+        b = self.scale
+        overlap = np.clip(np.minimum(hi, b) - np.maximum(lo, -b), 0.0, None)
+        with np.errstate(divide="ignore"):
+            return float(np.sum(np.log10(overlap / (2 * b))))
+
+
+class GaussianSampler:
+    """Independent normal per component, ``N(mu_i, (scale * sigma_i)^2)``.
+
+    ``mu`` and ``sigma`` come from the per-component fits of the real latents; ``scale``
+    widens or narrows every component at once.
+    """
+
+    name = "gaussian"
+
+    def __init__(self, mu: np.ndarray, sigma: np.ndarray, scale: float = 1.0) -> None:
+        self._mu = np.asarray(mu, dtype=np.float32).ravel()
+        self._sigma = np.asarray(sigma, dtype=np.float32).ravel()
+        if self._mu.shape != self._sigma.shape or self._mu.size == 0:
+            raise ValueError(f"mu and sigma must be equal-length vectors, got {self._mu.shape}, {self._sigma.shape}")
+        if not np.all(self._sigma > 0) or not np.all(np.isfinite(self._sigma)):
+            raise ValueError("every sigma must be positive and finite")
+        self.scale = _check_scale(scale)
+
+    @property
+    def mu(self) -> np.ndarray:
+        return self._mu
+
+    @property
+    def sigma(self) -> np.ndarray:
+        return self._sigma
+
+    @property
+    def z_dim(self) -> int:
+        return int(self._mu.size)
+
+    @property
+    def offset(self) -> np.ndarray:
+        return self._mu
+
+    def draw_base(self, n: int, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            out = np.empty((n, self.z_dim), dtype=np.float32)
+        rng.standard_normal(out=out, dtype=np.float32)
+        out *= self._sigma
+        return out
+
+    def with_scale(self, scale: float) -> GaussianSampler:
+        return GaussianSampler(self._mu, self._sigma, scale)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        z = self.draw_base(n, rng)
+        z *= np.float32(self.scale)
+        z += self._mu
+        return z
+
+    def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
+        """Exact: sum over components of log10(Phi(b_i) - Phi(a_i)), in log space."""
+        lo, hi = _as_window(lo, hi, self.z_dim)
+        sd = self.scale * self._sigma.astype(np.float64)
+        mu = self._mu.astype(np.float64)
+        return float(np.sum(log_normal_interval((lo - mu) / sd, (hi - mu) / sd)) / LN10)
+
+
+class MVNSampler:
+    """Multivariate normal ``N(mean, scale^2 * cov)`` with the real latents' full covariance.
+
+    ``cov`` is factored once (Cholesky; a tiny diagonal jitter is added when it is only
+    semi-definite, as a sample covariance of few images can be). The window probability is
+    the GHK estimate (see :meth:`window_log10_probability`), reproducible through
+    ``ghk_draws`` and ``ghk_seed``.
+    """
+
+    name = "mvn"
+
+    def __init__(
+        self,
+        mean: np.ndarray,
+        cov: np.ndarray,
+        scale: float = 1.0,
+        *,
+        ghk_draws: int = 1000,
+        ghk_seed: int = 0,
+        _chol: np.ndarray | None = None,
+    ) -> None:
+        self._mean = np.asarray(mean, dtype=np.float32).ravel()
+        d = self._mean.size
+        cov = np.asarray(cov, dtype=np.float64)
+        if cov.shape != (d, d) or d == 0:
+            raise ValueError(f"cov must be [{d}, {d}], got {cov.shape}")
+        self._cov = cov
+        self._chol = _chol if _chol is not None else cholesky_psd(cov)
+        self._chol32 = self._chol.T.astype(np.float32)  # base = e @ L.T
+        self.scale = _check_scale(scale)
+        self.ghk_draws = int(ghk_draws)
+        self.ghk_seed = int(ghk_seed)
+        self.last_relative_se: float = float("nan")
+
+    @classmethod
+    def from_latents(cls, latents: np.ndarray, scale: float = 1.0, **kwargs: int) -> MVNSampler:
+        """Mean and (unbiased) covariance of real latents ``[n_images, z_dim]``."""
+        x = np.asarray(latents, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise ValueError(f"latents must be [n >= 2, z_dim], got {x.shape}")
+        return cls(x.mean(axis=0), np.cov(x, rowvar=False), scale, **kwargs)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._mean
+
+    @property
+    def cov(self) -> np.ndarray:
+        return self._cov
+
+    @property
+    def cholesky(self) -> np.ndarray:
+        return self._chol
+
+    @property
+    def z_dim(self) -> int:
+        return int(self._mean.size)
+
+    @property
+    def offset(self) -> np.ndarray:
+        return self._mean
+
+    def draw_base(self, n: int, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray:
+        e = rng.standard_normal((n, self.z_dim), dtype=np.float32)
+        if out is None:
+            return e @ self._chol32
+        np.matmul(e, self._chol32, out=out)
+        return out
+
+    def with_scale(self, scale: float) -> MVNSampler:
+        return MVNSampler(
+            self._mean, self._cov, scale, ghk_draws=self.ghk_draws, ghk_seed=self.ghk_seed,
+            _chol=self._chol,
+        )
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        z = self.draw_base(n, rng)
+        z *= np.float32(self.scale)
+        z += self._mean
+        return z
+
+    def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
+        """GHK importance-sampling estimate of log10 P(lo <= z <= hi); not exact.
+
+        GHK (Geweke-Hajivassiliou-Keane): with ``z = mean + s L e``, component i only
+        constrains ``e_i`` given ``e_0..e_{i-1}`` to an interval ``[a_i, b_i]``; drawing
+        ``e_i`` from the normal truncated to it and weighting each path by
+        ``prod_i (Phi(b_i) - Phi(a_i))`` gives an unbiased estimate of the window
+        probability. Everything runs in log space (``log_ndtr``, ``ndtri_exp``), so
+        1e-300 is as representable as 0.5. The estimate's relative standard error is left
+        in ``last_relative_se``; it is an estimate of ``P`` (unbiased), whose log10 is
+        what is returned.
+        """
+        lo, hi = _as_window(lo, hi, self.z_dim)
+        log_p, rel_se = ghk_log_probability(
+            (lo - self._mean) / self.scale,
+            (hi - self._mean) / self.scale,
+            self._chol,
+            n_draws=self.ghk_draws,
+            rng=np.random.default_rng(self.ghk_seed),
+        )
+        self.last_relative_se = rel_se
+        return log_p / LN10
+
+    def independent_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
+        """The product of the marginal window probabilities: exact only without correlations."""
+        sd = self.scale * np.sqrt(np.diag(self._cov))
+        return GaussianSampler(self._mean, sd).window_log10_probability(lo, hi)
+
+
+def cholesky_psd(cov: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a symmetric positive (semi-)definite matrix.
+
+    A sample covariance of few latents may be singular; then the smallest jitter
+    ``eps * mean(diag)`` (eps from 1e-12 up) that makes it positive definite is added.
+    """
+    cov = 0.5 * (cov + cov.T)
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        pass
+    base = float(np.mean(np.diag(cov))) or 1.0
+    for eps in 10.0 ** np.arange(-12, -1):
+        try:
+            return np.linalg.cholesky(cov + eps * base * np.eye(cov.shape[0]))
+        except np.linalg.LinAlgError:
+            continue
+    raise ValueError("covariance is not positive semi-definite")
+
+
+def ghk_log_probability(
+    lo: np.ndarray, hi: np.ndarray, chol: np.ndarray, *, n_draws: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """GHK estimate of ln P(lo <= L e <= hi), e standard normal; and its relative std error.
+
+    Returns ``(-inf, nan)`` when a window is empty. ``chol`` is lower triangular.
+    """
+    d = chol.shape[0]
+    e = np.zeros((n_draws, d))
+    log_w = np.zeros(n_draws)
+    log_u = np.log(rng.random((n_draws, d)))
+    for i in range(d):
+        shift = e[:, :i] @ chol[i, :i]
+        a = (lo[i] - shift) / chol[i, i]
+        b = (hi[i] - shift) / chol[i, i]
+        log_p = log_normal_interval(a, b)
+        if not np.any(np.isfinite(log_p)):
+            return -math.inf, math.nan
+        log_w += log_p
+        # e_i = Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), mirrored when the window is above 0.
+        upper = a > 0
+        la = log_ndtr(np.where(upper, -b, a))
+        draw = ndtri_exp(np.logaddexp(la, log_u[:, i] + log_p))
+        e[:, i] = np.where(upper, -draw, draw)
+        e[:, i] = np.nan_to_num(e[:, i], nan=0.0, posinf=0.0, neginf=0.0)
+    log_mean = float(logsumexp(log_w) - math.log(n_draws))
+    w = np.exp(log_w - log_w.max())
+    rel_se = float(np.std(w) / np.mean(w) / math.sqrt(n_draws)) if n_draws > 1 else math.nan
+    return log_mean, rel_se
+
+
+def grid_log10_point_count(b: float, spacing: float, z_dim: int) -> float:
+    """log10 of the number of points of a regular grid over ``[-b, b]^z_dim`` (method 1).
+
+    ``floor(2b / spacing) + 1`` points per axis (both ends when they fall on the grid), to
+    the power ``z_dim``: already 10^122 for b = 1, spacing 0.5, 256 dimensions.
+    """
+    b = _check_scale(b)
+    spacing = _check_scale(spacing)
+    per_axis = math.floor(2 * b / spacing + 1e-9) + 1
+    return z_dim * math.log10(per_axis)

@@ -1,0 +1,108 @@
+"""Shared fixtures: a temporary MLflow store and a tiny train run made through `mlflow run`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY_TRAIN = {"case": "I", "epochs": "2", "image_size": "32", "seed": "3"}
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass(frozen=True)
+class MlflowRunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def tracking_env(tracking_uri: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        MLFLOW_TRACKING_URI=tracking_uri,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        **extra,
+    )
+    return env
+
+
+def mlflow_run(
+    entry_point: str, params: dict[str, str], tracking_uri: str, timeout: float = 600, **env: str
+) -> MlflowRunResult:
+    """``mlflow run . -e ENTRY --env-manager local -P k=v ...`` as a user would type it."""
+    command = [str(BIN / "mlflow"), "run", str(ROOT), "-e", entry_point, "--env-manager", "local"]
+    for key, value in params.items():
+        command += ["-P", f"{key}={value}"]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=tracking_env(tracking_uri, **env),
+        cwd=ROOT,
+    )
+    return MlflowRunResult(done.returncode, done.stdout, done.stderr)
+
+
+def assert_user_error(result: MlflowRunResult, *fragments: str) -> str:
+    """Non-zero exit, one `error:` line naming the value, and no traceback."""
+    assert result.returncode != 0, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One SQLite MLflow store for the session (artifacts beside it)."""
+    store = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    cwd = os.getcwd()
+    os.chdir(store)  # the default artifact root ./mlruns lands in the temporary folder
+    import mlflow
+
+    mlflow.MlflowClient(
+        uri
+    ).search_experiments()  # creates the store and its Default experiment here
+    yield uri
+    os.chdir(cwd)
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_train_run(tracking_uri: str) -> str:
+    """The id of a FINISHED train run of case I on the built-in faces (2 epochs, 32x32)."""
+    import mlflow
+
+    result = mlflow_run("train", TINY_TRAIN, tracking_uri)
+    assert result.returncode == 0, result.output[-4000:]
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.entry_point = 'train'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0].info.run_id

@@ -1,0 +1,121 @@
+"""The train entry point end to end through `mlflow run`, and its bad-input messages."""
+
+from __future__ import annotations
+
+import csv
+
+import mlflow
+import numpy as np
+import pytest
+from conftest import TINY_TRAIN, assert_user_error, mlflow_run
+
+from aelatent.io.run_artifacts import load_autoencoder
+from aelatent.jobs.train import cli
+
+pytestmark = pytest.mark.e2e
+
+EXPECTED_ARTIFACTS = [
+    "latents/latents.npy",
+    "latents/index.csv",
+    "histograms/counts.npy",
+    "histograms/edges.npy",
+    "histograms/components.png",
+    "stats/components.csv",
+    "reconstructions.png",
+]
+
+
+def _download(run_id: str, path: str, tmp_path) -> str:
+    return mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=path, dst_path=str(tmp_path)
+    )
+
+
+def test_train_run_is_complete(tiny_train_run, tmp_path):
+    run = mlflow.get_run(tiny_train_run)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["case"] == "I" and run.data.tags["dataset"] == "orl"
+    assert run.data.tags["mlflow.runName"] == "train case I"
+    params = run.data.params
+    assert params["training.epochs"] == "2" and params["image_size"] == "32"
+    assert params["model.encoder.filters"] == "32,64,128,256"
+    assert params["training.learning_rate"] == "0.0005"
+    client = mlflow.MlflowClient()
+    for metric in ("loss", "val_loss"):
+        history = client.get_metric_history(tiny_train_run, metric)
+        assert [m.step for m in history] == [0, 1], metric
+
+    for path in EXPECTED_ARTIFACTS:
+        _download(tiny_train_run, path, tmp_path)
+    latents = np.load(tmp_path / "latents/latents.npy")
+    assert latents.shape == (400, 256) and latents.dtype == np.float32
+    assert np.isfinite(latents).all() and latents.std() > 0
+    with open(tmp_path / "latents/index.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 400 and {r["partition"] for r in rows} == {"train", "val"}
+    counts = np.load(tmp_path / "histograms/counts.npy")
+    edges = np.load(tmp_path / "histograms/edges.npy")
+    assert counts.shape == (256, len(edges) - 1) and counts.dtype == np.int64
+    assert 80 <= counts.shape[1] <= 120
+    assert (counts.sum(axis=1) == 400).all()
+    assert np.isclose(edges[0], -edges[-1]) and edges[-1] >= np.abs(latents).max()
+    with open(tmp_path / "stats/components.csv") as handle:
+        components = list(csv.DictReader(handle))
+    assert len(components) == 256 and {"mu", "hw"} <= set(components[0])
+
+    autoencoder = load_autoencoder(tiny_train_run)
+    images = np.random.default_rng(0).random((3, 32, 32, 1), dtype=np.float32)
+    z = autoencoder.get_layer("encoder")(images).numpy()
+    assert z.shape == (3, 256)
+    assert autoencoder.get_layer("decoder")(z).numpy().shape == images.shape
+
+
+def test_same_seed_same_latents(tiny_train_run, tracking_uri, tmp_path):
+    again = mlflow_run("train", TINY_TRAIN, tracking_uri)
+    assert again.returncode == 0, again.output[-3000:]
+    newest = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.entry_point = 'train'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )[0].info.run_id
+    assert newest != tiny_train_run
+    first = np.load(_download(tiny_train_run, "latents/latents.npy", tmp_path / "a"))
+    second = np.load(_download(newest, "latents/latents.npy", tmp_path / "b"))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_bad_input_fails_the_mlflow_run(tracking_uri):
+    result = mlflow_run("train", {"case": "III"}, tracking_uri)
+    assert_user_error(result, "unknown case 'III'", "I, II")
+    failed = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="attributes.status = 'FAILED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )[0]
+    assert "unknown case" in failed.data.tags["error"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["--case", "IV"], ["unknown case 'IV'"]),
+        (["--case", "nowhere/case.yaml"], ["'nowhere/case.yaml' does not exist"]),
+        (["--image-size", "50"], ["image_size=50", "multiple of 16"]),
+        (["--epochs", "0"], ["epochs=0", ">= 1"]),
+        (["--epochs", "many"], ["epochs='many'", "integer"]),
+        (["--data", "/no/such/folder"], ["data='/no/such/folder' does not exist"]),
+    ],
+)
+def test_bad_input_is_one_line(argv, fragments, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("aelatent train: error: ")
+    for fragment in fragments:
+        assert fragment in err
