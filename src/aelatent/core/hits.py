@@ -146,6 +146,7 @@ def hit_grid(
         if miss_idx.size and not np.allclose(ks_a[miss_idx], np.asarray(miss_ks, dtype=np.float64)):
             raise ValueError(f"miss_ks {list(miss_ks)} must be a subset of ks {ks_a.tolist()}")
     miss_k32 = ks_a[miss_idx].astype(np.float32)
+    ks32 = ks_a.astype(np.float32)[None, :]
     n_b, n_k, n_m = scales_a.size, ks_a.size, miss_idx.size
 
     offset = np.asarray(sampler.offset, dtype=np.float64)
@@ -175,7 +176,9 @@ def hit_grid(
         y_sq = np.einsum("ij,ij->i", y, y, dtype=np.float64)
         y_off = (y @ offset32).astype(np.float64) if has_offset else 0.0
         b = scales_a[:, None]
-        rad = np.sqrt(np.clip(offset_sq + 2 * b * y_off + b * b * y_sq[None, :], 0.0, None))  # [n_b, m]
+        rad = np.sqrt(
+            np.clip(offset_sq + 2 * b * y_off + b * b * y_sq[None, :], 0.0, None)
+        )  # [n_b, m]
         moments.add(rad.T)
         if done < n_keep:
             take = min(m, n_keep - done)
@@ -185,8 +188,12 @@ def hit_grid(
             r += intercept
             np.abs(r, out=r)
             need = r.max(axis=1)
-            hits[j] += np.count_nonzero(need[:, None] <= ks_a[None, :].astype(np.float32), axis=0)
+            hits[j] += np.count_nonzero(need[:, None] <= ks32, axis=0)
+            need_max = need.max()
             for mm in range(n_m):
+                if need_max <= miss_k32[mm]:  # every vector hits: nothing misses
+                    miss_counts[j, mm, 0] += m
+                    continue
                 np.greater(r, miss_k32[mm], out=miss_buf[:m])
                 n_miss = miss_buf[:m].view(np.uint8).sum(axis=1, dtype=np.uint16)
                 miss_counts[j, mm] += np.bincount(n_miss, minlength=d + 1)
@@ -195,7 +202,10 @@ def hit_grid(
     mean, std = moments.mean_std()
     log10_p = np.array(
         [
-            [sampler.with_scale(s).window_log10_probability(*hit_window(mu_a, hw_a, k)) for k in ks_a]
+            [
+                sampler.with_scale(s).window_log10_probability(*hit_window(mu_a, hw_a, k))
+                for k in ks_a
+            ]
             for s in scales_a
         ]
     )

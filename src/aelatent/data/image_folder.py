@@ -30,6 +30,7 @@ import io
 import os
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -43,7 +44,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 PARTITION_FILES = ("list_eval_partition.txt", "list_eval_partition.csv")
 TOP_OFFSET = 0.75
 VAL_MODULUS = 10
-CROP = f"square-top{TOP_OFFSET:g}-lanczos-rgb-draft"  # part of the cache key: change it with the crop
+# Part of the cache key: change it whenever decode_image changes what it produces.
+CROP = f"square-top{TOP_OFFSET:g}-lanczos-rgb-draft"
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ def _list_folder(folder: Path) -> ImageSource:
             if _is_image(file):
                 full = Path(root) / file
                 stat = full.stat()
-                entries.append((full.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns))
+                relative = full.relative_to(folder).as_posix()
+                entries.append((relative, stat.st_size, stat.st_mtime_ns))
     entries.sort()
     digest = hashlib.sha256()
     for name, size, mtime in entries:
@@ -117,24 +120,29 @@ def _list_folder(folder: Path) -> ImageSource:
     return ImageSource(folder, False, names, names, f"folder:{digest.hexdigest()}")
 
 
-def _list_zip(path: Path) -> tuple[ImageSource, zipfile.ZipFile]:
+def _list_zip(path: Path) -> ImageSource:
     if not zipfile.is_zipfile(path):
-        raise UserError(f"data={str(path)!r} is not a zip archive: give a folder or a .zip of images")
+        raise UserError(
+            f"data={str(path)!r} is not a zip archive: give a folder or a .zip of images"
+        )
     try:
-        archive = zipfile.ZipFile(path)
-        infos = archive.infolist()
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
         raise UserError(f"data={str(path)!r} is not a readable zip archive: {exc}") from exc
     names = sorted(
-        info.filename for info in infos
-        if not info.is_dir() and not info.filename.startswith("__MACOSX/") and _is_image(info.filename)
+        info.filename
+        for info in infos
+        if not info.is_dir()
+        and not info.filename.startswith("__MACOSX/")
+        and _is_image(info.filename)
     )
     tops = {name.split("/", 1)[0] for name in names}
     strip = len(tops) == 1 and all("/" in name for name in names)
     ids = tuple(name.split("/", 1)[1] for name in names) if strip else tuple(names)
     stat = path.stat()
     fingerprint = f"zip:{stat.st_size}:{stat.st_mtime_ns}"
-    return ImageSource(path, True, tuple(names), ids, fingerprint), archive
+    return ImageSource(path, True, tuple(names), ids, fingerprint)
 
 
 def list_images(path: Path) -> ImageSource:
@@ -148,15 +156,14 @@ def list_images(path: Path) -> ImageSource:
                 f"data={str(path)!r} is a file but not a .zip archive: give a folder or a .zip of "
                 "images"
             )
-        source, archive = _list_zip(path)
-        archive.close()
+        source = _list_zip(path)
     else:
         raise UserError(f"data={str(path)!r} does not exist: give a folder or a .zip of images")
     if not source.names:
         kind = "zip" if source.is_zip else "folder"
         raise UserError(
-            f"data={str(path)!r}: the {kind} holds no images ({', '.join(IMAGE_SUFFIXES)}, searched "
-            "recursively)"
+            f"data={str(path)!r}: the {kind} holds no images "
+            f"({', '.join(IMAGE_SUFFIXES)}, searched recursively)"
         )
     return source
 
@@ -204,9 +211,9 @@ def match_partitions(ids: tuple[str, ...], table: dict[str, str], where: str) ->
     """The partition of every id; the file must name exactly these images."""
     by_path = any("/" in name for name in table)
     keys = list(ids) if by_path else [PurePosixPath(i).name for i in ids]
-    if not by_path and len(set(keys)) != len(keys):
-        seen: set[str] = set()
-        duplicate = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+    duplicates = [key for key, count in Counter(keys).items() if count > 1]
+    if duplicates:
+        duplicate = duplicates[0]
         raise UserError(
             f"partition file {where!r} names images by base name, but {duplicate!r} occurs more "
             "than once among the images: name them by relative path or remove the duplicates"

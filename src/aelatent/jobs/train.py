@@ -1,17 +1,20 @@
 """The ``train`` entry point: train a reference autoencoder, encode every image, analyse.
 
-``mlflow run . -e train -P case=I --env-manager local``
+``mlflow run . -e train -P case=I --env-manager local``; an interrupted run continues with
+``-P resume=<run id>`` (see :mod:`aelatent.io.checkpoints`).
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,19 +22,31 @@ from aelatent.config import CaseConfig, load_case
 from aelatent.data.images import BUILT_IN, ImageSet, load_images
 from aelatent.errors import UserError
 from aelatent.io.run_artifacts import INDEX_PATH, LATENTS_PATH, MODEL_NAME
-from aelatent.io.tracking import ArgumentParser, entry_point_run, parse_int, run_entry_point
+from aelatent.io.tracking import (
+    ArgumentParser,
+    entry_point_run,
+    get_run,
+    parse_int,
+    run_entry_point,
+)
+
+if TYPE_CHECKING:
+    import keras
 
 AUTO = "auto"
+NO_RESUME = "none"
 N_RECONSTRUCTIONS = 16
 
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """Validated parameters of one training run."""
+    """Validated parameters of one training run; ``resume_run`` continues an interrupted one."""
 
     case: CaseConfig
+    case_arg: str
     data: str
     seed: int
+    resume_run: str | None = None
 
 
 def parse_args(argv: Sequence[str] | None) -> TrainRequest:
@@ -41,16 +56,36 @@ def parse_args(argv: Sequence[str] | None) -> TrainRequest:
     parser.add_argument("--epochs", default=AUTO, help="'auto' = the case YAML's epochs")
     parser.add_argument("--image-size", default=AUTO, help="'auto' = the case YAML's image_size")
     parser.add_argument("--seed", default="0", help="random seed (same seed, same latents)")
+    parser.add_argument("--resume", default=NO_RESUME, help="id of an interrupted train run")
     args = parser.parse_args(argv)
-    case = load_case(args.case)
-    epochs = None if args.epochs == AUTO else parse_int(args.epochs, "epochs", minimum=1)
-    image_size = (
-        None if args.image_size == AUTO else parse_int(args.image_size, "image_size", minimum=1)
-    )
-    if epochs is None and args.data != BUILT_IN:
-        epochs = case.training.epochs_celeba
-    case = case.with_overrides(epochs=epochs, image_size=image_size)
-    return TrainRequest(case=case, data=args.data, seed=parse_int(args.seed, "seed", minimum=0))
+    if args.resume != NO_RESUME:
+        return resume_request(args.resume)
+    return build_request(args.case, args.data, args.epochs, args.image_size, args.seed)
+
+
+def build_request(case_arg: str, data: str, epochs: str, image_size: str, seed: str,
+                  resume_run: str | None = None) -> TrainRequest:
+    case = load_case(case_arg)
+    n_epochs = None if epochs == AUTO else parse_int(epochs, "epochs", minimum=1)
+    size = None if image_size == AUTO else parse_int(image_size, "image_size", minimum=1)
+    if n_epochs is None and data != BUILT_IN:
+        n_epochs = case.training.epochs_celeba
+    case = case.with_overrides(epochs=n_epochs, image_size=size)
+    return TrainRequest(case=case, case_arg=case_arg, data=data,
+                        seed=parse_int(seed, "seed", minimum=0), resume_run=resume_run)
+
+
+def resume_request(run_id: str) -> TrainRequest:
+    """The request of an interrupted train run, rebuilt from the parameters it logged."""
+    run = get_run(run_id, expected_entry_point="train")
+    if run.info.status == "FINISHED":
+        raise UserError(f"resume={run_id!r} already FINISHED: nothing to resume; start a new run")
+    params = run.data.params
+    try:
+        return build_request(params["case_arg"], params["data"], params["training.epochs"],
+                             params["image_size"], params["seed"], resume_run=run_id)
+    except KeyError as missing:
+        raise UserError(f"resume={run_id!r} logged no parameter {missing}: cannot resume") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -68,28 +103,31 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
     import mlflow.keras
     import tensorflow as tf
 
-    from aelatent.data.pipeline import autoencoder_dataset, encode_images
-    from aelatent.jobs.analyse import analyse_and_log
-    from aelatent.model import build_autoencoder, encoder_of
-    from aelatent.plots.image_grids import save_reconstructions
+    from aelatent.data.pipeline import autoencoder_dataset
+    from aelatent.io.checkpoints import EpochCheckpoint, load_checkpoint, remove_checkpoint
+    from aelatent.model import build_autoencoder
 
     case = request.case
     keras.utils.set_random_seed(request.seed)
     tf.config.experimental.enable_op_determinism()
     tags = {"case": case.name, "dataset": image_set.name}
-    with entry_point_run("train", f"train case {case.name}", tags, nested=nested) as run:
-        mlflow.log_params(
-            {
-                **case.flat_params(),
-                "data": request.data,
-                "seed": request.seed,
-                "n_images": len(image_set.images),
-                "n_channels": image_set.n_channels,
-                "n_train": len(image_set.indices("train")),
+    if request.resume_run:
+        _mark_launcher_run(request.resume_run)
+    with entry_point_run("train", f"train case {case.name}", tags, nested=nested,
+                         run_id=request.resume_run) as run:
+        run_id = run.info.run_id
+        if request.resume_run is None:
+            mlflow.log_params({
+                **case.flat_params(), "case_arg": request.case_arg, "data": request.data,
+                "seed": request.seed, "n_images": len(image_set.images),
+                "n_channels": image_set.n_channels, "n_train": len(image_set.indices("train")),
                 "n_val": len(image_set.indices("val")),
-            }
-        )
-        autoencoder = build_autoencoder(case, image_set.n_channels)
+            })
+        checkpoint = load_checkpoint(run_id) if request.resume_run else None
+        autoencoder, epochs_done = checkpoint or (build_autoencoder(case, image_set.n_channels), 0)
+        if checkpoint:
+            print(f"aelatent train: resuming run {run_id} after epoch {epochs_done}", flush=True)
+            mlflow.set_tag("resumed_after_epoch", str(epochs_done))
         batch = case.training.batch_size
         train_data = autoencoder_dataset(
             image_set, image_set.indices("train"), batch, shuffle=True, seed=request.seed
@@ -99,52 +137,73 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
         )
         started = time.perf_counter()
         history = autoencoder.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=case.training.epochs,
-            callbacks=[mlflow.keras.MlflowCallback()],
+            train_data, validation_data=val_data, epochs=case.training.epochs,
+            initial_epoch=epochs_done,
+            callbacks=[EpochCheckpoint(run_id), mlflow.keras.MlflowCallback()],
             verbose=1 if sys.stdout.isatty() else 2,
         )
         seconds = time.perf_counter() - started
-        mlflow.log_metrics(
-            {
-                "train_seconds": seconds,
-                "train_images_per_second": len(image_set.indices("train"))
-                * case.training.epochs
-                / seconds,
-                "final_loss": history.history["loss"][-1],
-                "final_val_loss": history.history["val_loss"][-1],
-            }
-        )
-        mlflow.keras.log_model(autoencoder, name=MODEL_NAME)
-
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp)
-            save_reconstructions(
-                *reconstruct_examples(autoencoder, image_set),
-                out / "reconstructions.png",
-                labels=("train", "val"),
-            )
-            mlflow.log_artifact(str(out / "reconstructions.png"))
-
-            latents = encode_images(encoder_of(autoencoder), image_set.images)
-            (out / "latents").mkdir()
-            np.save(out / LATENTS_PATH, latents)
-            write_index(out / INDEX_PATH, image_set)
-            mlflow.log_artifacts(str(out / "latents"), artifact_path="latents")
-        analyse_and_log(latents)
-        return run.info.run_id
+        epochs_run = case.training.epochs - epochs_done
+        metrics = {"train_seconds": seconds,
+                   "train_images_per_second":
+                       len(image_set.indices("train")) * epochs_run / max(seconds, 1e-9)}
+        if history.history:
+            metrics |= {"final_loss": history.history["loss"][-1],
+                        "final_val_loss": history.history["val_loss"][-1]}
+        mlflow.log_metrics(metrics)
+        log_trained_model(autoencoder, image_set)
+        remove_checkpoint(run_id)
+        return run_id
 
 
-def reconstruct_examples(autoencoder, image_set: ImageSet) -> tuple[np.ndarray, np.ndarray]:
+def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> None:
+    """The model, reconstructions, the latents of every image and their analysis."""
+    import mlflow
+    import mlflow.keras
+    from mlflow.models import infer_signature
+
+    from aelatent.data.pipeline import encode_images
+    from aelatent.jobs.analyse import analyse_and_log
+    from aelatent.model import encoder_of
+    from aelatent.plots.image_grids import save_reconstructions
+
+    originals, reconstructions = reconstruct_examples(autoencoder, image_set)
+    mlflow.keras.log_model(autoencoder, name=MODEL_NAME,
+                           signature=infer_signature(originals[:2], reconstructions[:2]))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        save_reconstructions(originals, reconstructions, out / "reconstructions.png",
+                             labels=("train", "val"))
+        mlflow.log_artifact(str(out / "reconstructions.png"))
+        latents = encode_images(encoder_of(autoencoder), image_set.images)
+        (out / "latents").mkdir()
+        np.save(out / LATENTS_PATH, latents)
+        write_index(out / INDEX_PATH, image_set)
+        mlflow.log_artifacts(str(out / "latents"), artifact_path="latents")
+    analyse_and_log(latents)
+
+
+def _mark_launcher_run(resumed: str) -> None:
+    """``mlflow run`` made a fresh run for this call; label it as the launcher of a resume."""
+    launcher = os.environ.pop("MLFLOW_RUN_ID", None)
+    if launcher and launcher != resumed:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        client.set_tag(launcher, "entry_point", "resume")
+        client.set_tag(launcher, "resumed_run", resumed)
+        client.set_tag(launcher, "mlflow.runName", f"resume of {resumed[:8]}")
+
+
+def reconstruct_examples(autoencoder: keras.Model,
+                         image_set: ImageSet) -> tuple[np.ndarray, np.ndarray]:
     """Half training images, half validation images (people the network never saw)."""
     half = N_RECONSTRUCTIONS // 2
-    shown = np.concatenate(
-        [
-            image_set.indices("train")[:: max(1, len(image_set.indices("train")) // half)][:half],
-            image_set.indices("val")[:: max(1, len(image_set.indices("val")) // half)][:half],
-        ]
-    )
+    rows = []
+    for partition in ("train", "val"):
+        indices = image_set.indices(partition)
+        rows.append(indices[:: max(1, len(indices) // half)][:half])
+    shown = np.concatenate(rows)
     originals = np.asarray(image_set.images[shown], dtype=np.float32) / 255.0
     return originals, autoencoder.predict(originals, verbose=0)
 
