@@ -137,7 +137,7 @@ def newest_finished_run(entry_point: str, case: str | None = None) -> Run:
     """The newest FINISHED run of an entry point (optionally of one case), in any experiment."""
     filters = [f"tags.{ENTRY_POINT_TAG} = '{entry_point}'", "attributes.status = 'FINISHED'"]
     if case:
-        filters.append(f"tags.case = '{case}'")
+        filters.append(f"tags.`case` = '{case}'")
     runs = mlflow.search_runs(
         search_all_experiments=True,
         filter_string=" and ".join(filters),

@@ -1,0 +1,92 @@
+"""Entry-point plumbing: parameter parsing, run lookup, and how user errors end a run."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from aelatent.errors import UserError
+from aelatent.io.tracking import (
+    fail_run,
+    get_run,
+    newest_finished_run,
+    parse_float_list,
+    parse_int,
+    resolve_train_run,
+    run_entry_point,
+)
+
+
+def test_parse_float_list():
+    assert parse_float_list("1,1.5, 2", "b") == [1.0, 1.5, 2.0]
+    with pytest.raises(UserError, match=r"b='1,x': 'x' is not a number"):
+        parse_float_list("1,x", "b")
+    with pytest.raises(UserError, match="every value must be > 0, got -1"):
+        parse_float_list("1,-1", "b")
+    with pytest.raises(UserError, match="finite"):
+        parse_float_list("nan", "k")
+
+
+def test_parse_int():
+    assert parse_int("7", "n", minimum=1) == 7
+    with pytest.raises(UserError, match="n=0 is out of range"):
+        parse_int("0", "n", minimum=1)
+    with pytest.raises(UserError, match="n='1.5' is not an integer"):
+        parse_int("1.5", "n", minimum=1)
+
+
+def test_user_error_fails_the_run_and_keeps_its_artifacts(tracking_uri, tmp_path, capsys):
+    note = tmp_path / "note.txt"
+    note.write_text("logged before the mistake")
+
+    def job(argv):
+        mlflow.start_run()
+        mlflow.set_tag("entry_point", "demo")
+        mlflow.log_artifact(str(note))
+        raise UserError("n=0 is out of range; expected an integer >= 1")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_entry_point("demo", job, [])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "aelatent demo: error: n=0 is out of range; expected an integer >= 1"
+    )
+    run = newest_failed()
+    assert run.data.tags["error"].startswith("n=0 is out of range")
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
+    assert artifacts == ["note.txt"]
+
+
+def newest_failed():
+    return mlflow.search_runs(
+        search_all_experiments=True, filter_string="attributes.status = 'FAILED'",
+        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+    )[0]
+
+
+def test_fail_run_marks_the_mlflow_run_launched_run(tracking_uri, monkeypatch, capsys):
+    run = mlflow.MlflowClient().create_run("0")
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    with pytest.raises(SystemExit):
+        fail_run("evaluate", "sampler='x' is unknown")
+    stored = mlflow.get_run(run.info.run_id)
+    assert stored.info.status == "FAILED"
+    assert stored.data.tags["error"] == "sampler='x' is unknown"
+
+
+def test_run_lookup(tracking_uri):
+    with mlflow.start_run() as other:
+        mlflow.set_tag("entry_point", "evaluate")
+    with pytest.raises(UserError, match="is a evaluate run, not a train run"):
+        get_run(other.info.run_id, expected_entry_point="train")
+    with pytest.raises(UserError, match="does not exist"):
+        get_run("feedfacefeedfacefeedfacefeedface")
+    with pytest.raises(UserError, match="no finished train run of case XYZ"):
+        newest_finished_run("train", case="XYZ")
+    with mlflow.start_run() as unfinished:
+        mlflow.set_tags({"entry_point": "train", "case": "XYZ"})
+        with pytest.raises(UserError, match="is RUNNING, not FINISHED"):
+            resolve_train_run(unfinished.info.run_id)
+    with mlflow.start_run() as finished:
+        mlflow.set_tags({"entry_point": "train", "case": "XYZ"})
+    assert newest_finished_run("train", case="XYZ").info.run_id == finished.info.run_id
