@@ -31,7 +31,7 @@ def test_parse_int():
     assert parse_int("7", "n", minimum=1) == 7
     with pytest.raises(UserError, match="n=0 is out of range"):
         parse_int("0", "n", minimum=1)
-    with pytest.raises(UserError, match="n='1.5' is not an integer"):
+    with pytest.raises(UserError, match=r"n='1\.5' is not an integer"):
         parse_int("1.5", "n", minimum=1)
 
 
