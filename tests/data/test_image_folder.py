@@ -7,12 +7,35 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import N_IMAGES, partition_text, write_celeba_like, zip_folder
+from celeba_like import (
+    N_IMAGES,
+    copy_with_partition_file,
+    partition_text,
+    use_temporary_cache,
+    write_celeba_like,
+    write_celeba_source,
+    zip_folder,
+)
 from PIL import Image
 
 from aelatent.data import load_images
 from aelatent.data.image_folder import TOP_OFFSET, hashed_partitions, load_image_folder
 from aelatent.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return use_temporary_cache(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def celeba_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_celeba_source(tmp_path_factory.mktemp("celeba"))
+
+
+@pytest.fixture
+def celeba_folder(celeba_source: Path, tmp_path: Path) -> Path:
+    return copy_with_partition_file(celeba_source, tmp_path)
 
 
 def test_folder_with_partition_file(celeba_folder: Path):
@@ -79,12 +102,13 @@ def test_recursive_and_mixed_formats_become_rgb(tmp_path: Path):
     )
     assert image_set.images.shape == (4, 8, 8, 3)
     np.testing.assert_array_equal(image_set.images[0], 200)
-    np.testing.assert_array_equal(image_set.images[1], [10, 20, 30])
+    np.testing.assert_array_equal(image_set.images[1], np.broadcast_to([10, 20, 30], (8, 8, 3)))
 
 
 def test_crop_is_the_stated_square(tmp_path: Path):
     """Rows above and below the square are red and blue; the square itself is green."""
     top = round((218 - 178) * TOP_OFFSET)
+    assert top == 30  # as documented: rows 30..207 of CelebA's 218
     pixels = np.zeros((218, 178, 3), np.uint8)
     pixels[:top] = (255, 0, 0)
     pixels[top : top + 178] = (0, 255, 0)

@@ -369,7 +369,7 @@ def ghk_log_probability(
         upper = a > 0
         la = log_ndtr(np.where(upper, -b, a))
         draw = ndtri_exp(np.logaddexp(la, log_u[:, i] + log_p))
-        e[:, i] = np.where(upper, draw, draw)
+        e[:, i] = np.where(upper, -draw, draw)
         e[:, i] = np.nan_to_num(e[:, i], nan=0.0, posinf=0.0, neginf=0.0)
     log_mean = float(logsumexp(log_w) - math.log(n_draws))
     w = np.exp(log_w - log_w.max())

@@ -22,12 +22,14 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from aelatent.data.image_folder import CROP, ImageSource, decode_image
@@ -193,8 +195,11 @@ def _decode_all(
         finally:
             _WORKER.clear()
         return
-    # spawn, not fork: the parent may hold TensorFlow's threads, which fork does not survive
-    context = multiprocessing.get_context("spawn")
+    # Fork is instant, but unsafe once TensorFlow's threads run in the parent (a child can
+    # inherit a lock held by one of them): then spawn, which pays for importing the main
+    # module again in each worker. The train job decodes before it imports TensorFlow.
+    method = "spawn" if "tensorflow" in sys.modules else "fork"
+    context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(source, image_size, partial)) as pool:
         futures: dict[Future[dict[int, str]], int] = {
@@ -221,6 +226,8 @@ def _decode_chunk(start: int, stop: int) -> dict[int, str]:
     for index in range(start, stop):
         try:
             images[index] = decode_image(source.read(index), image_size)
+        except UnidentifiedImageError:
+            failures[index] = "not an image in a format PIL can read"
         except Exception as exc:  # any unreadable file is skipped, whatever the decoder says
             failures[index] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     images.flush()

@@ -1,36 +1,251 @@
 """The ``main`` entry point: the whole study on the built-in faces in one command.
 
-``mlflow run . -e main --env-manager local`` (what ``make demo`` runs).
+``mlflow run . -e main --env-manager local`` (what ``make demo`` runs): train case I and II,
+evaluate every sampler on each, search b on each, write the report. Every step is a child
+run of one parent run "main study", named and tagged like the stand-alone entry points, so
+the MLflow UI shows the study as one tree and every child compares with stand-alone runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aelatent.io.tracking import ArgumentParser, entry_point_run, run_entry_point
-from aelatent.jobs import train
+from aelatent.errors import UserError
+from aelatent.io.tracking import ArgumentParser, entry_point_run, parse_int, run_entry_point
+
+if TYPE_CHECKING:
+    from mlflow.entities import RunInfo
+
+    from aelatent.jobs.report import ReportResult
 
 CASES = ("I", "II")
+AUTO = "auto"
+PARENT_TAG = "mlflow.parentRunId"
+DEFAULT_N_SAMPLES = "200000"
+DEFAULT_N_TRIALS = "30"
+PLACEHOLDER_RUN = "newest"
+
+
+@dataclass(frozen=True)
+class MainRequest:
+    """Validated parameters; every step's own arguments are checked before any training."""
+
+    data: str
+    epochs: str
+    image_size: str
+    seed: str
+    n_samples: str
+    n_trials: str
+    output: Path | None
+
+    def train_argv(self, case: str) -> list[str]:
+        return [
+            "--case",
+            case,
+            "--data",
+            self.data,
+            "--epochs",
+            self.epochs,
+            "--image-size",
+            self.image_size,
+            "--seed",
+            self.seed,
+        ]
+
+    def evaluate_argv(self, train_run: str) -> list[str]:
+        return [
+            "--train-run",
+            train_run,
+            "--sampler",
+            "all",
+            "--n-samples",
+            self.n_samples,
+            "--seed",
+            self.seed,
+        ]
+
+    def search_argv(self, train_run: str) -> list[str]:
+        return [
+            "--train-run",
+            train_run,
+            "--n-trials",
+            self.n_trials,
+            "--n-samples",
+            self.n_samples,
+            "--seed",
+            self.seed,
+        ]
+
+
+def parse_args(argv: Sequence[str] | None) -> MainRequest:
+    from aelatent.jobs import evaluate, search, train
+
+    parser = ArgumentParser(prog="aelatent main", description=__doc__)
+    parser.add_argument("--data", default="orl", help="'orl' (built-in faces) or a folder/zip")
+    parser.add_argument("--epochs", default=AUTO, help="'auto' = each case YAML's epochs")
+    parser.add_argument("--image-size", default=AUTO, help="'auto' = each case YAML's size")
+    parser.add_argument("--seed", default="0")
+    parser.add_argument("--n-samples", default=DEFAULT_N_SAMPLES, help="vectors per sampler/b")
+    parser.add_argument("--n-trials", default=DEFAULT_N_TRIALS, help="Optuna trials per case")
+    parser.add_argument("--output", default=AUTO, help="report folder (reports/<timestamp>)")
+    args = parser.parse_args(argv)
+    request = MainRequest(
+        data=args.data,
+        epochs=args.epochs,
+        image_size=args.image_size,
+        seed=args.seed,
+        n_samples=args.n_samples,
+        n_trials=args.n_trials,
+        output=None if args.output in ("", AUTO) else Path(args.output),
+    )
+    parse_int(request.seed, "seed", minimum=0)
+    for case in CASES:  # a typo fails here in a second, not after the training
+        train.parse_args(request.train_argv(case))
+    evaluate.parse_args(request.evaluate_argv(PLACEHOLDER_RUN))
+    search.parse_args(request.search_argv(PLACEHOLDER_RUN))
+    return request
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = ArgumentParser(prog="aelatent main", description=__doc__)
-    parser.add_argument("--data", default="orl")
-    parser.add_argument("--epochs", default="auto")
-    parser.add_argument("--seed", default="0")
-    args = parser.parse_args(argv)
-    requests = [
-        train.parse_args(["--case", case, "--data", args.data, "--epochs", args.epochs,
-                          "--seed", args.seed])
-        for case in CASES
-    ]
-    from aelatent.data.images import load_images
+    import mlflow
 
-    with entry_point_run("main", "main study", {"dataset": args.data}):
-        for request in requests:
-            image_set = load_images(request.data, request.case.image_size)
-            train.train(request, image_set, nested=True)
+    from aelatent.jobs.report import default_output, point_latest, print_where
+
+    request = parse_args(argv)
+    output = request.output or default_output()
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    with entry_point_run("main", "main study", {"dataset": request.data}) as parent:
+        try:
+            report = run_study(request, parent.info, output, seconds)
+        except UserError as exc:  # keep the reason on the parent run, not only on stderr
+            mlflow.set_tag("error", str(exc)[:5000])
+            raise
+        seconds["total"] = time.perf_counter() - started
+        mlflow.log_metrics({f"seconds/{k}": v for k, v in seconds.items()})
+        mlflow.set_tag("report_run", report.run_id)
+    if request.output is None:
+        point_latest(report.html.parent)
+    print(
+        f"\naelatent main: the study took {seconds['total']:.0f} s "
+        f"(parent run {parent.info.run_id})."
+    )
+    print_where(report)
+    print(f"MLflow UI: {ui_command(mlflow.get_tracking_uri())}  then open http://127.0.0.1:5000")
+
+
+def run_study(
+    request: MainRequest, parent: RunInfo, output: Path, seconds: dict[str, float]
+) -> ReportResult:
+    """Every step as a child run of ``parent``, timed into ``seconds``."""
+    from aelatent.jobs.report import write_report
+
+    children: list[str] = []
+    trains: dict[str, str] = {}
+    for case in CASES:
+        with _timed(seconds, f"train_{case}"):
+            trains[case] = run_train(request.train_argv(case))
+        children.append(trains[case])
+    for case in CASES:
+        with _timed(seconds, f"evaluate_{case}"):
+            children.append(run_evaluate(request.evaluate_argv(trains[case])))
+    for case in CASES:
+        with _timed(seconds, f"search_{case}"):
+            children.append(
+                run_search(request.search_argv(trains[case]), parent, case, trains[case])
+            )
+    with _timed(seconds, "report"):
+        return write_report(None, children, output, nested=True)
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], name: str) -> Iterator[None]:
+    """Record a step's wall time, so the parent run says where the demo's minutes go."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[name] = time.perf_counter() - started
+
+
+def run_train(argv: list[str]) -> str:
+    """Train one case as a nested run (in this process); returns the train run id."""
+    from aelatent.data.images import load_images
+    from aelatent.jobs import train
+
+    request = train.parse_args(argv)
+    image_set = load_images(request.data, request.case.image_size)
+    return train.train(request, image_set, nested=True)
+
+
+def run_evaluate(argv: list[str]) -> str:
+    """Evaluate every sampler on one train run as a nested run; returns its run id."""
+    from aelatent.jobs import evaluate
+
+    request = evaluate.parse_args(argv)
+    return evaluate.evaluate(request, evaluate.load_train_inputs(request), nested=True)
+
+
+def run_search(argv: list[str], parent: RunInfo, case: str, train_run: str) -> str:
+    """The search as a child run, in a subprocess that resumes a child run made here.
+
+    ``jobs.search`` starts its run without ``nested``, so it cannot run in this process
+    while the parent run is active. MLflow's own ``MLFLOW_RUN_ID`` mechanism (what
+    ``mlflow run`` uses) lets the unchanged entry point log into a child run instead.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    child = client.create_run(
+        parent.experiment_id,
+        run_name=f"search case {case}",
+        tags={
+            PARENT_TAG: parent.run_id,
+            "entry_point": "search",
+            "case": case,
+            "train_run": train_run,
+        },
+    )
+    child_id = child.info.run_id
+    env = {
+        **os.environ,
+        "MLFLOW_RUN_ID": child_id,
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        "MLFLOW_EXPERIMENT_ID": parent.experiment_id,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "aelatent.jobs.search", *argv], env=env, check=False
+    )
+    status = client.get_run(child_id).info.status
+    if done.returncode != 0 or status != "FINISHED":
+        if status == "RUNNING":
+            client.set_terminated(child_id, "FAILED")
+        raise UserError(
+            f"the search of case {case} failed (exit code {done.returncode}, run {child_id}); "
+            "its error is above"
+        )
+    return child_id
+
+
+def ui_command(tracking_uri: str) -> str:
+    """How to open the MLflow UI on this tracking store."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri} (a tracking server)"
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
 def cli(argv: Sequence[str] | None = None) -> None:
     run_entry_point("main", main, argv)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,5 +1,8 @@
 """CelebA-shaped data made on the fly: 178x218 RGB JPEGs in a folder and in a zip.
 
+A helper module, not a conftest: a second module named ``conftest`` would shadow
+tests/conftest.py for the ``from conftest import ...`` of the other test modules.
+
 Each image is a colour gradient with a bright ellipse (a "face") below the centre, so crops,
 channel order and compression behave as with real aligned faces, at ~10 kB a file.
 """
@@ -60,28 +63,24 @@ def zip_folder(folder: Path, archive: Path, top: str, extra: dict[str, str] | No
     return archive
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty preprocessing cache."""
+def use_temporary_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the preprocessing cache at an empty folder of this test."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("AELATENT_CACHE_DIR", str(cache))
     return cache
 
 
-@pytest.fixture(scope="session")
-def celeba_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``<tmp>/celeba/img_align_celeba/*.jpg`` (120 images); no partition file. Do not modify."""
-    root = tmp_path_factory.mktemp("celeba")
+def write_celeba_source(root: Path) -> Path:
+    """``root/img_align_celeba/*.jpg`` (120 images), no partition file: a read-only source."""
     write_celeba_like(root / "img_align_celeba")
     return root / "img_align_celeba"
 
 
-@pytest.fixture
-def celeba_folder(celeba_source: Path, tmp_path: Path) -> Path:
-    """A writable copy of the images with ``list_eval_partition.txt`` beside the folder."""
+def copy_with_partition_file(source: Path, tmp_path: Path) -> Path:
+    """A writable copy of ``source`` with ``list_eval_partition.txt`` beside the folder."""
     folder = tmp_path / "celeba" / "img_align_celeba"
     folder.mkdir(parents=True)
-    for file in celeba_source.iterdir():
+    for file in source.iterdir():
         (folder / file.name).write_bytes(file.read_bytes())
     names = sorted(f.name for f in folder.iterdir())
     (folder.parent / "list_eval_partition.txt").write_text(partition_text(names))

@@ -1,0 +1,430 @@
+"""The ``evaluate`` entry point: which generated latent vectors land where the faces are?
+
+``mlflow run . -e evaluate --env-manager local [-P train_run=<id>] [-P sampler=uniform]``
+
+For a train run (default: the newest finished one, optionally of ``case``) it draws
+``n_samples`` vectors per sampler and scale, runs the hit test of SCIENCE.md for every
+half-width multiple ``k`` against the run's ``stats/components.csv`` (mu, hw), and logs:
+
+- metrics ``hit_rate|hits|log10_p_hit/<sampler>/b<b>/k<k>``,
+  ``radius_mean|radius_std/<sampler>/b<b>`` and ``radius_mean_theory|radius_std_theory/...``;
+- ``hits/hit_rates.csv``, ``hits/heatmap_<sampler>.png``, ``misses/miss_counts_<sampler>.csv``
+  and ``.png``, ``radius/radii.png``, ``decoded/<sampler>_b<b>.png``,
+  ``decoded/reconstructions.png`` and ``decoded/overview.png``.
+
+The b-axis: for ``uniform`` it is the half-width ``b`` of the box ``[-b, b]`` (``-P b=``).
+``gaussian`` and ``mvn`` have no box; their axis is the width factor ``s`` (``-P scale=``):
+sigma_i -> s*sigma_i, resp. cov -> s^2 cov, and metric names carry it in the same slot
+(``hit_rate/gaussian/b1/k2`` is scale 1), so every sampler reads as one grid.
+
+``log10_p_hit`` is exact for uniform and gaussian; for mvn it is the GHK importance-sampling
+estimate (:meth:`aelatent.core.samplers.MVNSampler.window_log10_probability`).
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aelatent.core.hits import HitGrid, hit_grid
+from aelatent.core.radius import radii
+from aelatent.core.radius_theory import (
+    RadiusMoments,
+    gaussian_radius_moments,
+    mvn_radius_moments,
+    uniform_radius_moments,
+)
+from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
+from aelatent.errors import UserError
+from aelatent.io.tracking import (
+    ArgumentParser,
+    entry_point_run,
+    parse_float_list,
+    parse_int,
+    resolve_train_run,
+    run_entry_point,
+)
+
+SAMPLERS = ("uniform", "gaussian", "mvn")
+ALL = "all"
+NEWEST = "newest"
+ANY_CASE = "any"
+DEFAULT_B = "1,1.5,2,3,4,6,8,12"
+DEFAULT_K = "1,1.5,2,3,6,12"
+DEFAULT_SCALE = "0.5,1,1.5,2,3"
+DEFAULT_N_SAMPLES = "200000"
+DEFAULT_N_DECODED = "16"
+MAX_N_SAMPLES = 1_000_000_000
+SCALE_LABELS = {"uniform": "b (box half-width)", "gaussian": "scale s", "mvn": "scale s"}
+HIT_RATES_CSV = "hits/hit_rates.csv"
+TRAIN_RUN_TAG = "train_run"
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """Validated parameters; ``raw`` keeps them as given, for the run's params."""
+
+    train_run: str | None
+    case: str | None
+    samplers: tuple[str, ...]
+    b: tuple[float, ...]
+    k: tuple[float, ...]
+    scale: tuple[float, ...]
+    n_samples: int
+    seed: int
+    n_decoded: int
+    raw: dict[str, str]
+
+    def scales_for(self, sampler: str) -> tuple[float, ...]:
+        return self.b if sampler == "uniform" else self.scale
+
+
+@dataclass(frozen=True)
+class TrainInputs:
+    """What the evaluation needs from the train run, read and checked before any work."""
+
+    run_id: str
+    case: str
+    dataset: str
+    latents: np.ndarray  # float32 [n_images, z_dim]
+    mu: np.ndarray  # float64 [z_dim], histogram peak
+    hw: np.ndarray  # float64 [z_dim], full width at half maximum
+    sigma: np.ndarray  # float64 [z_dim], Gaussian fit
+
+
+def parse_samplers(text: str) -> tuple[str, ...]:
+    names = [s.strip().lower() for s in str(text).split(",") if s.strip()]
+    if not names or names == [ALL]:
+        return SAMPLERS
+    unknown = [s for s in names if s not in SAMPLERS]
+    if unknown:
+        raise UserError(
+            f"sampler={text!r}: unknown sampler {unknown[0]!r}; expected one of "
+            f"{', '.join(SAMPLERS)}, a comma list of them, or {ALL}"
+        )
+    return tuple(s for s in SAMPLERS if s in names)
+
+
+def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
+    parser = ArgumentParser(prog="aelatent evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--train-run", default=NEWEST, help="train run id, or 'newest'")
+    parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
+    parser.add_argument("--sampler", default=ALL, help="uniform, gaussian, mvn or all")
+    parser.add_argument("--b", default=DEFAULT_B, help="uniform box half-widths, comma list")
+    parser.add_argument("--k", default=DEFAULT_K, help="half-width multiples, comma list")
+    parser.add_argument("--scale", default=DEFAULT_SCALE, help="gaussian/mvn width factors")
+    parser.add_argument("--n-samples", default=DEFAULT_N_SAMPLES)
+    parser.add_argument("--seed", default="0")
+    parser.add_argument("--n-decoded", default=DEFAULT_N_DECODED, help="images per grid, 0: none")
+    args = parser.parse_args(argv)
+    raw = {
+        "train_run": args.train_run,
+        "case": args.case,
+        "sampler": args.sampler,
+        "b": args.b,
+        "k": args.k,
+        "scale": args.scale,
+        "n_samples": args.n_samples,
+        "seed": args.seed,
+        "n_decoded": args.n_decoded,
+    }
+    n_samples = parse_int(args.n_samples, "n_samples", minimum=1)
+    if n_samples > MAX_N_SAMPLES:
+        raise UserError(f"n_samples={n_samples} is out of range; expected at most {MAX_N_SAMPLES}")
+    train_run = args.train_run.strip()
+    case = args.case.strip()
+    return EvaluateRequest(
+        train_run=None if train_run.lower() in (NEWEST, "") else train_run,
+        case=None if case.lower() in (ANY_CASE, "") else case,
+        samplers=parse_samplers(args.sampler),
+        b=_unique(parse_float_list(args.b, "b")),
+        k=_unique(parse_float_list(args.k, "k")),
+        scale=_unique(parse_float_list(args.scale, "scale")),
+        n_samples=n_samples,
+        seed=parse_int(args.seed, "seed", minimum=0),
+        n_decoded=parse_int(args.n_decoded, "n_decoded", minimum=0),
+        raw=raw,
+    )
+
+
+def _unique(values: list[float]) -> tuple[float, ...]:
+    return tuple(sorted(set(values)))
+
+
+def load_train_inputs(request: EvaluateRequest) -> TrainInputs:
+    """Resolve the train run and read its latents and component table; UserError if unusable."""
+    from aelatent.io.analysis_artifacts import COMPONENTS_CSV, read_components_csv
+    from aelatent.io.run_artifacts import download, load_latents
+
+    run = resolve_train_run(request.train_run, request.case)
+    run_id = run.info.run_id
+    latents = load_latents(run_id)
+    table = read_components_csv(download(run_id, COMPONENTS_CSV))
+    z_dim = latents.shape[1]
+    columns = {}
+    for name in ("mu", "hw", "sigma"):
+        if name not in table:
+            raise UserError(f"{COMPONENTS_CSV} of run {run_id!r} has no column {name!r}")
+        columns[name] = np.asarray(table[name], dtype=np.float64)
+        if columns[name].shape != (z_dim,) or not np.all(np.isfinite(columns[name])):
+            raise UserError(
+                f"{COMPONENTS_CSV} of run {run_id!r}: column {name!r} must hold {z_dim} finite "
+                f"numbers (one per latent component)"
+            )
+    for name in ("hw", "sigma"):
+        dead = np.flatnonzero(columns[name] <= 0)
+        if dead.size:
+            raise UserError(
+                f"{COMPONENTS_CSV} of run {run_id!r}: {name} <= 0 for {dead.size} components "
+                f"(first {int(dead[0])}); a window of zero width cannot be hit"
+            )
+    if request.n_decoded > 0:
+        _check_has_model(run_id)
+    return TrainInputs(
+        run_id=run_id,
+        case=run.data.tags.get("case", "?"),
+        dataset=run.data.tags.get("dataset", "?"),
+        latents=np.asarray(latents, dtype=np.float32),
+        mu=columns["mu"],
+        hw=columns["hw"],
+        sigma=columns["sigma"],
+    )
+
+
+def _check_has_model(run_id: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from aelatent.io.run_artifacts import MODEL_NAME
+
+    names = {a.path for a in MlflowClient().list_artifacts(run_id)}
+    if MODEL_NAME not in names:
+        raise UserError(
+            f"run {run_id!r} has no model {MODEL_NAME!r} to decode with; pass -P n_decoded=0"
+        )
+
+
+def build_sampler(name: str, inputs: TrainInputs) -> Sampler:
+    """The sampler at scale 1; ``with_scale`` gives the rest of its axis."""
+    if name == "uniform":
+        return UniformSampler(1.0, inputs.latents.shape[1])
+    if name == "gaussian":
+        return GaussianSampler(inputs.mu, inputs.sigma)
+    if name == "mvn":
+        return MVNSampler.from_latents(inputs.latents)
+    raise UserError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
+
+
+def radius_theory(sampler: Sampler, scale: float) -> RadiusMoments:
+    """Uniform: the closed form; gaussian and mvn: exact quadrature (anisotropic widths)."""
+    if isinstance(sampler, UniformSampler):
+        return uniform_radius_moments(scale, sampler.z_dim)
+    if isinstance(sampler, GaussianSampler):
+        return gaussian_radius_moments(sampler.mu, scale * sampler.sigma, "exact")
+    if isinstance(sampler, MVNSampler):
+        return mvn_radius_moments(sampler.mean, scale**2 * sampler.cov, "exact")
+    raise TypeError(f"no radius theory for {type(sampler).__name__}")
+
+
+def metric_key(kind: str, sampler: str, b: float, k: float | None = None) -> str:
+    """DESIGN.md's names: ``hit_rate/uniform/b1.5/k2``, ``radius_mean/uniform/b1.5``."""
+    key = f"{kind}/{sampler}/b{b:g}"
+    return key if k is None else f"{key}/k{k:g}"
+
+
+def grid_metrics(grid: HitGrid, theory: Sequence[RadiusMoments]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for j, b in enumerate(grid.scales):
+        for i, k in enumerate(grid.ks):
+            metrics[metric_key("hit_rate", grid.sampler, b, k)] = float(grid.hit_rate[j, i])
+            metrics[metric_key("hits", grid.sampler, b, k)] = float(grid.hits[j, i])
+            metrics[metric_key("log10_p_hit", grid.sampler, b, k)] = float(grid.log10_p_hit[j, i])
+        metrics[metric_key("radius_mean", grid.sampler, b)] = float(grid.radius_mean[j])
+        metrics[metric_key("radius_std", grid.sampler, b)] = float(grid.radius_std[j])
+        metrics[metric_key("radius_mean_theory", grid.sampler, b)] = theory[j].mean
+        metrics[metric_key("radius_std_theory", grid.sampler, b)] = theory[j].std
+    return metrics
+
+
+def write_hit_rates(path: Path, grids: Sequence[HitGrid]) -> Path:
+    """One row per (sampler, b, k): hits, n, rate, log10 probability and how it was computed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sampler", "b", "k", "hits", "n", "hit_rate", "log10_p_hit", "p_method"])
+        for grid in grids:
+            method = "ghk_estimate" if grid.sampler == "mvn" else "exact"
+            for j, b in enumerate(grid.scales):
+                for i, k in enumerate(grid.ks):
+                    writer.writerow(
+                        [
+                            grid.sampler,
+                            f"{b:g}",
+                            f"{k:g}",
+                            int(grid.hits[j, i]),
+                            grid.n,
+                            repr(float(grid.hit_rate[j, i])),
+                            repr(float(grid.log10_p_hit[j, i])),
+                            method,
+                        ]
+                    )
+    return path
+
+
+def write_miss_counts(path: Path, grid: HitGrid) -> Path:
+    """Long format: how many vectors miss exactly ``n_missing`` components, per (b, k)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sampler", "b", "k", "n_missing", "n_vectors"])
+        for j, b in enumerate(grid.scales):
+            for m, i in enumerate(grid.miss_k_index):
+                counts = grid.miss_counts[j, m]
+                for n_missing in np.flatnonzero(counts):
+                    writer.writerow(
+                        [
+                            grid.sampler,
+                            f"{b:g}",
+                            f"{grid.ks[i]:g}",
+                            int(n_missing),
+                            int(counts[n_missing]),
+                        ]
+                    )
+    return path
+
+
+def decode_grids(
+    request: EvaluateRequest, inputs: TrainInputs, samplers: dict[str, Sampler], out: Path
+) -> list[Path]:
+    """Decoded sampled vectors per sampler and scale, beside decoded real latents."""
+    from aelatent.io.run_artifacts import load_autoencoder
+    from aelatent.model import decoder_of
+    from aelatent.plots.image_grids import save_image_rows
+
+    decoder = decoder_of(load_autoencoder(inputs.run_id))
+    n = request.n_decoded
+    pick = np.random.default_rng([request.seed, 99]).choice(
+        len(inputs.latents), size=min(n, len(inputs.latents)), replace=False
+    )
+    real = decoder.predict(inputs.latents[np.sort(pick)], verbose=0)
+    paths = [
+        save_image_rows(
+            [real],
+            ["real latents"],
+            out / "decoded" / "reconstructions.png",
+            title=f"decoded real latents (reconstructions), run {inputs.run_id[:8]}",
+        )
+    ]
+    rows, labels = [real], ["real"]
+    for index, (name, sampler) in enumerate(samplers.items()):
+        for s in request.scales_for(name):
+            rng = np.random.default_rng([request.seed, SAMPLERS.index(name), 1000 + index])
+            images = decoder.predict(sampler.with_scale(s).sample(n, rng), verbose=0)
+            axis = "b" if name == "uniform" else "s"
+            paths.append(
+                save_image_rows(
+                    [images],
+                    [f"{name}\n{axis} = {s:g}"],
+                    out / "decoded" / f"{name}_b{s:g}.png",
+                    title=f"{name} sampler, {axis} = {s:g}: decoded vectors",
+                )
+            )
+            rows.append(images[: min(n, 8)])
+            labels.append(f"{name} {axis}={s:g}")
+    rows[0] = rows[0][: min(n, 8)]
+    paths.append(
+        save_image_rows(
+            rows,
+            labels,
+            out / "decoded" / "overview.png",
+            title="which samplers make faces? (top: real latents)",
+        )
+    )
+    return paths
+
+
+def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = False) -> str:
+    """Run the evaluation in an MLflow run (started, or resumed under ``mlflow run``)."""
+    import mlflow
+
+    from aelatent.plots.evaluation import save_hit_heatmap, save_miss_counts, save_radius_overlay
+
+    tags = {TRAIN_RUN_TAG: inputs.run_id, "case": inputs.case, "dataset": inputs.dataset}
+    name = f"evaluate case {inputs.case} {','.join(request.samplers)}"
+    with (
+        entry_point_run("evaluate", name, tags, nested=nested) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        out = Path(tmp)
+        mlflow.log_params(
+            {
+                **request.raw,
+                "train_run_id": inputs.run_id,
+                "samplers": ",".join(request.samplers),
+                "z_dim": inputs.latents.shape[1],
+                "n_images": inputs.latents.shape[0],
+            }
+        )
+        samplers = {name: build_sampler(name, inputs) for name in request.samplers}
+        grids: list[HitGrid] = []
+        metrics: dict[str, float] = {}
+        theory_means: dict[str, list[float]] = {}
+        for name, sampler in samplers.items():
+            started = time.perf_counter()
+            grid = hit_grid(
+                sampler,
+                request.scales_for(name),
+                request.k,
+                inputs.mu,
+                inputs.hw,
+                request.n_samples,
+                np.random.default_rng([request.seed, SAMPLERS.index(name)]),
+            )
+            theory = [radius_theory(sampler, s) for s in grid.scales]
+            metrics |= grid_metrics(grid, theory)
+            metrics[f"seconds/{name}"] = time.perf_counter() - started
+            theory_means[name] = [t.mean for t in theory]
+            grids.append(grid)
+            label = SCALE_LABELS[name]
+            save_hit_heatmap(grid, out / "hits" / f"heatmap_{name}.png", label)
+            write_miss_counts(out / "misses" / f"miss_counts_{name}.csv", grid)
+            save_miss_counts(grid, out / "misses" / f"miss_counts_{name}.png", label)
+            print(_summary(grid), flush=True)
+        mlflow.log_metrics(metrics)
+        write_hit_rates(out / HIT_RATES_CSV, grids)
+        save_radius_overlay(
+            radii(inputs.latents), grids, out / "radius" / "radii.png", theory_means, SCALE_LABELS
+        )
+        if request.n_decoded > 0:
+            decode_grids(request, inputs, samplers, out)
+        mlflow.log_artifacts(str(out))
+        return run.info.run_id
+
+
+def _summary(grid: HitGrid) -> str:
+    lines = [
+        f"{grid.sampler}: hits of {grid.n} vectors (rows b/scale, columns k)",
+        "        " + "".join(f"{k:>10g}" for k in grid.ks),
+    ]
+    for j, b in enumerate(grid.scales):
+        lines.append(f"{b:>8g}" + "".join(f"{h:>10d}" for h in grid.hits[j]))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    request = parse_args(argv)
+    inputs = load_train_inputs(request)
+    return evaluate(request, inputs)
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    run_entry_point("evaluate", main, argv)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,140 @@
+"""The ``report`` entry point: tracked runs -> a self-contained HTML report (and Markdown).
+
+``mlflow run . -e report --env-manager local [-P experiment=NAME] [-P run_ids=ID,ID]
+[-P output=FOLDER]``
+
+Artifacts are fetched through MLflow's API only, so the same command reports on runs in a
+local store and on a remote tracking server (``MLFLOW_TRACKING_URI``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from aelatent.io.tracking import ArgumentParser, entry_point_run, run_entry_point
+
+AUTO = "auto"
+REPORTS_DIR = Path("reports")
+LATEST = "latest"
+ARTIFACT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    run_id: str
+    html: Path
+    markdown: Path
+
+
+def parse_run_ids(text: str) -> list[str]:
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def default_output(root: Path = REPORTS_DIR) -> Path:
+    """``reports/<timestamp>`` (unique), so earlier reports are kept."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = root / stamp, 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{n}"
+    return path
+
+
+def point_latest(output: Path) -> None:
+    """Make ``reports/latest`` a link to the newest default report (best effort)."""
+    latest = output.parent / LATEST
+    try:
+        if latest.is_symlink() or latest.is_file():
+            latest.unlink()
+        elif latest.exists():
+            return  # a real folder someone made: leave it alone
+        latest.symlink_to(output.name, target_is_directory=True)
+    except OSError:
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = ArgumentParser(prog="aelatent report", description=__doc__)
+    parser.add_argument("--experiment", default="", help="experiment name or id (default: all)")
+    parser.add_argument("--run-ids", default="", help="comma list of run ids (default: newest)")
+    parser.add_argument("--output", default=AUTO, help="folder (default reports/<timestamp>)")
+    args = parser.parse_args(argv)
+    result = write_report(
+        args.experiment.strip() or None,
+        parse_run_ids(args.run_ids),
+        None if args.output in ("", AUTO) else Path(args.output),
+    )
+    print_where(result)
+
+
+def write_report(
+    experiment: str | None,
+    run_ids: Sequence[str],
+    output: Path | None = None,
+    *,
+    nested: bool = False,
+    tags: dict[str, str] | None = None,
+) -> ReportResult:
+    """Select, download, render and log the report in a run named "report"."""
+    import mlflow
+
+    from aelatent.report.collect import collect
+    from aelatent.report.content import build_document
+    from aelatent.report.render import HTML_NAME, IMAGES_DIR, MARKDOWN_NAME, TABLES_DIR
+    from aelatent.report.render import write_report as render_files
+    from aelatent.report.selection import select_runs
+
+    is_default = output is None
+    output = (default_output() if is_default else output).resolve()
+    with entry_point_run("report", "report", tags, nested=nested) as run:
+        selection = select_runs(experiment, run_ids)
+        shown = [
+            r.info.run_id
+            for case in selection.cases
+            for r in [case.train, *case.evaluations, *([case.search] if case.search else [])]
+        ]
+        mlflow.set_tags(
+            {
+                "report.selection": selection.description[:5000],
+                "report.cases": ",".join(c.label for c in selection.cases) or "none",
+                "report.runs": ",".join(shown)[:5000],
+            }
+        )
+        output.mkdir(parents=True, exist_ok=True)
+        for stale in (IMAGES_DIR, TABLES_DIR):  # only what an earlier report here wrote
+            shutil.rmtree(output / stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="aelatent-report-") as tmp:
+            data = collect(selection, Path(tmp) / "artifacts")
+            document = build_document(data, Path(tmp) / "figures")
+            files = render_files(document, output)
+        mlflow.log_artifact(str(output / HTML_NAME), ARTIFACT_DIR)
+        mlflow.log_artifact(str(output / MARKDOWN_NAME), ARTIFACT_DIR)
+        for folder in (IMAGES_DIR, TABLES_DIR):
+            if (output / folder).is_dir():
+                mlflow.log_artifacts(str(output / folder), f"{ARTIFACT_DIR}/{folder}")
+        mlflow.log_metric("n_cases", len(selection.cases))
+        mlflow.log_metric("n_fetch_problems", len(data.problems))
+        if is_default:
+            point_latest(output)
+        return ReportResult(run.info.run_id, files.html, files.markdown)
+
+
+def print_where(result: ReportResult) -> None:
+    print(f"report: {result.html}")
+    print(f"  open it in a browser: file://{result.html}")
+    print(f"  markdown: {result.markdown}")
+    print(f"  report run {result.run_id}; fetch it anywhere with")
+    print(f"  mlflow artifacts download -r {result.run_id} -a {ARTIFACT_DIR} -d ./report")
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    run_entry_point("report", main, argv)
+
+
+if __name__ == "__main__":
+    cli()

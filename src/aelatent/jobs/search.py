@@ -1,0 +1,808 @@
+"""The ``search`` entry point: the b for which uniform [-b, b]^N best lands on the real latents.
+
+``mlflow run . -e search --env-manager local -P n_trials=30``
+
+An Optuna study over ``b`` (log scale) maximises :mod:`aelatent.core.objective` (box hit AND
+a radius inside the real band) or, with ``mode=multi``, the pair (hit rate, radius
+agreement). One parent MLflow run per worker, one nested child run per trial. The study
+lives in an Optuna storage (default: an SQLite file beside the MLflow store), so running
+the same command again continues it and several workers may share it at once; watch it
+live with ``optuna-dashboard <storage URL>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import socket
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from aelatent.core.objective import (
+    ObjectiveValue,
+    UniformSearchObjective,
+    radius_band,
+    theory_b,
+)
+from aelatent.core.radius import radii
+from aelatent.errors import UserError
+from aelatent.io.run_artifacts import COMPONENTS_PATH, download, load_latents
+from aelatent.io.tracking import (
+    ArgumentParser,
+    entry_point_run,
+    parse_float_list,
+    parse_int,
+    resolve_train_run,
+    run_entry_point,
+)
+
+ENTRY_POINT = "search"
+MODES = ("single", "multi")
+NEWEST = "newest"
+DEFAULT_STORAGE = "default"
+AUTO = "auto"
+ARTIFACT_DIR = "search"
+OPTUNA_DB = "optuna.db"
+# What fixes a study's objective: a study made with other values is a different question.
+DEFINITION_KEYS = ("train_run", "k", "n_samples", "seed", "mode", "objective")
+OBJECTIVE_VERSION = "uniform: box hit at k AND radius in real p1..p99 (v1)"
+SQLITE_BUSY_TIMEOUT_S = 60
+SERVER_CONNECT_TIMEOUT_S = 10
+HEARTBEAT_INTERVAL_S = 60
+HEARTBEAT_GRACE_S = 180
+CURVE_POINTS = 600
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Validated parameters of one search worker."""
+
+    train_run: str | None
+    case: str | None
+    k: float
+    n_trials: int
+    n_samples: int
+    b_min: float
+    b_max: float
+    mode: str
+    storage: str | None
+    study_name: str | None
+    seed: int
+
+    @property
+    def multi(self) -> bool:
+        return self.mode == "multi"
+
+
+def _parse_positive(text: str, name: str) -> float:
+    values = parse_float_list(text, name)
+    if len(values) != 1:
+        raise UserError(f"{name}={text!r}: give one number, not a list")
+    return values[0]
+
+
+def parse_args(argv: Sequence[str] | None) -> SearchRequest:
+    parser = ArgumentParser(prog="aelatent search", description=__doc__)
+    parser.add_argument("--train-run", default=NEWEST, help="train run id, or 'newest'")
+    parser.add_argument("--case", default="", help="with train_run=newest: newest run of this case")
+    parser.add_argument("--k", default="2", help="half-width multiple of the hit test")
+    parser.add_argument("--n-trials", default="30", help="trials this worker runs")
+    parser.add_argument("--n-samples", default="20000", help="uniform vectors per evaluation")
+    parser.add_argument("--b-min", default="0.05", help="lower end of the b range (> 0)")
+    parser.add_argument("--b-max", default="12", help="upper end of the b range (> b_min)")
+    parser.add_argument("--mode", default="single", help="single (objective) or multi (Pareto)")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    parser.add_argument("--study-name", default=AUTO, help="'auto' = from train run, k and mode")
+    parser.add_argument("--seed", default="0", help="seed of the draws and of the TPE sampler")
+    args = parser.parse_args(argv)
+
+    k = _parse_positive(args.k, "k")
+    b_min = parse_float_list(args.b_min, "b_min", positive=False)
+    b_max = parse_float_list(args.b_max, "b_max", positive=False)
+    if len(b_min) != 1 or len(b_max) != 1:
+        raise UserError(f"b_min={args.b_min!r}, b_max={args.b_max!r}: give one number each")
+    if b_min[0] <= 0:
+        raise UserError(
+            f"b_min={b_min[0]:g} is out of range; b_min must be > 0 (b scales U[-b, b])"
+        )
+    if b_min[0] >= b_max[0]:
+        raise UserError(f"b_min={b_min[0]:g} must be smaller than b_max={b_max[0]:g}")
+    mode = args.mode.strip().lower()
+    if mode not in MODES:
+        raise UserError(f"mode={args.mode!r} is unknown; choose one of {', '.join(MODES)}")
+    storage = args.storage.strip()
+    if storage and storage != DEFAULT_STORAGE and "://" not in storage:
+        raise UserError(
+            f"storage={storage!r} is not a storage URL; give e.g. sqlite:///optuna.db or "
+            "postgresql://user@host/db"
+        )
+    study_name = args.study_name.strip()
+    train_run = args.train_run.strip()
+    return SearchRequest(
+        train_run=None if train_run in ("", NEWEST) else train_run,
+        case=args.case.strip() or None,
+        k=k,
+        n_trials=parse_int(args.n_trials, "n_trials", minimum=1),
+        n_samples=parse_int(args.n_samples, "n_samples", minimum=100),
+        b_min=b_min[0],
+        b_max=b_max[0],
+        mode=mode,
+        storage=None if storage in ("", DEFAULT_STORAGE) else storage,
+        study_name=None if study_name in ("", AUTO) else study_name,
+        seed=parse_int(args.seed, "seed", minimum=0),
+    )
+
+
+# --- storage -----------------------------------------------------------------------------
+
+
+def default_storage_url(tracking_uri: str) -> str:
+    """``sqlite:///<dir>/optuna.db`` beside the MLflow store (SQLite or a local folder).
+
+    For a remote tracking server there is no "beside": the file goes in the working
+    directory (share a PostgreSQL URL between machines instead).
+    """
+    folder = Path.cwd()
+    if tracking_uri.startswith("sqlite:///"):
+        db = tracking_uri[len("sqlite:///") :].split("?", 1)[0]
+        if db and db != ":memory:":
+            folder = Path(db).expanduser().resolve().parent
+    elif tracking_uri.startswith("file:") or "://" not in tracking_uri:
+        local = tracking_uri.removeprefix("file://").removeprefix("file:")
+        if local:
+            folder = Path(local).expanduser().resolve().parent
+    return f"sqlite:///{folder / OPTUNA_DB}"
+
+
+def redact(url: str) -> str:
+    """The storage URL without its password, for logs and tags."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL: nothing we could redact reliably
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
+def _engine_kwargs(backend: str) -> dict[str, Any]:
+    """Wait for a busy SQLite file instead of failing; give up quickly on a dead server."""
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if backend in ("postgresql", "mysql", "mariadb"):
+        return {
+            "connect_args": {"connect_timeout": SERVER_CONNECT_TIMEOUT_S},
+            "pool_pre_ping": True,
+        }
+    return {}
+
+
+def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
+    """An :class:`optuna.storages.RDBStorage` on ``url``; a clear error when unreachable.
+
+    SQLite waits up to a minute for a lock held by another worker ("database is locked").
+    A heartbeat marks trials of killed workers FAIL and re-queues them once, so a kill
+    neither loses a trial nor leaves a zombie RUNNING one. Two workers creating the tables
+    of a new file at the same moment can collide; that is retried. A database that holds
+    tables but no Optuna study table (the MLflow store itself, say) is refused, because
+    Optuna would add its tables to it.
+    """
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        backend = make_url(url).get_backend_name()
+    except sqlalchemy.exc.ArgumentError:
+        raise UserError(
+            f"storage={redact(url)!r} is not a storage URL; give e.g. sqlite:///optuna.db"
+        ) from None
+    error = ""
+    for attempt in range(attempts):
+        try:
+            _refuse_foreign_database(url, backend)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=_engine_kwargs(backend),
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=HEARTBEAT_GRACE_S,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=1
+                    ),
+                )
+        except UserError:
+            raise
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+            error = _first_line(exc)
+            racing = "already exists" in error or "UNIQUE" in error
+            if not racing or attempt + 1 == attempts:
+                break  # a real error, or a race that does not settle
+        except ImportError as exc:
+            error = f"its database driver is not installed ({_first_line(exc.__cause__ or exc)})"
+            break
+        except (sqlalchemy.exc.SQLAlchemyError, ValueError, RuntimeError) as exc:
+            error = _first_line(exc)
+            break
+    raise UserError(f"storage={redact(url)!r} cannot be opened: {error}")
+
+
+def _refuse_foreign_database(url: str, backend: str) -> None:
+    """A clear error when ``url`` is some other application's database (e.g. MLflow's)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **_engine_kwargs(backend))
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if tables and "studies" not in tables:
+        raise UserError(
+            f"storage={redact(url)!r} is another application's database ({len(tables)} tables, "
+            "no Optuna studies; the MLflow store?): give Optuna its own, e.g. sqlite:///optuna.db"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+# --- the study ---------------------------------------------------------------------------
+
+
+class TrialSeededSampler(BaseSampler):
+    """TPE whose randomness for trial ``n`` comes from ``(seed, n)`` alone.
+
+    Why: one seed must give the same trials (reproducible), yet two workers sharing a study
+    with the same command must not propose the same ``b`` values, and a resumed study must
+    not replay its first proposals. Trial numbers are unique in a study, so seeding each
+    trial from its number does all three. ``constant_liar`` keeps concurrent workers apart
+    in the TPE phase too.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._seed = int(seed)
+        self._tpe = self._for_trial(0)
+
+    def _for_trial(self, number: int) -> TPESampler:
+        seed = int(np.random.SeedSequence([self._seed, number]).generate_state(1)[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return TPESampler(seed=seed, constant_liar=True)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._tpe = self._for_trial(trial.number)
+        self._tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._tpe.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._tpe.reseed_rng()
+
+
+def default_study_name(train_run_id: str, k: float, mode: str) -> str:
+    return f"uniform-b-{train_run_id}-k{k:g}" + ("-multi" if mode == "multi" else "")
+
+
+def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any]:
+    """What the study's objective depends on, stored as its user attributes."""
+    return {
+        "train_run": train_run_id,
+        "k": request.k,
+        "n_samples": request.n_samples,
+        "seed": request.seed,
+        "mode": request.mode,
+        "objective": OBJECTIVE_VERSION,
+    }
+
+
+def _directions(mode: str) -> list[StudyDirection]:
+    n = 2 if mode == "multi" else 1
+    return [StudyDirection.MAXIMIZE] * n
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_existing_study(
+    storage: optuna.storages.BaseStorage, name: str, definition: dict[str, Any]
+) -> bool:
+    """``True`` when the study exists (and matches); a clear error when it asks another question.
+
+    Nothing in the storage is changed: a mismatch is reported, never overwritten.
+    """
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    directions = storage.get_study_directions(study_id)
+    if directions != _directions(definition["mode"]):
+        raise UserError(
+            f"study_name={name!r} exists with {len(directions)} objective(s); mode="
+            f"{definition['mode']} needs {len(_directions(definition['mode']))}: give another "
+            "study_name"
+        )
+    stored = storage.get_study_user_attrs(study_id)
+    if not stored and storage.get_all_trials(study_id, deepcopy=False):
+        raise UserError(
+            f"study_name={name!r} holds trials that no aelatent search made; give another "
+            "study_name"
+        )
+    # keys not stored yet: a worker that created the study a moment ago is still writing them
+    differs = [
+        f"{key}={_show(stored[key])} (now {_show(definition[key])})"
+        for key in DEFINITION_KEYS
+        if key in stored and stored[key] != definition[key]
+    ]
+    if differs:
+        raise UserError(
+            f"study_name={name!r} was made for {', '.join(differs)}; give another study_name "
+            "or the study's own values (b_min, b_max and n_trials may change)"
+        )
+    return True
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    definition: dict[str, Any],
+    sampler: BaseSampler,
+) -> tuple[Study, bool]:
+    """Create the study, or load it when it exists: what is stored is kept.
+
+    Returns the study and whether this worker created it. The storage's unique study name
+    decides that atomically, so of several workers starting at once exactly one creates it.
+    """
+    try:
+        storage.create_new_study(_directions(definition["mode"]), name)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        created = False
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    stored = study.user_attrs
+    for key, value in definition.items():
+        if key not in stored:
+            study.set_user_attr(key, value)
+    return study, created
+
+
+# --- trials ------------------------------------------------------------------------------
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class TrialRunner:
+    """The Optuna objective: evaluate ``b`` and log the trial as a nested MLflow run."""
+
+    def __init__(
+        self,
+        objective: UniformSearchObjective,
+        request: SearchRequest,
+        study_name: str,
+        parent_run_id: str,
+        tags: dict[str, str],
+    ) -> None:
+        self.objective = objective
+        self.request = request
+        self.study_name = study_name
+        self.parent_run_id = parent_run_id
+        self.tags = tags
+        self.worker = _worker_id()
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        b = trial.suggest_float("b", self.request.b_min, self.request.b_max, log=True)
+        tags = {**self.tags, "trial": str(trial.number), "study_name": self.study_name}
+        with mlflow.start_run(run_name=f"trial {trial.number}", nested=True, tags=tags) as child:
+            value = self.objective(b)
+            metrics = {
+                "b": b,
+                "objective": value.objective,
+                "hit_rate": value.hit_rate,
+                "radius_agreement": value.radius_agreement,
+            }
+            log10_p = _finite(self.objective.log10_p_hit(b))
+            if log10_p is not None:
+                metrics["log10_p_hit"] = log10_p
+            mlflow.log_param("b", repr(b))
+            mlflow.log_metrics(metrics)
+        trial.set_user_attr("objective", value.objective)
+        trial.set_user_attr("hit_rate", value.hit_rate)
+        trial.set_user_attr("radius_agreement", value.radius_agreement)
+        trial.set_user_attr("mlflow_run_id", child.info.run_id)
+        trial.set_user_attr("mlflow_parent_run_id", self.parent_run_id)
+        trial.set_user_attr("worker", self.worker)
+        if self.request.multi:
+            return value.hit_rate, value.radius_agreement
+        return value.objective
+
+
+def _objective_of(trial: FrozenTrial) -> float | None:
+    value = trial.user_attrs.get("objective")
+    if value is None and trial.values is not None and len(trial.values) == 1:
+        value = trial.values[0]
+    return None if value is None else float(value)
+
+
+def best_trial(study: Study) -> FrozenTrial | None:
+    """The complete trial with the largest objective (in multi mode too: the combined one)."""
+    scored = [
+        (value, -t.number, t)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if (value := _objective_of(t)) is not None
+    ]
+    return max(scored, key=lambda s: (s[0], s[1]))[2] if scored else None
+
+
+# --- artifacts ---------------------------------------------------------------------------
+
+
+def write_trials_csv(study: Study, path: Path) -> None:
+    """Every trial of the study (all workers, all runs so far), oldest first."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "number",
+                "state",
+                "b",
+                "objective",
+                "hit_rate",
+                "radius_agreement",
+                "source",
+                "worker",
+                "mlflow_run_id",
+                "datetime_start",
+                "datetime_complete",
+            ]
+        )
+        for t in study.get_trials(deepcopy=False):
+            attrs = t.user_attrs
+            writer.writerow(
+                [
+                    t.number,
+                    t.state.name,
+                    t.params.get("b", ""),
+                    attrs.get("objective", ""),
+                    attrs.get("hit_rate", ""),
+                    attrs.get("radius_agreement", ""),
+                    attrs.get("source", "tpe"),
+                    attrs.get("worker", ""),
+                    attrs.get("mlflow_run_id", ""),
+                    t.datetime_start or "",
+                    t.datetime_complete or "",
+                ]
+            )
+
+
+def write_pareto_csv(study: Study, path: Path) -> None:
+    """The Pareto-optimal trials of a multi-objective study, by increasing b."""
+    front = sorted(study.best_trials, key=lambda t: t.params.get("b", math.inf))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["number", "b", "hit_rate", "radius_agreement", "objective"])
+        for t in front:
+            writer.writerow(
+                [
+                    t.number,
+                    t.params.get("b", ""),
+                    t.values[0],
+                    t.values[1],
+                    t.user_attrs.get("objective", ""),
+                ]
+            )
+
+
+def save_optuna_plots(study: Study, out: Path, multi: bool) -> list[Path]:
+    """Optuna's own matplotlib plots: history, objective vs b (slice) and the Pareto front."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    target = (lambda t: _objective_of(t) or 0.0) if multi else None
+    name = "objective"
+    plots = {
+        "optimization_history.png": lambda: ovm.plot_optimization_history(
+            study, target=target, target_name=name
+        ),
+        "slice_b.png": lambda: ovm.plot_slice(study, params=["b"], target=target, target_name=name),
+    }
+    if multi:
+        plots["pareto_front.png"] = lambda: ovm.plot_pareto_front(
+            study, target_names=["hit_rate", "radius_agreement"]
+        )
+    written: list[Path] = []
+    # Optuna switches matplotlib's global style; keep that inside these plots
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for filename, plot in plots.items():
+            axes = plot()
+            ax = axes.ravel()[0] if isinstance(axes, np.ndarray) else axes
+            if filename == "slice_b.png":
+                ax.set_xscale("log")
+            fig = ax.figure
+            fig.set_size_inches(7, 4.5)
+            fig.tight_layout()
+            fig.savefig(out / filename, dpi=110)
+            plt.close(fig)
+            written.append(out / filename)
+    return written
+
+
+def save_objective_curve(
+    objective: UniformSearchObjective,
+    study: Study,
+    request: SearchRequest,
+    b_theory: float,
+    path: Path,
+) -> None:
+    """The sampled objective and its parts over the whole b range, with the trials on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.geomspace(request.b_min, request.b_max, CURVE_POINTS)
+    value, hit, agreement = objective.curves(grid)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(grid, hit, color="tab:blue", lw=1, label=f"hit rate (k={request.k:g})")
+    ax.plot(grid, agreement, color="tab:green", lw=1, label="radius agreement")
+    ax.plot(grid, value, color="black", lw=2, label="objective (both)")
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    tb = [t.params["b"] for t in done if "b" in t.params]
+    tv = [_objective_of(t) or 0.0 for t in done if "b" in t.params]
+    ax.scatter(tb, tv, s=18, color="tab:red", zorder=3, label=f"trials ({len(tb)})")
+    ax.axvline(b_theory, color="tab:purple", ls="--", lw=1, label=f"radius theory b={b_theory:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("b (uniform in [-b, b] per component)")
+    ax.set_ylabel("fraction of sampled vectors")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"uniform generator, {objective.n_samples} vectors per b")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- the job -----------------------------------------------------------------------------
+
+
+def load_mu_hw(train_run_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and half-width per component from the train run's ``stats/components.csv``."""
+    from aelatent.io.analysis_artifacts import read_components_csv
+
+    table = read_components_csv(download(train_run_id, COMPONENTS_PATH))
+    return np.asarray(table["mu"], dtype=np.float64), np.asarray(table["hw"], dtype=np.float64)
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's progress bar instead of one log line per trial; no experimental warnings."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            yield
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    request = parse_args(argv)
+    train_run = resolve_train_run(request.train_run, request.case)
+    train_id = train_run.info.run_id
+    case = train_run.data.tags.get("case", "?")
+    url = request.storage or default_storage_url(mlflow.get_tracking_uri())
+    storage = open_storage(url)
+    name = request.study_name or default_study_name(train_id, request.k, request.mode)
+    definition = study_definition(request, train_id)
+    resumed = check_existing_study(storage, name, definition)
+
+    latents = load_latents(train_id)
+    mu, hw = load_mu_hw(train_id)
+    if mu.shape != (latents.shape[1],) or hw.shape != mu.shape:
+        raise UserError(
+            f"stats/components.csv of run {train_id!r} has {mu.size} components, the latents "
+            f"{latents.shape[1]}: the train run's artifacts do not match"
+        )
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(hw)) and np.all(hw > 0)):
+        raise UserError(
+            f"stats/components.csv of run {train_id!r}: mu must be finite and hw > 0 everywhere"
+        )
+    band = radius_band(radii(latents))
+    if not band.lo > 0:
+        raise UserError(f"train run {train_id!r}: the real radii are 0; the latents are degenerate")
+    objective = UniformSearchObjective(mu, hw, request.k, band, request.n_samples, request.seed)
+    target = StudyTarget(storage, url, name, definition, resumed, train_id, case, len(latents))
+    search(request, objective, target)
+
+
+@dataclass(frozen=True)
+class StudyTarget:
+    """Where the study lives and what it is about, resolved and checked before any work."""
+
+    storage: optuna.storages.BaseStorage
+    url: str
+    name: str
+    definition: dict[str, Any]
+    resumed: bool
+    train_run: str
+    case: str
+    n_real: int
+
+
+def search(request: SearchRequest, objective: UniformSearchObjective, target: StudyTarget) -> str:
+    """Run this worker's trials and log the parent run; returns its run id."""
+    url, name, train_id, case = target.url, target.name, target.train_run, target.case
+    resumed = target.resumed
+    b_theory = theory_b(objective.band.median, objective.z_dim)
+    tags = {"train_run": train_id, "case": case}
+    parent_tags = {
+        **tags,
+        "study_name": name,
+        "optuna_storage": redact(url),
+        "mode": request.mode,
+        "resumed": str(resumed).lower(),
+    }
+    print(
+        f"aelatent search: study {name!r} in {redact(url)} ({'continued' if resumed else 'new'}); "
+        f"watch it with: optuna-dashboard {redact(url)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    with entry_point_run(ENTRY_POINT, f"search case {case}", parent_tags) as run:
+        parent_id = run.info.run_id
+        _log_params_once(
+            {
+                "train_run": train_id,
+                "case": case,
+                "k": f"{request.k:g}",
+                "n_trials": request.n_trials,
+                "n_samples": request.n_samples,
+                "b_min": f"{request.b_min:g}",
+                "b_max": f"{request.b_max:g}",
+                "mode": request.mode,
+                "storage": redact(url),
+                "study_name": name,
+                "seed": request.seed,
+                "z_dim": objective.z_dim,
+                "n_real": target.n_real,
+            }
+        )
+        with _quiet_optuna():
+            study, created = open_study(
+                target.storage, name, target.definition, TrialSeededSampler(request.seed)
+            )
+            if created and request.b_min <= b_theory <= request.b_max:
+                # radius theory's b first: a good start that TPE refines (only the creator
+                # enqueues it, so concurrent workers do not evaluate it twice)
+                study.enqueue_trial({"b": b_theory}, user_attrs={"source": "radius theory"})
+            runner = TrialRunner(objective, request, name, parent_id, tags)
+            study.optimize(runner, n_trials=request.n_trials, show_progress_bar=True)
+        _log_summary(study, objective, request, b_theory, parent_id)
+        return parent_id
+
+
+def _log_params_once(params: dict[str, Any]) -> None:
+    """Log what ``mlflow run`` has not logged already (it logs the entry point's own values)."""
+    active = mlflow.active_run()
+    assert active is not None
+    present = mlflow.get_run(active.info.run_id).data.params
+    missing = {k: v for k, v in params.items() if k not in present}
+    if missing:
+        mlflow.log_params(missing)
+
+
+def _log_summary(
+    study: Study,
+    objective: UniformSearchObjective,
+    request: SearchRequest,
+    b_theory: float,
+    parent_id: str,
+) -> None:
+    best = best_trial(study)
+    at_theory = objective(b_theory)
+    sweep = objective.best_in(request.b_min, request.b_max)
+    trials = study.get_trials(deepcopy=False)
+    metrics: dict[str, float] = {
+        "b_theory": b_theory,
+        "objective_at_b_theory": at_theory.objective,
+        "best_b_sweep": sweep.b,
+        "best_value_sweep": sweep.objective,
+        "radius_band_lo": objective.band.lo,
+        "radius_band_hi": objective.band.hi,
+        "radius_median": objective.band.median,
+        "n_trials_study": sum(t.state == TrialState.COMPLETE for t in trials),
+        "n_trials_run": sum(t.user_attrs.get("mlflow_parent_run_id") == parent_id for t in trials),
+    }
+    if best is not None:
+        value: ObjectiveValue = objective(float(best.params["b"]))
+        metrics.update(
+            {
+                "best_b": value.b,
+                "best_value": value.objective,
+                "best_hit_rate": value.hit_rate,
+                "best_radius_agreement": value.radius_agreement,
+                "best_trial": best.number,
+            }
+        )
+        log10_p = _finite(objective.log10_p_hit(value.b))
+        if log10_p is not None:
+            metrics["best_log10_p_hit"] = log10_p
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        write_trials_csv(study, out / "trials.csv")
+        if request.multi:
+            write_pareto_csv(study, out / "pareto_front.csv")
+        save_objective_curve(objective, study, request, b_theory, out / "objective_curve.png")
+        save_optuna_plots(study, out, request.multi)
+        mlflow.log_artifacts(tmp, artifact_path=ARTIFACT_DIR)
+    if best is not None:
+        print(
+            f"aelatent search: best b = {metrics['best_b']:.4g} (objective "
+            f"{metrics['best_value']:.4g}, trial {best.number}); radius theory b = "
+            f"{b_theory:.4g}; exact optimum of the sampled objective b = {sweep.b:.4g} "
+            f"({sweep.objective:.4g}); {metrics['n_trials_study']:g} trials in the study",
+            file=sys.stderr,
+        )
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    run_entry_point(ENTRY_POINT, main, argv)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,750 @@
+"""What the report says: the study's sections, built from collected run data.
+
+This module knows the science (SCIENCE.md's reference figures, the metric and artifact
+names of DESIGN.md) but neither MLflow nor any output format: it turns a
+:class:`~aelatent.report.collect.ReportData` into a
+:class:`~aelatent.report.document.Document`. Every piece that a run does not have
+becomes a :class:`~aelatent.report.document.Note` that says what to run, never an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aelatent.report.collect import CaseData, ReportData, RunData
+from aelatent.report.document import (
+    Block,
+    Columns,
+    Document,
+    Figure,
+    Heading,
+    Note,
+    Panel,
+    Paragraph,
+    Section,
+    Table,
+)
+from aelatent.report.plots import training_curves
+
+SAMPLER_ORDER = ("uniform", "gaussian", "mvn")
+GRID_METRIC = re.compile(
+    r"^(?P<kind>hit_rate|hits|log10_p_hit)/(?P<sampler>[^/]+)/b(?P<b>[^/]+)/k(?P<k>[^/]+)$"
+)
+RADIUS_METRIC = re.compile(
+    r"^(?P<kind>radius_(?:mean|std)(?:_theory)?)/(?P<sampler>[^/]+)/b(?P<b>[^/]+)$"
+)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg")
+IMAGE_PATTERNS = tuple(f"*{s}" for s in IMAGE_SUFFIXES)
+MAX_DOMINANT_ROWS = 40
+MAX_TRIAL_ROWS = 10
+ENV = "--env-manager local"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One of SCIENCE.md's eight observations: the metric(s) behind it and the reference."""
+
+    number: str
+    text: str
+    reference: str
+    metrics: tuple[str, ...]
+    holds: Callable[[float], bool] | None = None
+
+
+OBSERVATIONS = (
+    Observation(
+        "1",
+        "Gaussian-like components (fraction)",
+        "most",
+        ("frac_gaussian_like",),
+        lambda v: v > 0.5,
+    ),
+    Observation(
+        "2",
+        "components with mu near 0, |mu| < 0.25 (fraction)",
+        ">= 0.9",
+        ("frac_mu_near_0",),
+        lambda v: v >= 0.9,
+    ),
+    Observation("3", "value range covered", "[-12, 12]", ("value_min", "value_max")),
+    Observation(
+        "4", "components with |mu| >= 0.25", "<= 25", ("n_mu_abs_ge_0.25",), lambda v: v <= 25
+    ),
+    Observation("5", "components with |mu| >= 1", "<= 10", ("n_mu_abs_ge_1",), lambda v: v <= 10),
+    Observation("6", "components with hw >= 1", "<= 40", ("n_hw_ge_1",), lambda v: v <= 40),
+    Observation("7", "components with hw >= 1.5", "<= 20", ("n_hw_ge_1.5",), lambda v: v <= 20),
+    Observation("8", "components with hw >= 3", "<= 5", ("n_hw_ge_3",), lambda v: v <= 5),
+    Observation("–", "dominant components", "20 listed", ("n_dominant",)),
+)
+
+# SCIENCE.md: the dominant components reported for case II on CelebA (component, mu, hw).
+REFERENCE_DOMINANT = (
+    (15, -0.25, 1.5),
+    (16, 0.5, 1.125),
+    (56, 0.0, 1.625),
+    (58, 0.25, 2.125),
+    (66, 0.25, 1.5),
+    (68, 0.0, 2.0),
+    (110, 0.5, 1.875),
+    (118, 2.25, 2.25),
+    (151, 1.5, 4.125),
+    (177, -1.0, 2.25),
+    (178, 0.5, 1.875),
+    (180, -0.25, 1.5),
+    (188, 0.25, 1.75),
+    (195, -1.5, 2.0),
+    (202, -0.5, 2.25),
+    (204, -0.5, 1.25),
+    (210, 0.0, 1.75),
+    (230, 0.25, 1.5),
+    (242, -0.25, 2.375),
+    (253, -0.5, 1.0),
+)
+DOMINANT_COLUMNS = ("component", "mu", "hw", "mu_fit", "hw_fit", "sigma", "fit_r2", "gaussian_like")
+MAX_PAIR_ROWS = 10
+TRAIN_HISTORY_KEYS = ("loss", "val_loss")
+SEARCH_FIRST = ("best_b", "best_value", "b_theory")
+
+
+def build_document(data: ReportData, work_dir: Path) -> Document:
+    """The whole report; ``work_dir`` receives the figures the report draws itself."""
+    used: set[tuple[str, str]] = set()
+    builder = _Builder(data, work_dir, used)
+    sections = [
+        builder.overview(),
+        builder.configuration(),
+        builder.distributions(),
+        builder.observations(),
+        builder.dominant(),
+        builder.radius(),
+        builder.hits(),
+        builder.search(),
+        builder.decoded(),
+    ]
+    others = builder.other_figures()
+    if others is not None:
+        sections.append(others)
+    cases = ", ".join(c.label for c in data.cases) or "no runs"
+    return Document(
+        title="aelatent report: where the autoencoder puts its faces",
+        subtitle=f"Cases {cases} · {data.selection} · tracking store {data.tracking_uri} · "
+        f"written {data.created}",
+        sections=sections,
+    )
+
+
+def _num(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _sampler_key(name: str) -> tuple[int, str]:
+    return (SAMPLER_ORDER.index(name) if name in SAMPLER_ORDER else len(SAMPLER_ORDER), name)
+
+
+def _decoded_order(item: tuple[str, Path]) -> tuple[int, tuple[int, str], float, str]:
+    """Overview first, then real reconstructions, then per sampler by increasing b."""
+    name = item[0].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    first = {"overview": 0, "reconstructions": 1}.get(name, 2)
+    sampler, _, b = name.partition("_b")
+    value = _num(b) if b else 0.0
+    return first, _sampler_key(sampler), math.inf if math.isnan(value) else value, name
+
+
+def evaluation_grid(runs: Iterable[RunData]) -> dict[str, dict[tuple[str, str], dict[str, float]]]:
+    """``{sampler: {(b, k): {"hit_rate": .., "hits": .., "log10_p_hit": ..}}}`` from metrics.
+
+    Newer runs come first in the selection, so their values win where runs overlap.
+    """
+    grid: dict[str, dict[tuple[str, str], dict[str, float]]] = {}
+    for run in reversed(list(runs)):
+        for name, value in run.metrics.items():
+            match = GRID_METRIC.match(name)
+            if match:
+                cell = grid.setdefault(match["sampler"], {}).setdefault(
+                    (match["b"], match["k"]), {}
+                )
+                cell[match["kind"]] = value
+    return grid
+
+
+def radius_metrics(runs: Iterable[RunData]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{sampler: {b: {"radius_mean": .., "radius_std": .., "radius_mean_theory": ..}}}``."""
+    found: dict[str, dict[str, dict[str, float]]] = {}
+    for run in reversed(list(runs)):
+        for name, value in run.metrics.items():
+            match = RADIUS_METRIC.match(name)
+            if match:
+                found.setdefault(match["sampler"], {}).setdefault(match["b"], {})[match["kind"]] = (
+                    value
+                )
+    return found
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _truthy(text: str | None) -> bool:
+    return str(text).strip().lower() in ("1", "true", "yes", "1.0")
+
+
+def _cell(text: str | None) -> float | int | str | None:
+    """A CSV cell as a number where it is one."""
+    if text is None or text == "":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text else number
+
+
+class _Builder:
+    def __init__(self, data: ReportData, work_dir: Path, used: set[tuple[str, str]]) -> None:
+        self.data = data
+        self.work_dir = work_dir
+        self.used = used
+
+    # ------------------------------------------------------------------ helpers
+
+    def figure(self, run: RunData, *patterns: str, caption: str = "") -> list[Block]:
+        """Every artifact image of ``run`` matching the patterns, or a note that none is."""
+        found = [
+            (p, local) for p, local in run.find(*patterns) if p.lower().endswith(IMAGE_SUFFIXES)
+        ]
+        if not found:
+            return [
+                Note(f"Not logged: run {run.run_id} ({run.name}) has no {' or '.join(patterns)}.")
+            ]
+        blocks: list[Block] = []
+        for path, local in found:
+            self.used.add((run.run_id, path))
+            text = f"{caption}: {path}" if caption else path
+            blocks.append(Figure(local, f"{text} (run {run.name}, {run.run_id[:8]})"))
+        return blocks
+
+    def per_case(self, make: Callable[[CaseData], list[Block]]) -> list[Block]:
+        if not self.data.cases:
+            return [
+                Note(
+                    "Not run: no train run was selected, so there is nothing to show. "
+                    f"Run `mlflow run . -e train -P case=I {ENV}` (or `-e main`) first."
+                )
+            ]
+        return [Columns([Panel(f"case {c.label}", make(c)) for c in self.data.cases])]
+
+    @staticmethod
+    def no_evaluation(case: CaseData) -> Note:
+        return Note(
+            f"Not run: no finished evaluate run of train run {case.train.run_id} "
+            f"(case {case.case}). Run `mlflow run . -e evaluate -P "
+            f"train_run={case.train.run_id} {ENV}`."
+        )
+
+    @staticmethod
+    def no_search(case: CaseData) -> Note:
+        return Note(
+            f"Not run: no finished search run of train run {case.train.run_id} "
+            f"(case {case.case}). Run `mlflow run . -e search -P "
+            f"train_run={case.train.run_id} {ENV}`."
+        )
+
+    def slug(self, case: CaseData) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "_", case.label).strip("_") or "case"
+
+    # ----------------------------------------------------------------- sections
+
+    def overview(self) -> Section:
+        rows = []
+        for case in self.data.cases:
+            for run in [case.train, *case.evaluations, *([case.search] if case.search else [])]:
+                rows.append(
+                    [
+                        case.label,
+                        run.entry_point,
+                        run.name,
+                        run.run_id,
+                        run.status,
+                        run.started,
+                        run.tags.get("dataset") or case.train.tags.get("dataset"),
+                        run.params.get("sampler", ""),
+                    ]
+                )
+        blocks: list[Block] = [
+            Paragraph(
+                f"This report shows {self.data.selection}, with the evaluate and search runs "
+                "made on each of those train runs, from the tracking store "
+                f"{self.data.tracking_uri}. Every table is also a CSV file (tables/). "
+                "Open the same runs in the MLflow UI with `mlflow ui --backend-store-uri "
+                "sqlite:///mlflow.db` and compare them there (select runs, then Compare)."
+            ),
+            Table(
+                "runs",
+                [
+                    "case",
+                    "entry point",
+                    "run name",
+                    "run id",
+                    "status",
+                    "started",
+                    "dataset",
+                    "sampler",
+                ],
+                rows,
+                caption="The runs behind this report",
+            ),
+        ]
+        if not self.data.cases:
+            blocks.append(self.per_case(lambda c: [])[0])
+        blocks += [Note(f"Could not fetch: {p}") for p in self.data.problems]
+        return Section("runs", "Runs in this report", blocks)
+
+    def configuration(self) -> Section:
+        cases = self.data.cases
+        keys = sorted({k for c in cases for k in c.train.params})
+        rows = []
+        for key in keys:
+            values = [c.train.params.get(key) for c in cases]
+            differs = len({v for v in values}) > 1
+            rows.append([key, *[_cell(v) for v in values], "yes" if differs else ""])
+        blocks: list[Block] = [
+            Paragraph(
+                "The network and training settings of each case, side by side; "
+                "'differs' marks the settings in which the cases differ."
+            ),
+            Table(
+                "configuration",
+                ["parameter", *[f"case {c.label}" for c in cases], "differs"],
+                rows,
+                caption="Parameters of the train runs",
+            ),
+        ]
+        summary_keys = [
+            k
+            for k in ("final_loss", "final_val_loss", "train_seconds", "train_images_per_second")
+            if any(k in c.train.metrics for c in cases)
+        ]
+        if summary_keys:
+            blocks.append(
+                Table(
+                    "training_summary",
+                    ["metric", *[f"case {c.label}" for c in cases]],
+                    [[k, *[c.train.metrics.get(k) for c in cases]] for k in summary_keys],
+                    caption="End of training",
+                )
+            )
+        curves = {
+            c.label: {k: c.train.histories.get(k, []) for k in TRAIN_HISTORY_KEYS} for c in cases
+        }
+        if any(points for series in curves.values() for points in series.values()):
+            path = training_curves(curves, self.work_dir / "training_curves.png")
+            blocks.append(
+                Figure(
+                    path,
+                    "Training curves: loss and val_loss per epoch "
+                    "(MlflowClient.get_metric_history)",
+                )
+            )
+            rows = [
+                [label, step + 1, key, value]
+                for label, series in curves.items()
+                for key, points in series.items()
+                for step, value in points
+            ]
+            blocks.append(
+                Table(
+                    "training_curves",
+                    ["case", "epoch", "metric", "value"],
+                    rows,
+                    caption="Training curves",
+                    max_rows=0,
+                )
+            )
+        elif cases:
+            blocks.append(Note("Not logged: no loss/val_loss history in the train runs."))
+        blocks.append(Heading("Reconstructions"))
+        blocks += self.per_case(
+            lambda c: self.figure(
+                c.train,
+                "reconstructions.png",
+                "*reconstructions*.png",
+                caption="originals above reconstructions",
+            )
+        )
+        return Section("configuration", "Configuration and training", blocks)
+
+    def distributions(self) -> Section:
+        blocks: list[Block] = [
+            Paragraph(
+                "Number distributions of the latent components over every encoded image: all "
+                "components in one figure, and the dominant ones (relatively large |mu| or hw) "
+                "with their fitted Gaussians."
+            )
+        ]
+        blocks += self.per_case(
+            lambda c: [
+                *self.figure(c.train, "histograms/components.png", caption="all components"),
+                *self.figure(c.train, "histograms/dominant.png", caption="dominant components"),
+            ]
+        )
+        return Section("distributions", "Number distributions", blocks)
+
+    def observations(self) -> Section:
+        cases = self.data.cases
+        columns = ["#", "observation", "reference (CelebA, case II, 30 epochs)"]
+        for c in cases:
+            columns += [f"case {c.label}", f"case {c.label}: holds?"]
+        rows = []
+        for obs in OBSERVATIONS:
+            row: list = [obs.number, obs.text, obs.reference]
+            for c in cases:
+                values = [c.train.metrics.get(m) for m in obs.metrics]
+                if any(v is None for v in values):
+                    row += [None, None]
+                elif len(values) == 2:
+                    row += [f"[{values[0]:.3g}, {values[1]:.3g}]", None]
+                else:
+                    holds = None if obs.holds is None else ("yes" if obs.holds(values[0]) else "no")
+                    row += [values[0], holds]
+            rows.append(row)
+        blocks: list[Block] = [
+            Paragraph(
+                "SCIENCE.md's eight observations, measured on each train run, next to the "
+                "figures the original study reported for CelebA (case II after 30 epochs). "
+                "They differ per network, training run and data set; 'holds?' says "
+                "whether the study's statement also holds here. A dash: the train run did "
+                "not log that metric."
+            ),
+            Table("observations", columns, rows, caption="The eight observations"),
+        ]
+        missing = sorted(
+            {
+                m
+                for obs in OBSERVATIONS
+                for m in obs.metrics
+                for c in cases
+                if m not in c.train.metrics
+            }
+        )
+        if missing and cases:
+            blocks.append(Note("Not logged by every train run: " + ", ".join(missing)))
+        keys = sorted({k for c in cases for k in c.train.metrics if k not in TRAIN_HISTORY_KEYS})
+        if keys:
+            blocks.append(
+                Table(
+                    "train_metrics",
+                    ["metric", *[f"case {c.label}" for c in cases]],
+                    [[k, *[c.train.metrics.get(k) for c in cases]] for k in keys],
+                    caption="Every summary metric of the train runs",
+                    max_rows=60,
+                )
+            )
+        return Section("observations", "The eight observations", blocks)
+
+    def dominant(self) -> Section:
+        reference = Panel(
+            "reference: CelebA, case II (SCIENCE.md)",
+            [
+                Table(
+                    "dominant_reference",
+                    ["component", "mu", "hw"],
+                    [list(r) for r in REFERENCE_DOMINANT],
+                    caption="Dominant components the study reported",
+                )
+            ],
+        )
+
+        def case_panel(case: CaseData) -> Panel:
+            path = case.train.first("stats/components.csv")
+            if path is None:
+                return Panel(
+                    f"case {case.label}",
+                    [Note(f"Not logged: run {case.train.run_id} has no stats/components.csv.")],
+                )
+            rows = read_csv(path)
+            dominant = [r for r in rows if _truthy(r.get("dominant"))]
+            columns = [c for c in DOMINANT_COLUMNS if rows and c in rows[0]]
+            blocks: list[Block] = [
+                Table(
+                    f"dominant_{self.slug(case)}",
+                    columns,
+                    [[_cell(r.get(c)) for c in columns] for r in dominant],
+                    caption=f"{len(dominant)} of {len(rows)} components are dominant",
+                    max_rows=MAX_DOMINANT_ROWS,
+                )
+            ]
+            if not dominant:
+                blocks.append(Note("No component is flagged dominant in stats/components.csv."))
+            rule = case.train.first("stats/dominant.md")
+            if rule is not None:
+                lines = [x for x in rule.read_text().splitlines() if x.startswith("Rule:")]
+                blocks[:0] = [Paragraph(x) for x in lines[:1]]
+            return Panel(f"case {case.label}", blocks)
+
+        blocks: list[Block] = [
+            Paragraph(
+                "Components with a relatively large centre |mu| or half-width hw "
+                "(stats/components.csv, column 'dominant')."
+            ),
+            Columns([reference, *[case_panel(c) for c in self.data.cases]]),
+            Heading("Correlations and principal components"),
+        ]
+        blocks += self.per_case(self._correlations)
+        return Section("dominant", "Dominant components", blocks)
+
+    def _correlations(self, case: CaseData) -> list[Block]:
+        blocks = self.figure(case.train, "correlations/*", "pca/*", caption="correlations and PCA")
+        pairs = case.train.first("correlations/top_pairs.csv")
+        if pairs is not None:
+            rows = read_csv(pairs)
+            columns = list(rows[0]) if rows else []
+            blocks.append(
+                Table(
+                    f"correlated_pairs_{self.slug(case)}",
+                    columns,
+                    [[_cell(r.get(c)) for c in columns] for r in rows],
+                    caption="Most correlated component pairs (r)",
+                    max_rows=MAX_PAIR_ROWS,
+                )
+            )
+        return blocks
+
+    def radius(self) -> Section:
+        def make(case: CaseData) -> list[Block]:
+            blocks = self.figure(
+                case.train,
+                "stats/radius.png",
+                "*radius*.png",
+                caption="radius distribution of the real latents",
+            )
+            if not case.evaluations:
+                return [*blocks, self.no_evaluation(case)]
+            for run in case.evaluations:
+                blocks += self.figure(
+                    run,
+                    "*radius*.png",
+                    "radius*/*.png",
+                    caption="sample radii for each b over the real radii",
+                )
+            rows: list[list] = [
+                [
+                    "real latents",
+                    None,
+                    case.train.metrics.get("radius_mean"),
+                    case.train.metrics.get("radius_std"),
+                    None,
+                    None,
+                ]
+            ]
+            for sampler, per_b in sorted(
+                radius_metrics(case.evaluations).items(), key=lambda item: _sampler_key(item[0])
+            ):
+                for b, values in sorted(per_b.items(), key=lambda item: _num(item[0])):
+                    rows.append(
+                        [
+                            sampler,
+                            _cell(b),
+                            values.get("radius_mean"),
+                            values.get("radius_std"),
+                            values.get("radius_mean_theory"),
+                            values.get("radius_std_theory"),
+                        ]
+                    )
+            blocks.append(
+                Table(
+                    f"radius_{self.slug(case)}",
+                    ["vectors", "b", "mean |z|", "std |z|", "theory mean", "theory std"],
+                    rows,
+                    caption="Radii of the real latents and of the samples, beside the theory",
+                )
+            )
+            return blocks
+
+        blocks: list[Block] = [
+            Paragraph(
+                "A right box is not enough: the lengths |z| of generated vectors must also fall "
+                "where the real ones are. For the uniform sampler <R> ~ b*sqrt(N/3) grows with b "
+                "while its spread stays small, so only a narrow band of b matches the real radii."
+            )
+        ]
+        blocks += self.per_case(make)
+        return Section("radius", "Radius distributions", blocks)
+
+    def hits(self) -> Section:
+        grids = {c.label: evaluation_grid(c.evaluations) for c in self.data.cases}
+        samplers = sorted({s for g in grids.values() for s in g}, key=_sampler_key)
+        blocks: list[Block] = [
+            Paragraph(
+                "Fraction of generated vectors with every component inside [mu_i - k*hw_i, "
+                "mu_i + k*hw_i] (Monte Carlo), and the exact log10 probability of a hit, for each "
+                "b (for gaussian and mvn: the width scale) and half-width multiple k."
+            )
+        ]
+        if not samplers:
+            blocks += self.per_case(
+                lambda c: (
+                    [self.no_evaluation(c)]
+                    if not c.evaluations
+                    else [Note("Not logged: no hit_rate/... metrics in the evaluate runs.")]
+                )
+            )
+            return Section("hits", "Hit rates", blocks)
+        for sampler in samplers:
+            blocks.append(Heading(f"sampler {sampler}"))
+            blocks += self.per_case(lambda c, s=sampler: self._hit_panel(c, s, grids[c.label]))
+        return Section("hits", "Hit rates", blocks)
+
+    def _hit_panel(
+        self, case: CaseData, sampler: str, grid: dict[str, dict[tuple[str, str], dict[str, float]]]
+    ) -> list[Block]:
+        if not case.evaluations:
+            return [self.no_evaluation(case)]
+        cells = grid.get(sampler)
+        if not cells:
+            return [
+                Note(
+                    f"Not run: no evaluate run of train run {case.train.run_id} covered "
+                    f"sampler {sampler}."
+                )
+            ]
+        bs = sorted({b for b, _ in cells}, key=_num)
+        ks = sorted({k for _, k in cells}, key=_num)
+        slug = f"{self.slug(case)}_{sampler}"
+        blocks: list[Block] = []
+        for kind, title in (
+            ("hit_rate", "hit rate (Monte Carlo)"),
+            ("log10_p_hit", "log10 P(hit) (exact)"),
+        ):
+            blocks.append(
+                Table(
+                    f"{kind}_{slug}",
+                    ["b \\ k", *[f"k={k}" for k in ks]],
+                    [[_cell(b), *[cells.get((b, k), {}).get(kind) for k in ks]] for b in bs],
+                    caption=f"{title}, sampler {sampler}",
+                )
+            )
+        heatmaps = (f"hits/*{sampler}*.png", f"*heatmap*{sampler}*.png")
+        misses = (f"misses/*{sampler}*.png",)
+        runs = [r for r in case.evaluations if r.find(*heatmaps)]
+        if runs:
+            blocks += self.figure(runs[0], *heatmaps, caption=f"hit rates over b x k, {sampler}")
+        else:
+            blocks.append(Note(f"Not logged: no heat map for sampler {sampler}."))
+        runs = [r for r in case.evaluations if r.find(*misses)]
+        if runs:
+            blocks += self.figure(runs[0], *misses, caption="components a vector misses")
+        return blocks
+
+    def search(self) -> Section:
+        def make(case: CaseData) -> list[Block]:
+            run = case.search
+            if run is None:
+                return [self.no_search(case)]
+            keys = [k for k in SEARCH_FIRST if k in run.metrics]
+            keys += sorted(k for k in run.metrics if k not in SEARCH_FIRST)
+            blocks: list[Block] = [
+                Table(
+                    f"search_{self.slug(case)}",
+                    ["quantity", "value"],
+                    [[k, run.metrics[k]] for k in keys]
+                    + [[f"param {k}", _cell(v)] for k, v in sorted(run.params.items())],
+                    caption=f"Search run {run.name} ({run.run_id[:8]})",
+                )
+            ]
+            if "best_b" not in run.metrics:
+                blocks.append(Note("Not logged: the search run has no best_b metric."))
+            if run.children:
+                metric_keys = sorted({k for t in run.children for k in t.metrics})
+                if "objective" in metric_keys:
+                    metric_keys.remove("objective")
+                    metric_keys.insert(0, "objective")
+                rows = [
+                    [t.name, _cell(t.params.get("b")), *[t.metrics.get(k) for k in metric_keys]]
+                    for t in run.children
+                ]
+                rows.sort(
+                    key=lambda r: (
+                        -(
+                            r[2]
+                            if isinstance(r[2], int | float) and not math.isnan(r[2])
+                            else -math.inf
+                        )
+                    )
+                )
+                blocks.append(
+                    Table(
+                        f"search_trials_{self.slug(case)}",
+                        ["trial", "b", *metric_keys],
+                        rows,
+                        caption=f"{len(rows)} trials (child runs), best first",
+                        max_rows=MAX_TRIAL_ROWS,
+                    )
+                )
+            images = run.find(*IMAGE_PATTERNS)
+            if images:
+                blocks += self.figure(run, *IMAGE_PATTERNS, caption="search")
+            else:
+                blocks.append(Note(f"Not logged: the search run {run.run_id} has no plots."))
+            return blocks
+
+        blocks: list[Block] = [
+            Paragraph(
+                "The b for which the uniform generator best reproduces the real latents (box hit "
+                "AND a radius inside the real range), found by Optuna; beside it the b that "
+                "radius theory predicts."
+            )
+        ]
+        blocks += self.per_case(make)
+        return Section("search", "Search for b", blocks)
+
+    def decoded(self) -> Section:
+        def make(case: CaseData) -> list[Block]:
+            if not case.evaluations:
+                return [self.no_evaluation(case)]
+            blocks: list[Block] = []
+            for run in case.evaluations:
+                for path, local in sorted(run.find("decoded/*"), key=_decoded_order):
+                    if path.lower().endswith(IMAGE_SUFFIXES):
+                        self.used.add((run.run_id, path))
+                        blocks.append(Figure(local, f"{path} (run {run.name}, {run.run_id[:8]})"))
+            if not blocks:
+                blocks.append(Note("Not logged: the evaluate runs have no decoded/ images."))
+            return blocks
+
+        blocks: list[Block] = [
+            Paragraph(
+                "Sampled latent vectors put through the decoder, next to real reconstructions "
+                "(section 2): which samplers make faces?"
+            )
+        ]
+        blocks += self.per_case(make)
+        return Section("decoded", "Decoded samples", blocks)
+
+    def other_figures(self) -> Section | None:
+        """Images the runs logged that no section above shows, so nothing is hidden."""
+        panels = []
+        for case in self.data.cases:
+            blocks: list[Block] = []
+            runs = [case.train, *case.evaluations, *([case.search] if case.search else [])]
+            for run in runs:
+                for path, local in run.find(*IMAGE_PATTERNS):
+                    if (run.run_id, path) not in self.used:
+                        blocks.append(Figure(local, f"{path} (run {run.name}, {run.run_id[:8]})"))
+            if blocks:
+                panels.append(Panel(f"case {case.label}", blocks))
+        if not panels:
+            return None
+        return Section(
+            "other",
+            "Other figures",
+            [Paragraph("Further images the runs logged."), Columns(panels)],
+        )

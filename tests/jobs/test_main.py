@@ -1,0 +1,85 @@
+"""`mlflow run . -e main` end to end on a tiny configuration: the whole study as one tree."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import mlflow
+import pytest
+from conftest import assert_user_error, mlflow_run
+
+pytestmark = pytest.mark.e2e
+
+TINY_MAIN = {
+    "epochs": "1",
+    "image_size": "32",
+    "seed": "5",
+    "n_samples": "2000",
+    "n_trials": "2",
+}
+
+
+def _children(parent_id: str, experiment_id: str) -> list[mlflow.entities.Run]:
+    return mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
+        output_format="list",
+    )
+
+
+def test_main_runs_the_whole_study(tracking_uri, tmp_path):
+    out = tmp_path / "report"
+    started = time.perf_counter()
+    result = mlflow_run("main", {**TINY_MAIN, "output": str(out)}, tracking_uri, timeout=900)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.output[-6000:]
+    print(f"tiny main took {seconds:.0f} s")
+
+    assert f"report: {out / 'report.html'}" in result.stdout
+    assert "mlflow ui --backend-store-uri" in result.stdout
+    parent_id = re.search(r"parent run (\w+)", result.stdout).group(1)
+    parent = mlflow.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["entry_point"] == "main"
+    assert parent.data.tags["dataset"] == "orl"
+    assert parent.data.metrics["seconds/total"] > 0
+
+    children = _children(parent_id, parent.info.experiment_id)
+    by_kind: dict[str, list] = {}
+    for child in children:
+        assert child.info.status == "FINISHED", child.data.tags
+        by_kind.setdefault(child.data.tags["entry_point"], []).append(child)
+    assert sorted(by_kind) == ["evaluate", "report", "search", "train"]
+    trains = {r.data.tags["case"]: r for r in by_kind["train"]}
+    assert sorted(trains) == ["I", "II"]
+    for case, run in trains.items():
+        assert run.data.tags["mlflow.runName"] == f"train case {case}"
+        assert run.data.tags["dataset"] == "orl"
+        assert run.data.params["training.epochs"] == "1" and run.data.params["image_size"] == "32"
+    for kind in ("evaluate", "search"):
+        runs = by_kind[kind]
+        assert sorted(r.data.tags["case"] for r in runs) == ["I", "II"], kind
+        for run in runs:
+            case = run.data.tags["case"]
+            assert run.data.tags["train_run"] == trains[case].info.run_id
+            assert run.data.tags["mlflow.runName"].startswith(f"{kind} case {case}")
+    evaluate_metrics = by_kind["evaluate"][0].data.metrics
+    assert {"uniform", "gaussian", "mvn"} <= {
+        name.split("/")[1] for name in evaluate_metrics if name.startswith("hit_rate/")
+    }
+    for run in by_kind["search"]:
+        assert "best_b" in run.data.metrics
+        assert len(_children(run.info.run_id, run.info.experiment_id)) == 2  # the trials
+
+    html = (out / "report.html").read_text()
+    assert "Not run" not in html
+    for case in ("I", "II"):
+        assert f"hit_rate_{case}_uniform.csv" in html and f"search_{case}.csv" in html
+
+
+def test_bad_parameter_fails_before_training(tracking_uri):
+    started = time.perf_counter()
+    result = mlflow_run("main", {"n_trials": "0"}, tracking_uri)
+    assert_user_error(result, "n_trials")
+    assert time.perf_counter() - started < 60

@@ -1,0 +1,283 @@
+"""The search entry point: parent and child runs, resume, two workers at once, bad input.
+
+`mlflow run . -e search` imports no TensorFlow, so each run costs a few seconds; the trials
+are cheap (n_samples is small), so the tests are dominated by process start-up.
+"""
+
+from __future__ import annotations
+
+import csv
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from conftest import assert_user_error, mlflow_run
+
+from aelatent.jobs.search import (
+    TrialSeededSampler,
+    cli,
+    default_storage_url,
+    default_study_name,
+)
+
+pytestmark = pytest.mark.e2e
+
+SMALL = {"n_samples": "2000", "seed": "1"}
+
+
+def search_runs(filter_string: str) -> list[mlflow.entities.Run]:
+    return mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=filter_string,
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+
+
+def newest_search(train_run: str) -> mlflow.entities.Run:
+    return search_runs(f"tags.entry_point = 'search' and tags.train_run = '{train_run}'")[0]
+
+
+def children(parent: mlflow.entities.Run) -> list[mlflow.entities.Run]:
+    return search_runs(f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+
+
+def load_study(storage: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def check_parent_and_children(parent: mlflow.entities.Run, n_trials: int) -> None:
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["mlflow.runName"].startswith("search case ")
+    metrics = parent.data.metrics
+    for key in ("best_b", "best_value", "b_theory", "best_b_sweep", "n_trials_study"):
+        assert key in metrics, key
+    kids = children(parent)
+    assert len(kids) == n_trials
+    assert all(k.info.status == "FINISHED" for k in kids)
+    assert all("b" in k.data.params and "objective" in k.data.metrics for k in kids)
+    assert all({"hit_rate", "radius_agreement"} <= set(k.data.metrics) for k in kids)
+    for kid in kids:
+        assert float(kid.data.params["b"]) == pytest.approx(kid.data.metrics["b"])
+        assert kid.data.metrics["objective"] <= min(
+            kid.data.metrics["hit_rate"], kid.data.metrics["radius_agreement"]
+        )
+    # radius theory's b is trial 0 of every study here: the best is at least as good
+    assert metrics["best_value"] >= metrics["objective_at_b_theory"] - 1e-12
+
+
+def test_search_end_to_end_then_resume(tiny_train_run, tracking_uri, tmp_path):
+    params = {"train_run": tiny_train_run, "n_trials": "4", **SMALL}
+    first = mlflow_run("search", params, tracking_uri)
+    assert first.returncode == 0, first.output[-4000:]
+    parent = newest_search(tiny_train_run)
+    check_parent_and_children(parent, 4)
+    assert parent.data.tags["case"] == "I"
+    metrics = parent.data.metrics
+    kids = children(parent)
+    best_kid = max(kids, key=lambda k: (k.data.metrics["objective"], -int(k.data.tags["trial"])))
+    assert metrics["best_value"] == pytest.approx(best_kid.data.metrics["objective"])
+    assert metrics["best_b"] == pytest.approx(float(best_kid.data.params["b"]))
+    assert 0.05 <= metrics["best_b"] <= 12 and 0 <= metrics["best_value"] <= 1
+    assert sorted(int(k.data.tags["trial"]) for k in kids) == [0, 1, 2, 3]
+
+    # the default storage is an SQLite file beside the MLflow store
+    storage = default_storage_url(tracking_uri)
+    assert storage == f"sqlite:///{Path(tracking_uri[len('sqlite:///') :]).parent / 'optuna.db'}"
+    name = default_study_name(tiny_train_run, 2.0, "single")
+    assert parent.data.tags["study_name"] == name
+    # trial 0 is radius theory's b, enqueued when the study was new
+    study = load_study(storage, name)
+    assert study.trials[0].params["b"] == pytest.approx(metrics["b_theory"])
+    assert study.trials[0].user_attrs["mlflow_run_id"] in {k.info.run_id for k in kids}
+
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="search", dst_path=str(tmp_path)
+        )
+    )
+    for image in ("optimization_history.png", "slice_b.png", "objective_curve.png"):
+        assert (local / image).stat().st_size > 1000, image
+    with (local / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["number"]) for r in rows] == [0, 1, 2, 3]
+
+    # the same command again continues the study: 4 more trials, numbered 4..7
+    second = mlflow_run("search", params, tracking_uri)
+    assert second.returncode == 0, second.output[-4000:]
+    resumed = newest_search(tiny_train_run)
+    assert resumed.info.run_id != parent.info.run_id
+    assert resumed.data.tags["resumed"] == "true"
+    check_parent_and_children(resumed, 4)
+    assert sorted(int(k.data.tags["trial"]) for k in children(resumed)) == [4, 5, 6, 7]
+    study = load_study(storage, name)
+    assert [t.number for t in study.trials] == list(range(8))
+    assert resumed.data.metrics["n_trials_study"] == 8
+    assert resumed.data.metrics["best_value"] >= metrics["best_value"]
+
+
+def test_two_workers_at_once_share_one_study(tiny_train_run, tracking_uri, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    n = 12
+    params = {
+        "train_run": tiny_train_run,
+        "n_trials": str(n),
+        "storage": storage,
+        "study_name": "two-workers",
+        **SMALL,
+    }
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: mlflow_run("search", params, tracking_uri), range(2)))
+    for result in results:
+        assert result.returncode == 0, result.output[-4000:]
+    assert "database is locked" not in results[0].output + results[1].output
+
+    trials = load_study(storage, "two-workers").trials
+    assert len(trials) == 2 * n
+    assert sorted(t.number for t in trials) == list(range(2 * n))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    workers: dict[str, list] = {}
+    for t in trials:
+        workers.setdefault(t.user_attrs["mlflow_parent_run_id"], []).append(t)
+    assert sorted(len(v) for v in workers.values()) == [n, n]
+    # the two workers ran at the same time, and proposed different b values
+    spans = [
+        (min(t.datetime_start for t in v), max(t.datetime_complete for t in v))
+        for v in workers.values()
+    ]
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans
+    assert len({round(t.params["b"], 12) for t in trials}) == 2 * n
+    for parent_id, own in workers.items():
+        parent = mlflow.get_run(parent_id)
+        check_parent_and_children(parent, n)
+        assert {k.data.tags["trial"] for k in children(parent)} == {str(t.number) for t in own}
+
+
+def test_multi_objective_logs_the_pareto_front(tiny_train_run, tracking_uri, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    storage = f"sqlite:///{tmp_path / 'multi.db'}"
+    cli(
+        [
+            "--train-run",
+            tiny_train_run,
+            "--mode",
+            "multi",
+            "--n-trials",
+            "5",
+            "--storage",
+            storage,
+            "--n-samples",
+            "1000",
+        ]
+    )
+    parent = newest_search(tiny_train_run)
+    check_parent_and_children(parent, 5)
+    assert parent.data.tags["mode"] == "multi"
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="search", dst_path=str(tmp_path)
+        )
+    )
+    assert (local / "pareto_front.png").stat().st_size > 1000
+    with (local / "pareto_front.csv").open() as handle:
+        front = list(csv.DictReader(handle))
+    study = load_study(storage, default_study_name(tiny_train_run, 2.0, "multi"))
+    assert len(study.directions) == 2
+    assert {int(r["number"]) for r in front} == {t.number for t in study.best_trials}
+
+
+def test_same_seed_same_trials_and_workers_do_not_repeat_each_other():
+    def proposals(seed: int, first_number: int = 0) -> list[float]:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="maximize", sampler=TrialSeededSampler(seed))
+        distribution = optuna.distributions.FloatDistribution(0.05, 12, log=True)
+        for _ in range(first_number):  # trials another worker already made
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"b": 6.0}, distributions={"b": distribution}, value=0.0
+                )
+            )
+        study.optimize(lambda t: -abs(t.suggest_float("b", 0.05, 12, log=True) - 1.5), n_trials=14)
+        return [t.params["b"] for t in study.trials[first_number:]]
+
+    first = proposals(0)
+    assert proposals(0) == first  # reproducible, through the random and the TPE phase
+    assert proposals(1)[:3] != first[:3]
+    # a worker joining a study proposes from its trials' own numbers, not trial 0's draws
+    assert proposals(0, first_number=3)[:3] != first[:3]
+
+
+def test_bad_input_fails_the_mlflow_run(tiny_train_run, tracking_uri):
+    result = mlflow_run(
+        "search", {"train_run": tiny_train_run, "b_min": "3", "b_max": "1"}, tracking_uri
+    )
+    assert_user_error(result, "b_min=3", "b_max=1")
+    failed = search_runs("attributes.status = 'FAILED' and tags.entry_point = 'search'")[0]
+    assert "b_min=3" in failed.data.tags["error"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["--b-min", "2", "--b-max", "2"], ["b_min=2 must be smaller than b_max=2"]),
+        (["--b-min", "0"], ["b_min=0", "> 0"]),
+        (["--b-min", "-1"], ["b_min=-1", "> 0"]),
+        (["--n-trials", "0"], ["n_trials=0", ">= 1"]),
+        (["--n-trials", "many"], ["n_trials='many'", "integer"]),
+        (["--k", "0"], ["k='0'", "> 0"]),
+        (["--mode", "pareto"], ["mode='pareto'", "single, multi"]),
+        (["--n-samples", "5"], ["n_samples=5", ">= 100"]),
+        (["--storage", "optuna.db"], ["storage='optuna.db' is not a storage URL"]),
+        (["--train-run", "0123abc"], ["run '0123abc' does not exist"]),
+    ],
+)
+def test_bad_input_is_one_line(argv, fragments, tracking_uri, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("aelatent search: error: ")
+    for fragment in fragments:
+        assert fragment in err
+
+
+def test_unreachable_or_foreign_storage_is_one_line(
+    tiny_train_run, tracking_uri, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    cases = [
+        (f"sqlite:///{tmp_path}/no/such/folder/optuna.db", "unable to open database file"),
+        ("postgresql://user:secret@127.0.0.1:1/optuna", "user:***@127.0.0.1"),
+        ("nosuchdialect://host/db", "cannot be opened"),
+        (tracking_uri, "another application's database"),  # the MLflow store itself
+    ]
+    for storage, fragment in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            cli(["--train-run", tiny_train_run, "--storage", storage])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("aelatent search: error: storage=") and fragment in err, err
+        assert "secret" not in err
+
+
+def test_a_conflicting_study_is_reported_and_kept(
+    tiny_train_run, tracking_uri, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    storage = f"sqlite:///{tmp_path / 'kept.db'}"
+    base = ["--train-run", tiny_train_run, "--storage", storage, "--study-name", "kept"]
+    cli([*base, "--n-trials", "2", "--n-samples", "500"])
+    before = [(t.number, t.params["b"]) for t in load_study(storage, "kept").trials]
+    for extra, fragment in (
+        (["--n-samples", "600"], "n_samples=500 (now 600)"),
+        (["--n-samples", "500", "--k", "3"], "k=2 (now 3)"),
+        (["--n-samples", "500", "--mode", "multi"], "mode=multi needs 2"),
+    ):
+        with pytest.raises(SystemExit):
+            cli([*base, "--n-trials", "2", *extra])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "study_name='kept'" in err and fragment in err, err
+    assert [(t.number, t.params["b"]) for t in load_study(storage, "kept").trials] == before
