@@ -45,21 +45,20 @@ def test_train_run_is_complete(tiny_train_run, tmp_path):
         history = client.get_metric_history(tiny_train_run, metric)
         assert [m.step for m in history] == [0, 1], metric
 
-    for path in EXPECTED_ARTIFACTS:
-        _download(tiny_train_run, path, tmp_path)
-    latents = np.load(tmp_path / "latents/latents.npy")
+    local = {path: _download(tiny_train_run, path, tmp_path / path) for path in EXPECTED_ARTIFACTS}
+    latents = np.load(local["latents/latents.npy"])
     assert latents.shape == (400, 256) and latents.dtype == np.float32
     assert np.isfinite(latents).all() and latents.std() > 0
-    with open(tmp_path / "latents/index.csv") as handle:
+    with open(local["latents/index.csv"]) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 400 and {r["partition"] for r in rows} == {"train", "val"}
-    counts = np.load(tmp_path / "histograms/counts.npy")
-    edges = np.load(tmp_path / "histograms/edges.npy")
+    counts = np.load(local["histograms/counts.npy"])
+    edges = np.load(local["histograms/edges.npy"])
     assert counts.shape == (256, len(edges) - 1) and counts.dtype == np.int64
     assert 80 <= counts.shape[1] <= 120
     assert (counts.sum(axis=1) == 400).all()
     assert np.isclose(edges[0], -edges[-1]) and edges[-1] >= np.abs(latents).max()
-    with open(tmp_path / "stats/components.csv") as handle:
+    with open(local["stats/components.csv"]) as handle:
         components = list(csv.DictReader(handle))
     assert len(components) == 256 and {"mu", "hw"} <= set(components[0])
 

@@ -109,10 +109,16 @@ def _current_run_id() -> str | None:
 
 @contextmanager
 def entry_point_run(
-    entry_point: str, run_name: str, tags: dict[str, str] | None = None, nested: bool = False
+    entry_point: str,
+    run_name: str,
+    tags: dict[str, str] | None = None,
+    nested: bool = False,
+    run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, under ``mlflow run``, resume) the run of an entry point, named and tagged."""
-    with mlflow.start_run(run_name=run_name, nested=nested) as run:
+    """Start (or, under ``mlflow run`` or with ``run_id``, continue) an entry point's run."""
+    with mlflow.start_run(
+        run_id=run_id, run_name=None if run_id else run_name, nested=nested
+    ) as run:
         mlflow.set_tags({ENTRY_POINT_TAG: entry_point, "mlflow.runName": run_name, **(tags or {})})
         yield run
 
