@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -82,7 +83,7 @@ def test_train_evaluate_report_through_a_server(server, tmp_path, monkeypatch):
             run_id=report_run.info.run_id, artifact_path="report/report.html",
             dst_path=str(tmp_path / "downloaded"),
         )
-        text = open(html, encoding="utf-8").read()
+        text = Path(html).read_text(encoding="utf-8")
         assert "data:image/png;base64," in text
         assert train_run.info.run_id[:8] in text
         # The server, not the client, wrote the artifacts (proxied artifact access).
