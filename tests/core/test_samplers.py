@@ -160,3 +160,22 @@ def test_bad_scales_are_rejected(bad: float):
         UniformSampler(bad, 4)
     with pytest.raises(ValueError):
         GaussianSampler(np.zeros(2), np.ones(2), bad)
+
+
+def test_mvn_ghk_on_a_nearly_singular_covariance_agrees_with_monte_carlo():
+    """Few dominant directions plus tiny noise (what a briefly trained encoder gives)."""
+    rng = np.random.default_rng(12)
+    d, n = 64, 100_000
+    a = rng.normal(size=(d, 6))
+    cov = a @ a.T / 6 + 1e-6 * np.eye(d)  # condition number ~ 1e6
+    mean = rng.normal(0, 0.2, d)
+    sd = np.sqrt(np.diag(cov))
+    s = MVNSampler(mean, cov)
+    z = s.sample(n, np.random.default_rng(13))
+    for k in (0.8, 1.2):
+        lo, hi = mean - k * sd, mean + k * sd
+        log10_p = s.window_log10_probability(lo, hi)
+        p = 10.0**log10_p
+        assert 0.01 < p < 0.9
+        sigma = math.hypot(math.sqrt(p * (1 - p) / n), p * s.last_relative_se)
+        assert abs(mc_hits(z, lo, hi) / n - p) < 4 * sigma, (k, mc_hits(z, lo, hi) / n, p)

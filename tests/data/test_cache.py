@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from celeba_like import copy_with_partition_file, use_temporary_cache, write_celeba_source
+from celeba_like import (
+    copy_with_partition_file,
+    use_temporary_cache,
+    write_celeba_source,
+    zip_folder,
+)
 
 from aelatent.data import cache
 from aelatent.data.cache import cache_dir, cached_images
@@ -120,11 +125,17 @@ def test_incomplete_entry_is_rebuilt(celeba_folder: Path, isolated_cache: Path):
     np.testing.assert_array_equal(rebuilt.images, first.images)
 
 
+@pytest.mark.parametrize("kind", ["folder", "zip"])
 def test_worker_processes_give_the_same_pixels(
-    celeba_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, celeba_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     (celeba_folder / "000002.jpg").write_bytes(b"broken")
-    source = list_images(celeba_folder)
+    if kind == "zip":
+        archive = zip_folder(celeba_folder, tmp_path / "faces.zip", "img_align_celeba")
+        source = list_images(archive)
+        source.read(0)  # the parent holds an open zip when the workers fork
+    else:
+        source = list_images(celeba_folder)
     serial = cached_images(source, 16, root=tmp_path / "serial", workers=1, progress=False)
     monkeypatch.setattr(cache, "MIN_PARALLEL", 0)
     monkeypatch.setattr(cache, "CHUNK", 16)

@@ -91,3 +91,22 @@ def test_bad_parameters_are_one_line_user_errors(tracking_uri, tmp_path, capsys,
     err = capsys.readouterr().err
     assert "Traceback" not in err and fragment in err
     assert len([line for line in err.splitlines() if ": error: " in line]) == 1
+
+
+@pytest.mark.e2e
+def test_analyse_entry_point_through_mlflow_run(tiny_train_run, tracking_uri):
+    """`mlflow run . -e analyse` re-analyses a train run with other thresholds, no retraining."""
+    from conftest import mlflow_run
+
+    result = mlflow_run("analyse", {"train_run": tiny_train_run, "hw_threshold": "3",
+                                    "estimate": "fit"}, tracking_uri)
+    assert result.returncode == 0, result.output[-3000:]
+    run = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.entry_point = 'analyse' and tags.train_run = '{tiny_train_run}'",
+        output_format="list",
+    )[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["analysis_hw_threshold"] == "3.0"
+    assert {"n_dominant", "radius_mean", "pca_n_90"} <= set(run.data.metrics)
+    assert "stats/components.csv" in _artifact_paths(MlflowClient(), run.info.run_id)

@@ -52,7 +52,7 @@ def check_parent_and_children(parent: mlflow.entities.Run, n_trials: int) -> Non
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["mlflow.runName"].startswith("search case ")
     metrics = parent.data.metrics
-    for key in ("best_b", "best_value", "b_theory", "best_b_sweep", "n_trials_study"):
+    for key in ("best_b", "best_value", "b_theory", "best_value_sweep", "n_trials_study"):
         assert key in metrics, key
     kids = children(parent)
     assert len(kids) == n_trials

@@ -272,3 +272,16 @@ def test_grid_prefers_newer_runs():
 )
 def test_format_cell(value, text):
     assert format_cell(value) == text
+
+
+def test_default_output_is_unique_and_latest_follows(tmp_path):
+    from aelatent.jobs.report import default_output, point_latest
+
+    first = default_output(tmp_path)
+    first.mkdir()
+    second = default_output(tmp_path)
+    assert second != first and second.parent == tmp_path
+    second.mkdir()
+    point_latest(first)
+    point_latest(second)
+    assert (tmp_path / "latest").resolve() == second.resolve()

@@ -219,6 +219,17 @@ class UniformSearchObjective:
             after.append(self._both.end[first_end])
         return self(0.5 * (best + min(after)))
 
+    @property
+    def n_windows_excluding_zero(self) -> int:
+        """Components whose hit window excludes 0 (``|mu_i| > k hw_i``).
+
+        Each such component is hit with chance at most ``k hw_i / b`` (never when
+        ``b < |mu_i| - k hw_i``), so many of them make every symmetric uniform ``b`` fail:
+        the reason the objective is 0 everywhere when the real region sits off the origin.
+        """
+        lo, hi = hit_window(self.mu, self.hw, self.k)
+        return int(np.count_nonzero((lo > 0) | (hi < 0)))
+
     def log10_p_hit(self, b: float) -> float:
         """The exact log10 hit probability at ``b`` (product over components; no sampling)."""
         return UniformSampler(b, self.z_dim).window_log10_probability(

@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,14 +188,32 @@ def _decode_all(
     """(images done, failures) per chunk; in worker processes when it pays."""
     n = len(source.names)
     chunks = [(start, min(start + CHUNK, n)) for start in range(0, n, CHUNK)]
-    if workers <= 1 or n < MIN_PARALLEL:
-        _init_worker(source, image_size, partial)
+    if workers > 1 and n >= MIN_PARALLEL:
+        done: set[tuple[int, int]] = set()
         try:
-            for start, stop in chunks:
-                yield stop - start, _decode_chunk(start, stop)
-        finally:
-            _WORKER.clear()
-        return
+            for chunk, failures in _decode_in_pool(source, image_size, partial, workers, chunks):
+                done.add(chunk)
+                yield chunk[1] - chunk[0], failures
+            return
+        except BrokenProcessPool as exc:  # e.g. a script without `if __name__ == "__main__":`
+            log.warning("decoding in worker processes failed (%s); going on in this one", exc)
+        chunks = [chunk for chunk in chunks if chunk not in done]
+    _init_worker(source, image_size, partial)
+    try:
+        for start, stop in chunks:
+            yield stop - start, _decode_chunk(start, stop)
+    finally:
+        source.close()
+        _WORKER.clear()
+
+
+def _decode_in_pool(
+    source: ImageSource,
+    image_size: int,
+    partial: Path,
+    workers: int,
+    chunks: list[tuple[int, int]],
+) -> Iterator[tuple[tuple[int, int], dict[int, str]]]:
     # Fork is instant, but unsafe once TensorFlow's threads run in the parent (a child can
     # inherit a lock held by one of them): then spawn, which pays for importing the main
     # module again in each worker. The train job decodes before it imports TensorFlow.
@@ -202,8 +221,8 @@ def _decode_all(
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(source, image_size, partial)) as pool:
-        futures: dict[Future[dict[int, str]], int] = {
-            pool.submit(_decode_chunk, start, stop): stop - start for start, stop in chunks
+        futures: dict[Future[dict[int, str]], tuple[int, int]] = {
+            pool.submit(_decode_chunk, *chunk): chunk for chunk in chunks
         }
         for future in as_completed(futures):
             yield futures[future], future.result()
@@ -213,6 +232,7 @@ _WORKER: dict[str, object] = {}
 
 
 def _init_worker(source: ImageSource, image_size: int, partial: Path) -> None:
+    source.close()  # a forked worker inherits the parent's open zip: its file offset is shared
     _WORKER.update(source=source, image_size=image_size,
                    images=np.load(partial, mmap_mode="r+"))
 

@@ -73,6 +73,11 @@ class ImageSource:
             self._zip.append(zipfile.ZipFile(self.path))
         return self._zip[0].read(self.names[index])
 
+    def close(self) -> None:
+        """Close this process's zip handle (a forked worker must not share its parent's)."""
+        while self._zip:
+            self._zip.pop().close()
+
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state["_zip"] = []

@@ -111,18 +111,17 @@ def autoencoder_dataset(
     indices = np.asarray(indices, dtype=np.int64)
     shape = (None, *reader.shape)
 
-    def gather(batch_indices: tf.Tensor) -> tf.Tensor:
+    def load(batch_indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch = tf.numpy_function(reader.rows, [batch_indices], tf.uint8, stateful=False)
         batch.set_shape(shape)
-        return batch
+        return _to_unit_float(batch)
 
     dataset = tf.data.Dataset.from_tensor_slices(indices)
     if shuffle:
         dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     return (
         dataset.batch(batch_size, drop_remainder=drop_remainder)
-        .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
 

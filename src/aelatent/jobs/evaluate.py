@@ -100,7 +100,7 @@ class TrainInputs:
 
 def parse_samplers(text: str) -> tuple[str, ...]:
     names = [s.strip().lower() for s in str(text).split(",") if s.strip()]
-    if not names or names == [ALL]:
+    if not names or ALL in names:
         return SAMPLERS
     unknown = [s for s in names if s not in SAMPLERS]
     if unknown:
@@ -198,15 +198,18 @@ def load_train_inputs(request: EvaluateRequest) -> TrainInputs:
 
 
 def _check_has_model(run_id: str) -> None:
-    from mlflow.tracking import MlflowClient
+    """The run's ``model`` resolves (MLflow 3 keeps it as a logged model, not a run artifact)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import get_model_info
 
     from aelatent.io.run_artifacts import MODEL_NAME
 
-    names = {a.path for a in MlflowClient().list_artifacts(run_id)}
-    if MODEL_NAME not in names:
+    try:
+        get_model_info(f"runs:/{run_id}/{MODEL_NAME}")
+    except (MlflowException, OSError):
         raise UserError(
             f"run {run_id!r} has no model {MODEL_NAME!r} to decode with; pass -P n_decoded=0"
-        )
+        ) from None
 
 
 def build_sampler(name: str, inputs: TrainInputs) -> Sampler:
@@ -321,9 +324,10 @@ def decode_grids(
         )
     ]
     rows, labels = [real], ["real"]
-    for index, (name, sampler) in enumerate(samplers.items()):
+    for name, sampler in samplers.items():
         for s in request.scales_for(name):
-            rng = np.random.default_rng([request.seed, SAMPLERS.index(name), 1000 + index])
+            # the same base vectors at every scale: the rows differ by the scale alone
+            rng = np.random.default_rng([request.seed, SAMPLERS.index(name), 1000])
             images = decoder.predict(sampler.with_scale(s).sample(n, rng), verbose=0)
             axis = "b" if name == "uniform" else "s"
             paths.append(

@@ -89,8 +89,8 @@ class SearchRequest:
         return self.mode == "multi"
 
 
-def _parse_positive(text: str, name: str) -> float:
-    values = parse_float_list(text, name)
+def _one_number(text: str, name: str, *, positive: bool) -> float:
+    values = parse_float_list(text, name, positive=positive)
     if len(values) != 1:
         raise UserError(f"{name}={text!r}: give one number, not a list")
     return values[0]
@@ -111,17 +111,13 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser.add_argument("--seed", default="0", help="seed of the draws and of the TPE sampler")
     args = parser.parse_args(argv)
 
-    k = _parse_positive(args.k, "k")
-    b_min = parse_float_list(args.b_min, "b_min", positive=False)
-    b_max = parse_float_list(args.b_max, "b_max", positive=False)
-    if len(b_min) != 1 or len(b_max) != 1:
-        raise UserError(f"b_min={args.b_min!r}, b_max={args.b_max!r}: give one number each")
-    if b_min[0] <= 0:
-        raise UserError(
-            f"b_min={b_min[0]:g} is out of range; b_min must be > 0 (b scales U[-b, b])"
-        )
-    if b_min[0] >= b_max[0]:
-        raise UserError(f"b_min={b_min[0]:g} must be smaller than b_max={b_max[0]:g}")
+    k = _one_number(args.k, "k", positive=True)
+    b_min = _one_number(args.b_min, "b_min", positive=False)
+    b_max = _one_number(args.b_max, "b_max", positive=False)
+    if b_min <= 0:
+        raise UserError(f"b_min={b_min:g} is out of range; b_min must be > 0 (b scales U[-b, b])")
+    if b_min >= b_max:
+        raise UserError(f"b_min={b_min:g} must be smaller than b_max={b_max:g}")
     mode = args.mode.strip().lower()
     if mode not in MODES:
         raise UserError(f"mode={args.mode!r} is unknown; choose one of {', '.join(MODES)}")
@@ -139,8 +135,8 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         k=k,
         n_trials=parse_int(args.n_trials, "n_trials", minimum=1),
         n_samples=parse_int(args.n_samples, "n_samples", minimum=100),
-        b_min=b_min[0],
-        b_max=b_max[0],
+        b_min=b_min,
+        b_max=b_max,
         mode=mode,
         storage=None if storage in ("", DEFAULT_STORAGE) else storage,
         study_name=None if study_name in ("", AUTO) else study_name,
@@ -639,6 +635,20 @@ def _quiet_optuna() -> Iterator[None]:
             optuna.logging.set_verbosity(verbosity)
 
 
+@dataclass(frozen=True)
+class StudyTarget:
+    """Where the study lives and what it is about, resolved and checked before any work."""
+
+    storage: optuna.storages.BaseStorage
+    url: str
+    name: str
+    definition: dict[str, Any]
+    resumed: bool
+    train_run: str
+    case: str
+    n_real: int
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     request = parse_args(argv)
     train_run = resolve_train_run(request.train_run, request.case)
@@ -669,24 +679,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     search(request, objective, target)
 
 
-@dataclass(frozen=True)
-class StudyTarget:
-    """Where the study lives and what it is about, resolved and checked before any work."""
-
-    storage: optuna.storages.BaseStorage
-    url: str
-    name: str
-    definition: dict[str, Any]
-    resumed: bool
-    train_run: str
-    case: str
-    n_real: int
-
-
 def search(request: SearchRequest, objective: UniformSearchObjective, target: StudyTarget) -> str:
     """Run this worker's trials and log the parent run; returns its run id."""
     url, name, train_id, case = target.url, target.name, target.train_run, target.case
-    resumed = target.resumed
     b_theory = theory_b(objective.band.median, objective.z_dim)
     tags = {"train_run": train_id, "case": case}
     parent_tags = {
@@ -694,10 +689,10 @@ def search(request: SearchRequest, objective: UniformSearchObjective, target: St
         "study_name": name,
         "optuna_storage": redact(url),
         "mode": request.mode,
-        "resumed": str(resumed).lower(),
     }
     print(
-        f"aelatent search: study {name!r} in {redact(url)} ({'continued' if resumed else 'new'}); "
+        f"aelatent search: study {name!r} in {redact(url)} "
+        f"({'continued' if target.resumed else 'new'}); "
         f"watch it with: optuna-dashboard {redact(url)}",
         file=sys.stderr,
         flush=True,
@@ -725,6 +720,7 @@ def search(request: SearchRequest, objective: UniformSearchObjective, target: St
             study, created = open_study(
                 target.storage, name, target.definition, TrialSeededSampler(request.seed)
             )
+            mlflow.set_tag("resumed", str(not created).lower())  # joined an existing study
             if created and request.b_min <= b_theory <= request.b_max:
                 # radius theory's b first: a good start that TPE refines (only the creator
                 # enqueues it, so concurrent workers do not evaluate it twice)
@@ -759,14 +755,16 @@ def _log_summary(
     metrics: dict[str, float] = {
         "b_theory": b_theory,
         "objective_at_b_theory": at_theory.objective,
-        "best_b_sweep": sweep.b,
         "best_value_sweep": sweep.objective,
+        "n_windows_excluding_0": objective.n_windows_excluding_zero,
         "radius_band_lo": objective.band.lo,
         "radius_band_hi": objective.band.hi,
         "radius_median": objective.band.median,
         "n_trials_study": sum(t.state == TrialState.COMPLETE for t in trials),
         "n_trials_run": sum(t.user_attrs.get("mlflow_parent_run_id") == parent_id for t in trials),
     }
+    if sweep.objective > 0:  # with a flat zero objective there is no best b to name
+        metrics["best_b_sweep"] = sweep.b
     if best is not None:
         value: ObjectiveValue = objective(float(best.params["b"]))
         metrics.update(
@@ -794,10 +792,32 @@ def _log_summary(
         print(
             f"aelatent search: best b = {metrics['best_b']:.4g} (objective "
             f"{metrics['best_value']:.4g}, trial {best.number}); radius theory b = "
-            f"{b_theory:.4g}; exact optimum of the sampled objective b = {sweep.b:.4g} "
-            f"({sweep.objective:.4g}); {metrics['n_trials_study']:g} trials in the study",
+            f"{b_theory:.4g}; exact optimum of the sampled objective "
+            + (f"b = {sweep.b:.4g} ({sweep.objective:.4g})" if sweep.objective > 0 else "0")
+            + f"; {metrics['n_trials_study']:g} trials in the study",
             file=sys.stderr,
         )
+    if sweep.objective == 0:
+        print(f"aelatent search: {explain_zero(objective, request)}", file=sys.stderr)
+
+
+def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> str:
+    """Why no b scores: which of the two conditions fails where."""
+    grid = np.geomspace(request.b_min, request.b_max, CURVE_POINTS)
+    _, hit, agreement = objective.curves(grid)
+    radius_ok = grid[agreement >= 0.5]
+    radius_text = (
+        f"the radii alone match for b in [{radius_ok.min():.3g}, {radius_ok.max():.3g}]"
+        if radius_ok.size
+        else "no b in the range matches the real radii"
+    )
+    return (
+        f"the objective is 0 for every b in [{request.b_min:g}, {request.b_max:g}]: at "
+        f"k={request.k:g} the hit rate is at most {hit.max():.3g}, with "
+        f"{objective.n_windows_excluding_zero} of {objective.z_dim} hit windows excluding 0 "
+        f"(the real region is off the origin), and {radius_text}. No uniform b reproduces "
+        "these latents; try a larger k, mode=multi, or the evaluate entry point's other samplers"
+    )
 
 
 def cli(argv: Sequence[str] | None = None) -> None:

@@ -13,7 +13,7 @@ import csv
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aelatent.report.collect import CaseData, ReportData, RunData
@@ -107,6 +107,9 @@ REFERENCE_DOMINANT = (
 )
 DOMINANT_COLUMNS = ("component", "mu", "hw", "mu_fit", "hw_fit", "sigma", "fit_r2", "gaussian_like")
 MAX_PAIR_ROWS = 10
+MAX_CONFIG_ROWS = 12
+CONFIG_FIRST = ("model.", "training.", "image_size", "data", "seed", "n_")
+SEARCH_PARAMS = ("k", "n_trials", "n_samples", "b_min", "b_max", "mode", "seed", "study_name")
 TRAIN_HISTORY_KEYS = ("loss", "val_loss")
 SEARCH_FIRST = ("best_b", "best_value", "b_theory")
 
@@ -147,6 +150,19 @@ def _num(text: str) -> float:
 
 def _sampler_key(name: str) -> tuple[int, str]:
     return (SAMPLER_ORDER.index(name) if name in SAMPLER_ORDER else len(SAMPLER_ORDER), name)
+
+
+def _ui_hint(tracking_uri: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"the tracking server {tracking_uri}"
+    return f"`mlflow ui --backend-store-uri {tracking_uri}`"
+
+
+def _config_rank(key: str, differs: bool) -> int:
+    """Differences first, then the network, training and data, then everything else."""
+    if differs:
+        return 0
+    return 1 if key.startswith(CONFIG_FIRST) else 2
 
 
 def _decoded_order(item: tuple[str, Path]) -> tuple[int, tuple[int, str], float, str]:
@@ -276,16 +292,16 @@ class _Builder:
                         run.status,
                         run.started,
                         run.tags.get("dataset") or case.train.tags.get("dataset"),
-                        run.params.get("sampler", ""),
+                        run.params.get("samplers") or run.params.get("sampler", ""),
                     ]
                 )
         blocks: list[Block] = [
             Paragraph(
-                f"This report shows {self.data.selection}, with the evaluate and search runs "
-                "made on each of those train runs, from the tracking store "
+                f"Selection: {self.data.selection}. Each case column shows one train run and "
+                "the evaluate and search runs made on that train run, from the tracking store "
                 f"{self.data.tracking_uri}. Every table is also a CSV file (tables/). "
-                "Open the same runs in the MLflow UI with `mlflow ui --backend-store-uri "
-                "sqlite:///mlflow.db` and compare them there (select runs, then Compare)."
+                f"Open the same runs in the MLflow UI ({_ui_hint(self.data.tracking_uri)}) and "
+                "compare them there (select runs, then Compare)."
             ),
             Table(
                 "runs",
@@ -310,22 +326,26 @@ class _Builder:
 
     def configuration(self) -> Section:
         cases = self.data.cases
-        keys = sorted({k for c in cases for k in c.train.params})
         rows = []
-        for key in keys:
+        for key in {k for c in cases for k in c.train.params}:
             values = [c.train.params.get(key) for c in cases]
-            differs = len({v for v in values}) > 1
+            differs = len(set(values)) > 1
             rows.append([key, *[_cell(v) for v in values], "yes" if differs else ""])
+        rows.sort(key=lambda row: (_config_rank(row[0], row[-1] == "yes"), row[0]))
         blocks: list[Block] = [
             Paragraph(
-                "The network and training settings of each case, side by side; "
-                "'differs' marks the settings in which the cases differ."
+                "The network and training settings of each case, side by side: first those in "
+                "which the cases differ, then the network, training and data; the CSV has "
+                "every parameter (optimizer internals, analysis settings) too."
             ),
             Table(
                 "configuration",
                 ["parameter", *[f"case {c.label}" for c in cases], "differs"],
                 rows,
                 caption="Parameters of the train runs",
+                max_rows=max(
+                    MAX_CONFIG_ROWS, sum(_config_rank(r[0], r[-1] == "yes") < 2 for r in rows)
+                ),
             ),
         ]
         summary_keys = [
@@ -482,8 +502,11 @@ class _Builder:
                     max_rows=MAX_DOMINANT_ROWS,
                 )
             ]
-            if not dominant:
-                blocks.append(Note("No component is flagged dominant in stats/components.csv."))
+            if not dominant:  # the table stays for its CSV, shown as a link only
+                blocks = [
+                    replace(blocks[0], max_rows=0),
+                    Note("No component is flagged dominant in stats/components.csv."),
+                ]
             rule = case.train.first("stats/dominant.md")
             if rule is not None:
                 lines = [x for x in rule.read_text().splitlines() if x.startswith("Rule:")]
@@ -651,19 +674,20 @@ class _Builder:
                 return [self.no_search(case)]
             keys = [k for k in SEARCH_FIRST if k in run.metrics]
             keys += sorted(k for k in run.metrics if k not in SEARCH_FIRST)
+            params = [k for k in SEARCH_PARAMS if k in run.params]
             blocks: list[Block] = [
                 Table(
                     f"search_{self.slug(case)}",
                     ["quantity", "value"],
                     [[k, run.metrics[k]] for k in keys]
-                    + [[f"param {k}", _cell(v)] for k, v in sorted(run.params.items())],
+                    + [[f"param {k}", _cell(run.params[k])] for k in params],
                     caption=f"Search run {run.name} ({run.run_id[:8]})",
                 )
             ]
             if "best_b" not in run.metrics:
                 blocks.append(Note("Not logged: the search run has no best_b metric."))
             if run.children:
-                metric_keys = sorted({k for t in run.children for k in t.metrics})
+                metric_keys = sorted({k for t in run.children for k in t.metrics} - {"b"})
                 if "objective" in metric_keys:
                     metric_keys.remove("objective")
                     metric_keys.insert(0, "objective")
@@ -712,10 +736,23 @@ class _Builder:
                 return [self.no_evaluation(case)]
             blocks: list[Block] = []
             for run in case.evaluations:
-                for path, local in sorted(run.find("decoded/*"), key=_decoded_order):
-                    if path.lower().endswith(IMAGE_SUFFIXES):
-                        self.used.add((run.run_id, path))
-                        blocks.append(Figure(local, f"{path} (run {run.name}, {run.run_id[:8]})"))
+                found = sorted(
+                    (item for item in run.find("decoded/*") if item[0].endswith(IMAGE_SUFFIXES)),
+                    key=_decoded_order,
+                )
+                overview = [item for item in found if "overview" in item[0]]
+                for path, _ in found:
+                    self.used.add((run.run_id, path))
+                for path, local in overview or found:
+                    blocks.append(Figure(local, f"{path} (run {run.name}, {run.run_id[:8]})"))
+                if overview and len(found) > len(overview):
+                    rest = ", ".join(p.rsplit("/", 1)[-1] for p, _ in found if "overview" not in p)
+                    blocks.append(
+                        Paragraph(
+                            f"The same samples per sampler and b, larger, in the run's "
+                            f"artifacts under decoded/: {rest}."
+                        )
+                    )
             if not blocks:
                 blocks.append(Note("Not logged: the evaluate runs have no decoded/ images."))
             return blocks

@@ -74,7 +74,7 @@ figcaption { color: var(--muted); font-size: 13px; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: var(--tint); }
-td.num { text-align: right; }
+td.num { text-align: right; white-space: nowrap; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 .more { color: var(--muted); font-size: 12px; }
 a.csv { color: var(--accent); }

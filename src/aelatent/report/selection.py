@@ -68,7 +68,7 @@ def select_runs(experiment: str | None = None, run_ids: Sequence[str] = ()) -> S
     experiment_ids = [resolve_experiment(experiment)] if experiment else None
     if run_ids:
         cases = _explicit(run_ids)
-        description = f"the runs {', '.join(run_ids)}"
+        description = f"{len(run_ids)} runs chosen by id"
     else:
         cases = _newest(experiment_ids)
         where = f"experiment {experiment!r}" if experiment else "all experiments"
