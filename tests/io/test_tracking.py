@@ -90,3 +90,26 @@ def test_run_lookup(tracking_uri):
     with mlflow.start_run() as finished:
         mlflow.set_tags({"entry_point": "train", "case": "XYZ"})
     assert newest_finished_run("train", case="XYZ").info.run_id == finished.info.run_id
+
+
+def test_entry_point_run_ends_with_the_right_status(tracking_uri):
+    from aelatent.io.tracking import entry_point_run
+
+    statuses = {}
+    for outcome in ("ok", "mistake", "interrupt", "bug"):
+        try:
+            with entry_point_run("demo", f"demo {outcome}", {"case": "Z"}) as run:
+                statuses[outcome] = run.info.run_id
+                if outcome == "mistake":
+                    raise UserError("k=0: every value must be > 0")
+                if outcome == "interrupt":
+                    raise KeyboardInterrupt
+                if outcome == "bug":
+                    raise RuntimeError("a bug")
+        except (UserError, KeyboardInterrupt, RuntimeError):
+            pass
+        assert mlflow.active_run() is None
+    got = {o: mlflow.get_run(r).info.status for o, r in statuses.items()}
+    assert got == {"ok": "FINISHED", "mistake": "FAILED", "interrupt": "KILLED", "bug": "FAILED"}
+    assert mlflow.get_run(statuses["mistake"]).data.tags["error"] == "k=0: every value must be > 0"
+    assert mlflow.get_run(statuses["ok"]).data.tags["case"] == "Z"

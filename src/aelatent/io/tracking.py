@@ -115,12 +115,27 @@ def entry_point_run(
     nested: bool = False,
     run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, under ``mlflow run`` or with ``run_id``, continue) an entry point's run."""
-    with mlflow.start_run(
-        run_id=run_id, run_name=None if run_id else run_name, nested=nested
-    ) as run:
+    """Start (or, under ``mlflow run`` or with ``run_id``, continue) an entry point's run.
+
+    Ends it FINISHED, FAILED (a user mistake also leaves its reason in the ``error`` tag) or
+    KILLED (Ctrl-C); what was logged before stays.
+    """
+    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested)
+    try:
         mlflow.set_tags({ENTRY_POINT_TAG: entry_point, "mlflow.runName": run_name, **(tags or {})})
         yield run
+    except UserError as exc:
+        mlflow.set_tag(ERROR_TAG, str(exc)[:5000])
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    else:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
 
 
 def get_run(run_id: str, *, expected_entry_point: str | None = None) -> Run:
