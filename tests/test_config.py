@@ -29,7 +29,7 @@ def test_flat_params_cover_every_value():
     params = load_case("II").flat_params()
     assert params["model.encoder.kernels"] == "5,5,3,3"
     assert params["training.learning_rate"] == 0.0005
-    assert params["image_size"] == 64
+    assert params["data.image_size"] == 64
 
 
 def test_overrides_and_image_size_rule():

@@ -76,6 +76,8 @@ class CaseConfig:
                 flat[prefix] = value
 
         walk("", asdict(self))
+        # As in the YAML (and apart from `mlflow run`'s own `image_size` parameter).
+        flat["data.image_size"] = flat.pop("image_size")
         return flat
 
     def with_overrides(

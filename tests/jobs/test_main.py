@@ -56,7 +56,9 @@ def test_main_runs_the_whole_study(tracking_uri, tmp_path):
     for case, run in trains.items():
         assert run.data.tags["mlflow.runName"] == f"train case {case}"
         assert run.data.tags["dataset"] == "orl"
-        assert run.data.params["training.epochs"] == "1" and run.data.params["image_size"] == "32"
+        assert (
+            run.data.params["training.epochs"] == "1" and run.data.params["data.image_size"] == "32"
+        )
     for kind in ("evaluate", "search"):
         runs = by_kind[kind]
         assert sorted(r.data.tags["case"] for r in runs) == ["I", "II"], kind

@@ -37,7 +37,7 @@ def test_train_run_is_complete(tiny_train_run, tmp_path):
     assert run.data.tags["case"] == "I" and run.data.tags["dataset"] == "orl"
     assert run.data.tags["mlflow.runName"] == "train case I"
     params = run.data.params
-    assert params["training.epochs"] == "2" and params["image_size"] == "32"
+    assert params["training.epochs"] == "2" and params["data.image_size"] == "32"
     assert params["model.encoder.filters"] == "32,64,128,256"
     assert params["training.learning_rate"] == "0.0005"
     client = mlflow.MlflowClient()
@@ -118,3 +118,16 @@ def test_bad_input_is_one_line(argv, fragments, capsys, monkeypatch):
     assert len(err.splitlines()) == 1 and err.startswith("aelatent train: error: ")
     for fragment in fragments:
         assert fragment in err
+
+
+def test_defaults_of_mlflow_run_are_accepted(tracking_uri):
+    """`auto` epochs and image size, as `mlflow run` passes them, resolve from the YAML."""
+    result = mlflow_run("train", {"case": "II", "epochs": "1", "seed": "9"}, tracking_uri)
+    assert result.returncode == 0, result.output[-3000:]
+    run = mlflow.search_runs(
+        search_all_experiments=True, filter_string="params.seed = '9'", output_format="list",
+    )[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["image_size"] == "auto"  # as given to `mlflow run`
+    assert run.data.params["data.image_size"] == "64"  # as resolved from case_II.yaml
+    assert run.data.params["model.encoder.kernels"] == "5,5,3,3"

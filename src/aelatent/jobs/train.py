@@ -83,7 +83,7 @@ def resume_request(run_id: str) -> TrainRequest:
     params = run.data.params
     try:
         return build_request(params["case_arg"], params["data"], params["training.epochs"],
-                             params["image_size"], params["seed"], resume_run=run_id)
+                             params["data.image_size"], params["seed"], resume_run=run_id)
     except KeyError as missing:
         raise UserError(f"resume={run_id!r} logged no parameter {missing}: cannot resume") from None
 
