@@ -76,6 +76,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     uri = f"sqlite:///{store / 'mlflow.db'}"
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ.setdefault("AELATENT_CHECKPOINT_DIR", str(store / "checkpoints"))
     cwd = os.getcwd()
     os.chdir(store)  # the default artifact root ./mlruns lands in the temporary folder
     import mlflow

@@ -34,16 +34,17 @@ def _order(dataset) -> list[int]:
     return [row for x, _ in dataset for row in _rows(x.numpy())]
 
 
-def test_row_reader_reads_the_file_not_the_map(tmp_path: Path):
+def test_row_reader_reads_ranges_from_the_file(tmp_path: Path):
     images = _memmap_set(tmp_path).images
     reader = RowReader(images)
-    assert reader._fd is not None  # a whole-file map: positioned reads
+    assert reader._fd is not None  # a whole-file map: ranges come by positioned reads
     picked = np.array([7, 3, 49, 3])
     np.testing.assert_array_equal(reader.rows(picked), images[picked])
     np.testing.assert_array_equal(reader.range(10, 23), images[10:23])
     view = RowReader(images[5:20])  # a view has other bounds than its file: plain indexing
     assert view._fd is None
     np.testing.assert_array_equal(view.rows(np.array([0, 14])), images[[5, 19]])
+    np.testing.assert_array_equal(view.range(2, 9), images[7:14])
     np.testing.assert_array_equal(RowReader(np.asarray(images)).rows(picked), images[picked])
 
 

@@ -9,6 +9,8 @@ import mlflow
 import pytest
 from conftest import assert_user_error, mlflow_run
 
+from aelatent.jobs.main import run_search
+
 pytestmark = pytest.mark.e2e
 
 TINY_MAIN = {
@@ -18,6 +20,7 @@ TINY_MAIN = {
     "n_samples": "2000",
     "n_trials": "2",
 }
+PARENT_TAG = "mlflow.parentRunId"
 
 
 def _children(parent_id: str, experiment_id: str) -> list[mlflow.entities.Run]:
@@ -26,6 +29,44 @@ def _children(parent_id: str, experiment_id: str) -> list[mlflow.entities.Run]:
         filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
         output_format="list",
     )
+
+
+def _assert_search_tree(search: mlflow.entities.Run, parent_id: str, n_trials: int) -> None:
+    """main -> search -> trials: the search run under the main run, its trials under it."""
+    assert search.info.status == "FINISHED"
+    assert search.data.tags[PARENT_TAG] == parent_id
+    assert search.data.tags["entry_point"] == "search"
+    assert search.data.params["n_trials"] == str(n_trials)
+    trials = _children(search.info.run_id, search.info.experiment_id)
+    assert len(trials) == n_trials
+    for trial in trials:
+        assert trial.info.status == "FINISHED"
+        assert trial.data.tags[PARENT_TAG] == search.info.run_id
+        assert trial.data.tags["mlflow.runName"] == f"trial {trial.data.tags['trial']}"
+        assert "objective" in trial.data.metrics
+
+
+def test_search_runs_in_process_as_a_nested_run(
+    tiny_train_run, tracking_uri, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    argv = [
+        "--train-run",
+        tiny_train_run,
+        "--n-trials",
+        "2",
+        "--n-samples",
+        "500",
+        "--storage",
+        f"sqlite:///{tmp_path / 'nested.db'}",
+    ]
+    with mlflow.start_run(run_name="main study (test)") as parent:
+        search_id = run_search(argv)
+        assert mlflow.active_run().info.run_id == parent.info.run_id  # the parent is active again
+    _assert_search_tree(mlflow.get_run(search_id), parent.info.run_id, n_trials=2)
+    assert [r.info.run_id for r in _children(parent.info.run_id, parent.info.experiment_id)] == [
+        search_id
+    ]
 
 
 def test_main_runs_the_whole_study(tracking_uri, tmp_path):
@@ -72,7 +113,7 @@ def test_main_runs_the_whole_study(tracking_uri, tmp_path):
     }
     for run in by_kind["search"]:
         assert "best_b" in run.data.metrics
-        assert len(_children(run.info.run_id, run.info.experiment_id)) == 2  # the trials
+        _assert_search_tree(run, parent_id, n_trials=2)
 
     html = (out / "report.html").read_text()
     assert "Not run" not in html

@@ -4,10 +4,11 @@ Images stay uint8 (in memory or memory-mapped from the preprocessing cache) unti
 is formed, then become float32 in [0, 1]; so memory holds a few batches of floats, whatever
 the size of the data set. Only row indices are shuffled, never the pixels.
 
-Rows of a memory-mapped ``.npy`` (the cache) are read with positioned file reads rather
-than through the map: the kernel's page cache still serves them, but they are not mapped
-into this process, so its resident memory stays bounded by the batches in flight instead
-of growing with every image it has touched.
+Training gathers its random rows through the memory map (as fast as from memory once the
+pages are cached; the kernel may drop them again at will, so they are no memory a run
+holds). Encoding reads its consecutive rows with positioned file reads instead: the page
+cache still serves them, but they are never mapped into this process, so its resident
+memory stays bounded by the batches in flight, however many images it encodes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aelatent.data.images import ImageSet
 
 
 class RowReader:
-    """Gathers rows of a uint8 image array by index, from memory or from its ``.npy`` file.
+    """Rows of a uint8 image array, read from memory or the map, or from the ``.npy`` file.
 
     Safe to call from several tf.data threads at once (``os.pread`` has no shared offset).
     """
@@ -47,17 +48,11 @@ class RowReader:
         return len(self.images)
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
-        """``images[indices]`` as a fresh in-memory array."""
-        indices = np.asarray(indices, dtype=np.int64)
-        if self._fd is None:
-            return np.asarray(self.images[indices])
-        out = np.empty((len(indices), *self.shape), dtype=self.images.dtype)
-        for row, index in zip(out, indices, strict=True):
-            self._read_into(row, int(index))
-        return out
+        """``images[indices]`` (random rows, for training) as a fresh in-memory array."""
+        return np.asarray(self.images[np.asarray(indices, dtype=np.int64)])
 
     def range(self, start: int, stop: int) -> np.ndarray:
-        """``images[start:stop]`` as a fresh in-memory array, in one read."""
+        """``images[start:stop]`` as a fresh array; from a whole ``.npy`` file in one read."""
         if self._fd is None:
             return np.array(self.images[start:stop])
         out = np.empty((stop - start, *self.shape), dtype=self.images.dtype)

@@ -154,8 +154,10 @@ def write_plots(analysis: LatentAnalysis, out_dir: Path) -> None:
     analysis_plots.plot_component_grid(hist.counts, hist.edges, stats.dominant,
                                        out_dir / COMPONENTS_PNG)
     mu, hw = stats.centre_and_width(rule.estimate)
+    dominant = analysis.dominant_components
+    most_dominant_first = dominant[np.argsort(-stats.dominance_score[dominant], kind="stable")]
     analysis_plots.plot_dominant(
-        hist.counts, hist.edges, analysis.dominant_components.tolist(), mu, hw, stats.mu_fit,
+        hist.counts, hist.edges, most_dominant_first.tolist(), mu, hw, stats.mu_fit,
         stats.sigma, out_dir / DOMINANT_PNG,
         rule=f"|mu| >= {rule.mu_abs:g} or hw >= {rule.hw:g}, {rule.estimate}",
     )

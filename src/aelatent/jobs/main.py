@@ -8,9 +8,6 @@ the MLflow UI shows the study as one tree and every child compares with stand-al
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,13 +19,10 @@ from aelatent.errors import UserError
 from aelatent.io.tracking import ArgumentParser, entry_point_run, parse_int, run_entry_point
 
 if TYPE_CHECKING:
-    from mlflow.entities import RunInfo
-
     from aelatent.jobs.report import ReportResult
 
 CASES = ("I", "II")
 AUTO = "auto"
-PARENT_TAG = "mlflow.parentRunId"
 DEFAULT_N_SAMPLES = "200000"
 DEFAULT_N_TRIALS = "30"
 PLACEHOLDER_RUN = "newest"
@@ -125,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     seconds: dict[str, float] = {}
     with entry_point_run("main", "main study", {"dataset": request.data}) as parent:
         try:
-            report = run_study(request, parent.info, output, seconds)
+            report = run_study(request, output, seconds)
         except UserError as exc:  # keep the reason on the parent run, not only on stderr
             mlflow.set_tag("error", str(exc)[:5000])
             raise
@@ -142,10 +136,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"MLflow UI: {ui_command(mlflow.get_tracking_uri())}  then open http://127.0.0.1:5000")
 
 
-def run_study(
-    request: MainRequest, parent: RunInfo, output: Path, seconds: dict[str, float]
-) -> ReportResult:
-    """Every step as a child run of ``parent``, timed into ``seconds``."""
+def run_study(request: MainRequest, output: Path, seconds: dict[str, float]) -> ReportResult:
+    """Every step as a child run of the active (parent) run, timed into ``seconds``."""
     from aelatent.jobs.report import write_report
 
     children: list[str] = []
@@ -159,9 +151,7 @@ def run_study(
             children.append(run_evaluate(request.evaluate_argv(trains[case])))
     for case in CASES:
         with _timed(seconds, f"search_{case}"):
-            children.append(
-                run_search(request.search_argv(trains[case]), parent, case, trains[case])
-            )
+            children.append(run_search(request.search_argv(trains[case])))
     with _timed(seconds, "report"):
         return write_report(None, children, output, nested=True)
 
@@ -194,46 +184,13 @@ def run_evaluate(argv: list[str]) -> str:
     return evaluate.evaluate(request, evaluate.load_train_inputs(request), nested=True)
 
 
-def run_search(argv: list[str], parent: RunInfo, case: str, train_run: str) -> str:
-    """The search as a child run, in a subprocess that resumes a child run made here.
+def run_search(argv: list[str]) -> str:
+    """Search b on one train run as a nested run, its trials nested in it; returns its run id."""
+    from aelatent.jobs import search
 
-    ``jobs.search`` starts its run without ``nested``, so it cannot run in this process
-    while the parent run is active. MLflow's own ``MLFLOW_RUN_ID`` mechanism (what
-    ``mlflow run`` uses) lets the unchanged entry point log into a child run instead.
-    """
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    child = client.create_run(
-        parent.experiment_id,
-        run_name=f"search case {case}",
-        tags={
-            PARENT_TAG: parent.run_id,
-            "entry_point": "search",
-            "case": case,
-            "train_run": train_run,
-        },
-    )
-    child_id = child.info.run_id
-    env = {
-        **os.environ,
-        "MLFLOW_RUN_ID": child_id,
-        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
-        "MLFLOW_EXPERIMENT_ID": parent.experiment_id,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "aelatent.jobs.search", *argv], env=env, check=False
-    )
-    status = client.get_run(child_id).info.status
-    if done.returncode != 0 or status != "FINISHED":
-        if status == "RUNNING":
-            client.set_terminated(child_id, "FAILED")
-        raise UserError(
-            f"the search of case {case} failed (exit code {done.returncode}, run {child_id}); "
-            "its error is above"
-        )
-    return child_id
+    request = search.parse_args(argv)
+    objective, target = search.prepare(request)
+    return search.search(request, objective, target, nested=True)
 
 
 def ui_command(tracking_uri: str) -> str:

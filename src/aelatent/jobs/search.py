@@ -651,6 +651,16 @@ class StudyTarget:
 
 def main(argv: Sequence[str] | None = None) -> None:
     request = parse_args(argv)
+    objective, target = prepare(request)
+    search(request, objective, target)
+
+
+def prepare(request: SearchRequest) -> tuple[UniformSearchObjective, StudyTarget]:
+    """Resolve the train run, open and check the study, build the objective; no MLflow run.
+
+    Every mistake (unknown run, unreachable storage, a study made for another question,
+    mismatched artifacts) surfaces here, before any MLflow run of the search is started.
+    """
     train_run = resolve_train_run(request.train_run, request.case)
     train_id = train_run.info.run_id
     case = train_run.data.tags.get("case", "?")
@@ -676,11 +686,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UserError(f"train run {train_id!r}: the real radii are 0; the latents are degenerate")
     objective = UniformSearchObjective(mu, hw, request.k, band, request.n_samples, request.seed)
     target = StudyTarget(storage, url, name, definition, resumed, train_id, case, len(latents))
-    search(request, objective, target)
+    return objective, target
 
 
-def search(request: SearchRequest, objective: UniformSearchObjective, target: StudyTarget) -> str:
-    """Run this worker's trials and log the parent run; returns its run id."""
+def search(
+    request: SearchRequest,
+    objective: UniformSearchObjective,
+    target: StudyTarget,
+    *,
+    nested: bool = False,
+) -> str:
+    """Run this worker's trials and log the parent run; returns its run id.
+
+    With ``nested``, the search run is a child of the active run (the ``main`` study) and
+    the trials' runs are children of the search run.
+    """
     url, name, train_id, case = target.url, target.name, target.train_run, target.case
     b_theory = theory_b(objective.band.median, objective.z_dim)
     tags = {"train_run": train_id, "case": case}
@@ -697,7 +717,7 @@ def search(request: SearchRequest, objective: UniformSearchObjective, target: St
         file=sys.stderr,
         flush=True,
     )
-    with entry_point_run(ENTRY_POINT, f"search case {case}", parent_tags) as run:
+    with entry_point_run(ENTRY_POINT, f"search case {case}", parent_tags, nested=nested) as run:
         parent_id = run.info.run_id
         _log_params_once(
             {

@@ -113,7 +113,7 @@ def plot_dominant(counts: np.ndarray, edges: np.ndarray, components: Sequence[in
         ax.tick_params(labelsize=7)
     fig.suptitle(f"Dominant components{f' ({rule})' if rule else ''}: histogram, "
                  "fitted Gaussian (black), peak mu (line)"
-                 + (f"; first {MAX_DOMINANT_PANELS} of {len(components)}"
+                 + (f"; the {MAX_DOMINANT_PANELS} most dominant of {len(components)}"
                     if len(components) > MAX_DOMINANT_PANELS else ""), fontsize=10)
     return _save(fig, path)
 
