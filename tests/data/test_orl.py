@@ -12,7 +12,9 @@ def test_orl_faces_are_complete_and_split_by_person():
     assert image_set.images.dtype == np.uint8
     assert len(set(image_set.ids)) == 400
     val_people = {
-        int(i.split("/")[0][1:]) for i, p in zip(image_set.ids, image_set.partitions, strict=True) if p == "val"
+        int(i.split("/")[0][1:])
+        for i, p in zip(image_set.ids, image_set.partitions, strict=True)
+        if p == "val"
     }
     train_people = {
         int(i.split("/")[0][1:])
