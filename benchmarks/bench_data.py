@@ -15,7 +15,7 @@ On generated CelebA-shaped data (178x218 RGB JPEGs of ~10 kB, like the real ones
   held) and the peak resident set (``VmHWM``, which also counts the latents file's pages);
 - ``train``: images/s of one epoch of case I and II from the cache through tf.data,
   against ``model.fit`` on an in-memory float32 array of the same images: one epoch of
-  each in turn, 3 rounds after a compiling one, the fastest epoch of each counts (the cores
+  each in turn, 5 rounds after a compiling one, the fastest epoch of each counts (the cores
   are shared with other work); achieved FLOP/s (3x the forward FLOPs per image, counted
   per layer) against a float32 matmul measured in the same run.
 
@@ -45,7 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
 WORK = Path(tempfile.gettempdir()) / "aelatent-bench-data"
 SIZE = 64
 BATCH = 32
-TRAIN_ROUNDS = 3  # timed epochs per feed; the fastest counts (the cores are shared)
+TRAIN_ROUNDS = 5  # timed epochs per feed; the fastest counts (the cores are shared)
 WIDTH, HEIGHT = 178, 218
 
 
@@ -150,8 +150,14 @@ def bench_input_pipeline(folder: Path) -> dict[str, Any]:
     )
     keras_dataset = (
         keras.utils.image_dataset_from_directory(
-            folder, labels=None, image_size=(SIZE, SIZE), batch_size=BATCH, shuffle=True,
-            seed=0, crop_to_aspect_ratio=True, verbose=False,
+            folder,
+            labels=None,
+            image_size=(SIZE, SIZE),
+            batch_size=BATCH,
+            shuffle=True,
+            seed=0,
+            crop_to_aspect_ratio=True,
+            verbose=False,
         )
         .map(lambda x: x / 255.0, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
@@ -222,7 +228,9 @@ def bench_encode(sizes: list[int]) -> dict[str, Any]:
         path = synthetic_cache(n)
         done = subprocess.run(
             [sys.executable, __file__, "--encode-child", str(path)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         )
         if done.returncode != 0:
@@ -306,10 +314,10 @@ def bench_train(folder: Path, n_train: int, matmul: float) -> dict[str, Any]:
     for case_name in ("I", "II"):
         case = load_case(case_name).with_overrides(image_size=SIZE)
         feeds = {
-            "cache_tf_data": {"x": autoencoder_dataset(image_set, rows, BATCH, shuffle=True,
-                                                       seed=0)},
-            "in_memory_fit": {"x": in_memory, "y": in_memory, "batch_size": BATCH,
-                              "shuffle": True},
+            "cache_tf_data": {
+                "x": autoencoder_dataset(image_set, rows, BATCH, shuffle=True, seed=0)
+            },
+            "in_memory_fit": {"x": in_memory, "y": in_memory, "batch_size": BATCH, "shuffle": True},
         }
         models, timers = {}, {}
         for feed in feeds:
@@ -355,8 +363,11 @@ def main() -> None:
     parser.add_argument("--encode-images", type=int, default=200_000, help="largest encode")
     parser.add_argument("--train-images", type=int, default=1024, help="images per epoch")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
-    parser.add_argument("--preprocess-only", action="store_true",
-                        help="only the decode cache (no TensorFlow needed)")
+    parser.add_argument(
+        "--preprocess-only",
+        action="store_true",
+        help="only the decode cache (no TensorFlow needed)",
+    )
     parser.add_argument("--encode-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.encode_child:
@@ -364,9 +375,11 @@ def main() -> None:
         return
     if args.preprocess_only:
         load = [round(x, 2) for x in os.getloadavg()]
-        figures = {"machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
-                   "load_average_at_start": load,
-                   "preprocess": bench_preprocess(celeba_like_folder(args.images))}
+        figures = {
+            "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+            "load_average_at_start": load,
+            "preprocess": bench_preprocess(celeba_like_folder(args.images)),
+        }
         write(figures, args.out)
         return
     load = [round(x, 2) for x in os.getloadavg()]

@@ -55,8 +55,9 @@ def train_rate(case_name: str, images: np.ndarray, batch: int, policy: str) -> t
         keras.utils.set_random_seed(0)
         model = build_autoencoder(load_case(case_name).with_overrides(image_size=SIZE), 3)
         timer = EpochTimer()
-        history = model.fit(images, images, batch_size=batch, epochs=2, shuffle=True, verbose=0,
-                            callbacks=[timer])
+        history = model.fit(
+            images, images, batch_size=batch, epochs=2, shuffle=True, verbose=0, callbacks=[timer]
+        )
         return len(images) / timer.seconds[-1], float(history.history["loss"][-1])
     finally:
         keras.mixed_precision.set_global_policy("float32")

@@ -54,8 +54,12 @@ def test_folder_with_partition_file(celeba_folder: Path):
 
 def test_zip_gives_the_same_set_as_its_folder(celeba_folder: Path, tmp_path: Path):
     text = (celeba_folder.parent / "list_eval_partition.txt").read_text()
-    archive = zip_folder(celeba_folder, tmp_path / "img_align_celeba.zip", "img_align_celeba",
-                         extra={"list_eval_partition.txt": text})
+    archive = zip_folder(
+        celeba_folder,
+        tmp_path / "img_align_celeba.zip",
+        "img_align_celeba",
+        extra={"list_eval_partition.txt": text},
+    )
     from_zip = load_image_folder(archive, 32)
     from_folder = load_image_folder(celeba_folder, 32)
     assert from_zip.name == "img_align_celeba"
@@ -70,8 +74,8 @@ def test_partition_file_beside_the_zip(celeba_folder: Path, tmp_path: Path):
     holder.mkdir()
     archive = zip_folder(celeba_folder, holder / "faces.zip", "img_align_celeba")
     (holder / "list_eval_partition.csv").write_text(
-        "image_id,partition\n" + partition_text(sorted(p.name for p in celeba_folder.iterdir()))
-        .replace(" ", ",")
+        "image_id,partition\n"
+        + partition_text(sorted(p.name for p in celeba_folder.iterdir())).replace(" ", ",")
     )
     image_set = load_image_folder(archive, 16)
     assert np.count_nonzero(image_set.partitions == "test") == N_IMAGES // 10
@@ -98,7 +102,10 @@ def test_recursive_and_mixed_formats_become_rgb(tmp_path: Path):
     (folder / ".hidden.jpg").write_bytes(b"ignored")
     image_set = load_image_folder(folder, 8)
     assert image_set.ids == (
-        "gray.png", "sub/alpha.PNG", "sub/deeper/000001.jpg", "sub/deeper/000002.jpg",
+        "gray.png",
+        "sub/alpha.PNG",
+        "sub/deeper/000001.jpg",
+        "sub/deeper/000002.jpg",
     )
     assert image_set.images.shape == (4, 8, 8, 3)
     np.testing.assert_array_equal(image_set.images[0], 200)

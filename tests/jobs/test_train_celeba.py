@@ -35,8 +35,9 @@ def _celeba_zip(folder: Path) -> tuple[Path, dict[str, str]]:
             Image.fromarray(pixels).save(folder / name, quality=90)
             data = (folder / name).read_bytes()
             handle.writestr(f"img_align_celeba/{name}", data[:500] if name == CORRUPT else data)
-        handle.writestr("list_eval_partition.txt",
-                        "".join(f"{name} {code}\n" for name, code in codes.items()))
+        handle.writestr(
+            "list_eval_partition.txt", "".join(f"{name} {code}\n" for name, code in codes.items())
+        )
     return archive, {name: PARTITION[code] for name, code in codes.items()}
 
 
@@ -50,8 +51,11 @@ def test_train_on_a_celeba_zip(tracking_uri: str, tmp_path: Path):
     assert len(list(cache.glob("img_align_celeba-32px-*.npy"))) == 1
 
     run = mlflow.search_runs(
-        search_all_experiments=True, filter_string="tags.dataset = 'img_align_celeba'",
-        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+        search_all_experiments=True,
+        filter_string="tags.dataset = 'img_align_celeba'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
     )[0]
     assert run.info.status == "FINISHED"
     assert run.data.params["n_images"] == str(N_IMAGES - 1)

@@ -11,7 +11,7 @@ well under a second. An entry is two files under :func:`cache_dir`:
 The key hashes the source's path and fingerprint (a zip's size and mtime, or every file's
 relative path, size and mtime for a folder), the image size, the crop convention and
 :data:`CACHE_VERSION`: changing any of them makes a new entry instead of reusing a stale one.
-Images that fail to decode are logged (one warning naming each file), recorded and left
+Images that fail to decode are logged (a warning naming each, up to 20), recorded and left
 out; they are never averaged in as zeros.
 """
 
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "AELATENT_CACHE_DIR"
 CACHE_VERSION = 1
 CHUNK = 256  # images per worker task: big enough to amortise the task, small enough to balance
+MAX_REPORTED = 20  # warnings naming a skipped image; the rest are counted (all are in the JSON)
 MIN_PARALLEL = 2000  # below this, starting worker processes costs more than it saves
 
 
@@ -104,9 +105,20 @@ def cached_images(
         cached = _open_entry(npy, meta)
         assert cached is not None
         return cached
-    for image_id, reason in cached.skipped:
-        log.warning("skipped %s (cached decision: %s)", image_id, reason)
+    _report_skipped(list(cached.skipped), source, meta)
     return CachedImages(cached.images, cached.ids, cached.skipped, cached.path, reused=True)
+
+
+def _report_skipped(skipped: list[tuple[str, str]], source: ImageSource, meta: Path) -> None:
+    """One warning per unreadable image (the first MAX_REPORTED), then how many more."""
+    for image_id, reason in skipped[:MAX_REPORTED]:
+        log.warning("skipped unreadable image %s in %s: %s", image_id, source.path, reason)
+    if len(skipped) > MAX_REPORTED:
+        log.warning(
+            "skipped %d more unreadable images: all are listed in %s",
+            len(skipped) - MAX_REPORTED,
+            meta,
+        )
 
 
 def _open_entry(npy: Path, meta: Path) -> CachedImages | None:
@@ -130,12 +142,18 @@ def _build_entry(
 ) -> None:
     n = len(source.names)
     partial = npy.with_name(f"{npy.stem}.{os.getpid()}.partial.npy")
-    images = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8,
-                                       shape=(n, image_size, image_size, 3))
+    images = np.lib.format.open_memmap(
+        partial, mode="w+", dtype=np.uint8, shape=(n, image_size, image_size, 3)
+    )
     del images  # workers write through their own maps
     failures: dict[int, str] = {}
-    bar = tqdm(total=n, unit="img", desc=f"decoding {source.name} to {image_size}px",
-               disable=not progress, mininterval=1.0)
+    bar = tqdm(
+        total=n,
+        unit="img",
+        desc=f"decoding {source.name} to {image_size}px",
+        disable=not progress,
+        mininterval=1.0,
+    )
     try:
         for done, failed in _decode_all(source, image_size, partial, workers):
             failures.update(failed)
@@ -145,8 +163,7 @@ def _build_entry(
         raise
     finally:
         bar.close()
-    for index in sorted(failures):
-        log.warning("skipped %s: %s", source.ids[index], failures[index])
+    _report_skipped([(source.ids[i], failures[i]) for i in sorted(failures)], source, meta)
     if len(failures) == n:
         partial.unlink(missing_ok=True)
         first = source.ids[min(failures)]
@@ -172,8 +189,9 @@ def _compact(partial: Path, keep: np.ndarray) -> None:
     """Rewrite the entry without the rows that failed (in chunks: memory stays bounded)."""
     source = np.load(partial, mmap_mode="r")
     target_path = partial.with_name(partial.name.replace(".partial.npy", ".compact.npy"))
-    target = np.lib.format.open_memmap(target_path, mode="w+", dtype=np.uint8,
-                                       shape=(len(keep), *source.shape[1:]))
+    target = np.lib.format.open_memmap(
+        target_path, mode="w+", dtype=np.uint8, shape=(len(keep), *source.shape[1:])
+    )
     for start in range(0, len(keep), 4096):
         rows = keep[start : start + 4096]
         target[start : start + len(rows)] = source[rows]
@@ -219,8 +237,12 @@ def _decode_in_pool(
     # module again in each worker. The train job decodes before it imports TensorFlow.
     method = "spawn" if "tensorflow" in sys.modules else "fork"
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(source, image_size, partial)) as pool:
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(source, image_size, partial),
+    ) as pool:
         futures: dict[Future[dict[int, str]], tuple[int, int]] = {
             pool.submit(_decode_chunk, *chunk): chunk for chunk in chunks
         }
@@ -233,8 +255,7 @@ _WORKER: dict[str, object] = {}
 
 def _init_worker(source: ImageSource, image_size: int, partial: Path) -> None:
     source.close()  # a forked worker inherits the parent's open zip: its file offset is shared
-    _WORKER.update(source=source, image_size=image_size,
-                   images=np.load(partial, mmap_mode="r+"))
+    _WORKER.update(source=source, image_size=image_size, images=np.load(partial, mmap_mode="r+"))
 
 
 def _decode_chunk(start: int, stop: int) -> dict[int, str]:

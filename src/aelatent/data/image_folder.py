@@ -240,10 +240,12 @@ def match_partitions(ids: tuple[str, ...], table: dict[str, str], where: str) ->
 
 def hashed_partitions(ids: tuple[str, ...]) -> np.ndarray:
     """Deterministic split without a partition file: CRC-32 of the base name, 1 in 10 to val."""
-    return np.array([
-        "val" if zlib.crc32(PurePosixPath(i).name.encode()) % VAL_MODULUS == 0 else "train"
-        for i in ids
-    ])
+    return np.array(
+        [
+            "val" if zlib.crc32(PurePosixPath(i).name.encode()) % VAL_MODULUS == 0 else "train"
+            for i in ids
+        ]
+    )
 
 
 def load_image_folder(path: Path, image_size: int, *, progress: bool = True) -> ImageSet:
