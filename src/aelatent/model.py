@@ -36,7 +36,8 @@ def build_encoder(config: ModelConfig, image_size: int, n_channels: int) -> kera
         )(x)
         x = _activation(config.activation, name=f"encoder_act_{i}")(x)
     x = layers.Flatten(name="encoder_flatten")(x)
-    z = layers.Dense(config.z_dim, name="encoder_output")(x)
+    # float32 even under mixed precision: the latents are what the study measures.
+    z = layers.Dense(config.z_dim, name="encoder_output", dtype="float32")(x)
     return keras.Model(inputs, z, name=ENCODER_NAME)
 
 
@@ -60,7 +61,7 @@ def build_decoder(
         if i < last:
             x = _activation(config.activation, name=f"decoder_act_{i}")(x)
         else:
-            x = layers.Activation("sigmoid", name="decoder_output")(x)
+            x = layers.Activation("sigmoid", name="decoder_output", dtype="float32")(x)
     return keras.Model(z, x, name=DECODER_NAME)
 
 

@@ -103,6 +103,7 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
     import mlflow.keras
     import tensorflow as tf
 
+    from aelatent.accelerator import configure_accelerator
     from aelatent.data.pipeline import autoencoder_dataset
     from aelatent.io.checkpoints import EpochCheckpoint, load_checkpoint, remove_checkpoint
     from aelatent.model import build_autoencoder
@@ -123,8 +124,15 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
                 "n_channels": image_set.n_channels, "n_train": len(image_set.indices("train")),
                 "n_val": len(image_set.indices("val")),
             })
-        checkpoint = load_checkpoint(run_id) if request.resume_run else None
-        autoencoder, epochs_done = checkpoint or (build_autoencoder(case, image_set.n_channels), 0)
+        accelerator = configure_accelerator()
+        if request.resume_run is None:
+            mlflow.log_params(accelerator.params())
+        else:  # params are immutable; the resumed part may run on another machine
+            mlflow.set_tags({f"resumed.{k}": str(v) for k, v in accelerator.params().items()})
+        with accelerator.strategy.scope():  # mirrored variables and the dtype policy
+            checkpoint = load_checkpoint(run_id) if request.resume_run else None
+            autoencoder, epochs_done = checkpoint or (
+                build_autoencoder(case, image_set.n_channels), 0)
         if checkpoint:
             print(f"aelatent train: resuming run {run_id} after epoch {epochs_done}", flush=True)
             mlflow.set_tag("resumed_after_epoch", str(epochs_done))
@@ -175,12 +183,18 @@ def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> None:
         save_reconstructions(originals, reconstructions, out / "reconstructions.png",
                              labels=("train", "val"))
         mlflow.log_artifact(str(out / "reconstructions.png"))
-        latents = encode_images(encoder_of(autoencoder), image_set.images)
         (out / "latents").mkdir()
-        np.save(out / LATENTS_PATH, latents)
+        encoder = encoder_of(autoencoder)
+        # Streamed into a memory-mapped .npy: memory does not grow with the data set.
+        latents = np.lib.format.open_memmap(
+            out / LATENTS_PATH, mode="w+", dtype=np.float32,
+            shape=(len(image_set.images), int(encoder.output.shape[-1])),
+        )
+        encode_images(encoder, image_set.images, out=latents, progress=True)
+        latents.flush()
         write_index(out / INDEX_PATH, image_set)
         mlflow.log_artifacts(str(out / "latents"), artifact_path="latents")
-    analyse_and_log(latents)
+        analyse_and_log(latents)
 
 
 def _mark_launcher_run(resumed: str) -> None:
