@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 import mlflow
+import numpy as np
 import pytest
 
 MISSING_RUN = "0123456789abcdef0123456789abcdef"
@@ -27,6 +28,21 @@ def wrong_kind_run(tracking_uri: str) -> str:
 def train_run_without_latents(tracking_uri: str) -> str:
     with mlflow.start_run(run_name="empty train run") as run:
         mlflow.set_tags({"entry_point": "train", "case": "EMPTY"})
+    return run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def train_run_with_mismatched_stats(tracking_uri: str, tmp_path_factory) -> str:
+    """Latents of 8 components beside a components table of 5: a partial or foreign file."""
+    folder = tmp_path_factory.mktemp("mismatch")
+    (folder / "latents").mkdir()
+    (folder / "stats").mkdir()
+    np.save(folder / "latents/latents.npy", np.ones((20, 8), dtype=np.float32))
+    rows = ["component,mu,hw,sigma"] + [f"{i},0.1,1.0,0.5" for i in range(5)]
+    (folder / "stats/components.csv").write_text("\n".join(rows) + "\n")
+    with mlflow.start_run(run_name="train run with mismatched stats") as run:
+        mlflow.set_tags({"entry_point": "train", "case": "MISMATCH"})
+        mlflow.log_artifacts(str(folder))
     return run.info.run_id
 
 
@@ -54,6 +70,8 @@ CASES = [
     ("evaluate", ["--train-run", MISSING_RUN], [MISSING_RUN]),
     ("evaluate", ["--train-run", "{wrong_kind}"], ["{wrong_kind}"]),
     ("evaluate", ["--train-run", "{no_latents}"], ["{no_latents}", "latents"]),
+    ("evaluate", ["--train-run", "{mismatch}", "--n-decoded", "0"], ["{mismatch}", "8"]),
+    ("search", ["--train-run", "{mismatch}"], ["{mismatch}", "8"]),
     ("search", ["--b-min", "3", "--b-max", "2"], ["b_min", "b_max"]),
     ("search", ["--b-min", "0"], ["b_min"]),
     ("search", ["--n-trials", "0"], ["n_trials"]),
@@ -73,9 +91,11 @@ CASES = [
 @pytest.mark.parametrize(("entry_point", "argv", "fragments"), CASES,
                          ids=[f"{c[0]}:{' '.join(c[1])}" for c in CASES])
 def test_mistake_gives_one_clear_line(entry_point, argv, fragments, wrong_kind_run,
-                                      train_run_without_latents, capsys, monkeypatch):
+                                      train_run_without_latents,
+                                      train_run_with_mismatched_stats, capsys, monkeypatch):
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    ids = {"wrong_kind": wrong_kind_run, "no_latents": train_run_without_latents}
+    ids = {"wrong_kind": wrong_kind_run, "no_latents": train_run_without_latents,
+           "mismatch": train_run_with_mismatched_stats}
     argv = [a.format(**ids) for a in argv]
     cli = importlib.import_module(f"aelatent.jobs.{entry_point}").cli
     with pytest.raises(SystemExit) as exit_info:
