@@ -135,7 +135,10 @@ def test_two_workers_at_once_share_one_study(tiny_train_run, tracking_uri, tmp_p
     assert "database is locked" not in results[0].output + results[1].output
 
     trials = load_study(storage, "two-workers").trials
-    assert len(trials) == 2 * n
+    assert len(trials) == 2 * n, [
+        (t.number, t._trial_id, t.state.name, t.params, t.user_attrs.get("mlflow_parent_run_id"))
+        for t in trials
+    ]
     assert sorted(t.number for t in trials) == list(range(2 * n))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     workers: dict[str, list] = {}

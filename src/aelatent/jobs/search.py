@@ -28,7 +28,8 @@ from typing import Any
 import mlflow
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
+from mlflow.tracking import MlflowClient
+from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -437,8 +438,48 @@ class TrialRunner:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         b = trial.suggest_float("b", self.request.b_min, self.request.b_max, log=True)
-        tags = {**self.tags, "trial": str(trial.number), "study_name": self.study_name}
-        with mlflow.start_run(run_name=f"trial {trial.number}", nested=True, tags=tags) as child:
+        value, attrs = self._evaluate_and_log(b, str(trial.number))
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
+        values = self._values(value)
+        return tuple(values) if self.request.multi else values[0]
+
+    def _values(self, value: ObjectiveValue) -> list[float]:
+        if self.request.multi:
+            return [value.hit_rate, value.radius_agreement]
+        return [value.objective]
+
+    def add_fixed_trial(self, study: Study, b: float, source: str) -> None:
+        """Evaluate ``b`` and store it as a COMPLETE trial in one insert.
+
+        Unlike an enqueued (WAITING) trial, it cannot be taken by two workers at once: with
+        SQLite, Optuna's check-then-set of a WAITING trial is not atomic across processes.
+        """
+        value, attrs = self._evaluate_and_log(b, source)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"b": b},
+                distributions={
+                    "b": FloatDistribution(self.request.b_min, self.request.b_max, log=True)
+                },
+                values=self._values(value),
+                user_attrs={**attrs, "source": source},
+            )
+        )
+        number = next(
+            t.number
+            for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get("mlflow_run_id") == attrs["mlflow_run_id"]
+        )
+        client = MlflowClient()
+        client.set_tag(attrs["mlflow_run_id"], "trial", str(number))
+        client.set_tag(attrs["mlflow_run_id"], "source", source)
+        client.set_tag(attrs["mlflow_run_id"], "mlflow.runName", f"trial {number}")
+
+    def _evaluate_and_log(self, b: float, label: str) -> tuple[ObjectiveValue, dict[str, Any]]:
+        """The objective at ``b``, logged as a nested MLflow run; the trial's user attrs."""
+        tags = {**self.tags, "trial": label, "study_name": self.study_name}
+        with mlflow.start_run(run_name=f"trial {label}", nested=True, tags=tags) as child:
             value = self.objective(b)
             metrics = {
                 "b": b,
@@ -451,15 +492,14 @@ class TrialRunner:
                 metrics["log10_p_hit"] = log10_p
             mlflow.log_param("b", repr(b))
             mlflow.log_metrics(metrics)
-        trial.set_user_attr("objective", value.objective)
-        trial.set_user_attr("hit_rate", value.hit_rate)
-        trial.set_user_attr("radius_agreement", value.radius_agreement)
-        trial.set_user_attr("mlflow_run_id", child.info.run_id)
-        trial.set_user_attr("mlflow_parent_run_id", self.parent_run_id)
-        trial.set_user_attr("worker", self.worker)
-        if self.request.multi:
-            return value.hit_rate, value.radius_agreement
-        return value.objective
+        return value, {
+            "objective": value.objective,
+            "hit_rate": value.hit_rate,
+            "radius_agreement": value.radius_agreement,
+            "mlflow_run_id": child.info.run_id,
+            "mlflow_parent_run_id": self.parent_run_id,
+            "worker": self.worker,
+        }
 
 
 def _objective_of(trial: FrozenTrial) -> float | None:
@@ -741,12 +781,15 @@ def search(
                 target.storage, name, target.definition, TrialSeededSampler(request.seed)
             )
             mlflow.set_tag("resumed", str(not created).lower())  # joined an existing study
+            runner = TrialRunner(objective, request, name, parent_id, tags)
+            n_trials = request.n_trials
             if created and request.b_min <= b_theory <= request.b_max:
                 # radius theory's b first: a good start that TPE refines (only the creator
-                # enqueues it, so concurrent workers do not evaluate it twice)
-                study.enqueue_trial({"b": b_theory}, user_attrs={"source": "radius theory"})
-            runner = TrialRunner(objective, request, name, parent_id, tags)
-            study.optimize(runner, n_trials=request.n_trials, show_progress_bar=True)
+                # adds it, so concurrent workers do not evaluate it twice)
+                runner.add_fixed_trial(study, b_theory, "radius theory")
+                n_trials -= 1
+            if n_trials:
+                study.optimize(runner, n_trials=n_trials, show_progress_bar=True)
         _log_summary(study, objective, request, b_theory, parent_id)
         return parent_id
 
