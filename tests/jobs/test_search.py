@@ -120,7 +120,7 @@ def test_search_end_to_end_then_resume(tiny_train_run, tracking_uri, tmp_path):
 
 def test_two_workers_at_once_share_one_study(tiny_train_run, tracking_uri, tmp_path):
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
-    n = 12
+    n = 30  # long enough that the two workers overlap despite uneven start-up
     params = {
         "train_run": tiny_train_run,
         "n_trials": str(n),
