@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pytest
+from mlflow.entities import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -69,6 +71,22 @@ def assert_user_error(result: MlflowRunResult, *fragments: str) -> str:
     return lines[0]
 
 
+def find_runs(filter_string: str, *, newest_first: bool = True) -> list[Run]:
+    """Runs of every experiment that match an MLflow search filter, newest first."""
+    return mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=filter_string,
+        order_by=[f"attributes.start_time {'DESC' if newest_first else 'ASC'}"],
+        output_format="list",
+    )
+
+
+def newest_run(filter_string: str) -> Run:
+    runs = find_runs(filter_string)
+    assert runs, f"no run matches {filter_string!r}"
+    return runs[0]
+
+
 @pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One SQLite MLflow store for the session (artifacts beside it)."""
@@ -79,11 +97,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ.setdefault("AELATENT_CHECKPOINT_DIR", str(store / "checkpoints"))
     cwd = os.getcwd()
     os.chdir(store)  # the default artifact root ./mlruns lands in the temporary folder
-    import mlflow
-
-    mlflow.MlflowClient(
-        uri
-    ).search_experiments()  # creates the store and its Default experiment here
+    mlflow.MlflowClient(uri).search_experiments()  # creates the store and Default experiment here
     yield uri
     os.chdir(cwd)
     if old is None:
@@ -95,15 +109,6 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def tiny_train_run(tracking_uri: str) -> str:
     """The id of a FINISHED train run of case I on the built-in faces (2 epochs, 32x32)."""
-    import mlflow
-
     result = mlflow_run("train", TINY_TRAIN, tracking_uri)
     assert result.returncode == 0, result.output[-4000:]
-    runs = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string="tags.entry_point = 'train'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
-    return runs[0].info.run_id
+    return newest_run("tags.entry_point = 'train'").info.run_id

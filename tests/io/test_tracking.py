@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import pytest
+from conftest import newest_run
 
 from aelatent.errors import UserError
 from aelatent.io.tracking import (
@@ -58,10 +59,7 @@ def test_user_error_fails_the_run_and_keeps_its_artifacts(tracking_uri, tmp_path
 
 
 def newest_failed():
-    return mlflow.search_runs(
-        search_all_experiments=True, filter_string="attributes.status = 'FAILED'",
-        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
-    )[0]
+    return newest_run("attributes.status = 'FAILED'")
 
 
 def test_fail_run_marks_the_mlflow_run_launched_run(tracking_uri, monkeypatch, capsys):

@@ -96,16 +96,12 @@ def test_bad_parameters_are_one_line_user_errors(tracking_uri, tmp_path, capsys,
 @pytest.mark.e2e
 def test_analyse_entry_point_through_mlflow_run(tiny_train_run, tracking_uri):
     """`mlflow run . -e analyse` re-analyses a train run with other thresholds, no retraining."""
-    from conftest import mlflow_run
+    from conftest import mlflow_run, newest_run
 
     result = mlflow_run("analyse", {"train_run": tiny_train_run, "hw_threshold": "3",
                                     "estimate": "fit"}, tracking_uri)
     assert result.returncode == 0, result.output[-3000:]
-    run = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.entry_point = 'analyse' and tags.train_run = '{tiny_train_run}'",
-        output_format="list",
-    )[0]
+    run = newest_run(f"tags.entry_point = 'analyse' and tags.train_run = '{tiny_train_run}'")
     assert run.info.status == "FINISHED"
     assert run.data.params["analysis_hw_threshold"] == "3.0"
     assert {"n_dominant", "radius_mean", "pca_n_90"} <= set(run.data.metrics)

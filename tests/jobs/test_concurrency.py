@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-import mlflow
 import pytest
-from conftest import BIN, ROOT, mlflow_run, tracking_env
+from conftest import BIN, ROOT, find_runs, mlflow_run, tracking_env
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +21,10 @@ def _command(train_run: str, seed: int) -> list[str]:
 
 
 def _evaluate_runs(train_run: str, seed: int) -> list:
-    return mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.entry_point = 'evaluate' and tags.train_run = '{train_run}' "
-                      f"and params.seed = '{seed}' and params.n_samples = '3000'",
-        order_by=["attributes.start_time ASC"], output_format="list",
+    return find_runs(
+        f"tags.entry_point = 'evaluate' and tags.train_run = '{train_run}' "
+        f"and params.seed = '{seed}' and params.n_samples = '3000'",
+        newest_first=False,
     )
 
 

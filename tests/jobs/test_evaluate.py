@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import assert_user_error, mlflow_run
+from conftest import assert_user_error, find_runs, mlflow_run, newest_run
 
 from aelatent.io.analysis_artifacts import write_csv
 from aelatent.jobs.evaluate import cli
@@ -58,11 +58,7 @@ def synthetic_evaluation(synthetic_train_run: str, tracking_uri: str) -> mlflow.
     }
     result = mlflow_run("evaluate", params, tracking_uri)
     assert result.returncode == 0, result.output[-4000:]
-    runs = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.train_run = '{synthetic_train_run}'",
-        output_format="list",
-    )
+    runs = find_runs(f"tags.train_run = '{synthetic_train_run}'")
     assert len(runs) == 1
     return runs[0]
 
@@ -147,13 +143,7 @@ def test_tiny_network_evaluation_decodes_samples(tiny_train_run, tracking_uri, t
     }
     result = mlflow_run("evaluate", params, tracking_uri)
     assert result.returncode == 0, result.output[-4000:]
-    run = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.train_run = '{tiny_train_run}' and tags.entry_point = 'evaluate'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )[0]
+    run = newest_run(f"tags.train_run = '{tiny_train_run}' and tags.entry_point = 'evaluate'")
     assert run.info.status == "FINISHED"
     assert run.data.metrics["hits/uniform/b3/k1"] >= 0
     decoded = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "decoded")}

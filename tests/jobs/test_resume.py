@@ -10,7 +10,7 @@ import time
 import mlflow
 import numpy as np
 import pytest
-from conftest import BIN, ROOT, assert_user_error, mlflow_run, tracking_env
+from conftest import BIN, ROOT, assert_user_error, find_runs, mlflow_run, tracking_env
 
 pytestmark = pytest.mark.e2e
 
@@ -35,11 +35,7 @@ def test_killed_training_resumes_in_the_same_run(tracking_uri, tmp_path):
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
-            runs = mlflow.search_runs(
-                search_all_experiments=True,
-                filter_string="tags.entry_point = 'train' and params.seed = '5'",
-                output_format="list",
-            )
+            runs = find_runs("tags.entry_point = 'train' and params.seed = '5'")
             if runs and len(_loss_steps(client, runs[0].info.run_id)) >= 3:
                 run_id = runs[0].info.run_id
                 break

@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-from conftest import assert_user_error, mlflow_run
+from conftest import assert_user_error, find_runs, mlflow_run
 
 from aelatent.jobs.search import (
     TrialSeededSampler,
@@ -27,21 +27,12 @@ pytestmark = pytest.mark.e2e
 SMALL = {"n_samples": "2000", "seed": "1"}
 
 
-def search_runs(filter_string: str) -> list[mlflow.entities.Run]:
-    return mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=filter_string,
-        order_by=["attributes.start_time DESC"],
-        output_format="list",
-    )
-
-
 def newest_search(train_run: str) -> mlflow.entities.Run:
-    return search_runs(f"tags.entry_point = 'search' and tags.train_run = '{train_run}'")[0]
+    return find_runs(f"tags.entry_point = 'search' and tags.train_run = '{train_run}'")[0]
 
 
 def children(parent: mlflow.entities.Run) -> list[mlflow.entities.Run]:
-    return search_runs(f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    return find_runs(f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
 
 
 def load_study(storage: str, name: str) -> optuna.Study:
@@ -217,7 +208,7 @@ def test_bad_input_fails_the_mlflow_run(tiny_train_run, tracking_uri):
         "search", {"train_run": tiny_train_run, "b_min": "3", "b_max": "1"}, tracking_uri
     )
     assert_user_error(result, "b_min=3", "b_max=1")
-    failed = search_runs("attributes.status = 'FAILED' and tags.entry_point = 'search'")[0]
+    failed = find_runs("attributes.status = 'FAILED' and tags.entry_point = 'search'")[0]
     assert "b_min=3" in failed.data.tags["error"]
 
 

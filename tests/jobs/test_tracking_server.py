@@ -14,7 +14,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import BIN, TINY_TRAIN, mlflow_run
+from conftest import BIN, TINY_TRAIN, mlflow_run, newest_run
 
 pytestmark = pytest.mark.e2e
 
@@ -61,10 +61,7 @@ def test_train_evaluate_report_through_a_server(server, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     mlflow.set_tracking_uri(url)
     try:
-        train_run = mlflow.search_runs(
-            search_all_experiments=True, filter_string="tags.entry_point = 'train'",
-            output_format="list",
-        )[0]
+        train_run = newest_run("tags.entry_point = 'train'")
         assert train_run.info.status == "FINISHED"
         assert train_run.info.artifact_uri.startswith("mlflow-artifacts:")
         evaluated = mlflow_run("evaluate", {
@@ -75,10 +72,7 @@ def test_train_evaluate_report_through_a_server(server, tmp_path, monkeypatch):
         reported = mlflow_run("report", {"output": str(tmp_path / "out")}, url)
         assert reported.returncode == 0, reported.output[-3000:]
 
-        report_run = mlflow.search_runs(
-            search_all_experiments=True, filter_string="tags.entry_point = 'report'",
-            output_format="list",
-        )[0]
+        report_run = newest_run("tags.entry_point = 'report'")
         html = mlflow.artifacts.download_artifacts(
             run_id=report_run.info.run_id, artifact_path="report/report.html",
             dst_path=str(tmp_path / "downloaded"),

@@ -7,7 +7,7 @@ import csv
 import mlflow
 import numpy as np
 import pytest
-from conftest import TINY_TRAIN, assert_user_error, mlflow_run
+from conftest import TINY_TRAIN, assert_user_error, mlflow_run, newest_run
 
 from aelatent.io.run_artifacts import load_autoencoder
 from aelatent.jobs.train import cli
@@ -72,13 +72,7 @@ def test_train_run_is_complete(tiny_train_run, tmp_path):
 def test_same_seed_same_latents(tiny_train_run, tracking_uri, tmp_path):
     again = mlflow_run("train", TINY_TRAIN, tracking_uri)
     assert again.returncode == 0, again.output[-3000:]
-    newest = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string="tags.entry_point = 'train'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )[0].info.run_id
+    newest = newest_run("tags.entry_point = 'train'").info.run_id
     assert newest != tiny_train_run
     first = np.load(_download(tiny_train_run, "latents/latents.npy", tmp_path / "a"))
     second = np.load(_download(newest, "latents/latents.npy", tmp_path / "b"))
@@ -88,13 +82,7 @@ def test_same_seed_same_latents(tiny_train_run, tracking_uri, tmp_path):
 def test_bad_input_fails_the_mlflow_run(tracking_uri):
     result = mlflow_run("train", {"case": "III"}, tracking_uri)
     assert_user_error(result, "unknown case 'III'", "I, II")
-    failed = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string="attributes.status = 'FAILED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )[0]
+    failed = newest_run("attributes.status = 'FAILED'")
     assert "unknown case" in failed.data.tags["error"]
 
 
@@ -124,9 +112,7 @@ def test_defaults_of_mlflow_run_are_accepted(tracking_uri):
     """`auto` epochs and image size, as `mlflow run` passes them, resolve from the YAML."""
     result = mlflow_run("train", {"case": "II", "epochs": "1", "seed": "9"}, tracking_uri)
     assert result.returncode == 0, result.output[-3000:]
-    run = mlflow.search_runs(
-        search_all_experiments=True, filter_string="params.seed = '9'", output_format="list",
-    )[0]
+    run = newest_run("params.seed = '9'")
     assert run.info.status == "FINISHED"
     assert run.data.params["image_size"] == "auto"  # as given to `mlflow run`
     assert run.data.params["data.image_size"] == "64"  # as resolved from case_II.yaml

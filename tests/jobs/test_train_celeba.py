@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import mlflow_run
+from conftest import mlflow_run, newest_run
 from PIL import Image
 
 from aelatent.jobs.train import cli
@@ -50,13 +50,7 @@ def test_train_on_a_celeba_zip(tracking_uri: str, tmp_path: Path):
     assert CORRUPT in result.stderr  # reported, then skipped
     assert len(list(cache.glob("img_align_celeba-32px-*.npy"))) == 1
 
-    run = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string="tags.dataset = 'img_align_celeba'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )[0]
+    run = newest_run("tags.dataset = 'img_align_celeba'")
     assert run.info.status == "FINISHED"
     assert run.data.params["n_images"] == str(N_IMAGES - 1)
     assert run.data.params["n_channels"] == "3"
