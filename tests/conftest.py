@@ -87,6 +87,18 @@ def newest_run(filter_string: str) -> Run:
     return runs[0]
 
 
+def cli_error(cli, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run an entry point's command line in-process: exit 2, one error line, no traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli(argv)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    lines = [line for line in captured.err.splitlines() if ": error: " in line]
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One SQLite MLflow store for the session (artifacts beside it)."""

@@ -7,7 +7,7 @@ Every mistake raises :class:`~aelatent.errors.UserError` naming the value and wh
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +83,12 @@ class CaseConfig:
     def with_overrides(
         self, *, epochs: int | None = None, image_size: int | None = None
     ) -> CaseConfig:
-        training = self.training if epochs is None else _replace(self.training, epochs=epochs)
-        config = _replace(self, training=training)
+        training = self.training if epochs is None else replace(self.training, epochs=epochs)
+        config = replace(self, training=training)
         if image_size is not None:
-            config = _replace(config, image_size=image_size)
+            config = replace(config, image_size=image_size)
         validate_image_size(config.image_size, config.model)
         return config
-
-
-def _replace(obj: Any, **changes: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(obj, **changes)
 
 
 def case_path(case: str) -> Path:

@@ -65,8 +65,9 @@ def newest_failed():
 def test_fail_run_marks_the_mlflow_run_launched_run(tracking_uri, monkeypatch, capsys):
     run = mlflow.MlflowClient().create_run("0")
     monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         fail_run("evaluate", "sampler='x' is unknown")
+    assert exit_info.value.code == 2
     stored = mlflow.get_run(run.info.run_id)
     assert stored.info.status == "FAILED"
     assert stored.data.tags["error"] == "sampler='x' is unknown"
@@ -94,18 +95,18 @@ def test_entry_point_run_ends_with_the_right_status(tracking_uri):
     from aelatent.io.tracking import entry_point_run
 
     statuses = {}
-    for outcome in ("ok", "mistake", "interrupt", "bug"):
-        try:
-            with entry_point_run("demo", f"demo {outcome}", {"case": "Z"}) as run:
-                statuses[outcome] = run.info.run_id
-                if outcome == "mistake":
-                    raise UserError("k=0: every value must be > 0")
-                if outcome == "interrupt":
-                    raise KeyboardInterrupt
-                if outcome == "bug":
-                    raise RuntimeError("a bug")
-        except (UserError, KeyboardInterrupt, RuntimeError):
-            pass
+    with entry_point_run("demo", "demo ok", {"case": "Z"}) as run:
+        statuses["ok"] = run.info.run_id
+    raised = {
+        "mistake": UserError("k=0: every value must be > 0"),
+        "interrupt": KeyboardInterrupt(),
+        "bug": RuntimeError("a bug"),
+    }
+    for outcome, error in raised.items():
+        # the exception must come out again: the run's end does not swallow it
+        with pytest.raises(type(error)), entry_point_run("demo", f"demo {outcome}") as run:
+            statuses[outcome] = run.info.run_id
+            raise error
         assert mlflow.active_run() is None
     got = {o: mlflow.get_run(r).info.status for o, r in statuses.items()}
     assert got == {"ok": "FINISHED", "mistake": "FAILED", "interrupt": "KILLED", "bug": "FAILED"}

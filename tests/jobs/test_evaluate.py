@@ -145,7 +145,13 @@ def test_tiny_network_evaluation_decodes_samples(tiny_train_run, tracking_uri, t
     assert result.returncode == 0, result.output[-4000:]
     run = newest_run(f"tags.train_run = '{tiny_train_run}' and tags.entry_point = 'evaluate'")
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["hits/uniform/b3/k1"] >= 0
+    metrics = run.data.metrics
+    rates = {k.removeprefix("hit_rate/"): v for k, v in metrics.items() if k.startswith("hit_rate/")}
+    # uniform: 2 b x 2 k; gaussian and mvn: 1 scale x 2 k
+    assert len(rates) == 2 * 2 + 2 * 1 * 2
+    for key, rate in rates.items():
+        assert 0 <= rate <= 1, key
+        assert metrics[f"hits/{key}"] == round(rate * 3000), key
     decoded = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "decoded")}
     expected = {
         "reconstructions.png",

@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-from conftest import assert_user_error, find_runs, mlflow_run
+from conftest import assert_user_error, cli_error, find_runs, mlflow_run
 
 from aelatent.jobs.search import (
     TrialSeededSampler,
@@ -229,10 +229,7 @@ def test_bad_input_fails_the_mlflow_run(tiny_train_run, tracking_uri):
 )
 def test_bad_input_is_one_line(argv, fragments, tracking_uri, capsys, monkeypatch):
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    with pytest.raises(SystemExit) as exit_info:
-        cli(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    err = cli_error(cli, argv, capsys)
     assert err.startswith("aelatent search: error: ")
     for fragment in fragments:
         assert fragment in err
@@ -249,10 +246,7 @@ def test_unreachable_or_foreign_storage_is_one_line(
         (tracking_uri, "another application's database"),  # the MLflow store itself
     ]
     for storage, fragment in cases:
-        with pytest.raises(SystemExit) as exit_info:
-            cli(["--train-run", tiny_train_run, "--storage", storage])
-        assert exit_info.value.code == 2
-        err = capsys.readouterr().err.strip().splitlines()[-1]
+        err = cli_error(cli, ["--train-run", tiny_train_run, "--storage", storage], capsys)
         assert err.startswith("aelatent search: error: storage=") and fragment in err, err
         assert "secret" not in err
 
@@ -270,8 +264,6 @@ def test_a_conflicting_study_is_reported_and_kept(
         (["--n-samples", "500", "--k", "3"], "k=2 (now 3)"),
         (["--n-samples", "500", "--mode", "multi"], "mode=multi needs 2"),
     ):
-        with pytest.raises(SystemExit):
-            cli([*base, "--n-trials", "2", *extra])
-        err = capsys.readouterr().err.strip().splitlines()[-1]
+        err = cli_error(cli, [*base, "--n-trials", "2", *extra], capsys)
         assert "study_name='kept'" in err and fragment in err, err
     assert [(t.number, t.params["b"]) for t in load_study(storage, "kept").trials] == before

@@ -39,12 +39,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aelatent.core.hits import hit_window
+from aelatent.core.hits import DEFAULT_CHUNK, hit_window
 from aelatent.core.radius import radii
 from aelatent.core.radius_theory import uniform_radius_moments
 from aelatent.core.samplers import UniformSampler
 
-DEFAULT_CHUNK = 4096
 BAND_PERCENTILES = (1.0, 99.0)
 
 
@@ -107,9 +106,9 @@ def _hit_intervals(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.nd
     upper = np.where(positive, at_hi, at_lo)
     zero = y == 0
     if zero.any():
-        contains_zero = (lo <= 0) & (hi >= 0)
-        lower[zero] = np.where(np.broadcast_to(contains_zero, y.shape)[zero], -np.inf, np.inf)
-        upper[zero] = np.where(np.broadcast_to(contains_zero, y.shape)[zero], np.inf, -np.inf)
+        contains_zero = np.broadcast_to((lo <= 0) & (hi >= 0), y.shape)[zero]
+        lower[zero] = np.where(contains_zero, -np.inf, np.inf)
+        upper[zero] = np.where(contains_zero, np.inf, -np.inf)
     return np.maximum(lower.max(axis=1), 0.0), upper.min(axis=1)
 
 
@@ -161,7 +160,7 @@ class UniformSearchObjective:
         self.mu, self.hw, self.k, self.band = mu, hw, float(k), band
         self.n_samples, self.seed = int(n_samples), int(seed)
 
-        lo, hi = hit_window(mu, hw, k)
+        self.lo, self.hi = lo, hi = hit_window(mu, hw, k)
         base = UniformSampler(1.0, mu.size)
         rng = np.random.default_rng(seed)
         hit_lo = np.empty(self.n_samples)
@@ -227,11 +226,8 @@ class UniformSearchObjective:
         ``b < |mu_i| - k hw_i``), so many of them make every symmetric uniform ``b`` fail:
         the reason the objective is 0 everywhere when the real region sits off the origin.
         """
-        lo, hi = hit_window(self.mu, self.hw, self.k)
-        return int(np.count_nonzero((lo > 0) | (hi < 0)))
+        return int(np.count_nonzero((self.lo > 0) | (self.hi < 0)))
 
     def log10_p_hit(self, b: float) -> float:
         """The exact log10 hit probability at ``b`` (product over components; no sampling)."""
-        return UniformSampler(b, self.z_dim).window_log10_probability(
-            *hit_window(self.mu, self.hw, self.k)
-        )
+        return UniformSampler(b, self.z_dim).window_log10_probability(self.lo, self.hi)

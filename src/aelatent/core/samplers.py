@@ -31,6 +31,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy.special import log_ndtr, logsumexp, ndtri_exp
 
+from aelatent.core.correlations import mean_and_covariance
+
 LN10 = math.log(10.0)
 GHK_BLOCK = 32  # columns per block of the GHK recursion
 
@@ -255,10 +257,10 @@ class MVNSampler:
     @classmethod
     def from_latents(cls, latents: np.ndarray, scale: float = 1.0, **kwargs: int) -> MVNSampler:
         """Mean and (unbiased) covariance of real latents ``[n_images, z_dim]``."""
-        x = np.asarray(latents, dtype=np.float64)
+        x = np.asarray(latents)
         if x.ndim != 2 or x.shape[0] < 2:
             raise ValueError(f"latents must be [n >= 2, z_dim], got {x.shape}")
-        return cls(x.mean(axis=0), np.cov(x, rowvar=False), scale, **kwargs)
+        return cls(*mean_and_covariance(x), scale, **kwargs)
 
     @property
     def mean(self) -> np.ndarray:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -119,14 +118,6 @@ def autoencoder_dataset(
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
-
-
-def unit_float_batches(images: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """float32 [0, 1] batches in row order, read one batch at a time."""
-    reader = RowReader(images)
-    for start in range(0, len(images), batch_size):
-        stop = min(start + batch_size, len(images))
-        yield reader.range(start, stop).astype(np.float32) / 255.0
 
 
 def _batch_dataset(images: np.ndarray, batch_size: int) -> tf.data.Dataset:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -71,8 +72,4 @@ def load_checkpoint(run_id: str) -> tuple[keras.Model, int] | None:
 
 def remove_checkpoint(run_id: str) -> None:
     """A finished run keeps its final model in MLflow; the local checkpoint is no longer needed."""
-    directory = checkpoint_dir(run_id)
-    if directory.is_dir():
-        for path in directory.iterdir():
-            path.unlink()
-        directory.rmdir()
+    shutil.rmtree(checkpoint_dir(run_id), ignore_errors=True)

@@ -16,7 +16,6 @@ from aelatent.errors import UserError
 
 LATENTS_PATH = "latents/latents.npy"
 INDEX_PATH = "latents/index.csv"
-COMPONENTS_PATH = "stats/components.csv"
 MODEL_NAME = "model"
 
 

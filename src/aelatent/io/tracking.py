@@ -8,6 +8,7 @@ reason in the ``error`` tag, and whatever was already logged kept.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -43,7 +44,7 @@ def parse_float_list(text: str, name: str, *, positive: bool = True) -> list[flo
             raise UserError(
                 f"{name}={text!r}: {part.strip()!r} is not a number; give e.g. 1,1.5,2"
             ) from None
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise UserError(f"{name}={text!r}: {part.strip()!r} must be a finite number")
         if positive and value <= 0:
             raise UserError(f"{name}={text!r}: every value must be > 0, got {value:g}")

@@ -42,7 +42,7 @@ from aelatent.core.objective import (
 )
 from aelatent.core.radius import radii
 from aelatent.errors import UserError
-from aelatent.io.run_artifacts import COMPONENTS_PATH, download, load_latents
+from aelatent.io.run_artifacts import download, load_latents
 from aelatent.io.tracking import (
     ArgumentParser,
     entry_point_run,
@@ -656,9 +656,9 @@ def save_objective_curve(
 
 def load_mu_hw(train_run_id: str) -> tuple[np.ndarray, np.ndarray]:
     """Centre and half-width per component from the train run's ``stats/components.csv``."""
-    from aelatent.io.analysis_artifacts import read_components_csv
+    from aelatent.io.analysis_artifacts import COMPONENTS_CSV, read_components_csv
 
-    table = read_components_csv(download(train_run_id, COMPONENTS_PATH))
+    table = read_components_csv(download(train_run_id, COMPONENTS_CSV))
     return np.asarray(table["mu"], dtype=np.float64), np.asarray(table["hw"], dtype=np.float64)
 
 
