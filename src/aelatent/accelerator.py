@@ -78,6 +78,28 @@ def _gpu_details(gpu: tf.config.PhysicalDevice) -> tuple[str, tuple[int, int]]:
     return str(details.get("device_name", gpu.name)), capability
 
 
+def choose_precision_and_strategy(
+    capabilities: list[tuple[int, int]],
+    mixed_precision: bool | None = None,
+    multi_gpu: bool | None = None,
+) -> tuple[bool, bool]:
+    """(mixed precision?, mirrored over several GPUs?) for GPUs of these compute capabilities.
+
+    ``None`` means automatic: mixed precision when every GPU has tensor cores, mirroring
+    when there is more than one GPU; never either on the CPU.
+    """
+    mixed = _env_flag("AELATENT_MIXED_PRECISION") if mixed_precision is None else mixed_precision
+    if mixed is None:
+        mixed = bool(capabilities) and all(
+            cc >= MIN_TENSOR_CORE_CAPABILITY for cc in capabilities
+        )
+    multi = _env_flag("AELATENT_MULTI_GPU") if multi_gpu is None else multi_gpu
+    if multi is None:
+        multi = len(capabilities) > 1
+    # float16 on a CPU is slower, not faster; one device has nothing to mirror
+    return bool(mixed and capabilities), bool(multi and len(capabilities) > 1)
+
+
 def configure_accelerator(
     mixed_precision: bool | None = None, multi_gpu: bool | None = None
 ) -> Accelerator:
@@ -92,14 +114,10 @@ def configure_accelerator(
         with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
     details = [_gpu_details(gpu) for gpu in gpus]
-    mixed = _env_flag("AELATENT_MIXED_PRECISION") if mixed_precision is None else mixed_precision
-    if mixed is None:
-        mixed = bool(details) and all(cc >= MIN_TENSOR_CORE_CAPABILITY for _, cc in details)
-    mixed = mixed and bool(gpus)  # float16 on CPU is slower, not faster
-    multi = _env_flag("AELATENT_MULTI_GPU") if multi_gpu is None else multi_gpu
-    if multi is None:
-        multi = len(gpus) > 1
-    if multi and len(gpus) > 1:
+    mixed, multi = choose_precision_and_strategy(
+        [cc for _, cc in details], mixed_precision, multi_gpu
+    )
+    if multi:
         strategy: tf.distribute.Strategy = tf.distribute.MirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()

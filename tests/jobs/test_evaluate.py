@@ -146,7 +146,9 @@ def test_tiny_network_evaluation_decodes_samples(tiny_train_run, tracking_uri, t
     run = newest_run(f"tags.train_run = '{tiny_train_run}' and tags.entry_point = 'evaluate'")
     assert run.info.status == "FINISHED"
     metrics = run.data.metrics
-    rates = {k.removeprefix("hit_rate/"): v for k, v in metrics.items() if k.startswith("hit_rate/")}
+    rates = {
+        k.removeprefix("hit_rate/"): v for k, v in metrics.items() if k.startswith("hit_rate/")
+    }
     # uniform: 2 b x 2 k; gaussian and mvn: 1 scale x 2 k
     assert len(rates) == 2 * 2 + 2 * 1 * 2
     for key, rate in rates.items():
