@@ -112,3 +112,15 @@ def test_entry_point_run_ends_with_the_right_status(tracking_uri):
     assert got == {"ok": "FINISHED", "mistake": "FAILED", "interrupt": "KILLED", "bug": "FAILED"}
     assert mlflow.get_run(statuses["mistake"]).data.tags["error"] == "k=0: every value must be > 0"
     assert mlflow.get_run(statuses["ok"]).data.tags["case"] == "Z"
+
+
+def test_train_run_choice_is_the_same_for_every_entry_point():
+    from aelatent.io.tracking import parse_train_run_choice
+    from aelatent.jobs import analyse, evaluate, search
+
+    assert parse_train_run_choice(" newest ", "any") == (None, None)
+    assert parse_train_run_choice("", "") == (None, None)
+    assert parse_train_run_choice("abc123", "II") == ("abc123", "II")
+    for job in (analyse, evaluate, search):  # `any` as MLproject passes it, for each job
+        request = job.parse_args(["--train-run", "newest", "--case", "any"])
+        assert (request.train_run, request.case) == (None, None), job.__name__

@@ -22,6 +22,8 @@ from mlflow.tracking import MlflowClient
 
 from aelatent.errors import UserError
 
+NEWEST = "newest"
+ANY_CASE = "any"
 USER_ERROR_EXIT_CODE = 2
 ENTRY_POINT_TAG = "entry_point"
 ERROR_TAG = "error"
@@ -62,6 +64,16 @@ def parse_int(text: str, name: str, *, minimum: int) -> int:
     if value < minimum:
         raise UserError(f"{name}={value} is out of range; expected an integer >= {minimum}")
     return value
+
+
+def parse_train_run_choice(train_run: str, case: str) -> tuple[str | None, str | None]:
+    """``train_run`` and ``case`` parameters: ``newest``/empty and ``any``/empty mean None
+    (the newest finished train run, of any case), as :func:`resolve_train_run` takes them."""
+    run, chosen_case = train_run.strip(), case.strip()
+    return (
+        None if run.lower() in ("", NEWEST) else run,
+        None if chosen_case.lower() in ("", ANY_CASE) else chosen_case,
+    )
 
 
 def run_entry_point(

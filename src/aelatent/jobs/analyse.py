@@ -30,17 +30,18 @@ from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import write_analysis
 from aelatent.io.run_artifacts import load_latents
 from aelatent.io.tracking import (
+    ANY_CASE,
+    NEWEST,
     ArgumentParser,
     entry_point_run,
     parse_int,
+    parse_train_run_choice,
     resolve_train_run,
     run_entry_point,
 )
 
 ENTRY_POINT = "analyse"
 MAX_BINS = 10_000
-NEWEST = "newest"
-ANY_CASE = "any"
 
 
 def analyse_and_log(latents: np.ndarray, thresholds: DominanceThresholds = STUDY_THRESHOLDS,
@@ -102,11 +103,10 @@ def parse_args(argv: Sequence[str] | None) -> AnalyseRequest:
         hw=_positive_float(args.hw_threshold, "hw_threshold"),
         estimate=args.estimate,
     )
-    train_run = args.train_run.strip()
-    case = args.case.strip()
+    train_run, case = parse_train_run_choice(args.train_run, args.case)
     return AnalyseRequest(
-        train_run=None if train_run in ("", NEWEST) else train_run,
-        case=None if case in ("", ANY_CASE) else case,
+        train_run=train_run,
+        case=case,
         thresholds=thresholds,
         n_bins=n_bins,
     )

@@ -43,18 +43,19 @@ from aelatent.core.radius_theory import (
 from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
 from aelatent.errors import UserError
 from aelatent.io.tracking import (
+    ANY_CASE,
+    NEWEST,
     ArgumentParser,
     entry_point_run,
     parse_float_list,
     parse_int,
+    parse_train_run_choice,
     resolve_train_run,
     run_entry_point,
 )
 
 SAMPLERS = ("uniform", "gaussian", "mvn")
 ALL = "all"
-NEWEST = "newest"
-ANY_CASE = "any"
 DEFAULT_B = "1,1.5,2,3,4,6,8,12"
 DEFAULT_K = "1,1.5,2,3,6,12"
 DEFAULT_SCALE = "0.5,1,1.5,2,3"
@@ -123,25 +124,14 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
     parser.add_argument("--seed", default="0")
     parser.add_argument("--n-decoded", default=DEFAULT_N_DECODED, help="images per grid, 0: none")
     args = parser.parse_args(argv)
-    raw = {
-        "train_run": args.train_run,
-        "case": args.case,
-        "sampler": args.sampler,
-        "b": args.b,
-        "k": args.k,
-        "scale": args.scale,
-        "n_samples": args.n_samples,
-        "seed": args.seed,
-        "n_decoded": args.n_decoded,
-    }
+    raw = dict(vars(args))
     n_samples = parse_int(args.n_samples, "n_samples", minimum=1)
     if n_samples > MAX_N_SAMPLES:
         raise UserError(f"n_samples={n_samples} is out of range; expected at most {MAX_N_SAMPLES}")
-    train_run = args.train_run.strip()
-    case = args.case.strip()
+    train_run, case = parse_train_run_choice(args.train_run, args.case)
     return EvaluateRequest(
-        train_run=None if train_run.lower() in (NEWEST, "") else train_run,
-        case=None if case.lower() in (ANY_CASE, "") else case,
+        train_run=train_run,
+        case=case,
         samplers=parse_samplers(args.sampler),
         b=_unique(parse_float_list(args.b, "b")),
         k=_unique(parse_float_list(args.k, "k")),

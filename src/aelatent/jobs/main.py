@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aelatent.errors import UserError
 from aelatent.io.tracking import ArgumentParser, entry_point_run, parse_int, run_entry_point
 
 if TYPE_CHECKING:
@@ -111,23 +110,17 @@ def parse_args(argv: Sequence[str] | None) -> MainRequest:
 def main(argv: Sequence[str] | None = None) -> None:
     import mlflow
 
-    from aelatent.jobs.report import default_output, point_latest, print_where
+    from aelatent.jobs.report import print_where
 
     request = parse_args(argv)
-    output = request.output or default_output()
     started = time.perf_counter()
     seconds: dict[str, float] = {}
+    # a user mistake in any step also lands in this run's `error` tag (entry_point_run)
     with entry_point_run("main", "main study", {"dataset": request.data}) as parent:
-        try:
-            report = run_study(request, output, seconds)
-        except UserError as exc:  # keep the reason on the parent run, not only on stderr
-            mlflow.set_tag("error", str(exc)[:5000])
-            raise
+        report = run_study(request, seconds)
         seconds["total"] = time.perf_counter() - started
         mlflow.log_metrics({f"seconds/{k}": v for k, v in seconds.items()})
         mlflow.set_tag("report_run", report.run_id)
-    if request.output is None:
-        point_latest(report.html.parent)
     print(
         f"\naelatent main: the study took {seconds['total']:.0f} s "
         f"(parent run {parent.info.run_id})."
@@ -136,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"MLflow UI: {ui_command(mlflow.get_tracking_uri())}  then open http://127.0.0.1:5000")
 
 
-def run_study(request: MainRequest, output: Path, seconds: dict[str, float]) -> ReportResult:
+def run_study(request: MainRequest, seconds: dict[str, float]) -> ReportResult:
     """Every step as a child run of the active (parent) run, timed into ``seconds``."""
     from aelatent.jobs.report import write_report
 
@@ -153,7 +146,7 @@ def run_study(request: MainRequest, output: Path, seconds: dict[str, float]) -> 
         with _timed(seconds, f"search_{case}"):
             children.append(run_search(request.search_argv(trains[case])))
     with _timed(seconds, "report"):
-        return write_report(None, children, output, nested=True)
+        return write_report(None, children, request.output, nested=True)
 
 
 @contextmanager
@@ -168,12 +161,10 @@ def _timed(seconds: dict[str, float], name: str) -> Iterator[None]:
 
 def run_train(argv: list[str]) -> str:
     """Train one case as a nested run (in this process); returns the train run id."""
-    from aelatent.data.images import load_images
     from aelatent.jobs import train
 
     request = train.parse_args(argv)
-    image_set = load_images(request.data, request.case.image_size)
-    return train.train(request, image_set, nested=True)
+    return train.train(request, train.load_training_images(request), nested=True)
 
 
 def run_evaluate(argv: list[str]) -> str:

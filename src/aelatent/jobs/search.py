@@ -44,23 +44,23 @@ from aelatent.core.radius import radii
 from aelatent.errors import UserError
 from aelatent.io.run_artifacts import download, load_latents
 from aelatent.io.tracking import (
+    ANY_CASE,
+    NEWEST,
     ArgumentParser,
     entry_point_run,
     parse_float_list,
     parse_int,
+    parse_train_run_choice,
     resolve_train_run,
     run_entry_point,
 )
 
 ENTRY_POINT = "search"
 MODES = ("single", "multi")
-NEWEST = "newest"
 DEFAULT_STORAGE = "default"
 AUTO = "auto"
 ARTIFACT_DIR = "search"
 OPTUNA_DB = "optuna.db"
-# What fixes a study's objective: a study made with other values is a different question.
-DEFINITION_KEYS = ("train_run", "k", "n_samples", "seed", "mode", "objective")
 OBJECTIVE_VERSION = "uniform: box hit at k AND radius in real p1..p99 (v1)"
 SQLITE_BUSY_TIMEOUT_S = 60
 SERVER_CONNECT_TIMEOUT_S = 10
@@ -100,7 +100,7 @@ def _one_number(text: str, name: str, *, positive: bool) -> float:
 def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser = ArgumentParser(prog="aelatent search", description=__doc__)
     parser.add_argument("--train-run", default=NEWEST, help="train run id, or 'newest'")
-    parser.add_argument("--case", default="", help="with train_run=newest: newest run of this case")
+    parser.add_argument("--case", default=ANY_CASE, help="with train_run=newest: of this case")
     parser.add_argument("--k", default="2", help="half-width multiple of the hit test")
     parser.add_argument("--n-trials", default="30", help="trials this worker runs")
     parser.add_argument("--n-samples", default="20000", help="uniform vectors per evaluation")
@@ -129,10 +129,10 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
             "postgresql://user@host/db"
         )
     study_name = args.study_name.strip()
-    train_run = args.train_run.strip()
+    train_run, case = parse_train_run_choice(args.train_run, args.case)
     return SearchRequest(
-        train_run=None if train_run in ("", NEWEST) else train_run,
-        case=args.case.strip() or None,
+        train_run=train_run,
+        case=case,
         k=k,
         n_trials=parse_int(args.n_trials, "n_trials", minimum=1),
         n_samples=parse_int(args.n_samples, "n_samples", minimum=100),
@@ -372,7 +372,7 @@ def check_existing_study(
     # keys not stored yet: a worker that created the study a moment ago is still writing them
     differs = [
         f"{key}={_show(stored[key])} (now {_show(definition[key])})"
-        for key in DEFINITION_KEYS
+        for key in definition
         if key in stored and stored[key] != definition[key]
     ]
     if differs:

@@ -88,12 +88,17 @@ def resume_request(run_id: str) -> TrainRequest:
         raise UserError(f"resume={run_id!r} logged no parameter {missing}: cannot resume") from None
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    request = parse_args(argv)
+def load_training_images(request: TrainRequest) -> ImageSet:
+    """The request's images; a clear error when a partition the training needs is empty."""
     image_set = load_images(request.data, request.case.image_size)
     if len(image_set.indices("train")) == 0 or len(image_set.indices("val")) == 0:
         raise UserError(f"data={request.data!r} needs images in both the train and val partitions")
-    train(request, image_set)
+    return image_set
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    request = parse_args(argv)
+    train(request, load_training_images(request))
 
 
 def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -> str:

@@ -16,6 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from aelatent.io.analysis_artifacts import (
+    COMPONENTS_CSV,
+    COMPONENTS_PNG,
+    DOMINANT_MD,
+    DOMINANT_PNG,
+    RADIUS_PNG,
+    TOP_PAIRS_CSV,
+)
 from aelatent.report.collect import CaseData, ReportData, RunData
 from aelatent.report.document import (
     Block,
@@ -412,8 +420,8 @@ class _Builder:
         ]
         blocks += self.per_case(
             lambda c: [
-                *self.figure(c.train, "histograms/components.png", caption="all components"),
-                *self.figure(c.train, "histograms/dominant.png", caption="dominant components"),
+                *self.figure(c.train, COMPONENTS_PNG, caption="all components"),
+                *self.figure(c.train, DOMINANT_PNG, caption="dominant components"),
             ]
         )
         return Section("distributions", "Number distributions", blocks)
@@ -484,7 +492,7 @@ class _Builder:
         )
 
         def case_panel(case: CaseData) -> Panel:
-            path = case.train.first("stats/components.csv")
+            path = case.train.first(COMPONENTS_CSV)
             if path is None:
                 return Panel(
                     f"case {case.label}",
@@ -507,7 +515,7 @@ class _Builder:
                     replace(blocks[0], max_rows=0),
                     Note("No component is flagged dominant in stats/components.csv."),
                 ]
-            rule = case.train.first("stats/dominant.md")
+            rule = case.train.first(DOMINANT_MD)
             if rule is not None:
                 lines = [x for x in rule.read_text().splitlines() if x.startswith("Rule:")]
                 blocks[:0] = [Paragraph(x) for x in lines[:1]]
@@ -526,7 +534,7 @@ class _Builder:
 
     def _correlations(self, case: CaseData) -> list[Block]:
         blocks = self.figure(case.train, "correlations/*", "pca/*", caption="correlations and PCA")
-        pairs = case.train.first("correlations/top_pairs.csv")
+        pairs = case.train.first(TOP_PAIRS_CSV)
         if pairs is not None:
             rows = read_csv(pairs)
             columns = list(rows[0]) if rows else []
@@ -545,7 +553,7 @@ class _Builder:
         def make(case: CaseData) -> list[Block]:
             blocks = self.figure(
                 case.train,
-                "stats/radius.png",
+                RADIUS_PNG,
                 "*radius*.png",
                 caption="radius distribution of the real latents",
             )

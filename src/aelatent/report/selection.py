@@ -174,23 +174,9 @@ def linked_evaluations(train_id: str, experiment_ids: list[str] | None) -> list[
 
 
 def linked_search(train_id: str, experiment_ids: list[str] | None) -> Run | None:
-    """The newest finished search run of this train run (its trial child runs excluded)."""
-    entry_points: dict[str, str | None] = {}
-    for run in _search(_finished("search", f"tags.{TRAIN_RUN_TAG} = '{train_id}'"), experiment_ids):
-        parent = run.data.tags.get(PARENT_TAG)
-        if parent and _entry_point_of(parent, entry_points) == "search":
-            continue
-        return run
-    return None
-
-
-def _entry_point_of(run_id: str, cache: dict[str, str | None]) -> str | None:
-    if run_id not in cache:
-        try:
-            cache[run_id] = MlflowClient().get_run(run_id).data.tags.get(ENTRY_POINT_TAG)
-        except MlflowException:
-            cache[run_id] = None
-    return cache[run_id]
+    """The newest finished search run of this train run (trial runs carry no entry point)."""
+    runs = _search(_finished("search", f"tags.{TRAIN_RUN_TAG} = '{train_id}'"), experiment_ids)
+    return runs[0] if runs else None
 
 
 def _ordered(cases: list[CaseRuns]) -> list[CaseRuns]:
