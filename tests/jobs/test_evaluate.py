@@ -15,7 +15,11 @@ import mlflow
 import numpy as np
 import pytest
 from conftest import assert_user_error, find_runs, mlflow_run, newest_run
+from scipy import stats
 
+from aelatent.core.hits import hit_grid
+from aelatent.core.samplers import UniformSampler
+from aelatent.core.windows import histogram_centre_width
 from aelatent.io.analysis_artifacts import write_csv
 from aelatent.jobs.evaluate import cli
 
@@ -23,21 +27,26 @@ pytestmark = pytest.mark.e2e
 
 Z_DIM = 16
 SAMPLERS = ("uniform", "gaussian", "mvn")
+N_LATENTS, N_TRAIN = 500, 400
+TRUE_MU = np.random.default_rng(0).normal(0, 0.3, Z_DIM)
+TRUE_SIGMA = np.random.default_rng(1).uniform(0.3, 0.8, Z_DIM)
+
+
+def _synthetic_latents() -> np.ndarray:
+    noise = np.random.default_rng(2).standard_normal((N_LATENTS, Z_DIM))
+    return (TRUE_MU + TRUE_SIGMA * noise).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def synthetic_train_run(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A FINISHED run tagged as a train run, with latents and stats/components.csv only."""
-    rng = np.random.default_rng(0)
-    mu = rng.normal(0, 0.3, Z_DIM)
-    sigma = rng.uniform(0.3, 0.8, Z_DIM)
-    latents = (mu + sigma * rng.standard_normal((500, Z_DIM))).astype(np.float32)
+    """A FINISHED run tagged as a train run: Gaussian latents (400 train, 100 val), no model."""
     out = tmp_path_factory.mktemp("synthetic_train")
     (out / "latents").mkdir()
-    np.save(out / "latents" / "latents.npy", latents)
+    np.save(out / "latents" / "latents.npy", _synthetic_latents())
     write_csv(
-        out / "stats" / "components.csv",
-        {"component": np.arange(Z_DIM), "mu": mu, "hw": 2.3548 * sigma, "sigma": sigma},
+        out / "latents" / "index.csv",
+        {"row": np.arange(N_LATENTS), "image_id": np.arange(N_LATENTS),
+         "partition": np.array(["train"] * N_TRAIN + ["val"] * (N_LATENTS - N_TRAIN))},
     )
     with mlflow.start_run(run_name="synthetic train") as run:
         mlflow.set_tags({"entry_point": "train", "case": "synthetic", "dataset": "synthetic"})
@@ -83,8 +92,17 @@ def test_synthetic_evaluation_logs_the_contract(
     for sampler, scales in axes.items():
         for b in scales:
             for k in ("0.5", "1", "2", "4"):
-                for kind in ("hit_rate", "hits", "log10_p_hit"):
+                for kind in ("hit_rate", "hits", "log10_p_hit", "hit_rate_lo", "hit_rate_hi",
+                             "log10_p_hit_lo", "log10_p_hit_hi"):
                     assert f"{kind}/{sampler}/b{b}/k{k}" in metrics
+                key = f"{sampler}/b{b}/k{k}"
+                assert (metrics[f"hit_rate_lo/{key}"] <= metrics[f"hit_rate/{key}"]
+                        <= metrics[f"hit_rate_hi/{key}"])
+                if math.isfinite(metrics[f"log10_p_hit/{key}"]):
+                    assert (metrics[f"log10_p_hit_lo/{key}"] <= metrics[f"log10_p_hit/{key}"]
+                            <= metrics[f"log10_p_hit_hi/{key}"])
+                if sampler == "mvn":
+                    assert metrics[f"ghk_rel_se/{key}"] >= 0
                 rate, hits = (
                     metrics[f"hit_rate/{sampler}/b{b}/k{k}"],
                     metrics[f"hits/{sampler}/b{b}/k{k}"],
@@ -93,9 +111,16 @@ def test_synthetic_evaluation_logs_the_contract(
             for kind in ("radius_mean", "radius_std", "radius_mean_theory", "radius_std_theory"):
                 assert metrics[f"{kind}/{sampler}/b{b}"] > 0
     assert "hit_rate/uniform/b1.5/k2" not in metrics  # only the grid that was asked for
+    assert run.data.params["estimate"] == "auto"
+    for k in ("0.5", "1", "2", "4"):
+        assert 0 <= metrics[f"hit_rate/heldout/k{k}"] <= 1
+        for b in axes["uniform"]:
+            assert metrics[f"grid_log10_inside/b{b}/k{k}"] <= metrics[f"grid_log10_points/b{b}"]
+    assert metrics["n_heldout"] == N_LATENTS - N_TRAIN
 
     for path in (
         "hits/hit_rates.csv",
+        "stats/windows.csv",
         "radius/radii.png",
         *(f"hits/heatmap_{s}.png" for s in SAMPLERS),
         *(f"misses/miss_counts_{s}.csv" for s in SAMPLERS),
@@ -104,11 +129,50 @@ def test_synthetic_evaluation_logs_the_contract(
         assert _download(run.info.run_id, path, tmp_path).stat().st_size > 0, path
     with open(_download(run.info.run_id, "hits/hit_rates.csv", tmp_path / "csv")) as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == (3 + 2 + 2) * 4
+    assert len(rows) == (3 + 2 + 2) * 4 + 4  # and the held-out ceiling per k
     for row in rows:
-        key = f"{row['sampler']}/b{row['b']}/k{row['k']}"
+        key = f"{row['sampler']}/b{row['b']}/k{row['k']}".replace("/b/", "/")
         assert float(row["hits"]) == metrics[f"hits/{key}"]
-        assert row["p_method"] == ("ghk_estimate" if row["sampler"] == "mvn" else "exact")
+        assert float(row["hit_rate_lo"]) == metrics[f"hit_rate_lo/{key}"]
+        assert row["windows"] == "auto"
+        expected = {"mvn": "ghk_estimate", "heldout": "real"}.get(row["sampler"], "exact")
+        assert row["p_method"] == expected
+
+
+def test_heldout_ceiling_agrees_with_the_exact_probability(synthetic_evaluation, tmp_path):
+    """Held-out and training vectors share one distribution: the held-out rate is within
+    4 binomial standard errors of the exact P(a true vector lies in the estimated windows)."""
+    path = _download(synthetic_evaluation.info.run_id, "stats/windows.csv", tmp_path)
+    with open(path) as handle:
+        table = list(csv.DictReader(handle))
+    mu = np.array([float(r["mu"]) for r in table])
+    hw = np.array([float(r["hw"]) for r in table])
+    assert np.all(np.abs(mu - TRUE_MU) < 5 * np.array([float(r["mu_se"]) for r in table]))
+    n = N_LATENTS - N_TRAIN
+    for k in (0.5, 1, 2, 4):
+        p = np.prod(stats.norm.cdf((mu + k * hw - TRUE_MU) / TRUE_SIGMA)
+                    - stats.norm.cdf((mu - k * hw - TRUE_MU) / TRUE_SIGMA))
+        rate = synthetic_evaluation.data.metrics[f"hit_rate/heldout/k{k:g}"]
+        assert abs(rate - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1 / n, (k, rate, p)
+
+
+def test_histogram_estimate_reproduces_the_study(synthetic_train_run, tracking_uri):
+    """estimate=histogram: the study's windows (histogram reading of the training latents)
+    and the same hit counts and exact probabilities as the hit test computed directly."""
+    params = {"train_run": synthetic_train_run, "sampler": "uniform", "b": "1,2", "k": "1,2",
+              "n_samples": "5000", "seed": "3", "n_decoded": "0", "estimate": "histogram"}
+    result = mlflow_run("evaluate", params, tracking_uri)
+    assert result.returncode == 0, result.output[-4000:]
+    run = newest_run(f"tags.train_run = '{synthetic_train_run}' and params.estimate = 'histogram'")
+    train = _synthetic_latents()[:N_TRAIN]
+    mu, hw = histogram_centre_width(train)
+    grid = hit_grid(UniformSampler(1.0, Z_DIM), [1, 2], [1, 2], mu, hw, 5000,
+                    np.random.default_rng([3, 0]))
+    for j, b in enumerate((1, 2)):
+        for i, k in enumerate((1, 2)):
+            key = f"uniform/b{b}/k{k}"
+            assert run.data.metrics[f"hits/{key}"] == grid.hits[j, i]
+            assert run.data.metrics[f"log10_p_hit/{key}"] == pytest.approx(grid.log10_p_hit[j, i])
 
 
 def test_synthetic_rates_agree_with_theory(synthetic_evaluation):
@@ -184,6 +248,7 @@ def test_unknown_train_run_through_mlflow_run(tracking_uri):
         (["--scale", "0"], ("scale=", "> 0")),
         (["--sampler", "gmm"], ("gmm", "uniform, gaussian, mvn")),
         (["--n-samples", "0"], ("n_samples",)),
+        (["--estimate", "mode"], ("estimate='mode'", "auto, fit, kde, robust, histogram")),
     ],
 )
 def test_bad_parameters_fail_before_any_work(argv, fragments, synthetic_train_run, capsys):

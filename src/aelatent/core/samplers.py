@@ -147,11 +147,15 @@ class UniformSampler:
 
     def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """Exact: sum over components of log10(|[lo, hi] & [-b, b]| / 2b)."""
+        return float(np.sum(self.component_log10_probabilities(lo, hi)))
+
+    def component_log10_probabilities(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """log10 P(lo_i <= z_i <= hi_i) per component (the terms of the exact sum)."""
         lo, hi = _as_window(lo, hi, self._z_dim)
         b = self.scale
         overlap = np.clip(np.minimum(hi, b) - np.maximum(lo, -b), 0.0, None)
         with np.errstate(divide="ignore"):
-            return float(np.sum(np.log10(overlap / (2 * b))))
+            return np.log10(overlap / (2 * b))
 
 
 class GaussianSampler:
@@ -214,9 +218,13 @@ class GaussianSampler:
 
     def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """Exact: sum over components of log10(Phi(b_i) - Phi(a_i)), in log space."""
+        return float(np.sum(self.component_log10_probabilities(lo, hi)))
+
+    def component_log10_probabilities(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """log10 P(lo_i <= z_i <= hi_i) per component (the terms of the exact sum)."""
         lo, hi = _as_window(lo, hi, self.z_dim)
         sd = self.scale * self._sigma
-        return float(np.sum(log_normal_interval((lo - self._mu) / sd, (hi - self._mu) / sd)) / LN10)
+        return log_normal_interval((lo - self._mu) / sd, (hi - self._mu) / sd) / LN10
 
 
 class MVNSampler:

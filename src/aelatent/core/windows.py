@@ -39,6 +39,7 @@ import numpy as np
 from scipy import fft, special, stats
 
 from aelatent.core.histograms import component_histograms
+from aelatent.errors import UserError
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548...
 IQR_PER_SIGMA = 2.0 * float(special.ndtri(0.75))  # 1.3490...
@@ -58,7 +59,7 @@ HISTOGRAM_BOOTSTRAP = 200
 COMPONENT_BLOCK = 32
 
 
-class WindowError(ValueError):
+class WindowError(UserError):
     """The windows cannot be estimated from these values (too few, a constant component)."""
 
 

@@ -22,6 +22,7 @@ EDGES_NPY = "histograms/edges.npy"
 COMPONENTS_PNG = "histograms/components.png"
 DOMINANT_PNG = "histograms/dominant.png"
 COMPONENTS_CSV = "stats/components.csv"
+WINDOWS_CSV = "stats/windows.csv"
 DOMINANT_MD = "stats/dominant.md"
 RADIUS_CSV = "stats/radius.csv"
 RADIUS_PNG = "stats/radius.png"
@@ -44,6 +45,8 @@ def _cell(value: object) -> str:
         return "1" if value else "0"
     if isinstance(value, int | np.integer):
         return str(int(value))
+    if isinstance(value, str | np.str_):
+        return str(value)
     return repr(float(value))
 
 

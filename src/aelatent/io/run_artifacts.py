@@ -70,3 +70,17 @@ def load_autoencoder(run_id: str):
         return mlflow.keras.load_model(f"runs:/{run_id}/{MODEL_NAME}")
     except MlflowException:
         raise UserError(f"run {run_id!r} has no model {MODEL_NAME!r}") from None
+
+
+def load_partitions(run_id: str, n_rows: int) -> np.ndarray:
+    """The partition (train, val, test) of each latent row, from ``latents/index.csv``."""
+    import csv
+
+    path = download(run_id, INDEX_PATH)
+    with path.open(newline="") as handle:
+        partitions = [row.get("partition", "") for row in csv.DictReader(handle)]
+    if len(partitions) != n_rows:
+        raise UserError(
+            f"{INDEX_PATH} of run {run_id!r} has {len(partitions)} rows, the latents {n_rows}"
+        )
+    return np.asarray(partitions)

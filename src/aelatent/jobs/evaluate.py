@@ -32,6 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
+from aelatent.core.hit_uncertainty import (
+    HeldoutCeiling,
+    HitIntervals,
+    hit_intervals,
+    grid_log10_counts,
+    heldout_ceiling,
+    log10_p_hit_interval,
+
+)
 from aelatent.core.hits import HitGrid, hit_grid
 from aelatent.core.radius import radii
 from aelatent.core.radius_theory import (
@@ -41,7 +50,15 @@ from aelatent.core.radius_theory import (
     uniform_radius_moments,
 )
 from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
+from aelatent.core.windows import (
+    DEFAULT_ESTIMATOR,
+    FWHM_PER_SIGMA,
+    WINDOW_ESTIMATORS,
+    Windows,
+    estimate_windows,
+)
 from aelatent.errors import UserError
+from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
 from aelatent.io.tracking import (
     ANY_CASE,
     NEWEST,
@@ -61,6 +78,7 @@ DEFAULT_K = "1,1.5,2,3,6,12"
 DEFAULT_SCALE = "0.5,1,1.5,2,3"
 DEFAULT_N_SAMPLES = "200000"
 DEFAULT_N_DECODED = "16"
+DEFAULT_GRID_SPACING = "0.5"
 MAX_N_SAMPLES = 1_000_000_000
 SCALE_LABELS = {"uniform": "b (box half-width)", "gaussian": "scale s", "mvn": "scale s"}
 HIT_RATES_CSV = "hits/hit_rates.csv"
@@ -80,6 +98,8 @@ class EvaluateRequest:
     n_samples: int
     seed: int
     n_decoded: int
+    estimate: str
+    grid_spacing: float
     raw: dict[str, str]
 
     def scales_for(self, sampler: str) -> tuple[float, ...]:
@@ -93,10 +113,17 @@ class TrainInputs:
     run_id: str
     case: str
     dataset: str
-    latents: np.ndarray  # float32 [n_images, z_dim]
-    mu: np.ndarray  # float64 [z_dim], histogram peak
-    hw: np.ndarray  # float64 [z_dim], full width at half maximum
-    sigma: np.ndarray  # float64 [z_dim], Gaussian fit
+    latents: np.ndarray  # float32 [n_train, z_dim]: the training partition
+    heldout: np.ndarray  # float32 [n_heldout, z_dim]: every other partition (val, test)
+    windows: Windows  # estimated from ``latents``
+
+    @property
+    def mu(self) -> np.ndarray:
+        return self.windows.mu
+
+    @property
+    def hw(self) -> np.ndarray:
+        return self.windows.hw
 
 
 def parse_samplers(text: str) -> tuple[str, ...]:
@@ -123,12 +150,22 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
     parser.add_argument("--n-samples", default=DEFAULT_N_SAMPLES)
     parser.add_argument("--seed", default="0")
     parser.add_argument("--n-decoded", default=DEFAULT_N_DECODED, help="images per grid, 0: none")
+    parser.add_argument("--estimate", default=DEFAULT_ESTIMATOR,
+                        help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}")
+    parser.add_argument("--grid-spacing", default=DEFAULT_GRID_SPACING,
+                        help="method 1: spacing of the grid over [-b, b]^z_dim")
     args = parser.parse_args(argv)
     raw = dict(vars(args))
     n_samples = parse_int(args.n_samples, "n_samples", minimum=1)
     if n_samples > MAX_N_SAMPLES:
         raise UserError(f"n_samples={n_samples} is out of range; expected at most {MAX_N_SAMPLES}")
     train_run, case = parse_train_run_choice(args.train_run, args.case)
+    if args.estimate not in WINDOW_ESTIMATORS:
+        raise UserError(f"estimate={args.estimate!r} is unknown; expected one of "
+                        f"{', '.join(WINDOW_ESTIMATORS)}")
+    spacing = parse_float_list(args.grid_spacing, "grid_spacing")
+    if len(spacing) != 1:
+        raise UserError(f"grid_spacing={args.grid_spacing!r}: expected one number > 0")
     return EvaluateRequest(
         train_run=train_run,
         case=case,
@@ -139,6 +176,8 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
         n_samples=n_samples,
         seed=parse_int(args.seed, "seed", minimum=0),
         n_decoded=parse_int(args.n_decoded, "n_decoded", minimum=0),
+        estimate=args.estimate,
+        grid_spacing=spacing[0],
         raw=raw,
     )
 
@@ -148,42 +187,31 @@ def _unique(values: list[float]) -> tuple[float, ...]:
 
 
 def load_train_inputs(request: EvaluateRequest) -> TrainInputs:
-    """Resolve the train run and read its latents and component table; UserError if unusable."""
-    from aelatent.io.analysis_artifacts import COMPONENTS_CSV, read_components_csv
-    from aelatent.io.run_artifacts import download, load_latents
+    """Resolve the train run, split its latents, estimate the windows; UserError if unusable."""
+    from aelatent.io.run_artifacts import load_latents, load_partitions
 
     run = resolve_train_run(request.train_run, request.case)
     run_id = run.info.run_id
     latents = load_latents(run_id)
-    table = read_components_csv(download(run_id, COMPONENTS_CSV))
-    z_dim = latents.shape[1]
-    columns = {}
-    for name in ("mu", "hw", "sigma"):
-        if name not in table:
-            raise UserError(f"{COMPONENTS_CSV} of run {run_id!r} has no column {name!r}")
-        columns[name] = np.asarray(table[name], dtype=np.float64)
-        if columns[name].shape != (z_dim,) or not np.all(np.isfinite(columns[name])):
-            raise UserError(
-                f"{COMPONENTS_CSV} of run {run_id!r}: column {name!r} must hold {z_dim} finite "
-                f"numbers (one per latent component)"
-            )
-    for name in ("hw", "sigma"):
-        dead = np.flatnonzero(columns[name] <= 0)
-        if dead.size:
-            raise UserError(
-                f"{COMPONENTS_CSV} of run {run_id!r}: {name} <= 0 for {dead.size} components "
-                f"(first {int(dead[0])}); a window of zero width cannot be hit"
-            )
+    partitions = load_partitions(run_id, latents.shape[0])
+    train = partitions == "train"
+    if not train.any():
+        raise UserError(f"run {run_id!r} has no latents of the train partition to estimate "
+                        "windows from (latents/index.csv)")
+    if train.all():
+        raise UserError(f"run {run_id!r} has no held-out latents (partition val or test in "
+                        "latents/index.csv): the real-data ceiling needs them; retrain with a "
+                        "validation split")
+    windows = estimate_windows(latents[train], request.estimate, seed=request.seed)
     if request.n_decoded > 0:
         _check_has_model(run_id)
     return TrainInputs(
         run_id=run_id,
         case=run.data.tags.get("case", "?"),
         dataset=run.data.tags.get("dataset", "?"),
-        latents=np.asarray(latents, dtype=np.float32),
-        mu=columns["mu"],
-        hw=columns["hw"],
-        sigma=columns["sigma"],
+        latents=np.asarray(latents[train], dtype=np.float32),
+        heldout=np.asarray(latents[~train], dtype=np.float32),
+        windows=windows,
     )
 
 
@@ -206,8 +234,8 @@ def build_sampler(name: str, inputs: TrainInputs) -> Sampler:
     """The sampler at scale 1; ``with_scale`` gives the rest of its axis."""
     if name == "uniform":
         return UniformSampler(1.0, inputs.latents.shape[1])
-    if name == "gaussian":
-        return GaussianSampler(inputs.mu, inputs.sigma)
+    if name == "gaussian":  # the Gaussian with the windows' centres and widths
+        return GaussianSampler(inputs.mu, inputs.hw / FWHM_PER_SIGMA)
     if name == "mvn":
         return MVNSampler.from_latents(inputs.latents)
     raise UserError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
@@ -230,13 +258,26 @@ def metric_key(kind: str, sampler: str, b: float, k: float | None = None) -> str
     return key if k is None else f"{key}/k{k:g}"
 
 
-def grid_metrics(grid: HitGrid, theory: Sequence[RadiusMoments]) -> dict[str, float]:
+def grid_metrics(grid: HitGrid, theory: Sequence[RadiusMoments],
+                 intervals: HitIntervals) -> dict[str, float]:
+    """Every figure of one sampler's grid, each with its interval beside it."""
     metrics: dict[str, float] = {}
     for j, b in enumerate(grid.scales):
         for i, k in enumerate(grid.ks):
-            metrics[metric_key("hit_rate", grid.sampler, b, k)] = float(grid.hit_rate[j, i])
-            metrics[metric_key("hits", grid.sampler, b, k)] = float(grid.hits[j, i])
-            metrics[metric_key("log10_p_hit", grid.sampler, b, k)] = float(grid.log10_p_hit[j, i])
+            values = {
+                "hit_rate": grid.hit_rate[j, i],
+                "hit_rate_lo": intervals.hit_lo[j, i],
+                "hit_rate_hi": intervals.hit_hi[j, i],
+                "hits": grid.hits[j, i],
+                "log10_p_hit": grid.log10_p_hit[j, i],
+                "log10_p_hit_lo": intervals.log10_lo[j, i],
+                "log10_p_hit_hi": intervals.log10_hi[j, i],
+                "log10_p_hit_se": intervals.log10_se[j, i],
+            }
+            if grid.sampler == "mvn":
+                values["ghk_rel_se"] = intervals.ghk_rel_se[j, i]
+            for kind, value in values.items():
+                metrics[metric_key(kind, grid.sampler, b, k)] = float(value)
         metrics[metric_key("radius_mean", grid.sampler, b)] = float(grid.radius_mean[j])
         metrics[metric_key("radius_std", grid.sampler, b)] = float(grid.radius_std[j])
         metrics[metric_key("radius_mean_theory", grid.sampler, b)] = theory[j].mean
@@ -244,28 +285,55 @@ def grid_metrics(grid: HitGrid, theory: Sequence[RadiusMoments]) -> dict[str, fl
     return metrics
 
 
-def write_hit_rates(path: Path, grids: Sequence[HitGrid]) -> Path:
-    """One row per (sampler, b, k): hits, n, rate, log10 probability and how it was computed."""
+def ceiling_metrics(ceiling: HeldoutCeiling) -> dict[str, float]:
+    """``hit_rate/heldout/k<k>`` with its interval: what real faces reach."""
+    metrics: dict[str, float] = {}
+    for i, k in enumerate(ceiling.ks):
+        metrics[f"hit_rate/heldout/k{k:g}"] = float(ceiling.rate[i])
+        metrics[f"hit_rate_lo/heldout/k{k:g}"] = float(ceiling.lo[i])
+        metrics[f"hit_rate_hi/heldout/k{k:g}"] = float(ceiling.hi[i])
+        metrics[f"hits/heldout/k{k:g}"] = float(ceiling.hits[i])
+    metrics["n_heldout"] = float(ceiling.n)
+    return metrics
+
+
+def grid_method_metrics(windows: Windows, bs: Sequence[float], ks: Sequence[float],
+                        spacing: float) -> dict[str, float]:
+    """Method 1: log10 of the grid's points over [-b, b]^d and of those inside the windows."""
+    metrics: dict[str, float] = {}
+    for b in bs:
+        for k in ks:
+            total, inside = grid_log10_counts(windows, b, k, spacing)
+            metrics[f"grid_log10_points/b{b:g}"] = total
+            metrics[f"grid_log10_inside/b{b:g}/k{k:g}"] = inside
+    return metrics
+
+
+HIT_RATE_COLUMNS = ["sampler", "b", "k", "hits", "n", "hit_rate", "hit_rate_lo", "hit_rate_hi",
+                    "log10_p_hit", "log10_p_hit_lo", "log10_p_hit_hi", "log10_p_hit_se",
+                    "p_method", "windows"]
+
+
+def write_hit_rates(path: Path, grids: Sequence[HitGrid], intervals: Sequence[HitIntervals],
+                    ceiling: HeldoutCeiling, estimator: str) -> Path:
+    """One row per (sampler, b, k) with intervals, and the held-out ceiling per k."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["sampler", "b", "k", "hits", "n", "hit_rate", "log10_p_hit", "p_method"])
-        for grid in grids:
+        writer.writerow(HIT_RATE_COLUMNS)
+        for grid, ci in zip(grids, intervals, strict=True):
             method = "ghk_estimate" if grid.sampler == "mvn" else "exact"
             for j, b in enumerate(grid.scales):
                 for i, k in enumerate(grid.ks):
-                    writer.writerow(
-                        [
-                            grid.sampler,
-                            f"{b:g}",
-                            f"{k:g}",
-                            int(grid.hits[j, i]),
-                            grid.n,
-                            repr(float(grid.hit_rate[j, i])),
-                            repr(float(grid.log10_p_hit[j, i])),
-                            method,
-                        ]
-                    )
+                    numbers = (grid.hit_rate, ci.hit_lo, ci.hit_hi, grid.log10_p_hit,
+                               ci.log10_lo, ci.log10_hi, ci.log10_se)
+                    writer.writerow([grid.sampler, f"{b:g}", f"{k:g}", int(grid.hits[j, i]),
+                                     grid.n, *(repr(float(a[j, i])) for a in numbers),
+                                     method, estimator])
+        for i, k in enumerate(ceiling.ks):
+            writer.writerow(["heldout", "", f"{k:g}", int(ceiling.hits[i]), ceiling.n,
+                             repr(float(ceiling.rate[i])), repr(float(ceiling.lo[i])),
+                             repr(float(ceiling.hi[i])), "", "", "", "", "real", estimator])
     return path
 
 
@@ -361,12 +429,20 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
                 "train_run_id": inputs.run_id,
                 "samplers": ",".join(request.samplers),
                 "z_dim": inputs.latents.shape[1],
-                "n_images": inputs.latents.shape[0],
+                "n_images": inputs.latents.shape[0] + inputs.heldout.shape[0],
+                "n_train_latents": inputs.latents.shape[0],
+                "n_heldout_latents": inputs.heldout.shape[0],
             }
         )
+        write_csv(out / WINDOWS_CSV, inputs.windows.columns())
+        ceiling = heldout_ceiling(inputs.heldout, inputs.windows, np.asarray(request.k))
+        mlflow.log_metrics(ceiling_metrics(ceiling))
+        print(_ceiling_summary(ceiling, inputs.windows.estimator), flush=True)
         samplers = {name: build_sampler(name, inputs) for name in request.samplers}
         grids: list[HitGrid] = []
-        metrics: dict[str, float] = {}
+        all_intervals: list[HitIntervals] = []
+        metrics: dict[str, float] = grid_method_metrics(
+            inputs.windows, request.b, request.k, request.grid_spacing)
         theory_means: dict[str, list[float]] = {}
         for name, sampler in samplers.items():
             started = time.perf_counter()
@@ -380,7 +456,9 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
                 np.random.default_rng([request.seed, SAMPLERS.index(name)]),
             )
             theory = [radius_theory(sampler, s) for s in grid.scales]
-            metrics |= grid_metrics(grid, theory)
+            intervals = hit_intervals(grid, sampler, inputs.windows, seed=request.seed)
+            metrics |= grid_metrics(grid, theory, intervals)
+            all_intervals.append(intervals)
             metrics[f"seconds/{name}"] = time.perf_counter() - started
             theory_means[name] = [t.mean for t in theory]
             grids.append(grid)
@@ -390,7 +468,8 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
             save_miss_counts(grid, out / "misses" / f"miss_counts_{name}.png", label)
             print(_summary(grid), flush=True)
         mlflow.log_metrics(metrics)
-        write_hit_rates(out / HIT_RATES_CSV, grids)
+        write_hit_rates(out / HIT_RATES_CSV, grids, all_intervals, ceiling,
+                        inputs.windows.estimator)
         save_radius_overlay(
             radii(inputs.latents), grids, out / "radius" / "radii.png", theory_means, SCALE_LABELS
         )
@@ -398,6 +477,14 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
             decode_grids(request, inputs, samplers, out)
         mlflow.log_artifacts(str(out))
         return run.info.run_id
+
+
+def _ceiling_summary(ceiling: HeldoutCeiling, estimator: str) -> str:
+    rates = ", ".join(
+        f"k={k:g}: {r:.3f} [{lo:.3f}, {hi:.3f}]"
+        for k, r, lo, hi in zip(ceiling.ks, ceiling.rate, ceiling.lo, ceiling.hi, strict=True)
+    )
+    return f"held-out real latents ({ceiling.n}) inside the {estimator} windows: {rates}"
 
 
 def _summary(grid: HitGrid) -> str:

@@ -1,0 +1,138 @@
+"""How good each hit figure is: intervals for Monte Carlo rates and exact probabilities,
+the held-out real latents as the ceiling, and the grid count of method 1.
+
+- A Monte Carlo hit rate ``hits / n`` gets the Wilson 95% interval (``scipy.stats``), which
+  stays inside [0, 1] and is honest at 0 hits, where the Wald interval collapses to a point.
+  It covers the sampling noise of the count, for the windows it was counted against.
+- An exact ``log10 P(hit)`` is exact only given the windows; the windows are estimates, so
+  its interval is propagated from their covariance: by the delta method for the separable
+  samplers (uniform, gaussian), by a parametric bootstrap over the windows for ``mvn``
+  (whose GHK estimate is not separable), its own GHK error added in quadrature.
+- The ceiling: held-out real latents (vectors of faces the windows never saw) through the
+  same test; no generator can be expected to hit more often than real faces do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from aelatent.core.hits import HitGrid
+from aelatent.core.samplers import MVNSampler, Sampler
+from aelatent.core.windows import (
+    Z95,
+    PropagatedLog10,
+    Windows,
+    needed_multiple,
+    propagate_log10,
+    sample_windows,
+)
+
+MVN_WINDOW_DRAWS = 10
+MVN_GHK_DRAWS = 512
+
+
+def wilson_interval(hits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson 95% interval of ``hits / n`` per element."""
+    hits = np.asarray(hits, dtype=np.int64)
+    lo = np.empty(hits.shape)
+    hi = np.empty(hits.shape)
+    for index, count in np.ndenumerate(hits):
+        ci = stats.binomtest(int(count), int(n)).proportion_ci(0.95, method="wilson")
+        lo[index], hi[index] = ci.low, ci.high
+    return lo, hi
+
+
+def log10_p_hit_interval(sampler: Sampler, windows: Windows, k: float, *,
+                         seed: int = 0) -> PropagatedLog10:
+    """``log10 P(hit)`` of ``sampler`` at multiple ``k`` and its error from the windows."""
+    per_component = getattr(sampler, "component_log10_probabilities", None)
+    if per_component is not None:
+        return propagate_log10(windows, k, per_component)
+    if not isinstance(sampler, MVNSampler):
+        raise TypeError(f"no propagation for {type(sampler).__name__}")
+    value = sampler.window_log10_probability(*windows.bounds(k))
+    ghk_se = np.nan_to_num(sampler.last_relative_se) / math.log(10.0)
+    if not math.isfinite(value):
+        return PropagatedLog10(value, math.nan)
+    # a cheaper GHK per draw: its noise enters the spread, so it is an upper bound
+    quick = sampler.with_scale(sampler.scale)
+    quick.ghk_draws = MVN_GHK_DRAWS
+    draws = sample_windows(windows, MVN_WINDOW_DRAWS, np.random.default_rng(seed))
+    values = np.array([quick.window_log10_probability(m - k * w, m + k * w) for m, w in draws])
+    values = values[np.isfinite(values)]
+    spread = float(np.std(values, ddof=1)) if values.size > 1 else math.nan
+    return PropagatedLog10(value, math.sqrt(spread**2 + ghk_se**2))
+
+
+@dataclass(frozen=True)
+class HitIntervals:
+    """95% intervals beside a :class:`HitGrid`'s figures, all ``[n_b, n_k]``."""
+
+    hit_lo: np.ndarray
+    hit_hi: np.ndarray
+    log10_se: np.ndarray
+    log10_lo: np.ndarray
+    log10_hi: np.ndarray
+    ghk_rel_se: np.ndarray  # relative standard error of the GHK estimate (mvn); NaN otherwise
+
+
+def hit_intervals(grid: HitGrid, sampler: Sampler, windows: Windows, *,
+                  seed: int = 0) -> HitIntervals:
+    """Wilson intervals of the counts and propagated intervals of ``grid.log10_p_hit``."""
+    hit_lo, hit_hi = wilson_interval(grid.hits, grid.n)
+    se = np.full(grid.hits.shape, math.nan)
+    ghk = np.full(grid.hits.shape, math.nan)
+    for j, scale in enumerate(grid.scales):
+        at_scale = sampler.with_scale(float(scale))
+        for i, k in enumerate(grid.ks):
+            se[j, i] = log10_p_hit_interval(at_scale, windows, float(k), seed=seed).se
+            if isinstance(at_scale, MVNSampler):
+                ghk[j, i] = at_scale.last_relative_se
+    return HitIntervals(hit_lo, hit_hi, se, grid.log10_p_hit - Z95 * se,
+                        grid.log10_p_hit + Z95 * se, ghk)
+
+
+@dataclass(frozen=True)
+class HeldoutCeiling:
+    """Hit counts of held-out real latents against windows from the training latents."""
+
+    ks: np.ndarray
+    n: int
+    hits: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def rate(self) -> np.ndarray:
+        return self.hits / self.n
+
+
+def heldout_ceiling(heldout: np.ndarray, windows: Windows, ks: np.ndarray) -> HeldoutCeiling:
+    """The fraction of held-out vectors inside every window, per ``k``, Wilson intervals."""
+    need = needed_multiple(heldout, windows)
+    ks = np.asarray(ks, dtype=np.float64)
+    hits = np.array([np.count_nonzero(need <= k) for k in ks], dtype=np.int64)
+    lo, hi = wilson_interval(hits, len(need))
+    return HeldoutCeiling(ks, len(need), hits, lo, hi)
+
+
+def grid_log10_counts(windows: Windows, b: float, k: float, spacing: float) -> tuple[float, float]:
+    """Method 1, the grid: log10 of its points over ``[-b, b]^d`` and of those in the windows.
+
+    The grid has points ``-b + j * spacing`` per axis; a point is inside when every
+    coordinate is in its window, so the inside count is the product of per-axis counts.
+    """
+    per_axis = math.floor(2 * b / spacing + 1e-9) + 1
+    lo, hi = windows.bounds(k)
+    first = np.clip(np.ceil((lo + b) / spacing - 1e-9), 0, per_axis)
+    last = np.clip(np.floor((hi + b) / spacing + 1e-9), -1, per_axis - 1)
+    inside = np.maximum(last - first + 1, 0)
+    with np.errstate(divide="ignore"):
+        log_inside = float(np.sum(np.log10(inside)))
+    return windows.z_dim * math.log10(per_axis), log_inside
+
+
