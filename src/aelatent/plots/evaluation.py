@@ -1,7 +1,7 @@
-"""Figures of a sampler evaluation: hit-rate heat maps, missing components, radii.
+"""Figures of a sampler evaluation: hit-rate heat maps and curves, missing components, radii.
 
-Matplotlib only (Agg); each function takes arrays or a :class:`~aelatent.core.hits.HitGrid`
-and writes one PNG.
+Matplotlib only (Agg); each function takes arrays, plain mappings or a
+:class:`~aelatent.core.hits.HitGrid` and writes one PNG.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,6 +19,12 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter
 
 from aelatent.core.hits import HitGrid
+
+if TYPE_CHECKING:
+    from aelatent.core.hit_uncertainty import HeldoutCeiling, HitIntervals
+
+RateInterval = tuple[float, float, float]
+"""A hit rate with its 95% interval ``(rate, lo, hi)``; lo and hi NaN where unknown."""
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -141,5 +148,84 @@ def save_radius_overlay(
         ax.set_title(f"{grid.sampler} (dotted: theory mean)", fontsize=9)
         ax.legend(title=label, fontsize=7, title_fontsize=8, ncol=2, loc="upper right")
     fig.suptitle("Radii of sampled vectors against the real latents", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def grid_rate_curves(
+    grid: HitGrid, intervals: HitIntervals | None = None
+) -> dict[float, dict[float, RateInterval]]:
+    """``{k: {scale: (rate, lo, hi)}}`` of one sampler's grid, for :func:`save_hit_rate_curves`."""
+    curves: dict[float, dict[float, RateInterval]] = {}
+    for i, k in enumerate(grid.ks):
+        curve = curves.setdefault(float(k), {})
+        for j, s in enumerate(grid.scales):
+            lo = math.nan if intervals is None else float(intervals.hit_lo[j, i])
+            hi = math.nan if intervals is None else float(intervals.hit_hi[j, i])
+            curve[float(s)] = (float(grid.hit_rate[j, i]), lo, hi)
+    return curves
+
+
+def ceiling_rates(ceiling: HeldoutCeiling) -> dict[float, RateInterval]:
+    """``{k: (rate, lo, hi)}`` of the held-out real latents, for :func:`save_hit_rate_curves`."""
+    return {
+        float(k): (float(r), float(lo), float(hi))
+        for k, r, lo, hi in zip(ceiling.ks, ceiling.rate, ceiling.lo, ceiling.hi, strict=True)
+    }
+
+
+def save_hit_rate_curves(
+    grid_rates: Mapping[float, Mapping[float, RateInterval]],
+    ceiling: Mapping[float, RateInterval] | None,
+    path: Path,
+    scale_label: str = "b",
+    title: str = "hit rate",
+) -> Path:
+    """Hit rate against the scale, one line per k with its 95% interval as error bars.
+
+    ``grid_rates`` is ``{k: {scale: (rate, lo, hi)}}``; ``ceiling`` ``{k: (rate, lo, hi)}``,
+    the held-out real latents, drawn dashed (its interval shaded) in the colour of its k.
+    Unknown intervals (NaN) draw no bar. The rate axis turns symmetric-logarithmic where
+    the positive rates span more than two decades, so that 1e-5 and 0.9 both show.
+    """
+    ks = sorted(set(grid_rates) | set(ceiling or {}))
+    colours = dict(zip(ks, plt.cm.viridis(np.linspace(0.0, 0.85, max(1, len(ks)))), strict=False))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    positive: list[float] = []
+    for k in ks:
+        points = sorted((grid_rates.get(k) or {}).items())
+        if points:
+            scales = np.array([s for s, _ in points], dtype=np.float64)
+            rate, lo, hi = np.array([p for _, p in points], dtype=np.float64).reshape(-1, 3).T
+            below = np.nan_to_num(np.clip(rate - lo, 0.0, None))
+            above = np.nan_to_num(np.clip(hi - rate, 0.0, None))
+            ax.errorbar(scales, rate, yerr=[below, above], color=colours[k], marker="o",
+                        markersize=3.5, capsize=3, lw=1.2, label=f"k = {k:g}")
+            positive += [v for v in (*rate, *hi) if v > 0]
+        if ceiling and k in ceiling:
+            rate_c, lo_c, hi_c = ceiling[k]
+            ax.axhline(rate_c, color=colours[k], ls="--", lw=1.0)
+            if math.isfinite(lo_c) and math.isfinite(hi_c):
+                ax.axhspan(lo_c, hi_c, color=colours[k], alpha=0.12, lw=0)
+            positive += [v for v in (rate_c, hi_c) if v > 0]
+    if ceiling:
+        ax.plot([], [], color="0.3", ls="--", lw=1.0, label="held-out real latents (ceiling)")
+    low = min(positive, default=1.0)
+    if low < 1e-2 * max(positive, default=1.0):
+        ax.set_yscale("symlog", linthresh=10.0 ** math.floor(math.log10(low)))
+    ax.set_ylim(0.0, 1.05)
+    if all(s > 0 for curve in grid_rates.values() for s in curve):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ticks = sorted({s for curve in grid_rates.values() for s in curve})
+        if ticks:
+            ax.set_xticks(ticks)
+    ax.set_xlabel(scale_label)
+    ax.set_ylabel("hit rate (95% interval)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if ks:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return _save(fig, path)

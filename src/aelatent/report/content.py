@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,9 @@ from aelatent.io.analysis_artifacts import (
     DOMINANT_PNG,
     RADIUS_PNG,
     TOP_PAIRS_CSV,
+    WINDOWS_CSV,
 )
+from aelatent.plots.evaluation import RateInterval, save_hit_rate_curves
 from aelatent.report.collect import CaseData, ReportData, RunData
 from aelatent.report.document import (
     Block,
@@ -41,7 +44,26 @@ from aelatent.report.plots import training_curves
 
 SAMPLER_ORDER = ("uniform", "gaussian", "mvn")
 GRID_METRIC = re.compile(
-    r"^(?P<kind>hit_rate|hits|log10_p_hit)/(?P<sampler>[^/]+)/b(?P<b>[^/]+)/k(?P<k>[^/]+)$"
+    r"^(?P<kind>hit_rate(?:_lo|_hi)?|hits|log10_p_hit(?:_lo|_hi|_se)?|ghk_rel_se)"
+    r"/(?P<sampler>[^/]+)/b(?P<b>[^/]+)/k(?P<k>[^/]+)$"
+)
+CEILING_METRIC = re.compile(r"^(?P<kind>hit_rate(?:_lo|_hi)?|hits)/heldout/k(?P<k>[^/]+)$")
+GRID_POINTS_METRIC = re.compile(r"^grid_log10_points/b(?P<b>[^/]+)$")
+GRID_INSIDE_METRIC = re.compile(r"^grid_log10_inside/b(?P<b>[^/]+)/k(?P<k>[^/]+)$")
+GHK_REL_SE_LIMIT = 0.5  # above it a GHK estimate of P is too uncertain to read
+TOO_UNCERTAIN = "†"
+CEILING_ROW = "held-out real latents (ceiling)"
+SCALE_LABELS = {"uniform": "b (box half-width)", "gaussian": "scale s", "mvn": "scale s"}
+HIT_FIGURE_COLUMNS = (
+    "hits",
+    "hit_rate",
+    "hit_rate_lo",
+    "hit_rate_hi",
+    "log10_p_hit",
+    "log10_p_hit_lo",
+    "log10_p_hit_hi",
+    "log10_p_hit_se",
+    "ghk_rel_se",
 )
 RADIUS_METRIC = re.compile(
     r"^(?P<kind>radius_(?:mean|std)(?:_theory)?)/(?P<sampler>[^/]+)/b(?P<b>[^/]+)$"
@@ -183,20 +205,99 @@ def _decoded_order(item: tuple[str, Path]) -> tuple[int, tuple[int, str], float,
 
 
 def evaluation_grid(runs: Iterable[RunData]) -> dict[str, dict[tuple[str, str], dict[str, float]]]:
-    """``{sampler: {(b, k): {"hit_rate": .., "hits": .., "log10_p_hit": ..}}}`` from metrics.
+    """``{sampler: {(b, k): {"hit_rate": .., "hit_rate_lo": .., "log10_p_hit": .., ..}}}``.
 
-    Newer runs come first in the selection, so their values win where runs overlap.
+    Every metric of GRID_METRIC (older runs lack the intervals). Newer runs come first in
+    the selection, so their cells win where runs overlap, each cell whole: a rate never
+    gets the interval of another run.
     """
     grid: dict[str, dict[tuple[str, str], dict[str, float]]] = {}
     for run in reversed(list(runs)):
+        cells: dict[str, dict[tuple[str, str], dict[str, float]]] = {}
         for name, value in run.metrics.items():
             match = GRID_METRIC.match(name)
             if match:
-                cell = grid.setdefault(match["sampler"], {}).setdefault(
+                cell = cells.setdefault(match["sampler"], {}).setdefault(
                     (match["b"], match["k"]), {}
                 )
                 cell[match["kind"]] = value
+        for sampler, found in cells.items():
+            grid.setdefault(sampler, {}).update(found)
     return grid
+
+
+def heldout_ceiling(runs: Iterable[RunData]) -> tuple[dict[str, dict[str, float]], float | None]:
+    """``({k: {"hit_rate": .., "hit_rate_lo": .., "hit_rate_hi": .., "hits": ..}}, n_heldout)``.
+
+    The held-out real latents in the same windows: what real faces reach. Empty for runs
+    from before the ceiling; the newest run that has it wins, whole.
+    """
+    for run in runs:
+        found: dict[str, dict[str, float]] = {}
+        for name, value in run.metrics.items():
+            match = CEILING_METRIC.match(name)
+            if match:
+                found.setdefault(match["k"], {})[match["kind"]] = value
+        if found:
+            return found, run.metrics.get("n_heldout")
+    return {}, None
+
+
+def grid_method(runs: Iterable[RunData]) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """Method 1, the grid: ``({b: log10 points}, {(b, k): log10 points inside})``."""
+    points: dict[str, float] = {}
+    inside: dict[tuple[str, str], float] = {}
+    for run in reversed(list(runs)):
+        for name, value in run.metrics.items():
+            if match := GRID_POINTS_METRIC.match(name):
+                points[match["b"]] = value
+            elif match := GRID_INSIDE_METRIC.match(name):
+                inside[(match["b"], match["k"])] = value
+    return points, inside
+
+
+def _finite(value: float | None) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def with_interval(value: float | None, lo: float | None, hi: float | None) -> float | str | None:
+    """``0.0123 [0.0101, 0.0149]``; the bare value where the interval is unknown (old runs)."""
+    if not _finite(value) or not _finite(lo) or not _finite(hi):
+        return value
+    return f"{value:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def too_uncertain(cell: dict[str, float]) -> bool:
+    """The GHK estimate of P (mvn) has a relative standard error above GHK_REL_SE_LIMIT."""
+    rel_se = cell.get("ghk_rel_se")
+    return _finite(rel_se) and rel_se > GHK_REL_SE_LIMIT
+
+
+def _flagged(value: float | str | None) -> str:
+    return f"{TOO_UNCERTAIN} {'–' if value is None else value}"
+
+
+def windows_text(runs: Iterable[RunData]) -> str:
+    """Which windows the hit figures of ``runs`` were counted against."""
+    parts = []
+    for run in runs:
+        estimate = run.params.get("estimate")
+        if estimate is None:
+            parts.append(
+                f"the train run's stats/components.csv (run {run.run_id[:8]}, from before "
+                "the estimate parameter)"
+            )
+            continue
+        text = f"estimate={estimate}, from the train partition's latents"
+        table = run.first(WINDOWS_CSV)
+        if table is not None:
+            chosen = Counter(r.get("estimator", "") for r in read_csv(table))
+            if chosen and set(chosen) != {estimate}:
+                text += " (per component: " + ", ".join(
+                    f"{name} {count}" for name, count in sorted(chosen.items())
+                ) + ")"
+        parts.append(f"{text} (run {run.run_id[:8]})")
+    return "; ".join(dict.fromkeys(parts))
 
 
 def radius_metrics(runs: Iterable[RunData]) -> dict[str, dict[str, dict[str, float]]]:

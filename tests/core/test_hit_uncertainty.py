@@ -1,0 +1,79 @@
+"""Intervals of the hit figures: Wilson coverage, the grid count, the held-out ceiling, mvn."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from aelatent.core.hit_uncertainty import (
+    grid_log10_counts,
+    heldout_ceiling,
+    hit_intervals,
+    log10_p_hit_interval,
+    wilson_interval,
+)
+from aelatent.core.hits import hit_grid
+from aelatent.core.samplers import MVNSampler, UniformSampler
+from aelatent.core.windows import estimate_windows
+
+
+@pytest.mark.parametrize("p", [0.002, 0.05, 0.5])
+def test_wilson_interval_coverage(p):
+    """400 binomial counts of n = 1000: the 95% interval covers p in 90-99% of them."""
+    hits = np.random.default_rng(0).binomial(1000, p, size=400)
+    lo, hi = wilson_interval(hits, 1000)
+    assert 0.90 <= np.mean((lo <= p) & (p <= hi)) <= 0.99
+
+
+def test_wilson_interval_at_zero_hits_is_not_a_point():
+    lo, hi = wilson_interval(np.array([0]), 200_000)
+    assert lo[0] == 0 and 0 < hi[0] < 5e-5
+
+
+def test_grid_counts_match_a_brute_force_count():
+    x = np.random.default_rng(1).standard_normal((200, 3))
+    w = estimate_windows(x, "fit")
+    b, k, spacing = 2.0, 0.6, 0.5
+    axis = np.arange(-b, b + 1e-9, spacing)
+    points = np.array(list(itertools.product(axis, repeat=3)))
+    lo, hi = w.bounds(k)
+    inside = np.count_nonzero(np.all((points >= lo) & (points <= hi), axis=1))
+    total, log_inside = grid_log10_counts(w, b, k, spacing)
+    assert total == pytest.approx(math.log10(len(points)))
+    assert log_inside == pytest.approx(math.log10(inside))
+
+
+def test_heldout_ceiling_counts_vectors_inside_every_window():
+    rng = np.random.default_rng(2)
+    w = estimate_windows(rng.standard_normal((400, 8)), "fit")
+    heldout = rng.standard_normal((300, 8))
+    ceiling = heldout_ceiling(heldout, w, np.array([0.5, 1.0]))
+    for i, k in enumerate((0.5, 1.0)):
+        lo, hi = w.bounds(k)
+        assert ceiling.hits[i] == np.count_nonzero(np.all((heldout >= lo) & (heldout <= hi), 1))
+        assert ceiling.lo[i] <= ceiling.rate[i] <= ceiling.hi[i]
+
+
+def test_mvn_interval_has_a_finite_error_and_the_ghk_error():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 16)) @ (np.eye(16) + 0.2 * rng.standard_normal((16, 16)))
+    w = estimate_windows(x, "fit")
+    sampler = MVNSampler.from_latents(x)
+    p = log10_p_hit_interval(sampler, w, 0.5)
+    assert math.isfinite(p.value) and 0 < p.se < 5
+    grid = hit_grid(sampler, [1.0], [0.5], w.mu, w.hw, 2000, np.random.default_rng(0))
+    intervals = hit_intervals(grid, sampler, w)
+    assert 0 < intervals.ghk_rel_se[0, 0] < 1
+    assert intervals.log10_lo[0, 0] < grid.log10_p_hit[0, 0] < intervals.log10_hi[0, 0]
+
+
+def test_uniform_intervals_cover_the_monte_carlo_rate():
+    rng = np.random.default_rng(4)
+    w = estimate_windows(rng.standard_normal((400, 8)), "fit")
+    grid = hit_grid(UniformSampler(1.0, 8), [1.0, 2.0], [0.5, 1.0], w.mu, w.hw, 5000, rng)
+    ci = hit_intervals(grid, UniformSampler(1.0, 8), w)
+    assert np.all((ci.hit_lo <= grid.hit_rate) & (grid.hit_rate <= ci.hit_hi))
+    assert np.all(np.isnan(ci.ghk_rel_se))
