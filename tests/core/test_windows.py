@@ -61,7 +61,7 @@ def test_histogram_is_the_study_reading():
 
 def test_kde_mode_of_a_skewed_shape():
     """Skew-normal(4), n = 20,000: the KDE removes >= 80% of the fit's error (mean - mode);
-    what is left is the smoothing bias of the bandwidth (docs/science.md, "Windows")."""
+    what is left is the smoothing bias of the bandwidth (docs/science.md, "Hit windows")."""
     dist = stats.skewnorm(4)
     grid = np.linspace(-2, 4, 600_001)
     mode = grid[dist.pdf(grid).argmax()]
@@ -81,15 +81,17 @@ def test_kde_density_matches_scipy():
         np.testing.assert_allclose(fit.density[c, ::97], kde(points), rtol=2e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize(("estimator", "n"), [("fit", 400), ("robust", 400), ("auto", 400),
-                                              ("auto", 20_000), ("kde", 20_000)])
+@pytest.mark.parametrize(
+    ("estimator", "n"),
+    [("fit", 400), ("robust", 400), ("auto", 400), ("auto", 20_000), ("kde", 20_000)],
+)
 def test_interval_coverage(estimator, n):
     """The 95% intervals of mu and hw cover the truth in 90-99% of 256 components x reps."""
     covered_mu, covered_hw = [], []
     for seed in range(2 if n > 1000 else 4):
         w = estimate_windows(_gaussian(n, 128, 10 + seed), estimator)
-        covered_mu.append((w.mu_lo <= 0) & (0 <= w.mu_hi))
-        covered_hw.append((w.hw_lo <= TRUE_HW) & (TRUE_HW <= w.hw_hi))
+        covered_mu.append((w.mu_lo <= 0) & (w.mu_hi >= 0))
+        covered_hw.append((w.hw_lo <= TRUE_HW) & (w.hw_hi >= TRUE_HW))
     for covered in (covered_mu, covered_hw):
         assert 0.90 <= np.mean(covered) <= 0.99, np.mean(covered)
 
@@ -121,7 +123,9 @@ def test_delta_method_agrees_with_the_bootstrap():
     sampler = UniformSampler(3.0, d)
     se = propagate_log10(estimate_windows(x, "fit"), k, sampler.component_log10_probabilities).se
     boot = [
-        sampler.window_log10_probability(*estimate_windows(x[rng.integers(0, n, n)], "fit").bounds(k))
+        sampler.window_log10_probability(
+            *estimate_windows(x[rng.integers(0, n, n)], "fit").bounds(k)
+        )
         for _ in range(200)
     ]
     assert abs(np.std(boot, ddof=1) / se - 1) <= 4 / math.sqrt(400)

@@ -50,7 +50,7 @@ def test_every_artifact_is_written(written):
     _, out = written
     assert {
         "histograms/counts.npy", "histograms/edges.npy", "histograms/components.png",
-        "histograms/dominant.png", "stats/components.csv", "stats/dominant.md",
+        "histograms/dominant.png", "stats/components.csv", "stats/windows.csv", "stats/dominant.md",
         "stats/radius.csv", "stats/radius.png", "correlations/dominant_pair.png",
         "correlations/matrix.png", "correlations/top_pairs.csv", "pca/spectrum.png",
         "pca/spectrum.csv",

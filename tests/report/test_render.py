@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import math
 import re
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import pytest
 from PIL import Image
 
 from aelatent.report.collect import CaseData, ReportData, RunData
-from aelatent.report.content import build_document, evaluation_grid
-from aelatent.report.document import Document, Note, Section, Table, walk
+from aelatent.report.content import CEILING_ROW, build_document, evaluation_grid
+from aelatent.report.document import Document, Figure, Note, Paragraph, Section, Table, walk
 from aelatent.report.render import format_cell, write_report
 
 SECTIONS = (
@@ -121,6 +122,59 @@ def _evaluate(root: Path) -> RunData:
             "eval1",
             ["hits/heatmap_uniform.png", "radius/radii_uniform.png", "decoded/uniform_b1.png"],
         ),
+    )
+
+
+def _windows_csv(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["component", "estimator", "mu", "mu_lo", "mu_hi", "mu_se", "hw",
+                         "hw_lo", "hw_hi", "hw_se"])
+        for c in range(8):
+            writer.writerow([c, "kde" if c == 5 else "fit", 0.1, 0, 0.2, 0.05, 1, 0.9, 1.1, 0.05])
+    return path
+
+
+def _evaluate_new(root: Path, run_id: str = "eval2") -> RunData:
+    """An evaluate run with intervals, the held-out ceiling and method 1 (the grid)."""
+    metrics = {"n_heldout": 40.0}
+    for b in ("1", "2"):
+        for k in ("1", "2"):
+            for sampler in ("uniform", "mvn"):
+                key = f"{sampler}/b{b}/k{k}"
+                metrics |= {
+                    f"hit_rate/{key}": 0.0123,
+                    f"hit_rate_lo/{key}": 0.0101,
+                    f"hit_rate_hi/{key}": 0.0149,
+                    f"hits/{key}": 123.0,
+                    f"log10_p_hit/{key}": -1.91,
+                    f"log10_p_hit_lo/{key}": -2.05,
+                    f"log10_p_hit_hi/{key}": -1.77,
+                    f"log10_p_hit_se/{key}": 0.07,
+                }
+            metrics[f"ghk_rel_se/mvn/b{b}/k{k}"] = 0.8 if (b, k) == ("2", "1") else 0.05
+            metrics[f"grid_log10_inside/b{b}/k{k}"] = -math.inf if k == "1" else 3.5
+        metrics[f"grid_log10_points/b{b}"] = 8 * math.log10(4 * float(b) + 1)
+    for k, rate in (("1", 0.625), ("2", 0.975)):
+        metrics |= {
+            f"hit_rate/heldout/k{k}": rate,
+            f"hit_rate_lo/heldout/k{k}": rate - 0.15,
+            f"hit_rate_hi/heldout/k{k}": min(rate + 0.1, 1.0),
+            f"hits/heldout/k{k}": rate * 40,
+        }
+    artifacts = _artifacts(root, run_id, ["hits/heatmap_uniform.png", "hits/heatmap_mvn.png",
+                                          "hits/rate_curves_uniform.png"])
+    artifacts["stats/windows.csv"] = _windows_csv(root / run_id / "stats/windows.csv")
+    return RunData(
+        run_id=run_id,
+        name="evaluate case I (new)",
+        entry_point="evaluate",
+        status="FINISHED",
+        tags={"case": "I", "train_run": "train1"},
+        params={"sampler": "all", "estimate": "auto", "grid_spacing": "0.5"},
+        metrics=metrics,
+        artifacts=artifacts,
     )
 
 
@@ -250,6 +304,104 @@ def test_no_runs_at_all_still_renders(tmp_path):
     files = write_report(build_document(data, tmp_path / "work"), tmp_path / "out")
     html = files.html.read_text()
     assert html.count("Not run: no train run was selected") >= 5
+
+
+@pytest.fixture
+def new_style(tmp_path: Path) -> ReportData:
+    """Case I evaluated by a new-style run; case II by an old-style one (no intervals)."""
+    root = tmp_path / "artifacts"
+    return ReportData(
+        cases=[
+            CaseData("I", "I", _train(root, "train1", "I"), [_evaluate_new(root)]),
+            CaseData("II", "II", _train(root, "train2", "II"), [_evaluate(root)]),
+        ],
+        selection="fake runs",
+        tracking_uri="sqlite:///fake.db",
+        created="2024-01-01 00:00 UTC",
+    )
+
+
+def _blocks(document: Document, key: str) -> list:
+    return list(walk(next(s for s in document.sections if s.key == key).blocks))
+
+
+def test_hit_tables_show_intervals_and_the_ceiling(new_style, tmp_path):
+    document = build_document(new_style, tmp_path / "work")
+    rate = _table(document, "hit_rate_I_uniform")
+    assert [row[0] for row in rate.rows] == [1, 2, CEILING_ROW]
+    assert rate.rows[0][1:] == ["0.0123 [0.0101, 0.0149]"] * 2
+    assert rate.rows[-1][1:] == ["0.625 [0.475, 0.725]", "0.975 [0.825, 1]"]
+    assert "[95% interval]" in rate.caption and "40 held-out real latents" in rate.caption
+    log10 = _table(document, "log10_p_hit_I_uniform")
+    assert log10.rows[0][1:] == ["-1.91 [-2.05, -1.77]"] * 2
+    assert "exact" in log10.caption
+    figures = _table(document, "hit_figures_I_uniform")
+    assert figures.max_rows == 0 and figures.rows[0][:6] == ["uniform", 1, 1, 123.0, 0.0123, 0.0101]
+    assert figures.rows[-1][:4] == ["heldout", None, 2, 39.0]
+    texts = [b.text for b in _blocks(document, "hits") if isinstance(b, Paragraph)]
+    assert any("Windows: estimate=auto" in t and "fit 7, kde 1" in t for t in texts)
+    curves = [b for b in _blocks(document, "hits") if isinstance(b, Figure)
+              and b.path.name == "hit_rates_I_uniform.png"]
+    assert len(curves) == 1 and curves[0].path.is_file() and "ceiling" in curves[0].caption
+    # the run's own rate curves are not repeated, nor listed as other figures
+    assert not any("rate_curves_uniform" in b.caption for s in document.sections
+                   for b in walk(s.blocks) if isinstance(b, Figure))
+
+
+def test_uncertain_ghk_estimates_are_flagged(new_style, tmp_path):
+    document = build_document(new_style, tmp_path / "work")
+    log10 = _table(document, "log10_p_hit_I_mvn")
+    assert "GHK estimate" in log10.caption
+    rows = {row[0]: row[1:] for row in log10.rows}
+    assert rows[2] == ["† -1.91 [-2.05, -1.77]", "-1.91 [-2.05, -1.77]"]
+    assert rows[1] == ["-1.91 [-2.05, -1.77]"] * 2
+    notes = [b.text for b in _blocks(document, "hits") if isinstance(b, Paragraph)]
+    assert any(t.startswith("† too uncertain to read") and "b=2 k=1" in t for t in notes)
+    assert [r[-1] for r in _table(document, "hit_figures_I_mvn").rows[:4]] == [
+        False, False, True, False
+    ]
+
+
+def test_grid_method_table(new_style, tmp_path):
+    document = build_document(new_style, tmp_path / "work")
+    grid = _table(document, "grid_method_I")
+    assert grid.columns == ["b", "log10 points", "log10 inside, k=1", "log10 inside, k=2"]
+    assert grid.rows[0][0] == 1 and grid.rows[0][1] == pytest.approx(8 * math.log10(5))
+    assert grid.rows[0][2:] == [-math.inf, 3.5]
+    assert "spacing 0.5" in grid.caption
+    hits = next(s for s in document.sections if s.key == "hits")
+    assert any("predate method 1" in n for n in _notes(hits))  # case II: an old run
+
+
+def test_old_runs_render_without_intervals(new_style, tmp_path):
+    document = build_document(new_style, tmp_path / "work")
+    rate = _table(document, "hit_rate_II_uniform")
+    assert [row[0] for row in rate.rows] == [1, 1.5, 12]  # no ceiling row
+    assert "interval" not in rate.caption
+    assert rate.rows[0][1:] == [0.5, 0.5]
+    assert _table(document, "log10_p_hit_II_uniform").rows[0][1:] == [-0.3, -0.3]
+    notes = _notes(next(s for s in document.sections if s.key == "hits"))
+    assert any("no held-out ceiling" in n for n in notes)
+    texts = [b.text for b in _blocks(document, "hits") if isinstance(b, Paragraph)]
+    assert any("stats/components.csv" in t and "before the estimate" in t for t in texts)
+    out = tmp_path / "out"
+    files = write_report(document, out)
+    html = files.html.read_text()
+    assert '<td class="num">0.0123 [0.0101, 0.0149]</td>' in html
+    assert "held-out real latents (ceiling)" in html
+    markdown = files.markdown.read_text()
+    assert "| 1 | 0.0123 [0.0101, 0.0149] | 0.0123 [0.0101, 0.0149] |" in markdown
+    assert "| 1 | 0.5 | 0.5 |" in markdown
+    assert (out / "tables" / "hit_figures_I_mvn.csv").is_file()
+
+
+def test_grid_cells_are_replaced_whole():
+    newer = RunData("a", "a", "evaluate", "FINISHED", metrics={"hit_rate/uniform/b1/k2": 0.7})
+    older = RunData(
+        "b", "b", "evaluate", "FINISHED",
+        metrics={"hit_rate/uniform/b1/k2": 0.1, "hit_rate_lo/uniform/b1/k2": 0.05},
+    )
+    assert evaluation_grid([newer, older])["uniform"][("1", "2")] == {"hit_rate": 0.7}
 
 
 def test_grid_prefers_newer_runs():

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aelatent.core.components import ComponentStats, DominanceThresholds, component_stats
+from aelatent.core.components import (
+    ESTIMATES,
+    ComponentStats,
+    DominanceThresholds,
+    component_stats,
+)
 from aelatent.core.correlations import (
     VARIANCE_FRACTIONS,
     CorrelatedPairs,
@@ -31,8 +36,10 @@ from aelatent.core.observations import (
     value_range_observations,
 )
 from aelatent.core.radius import RadiusStats, radii, radius_stats
+from aelatent.core.windows import DEFAULT_ESTIMATOR, Windows, estimate_windows
 
 STUDY_THRESHOLDS = DominanceThresholds()
+DEFAULT_THRESHOLDS = DominanceThresholds(estimate=DEFAULT_ESTIMATOR)
 PAIR_SAMPLES = 1000
 
 
@@ -53,6 +60,7 @@ class LatentAnalysis:
     pca: PcaSpectrum
     dominant_pair: tuple[int, int]  # the two components with the highest dominance score
     pair_sample: np.ndarray  # float64 [<= 1000, 2]: those two components of random latents
+    windows: Windows  # centre and width per component with intervals (stats/windows.csv)
 
     @property
     def dominant_components(self) -> np.ndarray:
@@ -61,7 +69,10 @@ class LatentAnalysis:
 
     def metrics(self) -> dict[str, float]:
         """Metric name -> value, names as in DESIGN.md (``n_hw_ge_1.5``, ``radius_mean``, ...)."""
-        values = component_observations(self.components, self.thresholds.estimate)
+        # the study's counts, on the study's reading unless a column estimate was asked for
+        estimate = self.thresholds.estimate
+        values = component_observations(
+            self.components, estimate if estimate in ESTIMATES else "histogram")
         values.update(value_range_observations(self.value_min, self.value_max,
                                                self.histograms.half_range))
         values.update(centre_observations(self.components.mean))
@@ -87,19 +98,23 @@ def check_latents_array(latents: np.ndarray) -> np.ndarray:
 
 def analyse_latents(latents: np.ndarray, n_bins: int = DEFAULT_N_BINS,
                     thresholds: DominanceThresholds = STUDY_THRESHOLDS, *,
-                    seed: int = 0) -> LatentAnalysis:
+                    seed: int = 0, window_rows: np.ndarray | None = None) -> LatentAnalysis:
     """Histograms, per-component statistics, radii, correlations and PCA of ``latents``.
 
     ``latents`` is ``[n_images, z_dim]`` (float32 as the encoder gives it; not modified).
     ``seed`` fixes the subsamples (Q-Q statistic, the 1000-point pair scatter), so the
-    result is a deterministic function of the input.
+    result is a deterministic function of the input. ``window_rows`` (a boolean mask, e.g.
+    the training partition) selects the vectors the windows are estimated from.
     """
     latents = check_latents_array(latents)
     n, z_dim = latents.shape
     histograms = component_histograms(latents, n_bins=n_bins)
     mean, covariance = mean_and_covariance(latents)
+    windows = estimate_windows(latents if window_rows is None else latents[window_rows],
+                               thresholds.estimate, n_bins=n_bins, seed=seed)
     stats = component_stats(latents, histograms, thresholds, mean=mean,
-                            variance=np.diag(covariance).copy(), seed=seed)
+                            variance=np.diag(covariance).copy(), seed=seed,
+                            windows=(windows.mu, windows.hw))
     correlation = correlation_matrix(covariance)
     score = np.nan_to_num(stats.dominance_score, nan=-np.inf)
     ranked = np.argsort(-score, kind="stable")
@@ -119,4 +134,5 @@ def analyse_latents(latents: np.ndarray, n_bins: int = DEFAULT_N_BINS,
         pca=pca_spectrum(covariance),
         dominant_pair=pair,
         pair_sample=latents[np.sort(rows)][:, list(pair)].astype(np.float64),
+        windows=windows,
     )

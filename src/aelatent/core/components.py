@@ -51,6 +51,9 @@ from scipy import special
 from aelatent.core.histograms import ComponentHistograms, count_per_component, row_blocks
 from aelatent.errors import UserError
 
+# the estimators of aelatent.core.windows (which imports this module, so named here)
+WINDOW_ESTIMATORS = ("auto", "fit", "kde", "robust", "histogram")
+
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548...
 IQR_PER_SIGMA = 2.0 * float(special.ndtri(0.75))  # 1.3490...
 QQ_MAX_SAMPLES = 1000
@@ -81,9 +84,9 @@ class DominanceThresholds:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise UserError(f"{name}={value!r} must be a finite number > 0")
-        if self.estimate not in ESTIMATES:
+        if self.estimate not in ESTIMATES and self.estimate not in WINDOW_ESTIMATORS:
             raise UserError(f"estimate={self.estimate!r} is unknown; expected one of "
-                            f"{', '.join(ESTIMATES)}")
+                            f"{', '.join(WINDOW_ESTIMATORS)}")
 
     def is_dominant(self, mu: np.ndarray, hw: np.ndarray) -> np.ndarray:
         return (np.abs(mu) >= self.mu_abs) | (hw >= self.hw)
@@ -312,8 +315,13 @@ def component_stats(latents: np.ndarray, histograms: ComponentHistograms,
                     thresholds: DominanceThresholds | None = None, *,
                     mean: np.ndarray | None = None, variance: np.ndarray | None = None,
                     qq_min: float = QQ_MIN, r2_min: float = R2_MIN,
-                    seed: int = 0) -> ComponentStats:
-    """All per-component statistics. ``mean``/``variance`` (ddof=1) may be passed if known."""
+                    seed: int = 0,
+                    windows: tuple[np.ndarray, np.ndarray] | None = None) -> ComponentStats:
+    """All per-component statistics. ``mean``/``variance`` (ddof=1) may be passed if known.
+
+    ``windows``: (mu, hw) of the window estimator, judged when ``thresholds.estimate`` is
+    one that has no column here (``kde``, ``auto``).
+    """
     thresholds = thresholds or DominanceThresholds()
     n = latents.shape[0]
     if mean is None or variance is None:
@@ -329,6 +337,8 @@ def component_stats(latents: np.ndarray, histograms: ComponentHistograms,
         "fit": (mean, FWHM_PER_SIGMA * sigma),
         "robust": (median, FWHM_PER_SIGMA * sigma_robust),
     }
+    if windows is not None:
+        estimates.setdefault(thresholds.estimate, windows)
     judged_mu, judged_hw = estimates[thresholds.estimate]
     return ComponentStats(
         mu=mu,

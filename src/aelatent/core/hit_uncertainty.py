@@ -46,8 +46,9 @@ def wilson_interval(hits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def log10_p_hit_interval(sampler: Sampler, windows: Windows, k: float, *,
-                         seed: int = 0) -> PropagatedLog10:
+def log10_p_hit_interval(
+    sampler: Sampler, windows: Windows, k: float, *, seed: int = 0
+) -> PropagatedLog10:
     """``log10 P(hit)`` of ``sampler`` at multiple ``k`` and its error from the windows."""
     per_component = getattr(sampler, "component_log10_probabilities", None)
     if per_component is not None:
@@ -80,8 +81,9 @@ class HitIntervals:
     ghk_rel_se: np.ndarray  # relative standard error of the GHK estimate (mvn); NaN otherwise
 
 
-def hit_intervals(grid: HitGrid, sampler: Sampler, windows: Windows, *,
-                  seed: int = 0) -> HitIntervals:
+def hit_intervals(
+    grid: HitGrid, sampler: Sampler, windows: Windows, *, seed: int = 0
+) -> HitIntervals:
     """Wilson intervals of the counts and propagated intervals of ``grid.log10_p_hit``."""
     hit_lo, hit_hi = wilson_interval(grid.hits, grid.n)
     se = np.full(grid.hits.shape, math.nan)
@@ -92,8 +94,9 @@ def hit_intervals(grid: HitGrid, sampler: Sampler, windows: Windows, *,
             se[j, i] = log10_p_hit_interval(at_scale, windows, float(k), seed=seed).se
             if isinstance(at_scale, MVNSampler):
                 ghk[j, i] = at_scale.last_relative_se
-    return HitIntervals(hit_lo, hit_hi, se, grid.log10_p_hit - Z95 * se,
-                        grid.log10_p_hit + Z95 * se, ghk)
+    return HitIntervals(
+        hit_lo, hit_hi, se, grid.log10_p_hit - Z95 * se, grid.log10_p_hit + Z95 * se, ghk
+    )
 
 
 @dataclass(frozen=True)
@@ -134,5 +137,3 @@ def grid_log10_counts(windows: Windows, b: float, k: float, spacing: float) -> t
     with np.errstate(divide="ignore"):
         log_inside = float(np.sum(np.log10(inside)))
     return windows.z_dim * math.log10(per_axis), log_inside
-
-

@@ -3,7 +3,7 @@ estimated from the raw latent values, with standard errors and 95% intervals.
 
 Every figure of the hit test rests on the windows ``[mu_i - k*hw_i, mu_i + k*hw_i]``; a
 window error is raised to the 256th power in a hit probability, so the estimator matters
-(docs/science.md, "Windows"). The estimators, each a plain function of the values:
+(docs/science.md, "Hit windows"). The estimators, each a plain function of the values:
 
 - ``histogram``: the study's reading of the ~100-bin histogram (peak of the top, FWHM
   between the outermost half-maximum crossings). Kept to reproduce the study; biased at
@@ -12,9 +12,10 @@ window error is raised to the 256th power in a hit probability, so the estimator
   times the standard deviation, unbiased (``s / c4(n)``). Estimates the mode and FWHM *of
   a Gaussian*; at the statistical floor (sigma/sqrt(n), 1/sqrt(2n)) when that holds.
 - ``kde``: mode and FWHM of a Gaussian kernel density estimate (bandwidth ``h`` from
-  Silverman's scale at the mode's rate n^(-1/7)), the FWHM corrected for the kernel's widening, ``sqrt(FWHM_kde^2 - (2.355 h)^2)``
-  (exact for a Gaussian, first order otherwise). Estimates the mode and FWHM of any
-  smooth single-peaked shape; noisier than ``fit`` on Gaussians.
+  Silverman's scale at the mode's rate n^(-1/7)), the FWHM corrected for the kernel's
+  widening, ``sqrt(FWHM_kde^2 - (2.355 h)^2)`` (exact for a Gaussian, first order
+  otherwise). Estimates the mode and FWHM of any smooth single-peaked shape; noisier than
+  ``fit`` on Gaussians, and its mode keeps a smoothing bias on skewed shapes.
 - ``robust``: the median and the interquartile range scaled to a Gaussian FWHM.
 - ``auto`` (the default): per component, ``fit`` unless the ``kde`` estimate differs from it
   by more than ``AUTO_Z`` standard errors of the difference (in ``mu`` or ``hw``); then
@@ -140,7 +141,9 @@ def robust_centre_width(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def c4(n: int) -> float:
     """E[s] / sigma for n Gaussian values (s with ddof=1)."""
-    return math.exp(0.5 * math.log(2.0 / (n - 1)) + special.gammaln(n / 2) - special.gammaln((n - 1) / 2))
+    return math.exp(
+        0.5 * math.log(2.0 / (n - 1)) + special.gammaln(n / 2) - special.gammaln((n - 1) / 2)
+    )
 
 
 def mode_bandwidth(sd: np.ndarray, iqr: np.ndarray, n: int) -> np.ndarray:
@@ -206,8 +209,12 @@ def _kde_fit(latents: np.ndarray, quartiles: np.ndarray | None = None) -> _KdeFi
     offsets[offsets >= KDE_GRID] -= length
     u = offsets[None, :] * (step / h)[:, None]
     kernel = np.exp(-0.5 * u * u) / (math.sqrt(2 * math.pi) * h[:, None])
-    density = fft.irfft(fft.rfft(counts, n=length, axis=1) * fft.rfft(kernel, axis=1), n=length,
-                        axis=1)[:, :KDE_GRID] / n
+    density = (
+        fft.irfft(fft.rfft(counts, n=length, axis=1) * fft.rfft(kernel, axis=1), n=length, axis=1)[
+            :, :KDE_GRID
+        ]
+        / n
+    )
     density = np.clip(density, 0.0, None)
 
     rows = np.arange(d)
@@ -233,13 +240,26 @@ def _kde_fit(latents: np.ndarray, quartiles: np.ndarray | None = None) -> _KdeFi
     hw_kde = right - left
     kernel_hw = FWHM_PER_SIGMA * h
     hw = np.sqrt(np.maximum(hw_kde**2 - kernel_hw**2, (0.1 * hw_kde) ** 2))
-    return _KdeFit(h, grid_lo, step, density, mode, peak, curvature, left, right, slope_left,
-                   slope_right, hw_kde, hw)
+    return _KdeFit(
+        h,
+        grid_lo,
+        step,
+        density,
+        mode,
+        peak,
+        curvature,
+        left,
+        right,
+        slope_left,
+        slope_right,
+        hw_kde,
+        hw,
+    )
 
 
 def _linear_binning(x: np.ndarray, lo: np.ndarray, step: np.ndarray) -> np.ndarray:
     """Counts on the grid, each value split between its two neighbouring grid points."""
-    n, d = x.shape
+    d = x.shape[1]
     pos = (x - lo) / step
     inside = (pos >= 0) & (pos <= KDE_GRID - 1)
     pos = np.clip(pos, 0, KDE_GRID - 1.000001)
@@ -261,7 +281,9 @@ def _gauss(u: np.ndarray, h: np.ndarray) -> np.ndarray:
 # influence functions: how one value moves each estimate (rows x components)
 
 
-def _fit_influence(x: np.ndarray, mean: np.ndarray, hw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _fit_influence(
+    x: np.ndarray, mean: np.ndarray, hw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     sigma = hw / FWHM_PER_SIGMA
     dev = x - mean
     return dev, FWHM_PER_SIGMA * (dev * dev - sigma * sigma) / (2 * sigma)
@@ -276,7 +298,9 @@ def _kde_influence(x: np.ndarray, kde: _KdeFit) -> tuple[np.ndarray, np.ndarray]
     return if_mode, (kde.hw_kde / kde.hw) * (if_right - if_left)
 
 
-def _robust_influence(x: np.ndarray, quartiles: np.ndarray, kde: _KdeFit) -> tuple[np.ndarray, np.ndarray]:
+def _robust_influence(
+    x: np.ndarray, quartiles: np.ndarray, kde: _KdeFit
+) -> tuple[np.ndarray, np.ndarray]:
     q25, median, q75 = quartiles
     f25, f50, f75 = (np.maximum(kde.density_at(q), 1e-300) for q in (q25, median, q75))
     if_median = (0.5 - (x <= median)) / f50
@@ -307,12 +331,14 @@ def check_values(latents: np.ndarray) -> np.ndarray:
     return x
 
 
-def estimate_windows(latents: np.ndarray, estimator: str = DEFAULT_ESTIMATOR, *,
-                     n_bins: int = 100, seed: int = 0) -> Windows:
+def estimate_windows(
+    latents: np.ndarray, estimator: str = DEFAULT_ESTIMATOR, *, n_bins: int = 100, seed: int = 0
+) -> Windows:
     """Windows of ``latents`` [n, z_dim] by ``estimator`` (one of ``WINDOW_ESTIMATORS``)."""
     if estimator not in WINDOW_ESTIMATORS:
-        raise WindowError(f"estimate={estimator!r} is unknown; expected one of "
-                          f"{', '.join(WINDOW_ESTIMATORS)}")
+        raise WindowError(
+            f"estimate={estimator!r} is unknown; expected one of {', '.join(WINDOW_ESTIMATORS)}"
+        )
     x = check_values(latents)
     n, d = x.shape
     rng = np.random.default_rng(seed)
@@ -340,31 +366,57 @@ def estimate_windows(latents: np.ndarray, estimator: str = DEFAULT_ESTIMATOR, *,
     se_mu_diff = np.std(kde_if[0] - fit_if[0], axis=0) / math.sqrt(n)
     se_hw_diff = np.std(kde_if[1] - fit_if[1], axis=0) / math.sqrt(n)
     use_kde = (np.abs(kde.mode - mean) > AUTO_Z * se_mu_diff) | (
-        np.abs(kde.hw - hw_fit) > AUTO_Z * se_hw_diff)
+        np.abs(kde.hw - hw_fit) > AUTO_Z * se_hw_diff
+    )
     mu = np.where(use_kde, kde.mode, mean)
     hw = np.where(use_kde, kde.hw, hw_fit)
     influence = (np.where(use_kde, kde_if[0], fit_if[0]), np.where(use_kde, kde_if[1], fit_if[1]))
     return _from_influence(estimator, n, mu, hw, influence, np.where(use_kde, "kde", "fit"))
 
 
-def _from_influence(estimator: str, n: int, mu: np.ndarray, hw: np.ndarray,
-                    influence: tuple[np.ndarray, np.ndarray], chosen: np.ndarray) -> Windows:
+def _from_influence(
+    estimator: str,
+    n: int,
+    mu: np.ndarray,
+    hw: np.ndarray,
+    influence: tuple[np.ndarray, np.ndarray],
+    chosen: np.ndarray,
+) -> Windows:
     joint = np.concatenate(influence, axis=1)
     joint -= joint.mean(axis=0)
     covariance = (joint.T @ joint) / (joint.shape[0] - 1) / n
     return _windows(estimator, n, mu, hw, covariance, chosen)
 
 
-def _windows(estimator: str, n: int, mu: np.ndarray, hw: np.ndarray, covariance: np.ndarray,
-             chosen: np.ndarray, intervals: tuple[np.ndarray, ...] | None = None) -> Windows:
+def _windows(
+    estimator: str,
+    n: int,
+    mu: np.ndarray,
+    hw: np.ndarray,
+    covariance: np.ndarray,
+    chosen: np.ndarray,
+    intervals: tuple[np.ndarray, ...] | None = None,
+) -> Windows:
     d = mu.size
     se = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
     mu_se, hw_se = se[:d], se[d:]
     if intervals is None:
         intervals = (mu - Z95 * mu_se, mu + Z95 * mu_se, hw - Z95 * hw_se, hw + Z95 * hw_se)
     mu_lo, mu_hi, hw_lo, hw_hi = intervals
-    return Windows(estimator, int(n), mu, hw, mu_se, hw_se, mu_lo, mu_hi,
-                   np.maximum(hw_lo, 0.0), hw_hi, np.asarray(chosen), covariance)
+    return Windows(
+        estimator,
+        int(n),
+        mu,
+        hw,
+        mu_se,
+        hw_se,
+        mu_lo,
+        mu_hi,
+        np.maximum(hw_lo, 0.0),
+        hw_hi,
+        np.asarray(chosen),
+        covariance,
+    )
 
 
 def _histogram_windows(x: np.ndarray, n_bins: int, rng: np.random.Generator) -> Windows:
@@ -385,8 +437,9 @@ def _histogram_windows(x: np.ndarray, n_bins: int, rng: np.random.Generator) -> 
     cross = ((b_mu - b_mu.mean(0)) * (b_hw - b_hw.mean(0))).sum(0) / (HISTOGRAM_BOOTSTRAP - 1)
     covariance[idx, idx + d] = covariance[idx + d, idx] = cross
     lo, hi = np.quantile(b_mu, [0.025, 0.975], axis=0), np.quantile(b_hw, [0.025, 0.975], axis=0)
-    return _windows("histogram", n, mu, hw, covariance, np.full(d, "histogram"),
-                    (lo[0], lo[1], hi[0], hi[1]))
+    return _windows(
+        "histogram", n, mu, hw, covariance, np.full(d, "histogram"), (lo[0], lo[1], hi[0], hi[1])
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -409,8 +462,9 @@ class PropagatedLog10:
         return self.value + Z95 * self.se if math.isfinite(self.se) else math.nan
 
 
-def propagate_log10(windows: Windows, k: float,
-                    per_component: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> PropagatedLog10:
+def propagate_log10(
+    windows: Windows, k: float, per_component: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> PropagatedLog10:
     """Delta method for ``sum_i per_component(lo, hi)[i]``, a separable log10 probability.
 
     ``per_component(lo, hi)`` gives one log10 term per component for windows ``[lo, hi]``.
@@ -433,7 +487,9 @@ def propagate_log10(windows: Windows, k: float,
     return PropagatedLog10(value, float(math.sqrt(max(g @ windows.covariance @ g, 0.0))))
 
 
-def sample_windows(windows: Windows, n_draws: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+def sample_windows(
+    windows: Windows, n_draws: int, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Draws of (mu, hw) from the normal approximation of the estimate (parametric bootstrap)."""
     d = windows.z_dim
     values, vectors = np.linalg.eigh(windows.covariance)

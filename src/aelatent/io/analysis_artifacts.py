@@ -31,7 +31,8 @@ MATRIX_PNG = "correlations/matrix.png"
 TOP_PAIRS_CSV = "correlations/top_pairs.csv"
 SPECTRUM_PNG = "pca/spectrum.png"
 SPECTRUM_CSV = "pca/spectrum.csv"
-DATA_PATHS = (COUNTS_NPY, EDGES_NPY, COMPONENTS_CSV, DOMINANT_MD, RADIUS_CSV, TOP_PAIRS_CSV,
+DATA_PATHS = (COUNTS_NPY, EDGES_NPY, COMPONENTS_CSV, WINDOWS_CSV,
+              DOMINANT_MD, RADIUS_CSV, TOP_PAIRS_CSV,
               SPECTRUM_CSV)
 PLOT_PATHS = (COMPONENTS_PNG, DOMINANT_PNG, RADIUS_PNG, PAIR_PNG, MATRIX_PNG, SPECTRUM_PNG)
 ARTIFACT_PATHS = DATA_PATHS + PLOT_PATHS
@@ -133,6 +134,7 @@ def write_analysis(analysis: LatentAnalysis, out_dir: Path, plots: bool = True) 
     np.save(out_dir / COUNTS_NPY, hist.counts.astype(np.int64))
     np.save(out_dir / EDGES_NPY, hist.edges.astype(np.float64))
     write_csv(out_dir / COMPONENTS_CSV, analysis.components.columns())
+    write_csv(out_dir / WINDOWS_CSV, analysis.windows.columns())
     (out_dir / DOMINANT_MD).write_text(dominant_table(analysis))
     radius = analysis.radius
     write_csv(out_dir / RADIUS_CSV, {"bin_lo": radius.edges[:-1], "bin_hi": radius.edges[1:],

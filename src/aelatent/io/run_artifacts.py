@@ -84,3 +84,21 @@ def load_partitions(run_id: str, n_rows: int) -> np.ndarray:
             f"{INDEX_PATH} of run {run_id!r} has {len(partitions)} rows, the latents {n_rows}"
         )
     return np.asarray(partitions)
+
+
+def load_latent_split(run_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """(training latents, held-out latents) of a train run; UserError if either is empty.
+
+    Windows are estimated from the training partition; every other partition (val, test)
+    is held out, the real-data ceiling of the hit test.
+    """
+    latents = load_latents(run_id)
+    train = load_partitions(run_id, latents.shape[0]) == "train"
+    if not train.any():
+        raise UserError(f"run {run_id!r} has no latents of the train partition to estimate "
+                        f"windows from ({INDEX_PATH})")
+    if train.all():
+        raise UserError(f"run {run_id!r} has no held-out latents (partition val or test in "
+                        f"{INDEX_PATH}): the real-data ceiling needs them; retrain with a "
+                        "validation split")
+    return latents[train], latents[~train]

@@ -23,12 +23,13 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from aelatent.core.analysis import STUDY_THRESHOLDS, LatentAnalysis, analyse_latents
-from aelatent.core.components import ESTIMATES, DominanceThresholds
+from aelatent.core.analysis import DEFAULT_THRESHOLDS, LatentAnalysis, analyse_latents
+from aelatent.core.components import DominanceThresholds
 from aelatent.core.histograms import DEFAULT_N_BINS
+from aelatent.core.windows import WINDOW_ESTIMATORS
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import write_analysis
-from aelatent.io.run_artifacts import load_latents
+from aelatent.io.run_artifacts import load_latents, load_partitions
 from aelatent.io.tracking import (
     ANY_CASE,
     NEWEST,
@@ -44,12 +45,17 @@ ENTRY_POINT = "analyse"
 MAX_BINS = 10_000
 
 
-def analyse_and_log(latents: np.ndarray, thresholds: DominanceThresholds = STUDY_THRESHOLDS,
-                    n_bins: int = DEFAULT_N_BINS) -> LatentAnalysis:
-    """Analyse ``latents``; log artifacts, ``analysis_*`` params and metrics to the active run."""
+def analyse_and_log(latents: np.ndarray, thresholds: DominanceThresholds = DEFAULT_THRESHOLDS,
+                    n_bins: int = DEFAULT_N_BINS,
+                    window_rows: np.ndarray | None = None) -> LatentAnalysis:
+    """Analyse ``latents``; log artifacts, ``analysis_*`` params and metrics to the active run.
+
+    ``window_rows``: the rows (training partition) the windows are estimated from.
+    """
     if mlflow.active_run() is None:
         raise RuntimeError("analyse_and_log needs an active MLflow run")
-    analysis = analyse_latents(latents, n_bins=n_bins, thresholds=thresholds)
+    analysis = analyse_latents(latents, n_bins=n_bins, thresholds=thresholds,
+                               window_rows=window_rows)
     with tempfile.TemporaryDirectory(prefix="aelatent-analysis-") as tmp:
         write_analysis(analysis, Path(tmp))
         mlflow.log_artifacts(tmp)
@@ -87,12 +93,13 @@ def parse_args(argv: Sequence[str] | None) -> AnalyseRequest:
     parser = ArgumentParser(prog="aelatent analyse", description=__doc__)
     parser.add_argument("--train-run", default=NEWEST, help="train run id, or 'newest'")
     parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
-    parser.add_argument("--mu-threshold", default=str(STUDY_THRESHOLDS.mu_abs),
+    parser.add_argument("--mu-threshold", default=str(DEFAULT_THRESHOLDS.mu_abs),
                         help="dominant if |mu| >= this")
-    parser.add_argument("--hw-threshold", default=str(STUDY_THRESHOLDS.hw),
+    parser.add_argument("--hw-threshold", default=str(DEFAULT_THRESHOLDS.hw),
                         help="dominant if hw >= this")
-    parser.add_argument("--estimate", default=STUDY_THRESHOLDS.estimate,
-                        help=f"which mu and hw the thresholds judge: {', '.join(ESTIMATES)}")
+    parser.add_argument("--estimate", default=DEFAULT_THRESHOLDS.estimate,
+                        help="window estimator (stats/windows.csv), also the mu and hw the "
+                             f"thresholds judge: {', '.join(WINDOW_ESTIMATORS)}")
     parser.add_argument("--n-bins", default=str(DEFAULT_N_BINS), help="histogram bins")
     args = parser.parse_args(argv)
     n_bins = parse_int(args.n_bins, "n_bins", minimum=2)
@@ -123,7 +130,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         tags["dataset"] = train_run.data.tags["dataset"]
     with entry_point_run(ENTRY_POINT, f"analyse {case}", tags) as run:
         latents = load_latents(run_id)
-        analysis = analyse_and_log(latents, request.thresholds, request.n_bins)
+        window_rows = load_partitions(run_id, latents.shape[0]) == "train"
+        analysis = analyse_and_log(latents, request.thresholds, request.n_bins,
+                                   window_rows if window_rows.any() else None)
         print(f"aelatent analyse: train run {run_id} (case {case}): "
               f"{int(analysis.components.dominant.sum())} of {analysis.z_dim} components "
               f"dominant; logged to run {run.info.run_id}")

@@ -35,11 +35,9 @@ import numpy as np
 from aelatent.core.hit_uncertainty import (
     HeldoutCeiling,
     HitIntervals,
-    hit_intervals,
     grid_log10_counts,
     heldout_ceiling,
-    log10_p_hit_interval,
-
+    hit_intervals,
 )
 from aelatent.core.hits import HitGrid, hit_grid
 from aelatent.core.radius import radii
@@ -188,29 +186,20 @@ def _unique(values: list[float]) -> tuple[float, ...]:
 
 def load_train_inputs(request: EvaluateRequest) -> TrainInputs:
     """Resolve the train run, split its latents, estimate the windows; UserError if unusable."""
-    from aelatent.io.run_artifacts import load_latents, load_partitions
+    from aelatent.io.run_artifacts import load_latent_split
 
     run = resolve_train_run(request.train_run, request.case)
     run_id = run.info.run_id
-    latents = load_latents(run_id)
-    partitions = load_partitions(run_id, latents.shape[0])
-    train = partitions == "train"
-    if not train.any():
-        raise UserError(f"run {run_id!r} has no latents of the train partition to estimate "
-                        "windows from (latents/index.csv)")
-    if train.all():
-        raise UserError(f"run {run_id!r} has no held-out latents (partition val or test in "
-                        "latents/index.csv): the real-data ceiling needs them; retrain with a "
-                        "validation split")
-    windows = estimate_windows(latents[train], request.estimate, seed=request.seed)
+    train, heldout = load_latent_split(run_id)
+    windows = estimate_windows(train, request.estimate, seed=request.seed)
     if request.n_decoded > 0:
         _check_has_model(run_id)
     return TrainInputs(
         run_id=run_id,
         case=run.data.tags.get("case", "?"),
         dataset=run.data.tags.get("dataset", "?"),
-        latents=np.asarray(latents[train], dtype=np.float32),
-        heldout=np.asarray(latents[~train], dtype=np.float32),
+        latents=np.asarray(train, dtype=np.float32),
+        heldout=np.asarray(heldout, dtype=np.float32),
         windows=windows,
     )
 

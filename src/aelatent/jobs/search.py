@@ -41,8 +41,10 @@ from aelatent.core.objective import (
     theory_b,
 )
 from aelatent.core.radius import radii
+from aelatent.core.windows import DEFAULT_ESTIMATOR, WINDOW_ESTIMATORS, Windows, estimate_windows
 from aelatent.errors import UserError
-from aelatent.io.run_artifacts import download, load_latents
+from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
+from aelatent.io.run_artifacts import load_latent_split
 from aelatent.io.tracking import (
     ANY_CASE,
     NEWEST,
@@ -84,6 +86,7 @@ class SearchRequest:
     storage: str | None
     study_name: str | None
     seed: int
+    estimate: str = DEFAULT_ESTIMATOR
 
     @property
     def multi(self) -> bool:
@@ -110,6 +113,8 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     parser.add_argument("--study-name", default=AUTO, help="'auto' = from train run, k and mode")
     parser.add_argument("--seed", default="0", help="seed of the draws and of the TPE sampler")
+    parser.add_argument("--estimate", default=DEFAULT_ESTIMATOR,
+                        help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}")
     args = parser.parse_args(argv)
 
     k = _one_number(args.k, "k", positive=True)
@@ -129,6 +134,9 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
             "postgresql://user@host/db"
         )
     study_name = args.study_name.strip()
+    if args.estimate not in WINDOW_ESTIMATORS:
+        raise UserError(f"estimate={args.estimate!r} is unknown; expected one of "
+                        f"{', '.join(WINDOW_ESTIMATORS)}")
     train_run, case = parse_train_run_choice(args.train_run, args.case)
     return SearchRequest(
         train_run=train_run,
@@ -142,6 +150,7 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         storage=None if storage in ("", DEFAULT_STORAGE) else storage,
         study_name=None if study_name in ("", AUTO) else study_name,
         seed=parse_int(args.seed, "seed", minimum=0),
+        estimate=args.estimate,
     )
 
 
@@ -330,6 +339,7 @@ def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any
         "n_samples": request.n_samples,
         "seed": request.seed,
         "mode": request.mode,
+        "estimate": request.estimate,
         "objective": OBJECTIVE_VERSION,
     }
 
@@ -654,14 +664,6 @@ def save_objective_curve(
 # --- the job -----------------------------------------------------------------------------
 
 
-def load_mu_hw(train_run_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and half-width per component from the train run's ``stats/components.csv``."""
-    from aelatent.io.analysis_artifacts import COMPONENTS_CSV, read_components_csv
-
-    table = read_components_csv(download(train_run_id, COMPONENTS_CSV))
-    return np.asarray(table["mu"], dtype=np.float64), np.asarray(table["hw"], dtype=np.float64)
-
-
 @contextlib.contextmanager
 def _quiet_optuna() -> Iterator[None]:
     """Optuna's progress bar instead of one log line per trial; no experimental warnings."""
@@ -687,6 +689,7 @@ class StudyTarget:
     train_run: str
     case: str
     n_real: int
+    windows: Windows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -710,22 +713,16 @@ def prepare(request: SearchRequest) -> tuple[UniformSearchObjective, StudyTarget
     definition = study_definition(request, train_id)
     resumed = check_existing_study(storage, name, definition)
 
-    latents = load_latents(train_id)
-    mu, hw = load_mu_hw(train_id)
-    if mu.shape != (latents.shape[1],) or hw.shape != mu.shape:
-        raise UserError(
-            f"stats/components.csv of run {train_id!r} has {mu.size} components, the latents "
-            f"{latents.shape[1]}: the train run's artifacts do not match"
-        )
-    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(hw)) and np.all(hw > 0)):
-        raise UserError(
-            f"stats/components.csv of run {train_id!r}: mu must be finite and hw > 0 everywhere"
-        )
+    train_latents, heldout = load_latent_split(train_id)
+    latents = np.concatenate([train_latents, heldout])
+    windows = estimate_windows(train_latents, request.estimate, seed=request.seed)
+    mu, hw = windows.mu, windows.hw
     band = radius_band(radii(latents))
     if not band.lo > 0:
         raise UserError(f"train run {train_id!r}: the real radii are 0; the latents are degenerate")
     objective = UniformSearchObjective(mu, hw, request.k, band, request.n_samples, request.seed)
-    target = StudyTarget(storage, url, name, definition, resumed, train_id, case, len(latents))
+    target = StudyTarget(storage, url, name, definition, resumed, train_id, case, len(latents),
+                         windows)
     return objective, target
 
 
@@ -774,8 +771,12 @@ def search(
                 "seed": request.seed,
                 "z_dim": objective.z_dim,
                 "n_real": target.n_real,
+                "estimate": request.estimate,
             }
         )
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_artifact(str(write_csv(Path(tmp) / WINDOWS_CSV, target.windows.columns())),
+                                "stats")
         with _quiet_optuna():
             study, created = open_study(
                 target.storage, name, target.definition, TrialSeededSampler(request.seed)

@@ -199,7 +199,7 @@ def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> None:
         latents.flush()
         write_index(out / INDEX_PATH, image_set)
         mlflow.log_artifacts(str(out / "latents"), artifact_path="latents")
-        analyse_and_log(latents)
+        analyse_and_log(latents, window_rows=image_set.partitions == "train")
 
 
 def _mark_launcher_run(resumed: str) -> None:

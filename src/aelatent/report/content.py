@@ -277,6 +277,10 @@ def _flagged(value: float | str | None) -> str:
     return f"{TOO_UNCERTAIN} {'–' if value is None else value}"
 
 
+def _interval_note(cells: dict[tuple[str, str], dict[str, float]], key: str) -> str:
+    return " [95% interval]" if any(_finite(c.get(key)) for c in cells.values()) else ""
+
+
 def windows_text(runs: Iterable[RunData]) -> str:
     """Which windows the hit figures of ``runs`` were counted against."""
     parts = []
@@ -288,7 +292,7 @@ def windows_text(runs: Iterable[RunData]) -> str:
                 "the estimate parameter)"
             )
             continue
-        text = f"estimate={estimate}, from the train partition's latents"
+        text = f"estimate={estimate}"
         table = run.first(WINDOWS_CSV)
         if table is not None:
             chosen = Counter(r.get("estimator", "") for r in read_csv(table))
@@ -296,8 +300,8 @@ def windows_text(runs: Iterable[RunData]) -> str:
                 text += " (per component: " + ", ".join(
                     f"{name} {count}" for name, count in sorted(chosen.items())
                 ) + ")"
-        parts.append(f"{text} (run {run.run_id[:8]})")
-    return "; ".join(dict.fromkeys(parts))
+        parts.append(f"{text}, estimated from the training latents (run {run.run_id[:8]})")
+    return "; ".join(parts)
 
 
 def radius_metrics(runs: Iterable[RunData]) -> dict[str, dict[str, dict[str, float]]]:
@@ -717,8 +721,14 @@ class _Builder:
         blocks: list[Block] = [
             Paragraph(
                 "Fraction of generated vectors with every component inside [mu_i - k*hw_i, "
-                "mu_i + k*hw_i] (Monte Carlo), and the exact log10 probability of a hit, for each "
-                "b (for gaussian and mvn: the width scale) and half-width multiple k."
+                "mu_i + k*hw_i] (Monte Carlo), and the log10 probability of a hit (exact; mvn: "
+                "a GHK estimate), for each b (for gaussian and mvn: the width scale) and "
+                "half-width multiple k. In "
+                "brackets the 95% interval: Wilson for a rate; for log10 P the uncertainty of "
+                "the windows propagated (mvn: with the GHK estimate's own error). The last row "
+                "of each hit-rate table and the dashed lines of its figure are the ceiling: "
+                "held-out real latents, which the windows were not estimated from, in the same "
+                "windows; no generator can be expected to hit more often than real faces do."
             )
         ]
         if not samplers:
@@ -733,6 +743,7 @@ class _Builder:
         for sampler in samplers:
             blocks.append(Heading(f"sampler {sampler}"))
             blocks += self.per_case(lambda c, s=sampler: self._hit_panel(c, s, grids[c.label]))
+        blocks += self._grid_method()
         return Section("hits", "Hit rates", blocks)
 
     def _hit_panel(
@@ -751,21 +762,77 @@ class _Builder:
         bs = sorted({b for b, _ in cells}, key=_num)
         ks = sorted({k for _, k in cells}, key=_num)
         slug = f"{self.slug(case)}_{sampler}"
-        blocks: list[Block] = []
-        for kind, title in (
-            ("hit_rate", "hit rate (Monte Carlo)"),
-            ("log10_p_hit", "log10 P(hit) (exact)"),
-        ):
+        runs = [
+            r
+            for r in case.evaluations
+            if any((m := GRID_METRIC.match(name)) and m["sampler"] == sampler for name in r.metrics)
+        ]
+        ceiling, n_heldout = heldout_ceiling(runs)
+        blocks: list[Block] = [Paragraph(f"Windows: {windows_text(runs)}.")]
+
+        def rate(values: dict[str, float]) -> float | str | None:
+            return with_interval(
+                values.get("hit_rate"), values.get("hit_rate_lo"), values.get("hit_rate_hi")
+            )
+
+        rows: list[list] = [[_cell(b), *[rate(cells.get((b, k), {})) for k in ks]] for b in bs]
+        caption = f"hit rate (Monte Carlo){_interval_note(cells, 'hit_rate_lo')}, sampler {sampler}"
+        if ceiling:
+            rows.append([CEILING_ROW, *[rate(ceiling.get(k, {})) for k in ks]])
+            held = "" if n_heldout is None else f"{n_heldout:.0f} "
+            caption += f"; last row: {held}held-out real latents, the ceiling"
+        blocks.append(Table(f"hit_rate_{slug}", ["b \\ k", *[f"k={k}" for k in ks]], rows,
+                            caption=caption))
+        if not ceiling:
             blocks.append(
-                Table(
-                    f"{kind}_{slug}",
-                    ["b \\ k", *[f"k={k}" for k in ks]],
-                    [[_cell(b), *[cells.get((b, k), {}).get(kind) for k in ks]] for b in bs],
-                    caption=f"{title}, sampler {sampler}",
+                Note(
+                    "Not logged: no held-out ceiling (hit_rate/heldout/k...) in the evaluate "
+                    f"runs of sampler {sampler}, which predate it; rerun evaluate to get it."
                 )
             )
-        heatmaps = (f"hits/*{sampler}*.png", f"*heatmap*{sampler}*.png")
+
+        flagged: list[tuple[str, str]] = []
+        rows = []
+        for b in bs:
+            row: list = [_cell(b)]
+            for k in ks:
+                cell = cells.get((b, k), {})
+                value = with_interval(
+                    cell.get("log10_p_hit"), cell.get("log10_p_hit_lo"), cell.get("log10_p_hit_hi")
+                )
+                if too_uncertain(cell):
+                    flagged.append((b, k))
+                    value = _flagged(value)
+                row.append(value)
+            rows.append(row)
+        method = "GHK estimate" if sampler == "mvn" else "exact"
+        blocks.append(
+            Table(
+                f"log10_p_hit_{slug}",
+                ["b \\ k", *[f"k={k}" for k in ks]],
+                rows,
+                caption=f"log10 P(hit) ({method}){_interval_note(cells, 'log10_p_hit_lo')}, "
+                f"sampler {sampler}",
+            )
+        )
+        if flagged:
+            where = ", ".join(f"b={b} k={k}" for b, k in flagged)
+            blocks.append(
+                Paragraph(
+                    f"{TOO_UNCERTAIN} too uncertain to read: the GHK estimate of P(hit) has a "
+                    f"relative standard error above {GHK_REL_SE_LIMIT:g} (ghk_rel_se) at "
+                    f"{where}; neither the value nor its interval can be trusted there."
+                )
+            )
+        blocks.append(self._hit_figures_table(slug, sampler, bs, ks, cells, ceiling))
+        blocks += self._hit_rate_curves(case, sampler, slug, cells, ceiling)
+
+        heatmaps = (f"hits/heatmap*{sampler}*.png", f"*heatmap*{sampler}*.png")
         misses = (f"misses/*{sampler}*.png",)
+        # the report draws the rate curves itself (merged runs); a run's own copy is not repeated
+        for run in case.evaluations:
+            own = run.find(f"hits/rate_curves_{sampler}.png")
+            self.used.update((run.run_id, path) for path, _ in own)
         runs = [r for r in case.evaluations if r.find(*heatmaps)]
         if runs:
             blocks += self.figure(runs[0], *heatmaps, caption=f"hit rates over b x k, {sampler}")
@@ -775,6 +842,129 @@ class _Builder:
         if runs:
             blocks += self.figure(runs[0], *misses, caption="components a vector misses")
         return blocks
+
+    @staticmethod
+    def _hit_figures_table(
+        slug: str,
+        sampler: str,
+        bs: list[str],
+        ks: list[str],
+        cells: dict[tuple[str, str], dict[str, float]],
+        ceiling: dict[str, dict[str, float]],
+    ) -> Table:
+        """Every figure and interval as plain numbers, one row per (b, k): a CSV only."""
+        rows: list[list] = []
+        for b in bs:
+            for k in ks:
+                cell = cells.get((b, k))
+                if cell is not None:
+                    rows.append(
+                        [sampler, _cell(b), _cell(k), *[cell.get(c) for c in HIT_FIGURE_COLUMNS],
+                         too_uncertain(cell)]
+                    )
+        for k in ks:
+            if k in ceiling:
+                rows.append(
+                    ["heldout", None, _cell(k), *[ceiling[k].get(c) for c in HIT_FIGURE_COLUMNS],
+                     False]
+                )
+        return Table(
+            f"hit_figures_{slug}",
+            ["vectors", "b", "k", *HIT_FIGURE_COLUMNS, "too_uncertain"],
+            rows,
+            caption=f"Every hit figure of sampler {sampler} with its interval, as numbers",
+            max_rows=0,
+        )
+
+    def _hit_rate_curves(
+        self,
+        case: CaseData,
+        sampler: str,
+        slug: str,
+        cells: dict[tuple[str, str], dict[str, float]],
+        ceiling: dict[str, dict[str, float]],
+    ) -> list[Block]:
+        """Hit rate against b per k, with error bars where known and the ceiling dashed."""
+
+        def point(values: dict[str, float]) -> RateInterval:
+            return tuple(  # type: ignore[return-value]
+                float(v) if _finite(v := values.get(key)) else math.nan
+                for key in ("hit_rate", "hit_rate_lo", "hit_rate_hi")
+            )
+
+        curves: dict[float, dict[float, RateInterval]] = {}
+        for (b, k), values in cells.items():
+            if _finite(values.get("hit_rate")) and _finite(_num(b)) and _finite(_num(k)):
+                curves.setdefault(_num(k), {})[_num(b)] = point(values)
+        if not curves:
+            return []
+        limits = {
+            _num(k): point(values)
+            for k, values in ceiling.items()
+            if _finite(values.get("hit_rate")) and _finite(_num(k))
+        }
+        path = save_hit_rate_curves(
+            curves,
+            limits or None,
+            self.work_dir / f"hit_rates_{slug}.png",
+            SCALE_LABELS.get(sampler, "b"),
+            title=f"case {case.label}, {sampler}: hit rate (95% interval)",
+        )
+        caption = f"hit rate against {SCALE_LABELS.get(sampler, 'b')} per k, sampler {sampler}"
+        caption += (
+            "; error bars: Wilson 95% intervals; dashed: held-out real latents (ceiling)"
+            if limits
+            else "; no intervals or ceiling logged"
+            if not any(math.isfinite(p[1]) for c in curves.values() for p in c.values())
+            else "; error bars: Wilson 95% intervals"
+        )
+        return [Figure(path, caption)]
+
+    def _grid_method(self) -> list[Block]:
+        """Method 1, the grid, per case: only where some evaluate run logged it."""
+        found = {c.label: grid_method(c.evaluations) for c in self.data.cases}
+        if not any(points or inside for points, inside in found.values()):
+            return []
+
+        def make(case: CaseData) -> list[Block]:
+            points, inside = found[case.label]
+            if not case.evaluations:
+                return [self.no_evaluation(case)]
+            if not points and not inside:
+                return [
+                    Note(
+                        "Not logged: no grid_log10_points/... metrics in the evaluate runs, "
+                        "which predate method 1; rerun evaluate to get them."
+                    )
+                ]
+            bs = sorted({*points, *(b for b, _ in inside)}, key=_num)
+            ks = sorted({k for _, k in inside}, key=_num)
+            spacing = next(
+                (r.params["grid_spacing"] for r in case.evaluations if "grid_spacing" in r.params),
+                None,
+            )
+            caption = "log10 of the grid points over [-b, b]^z_dim and of those inside the windows"
+            if spacing is not None:
+                caption += f", spacing {spacing}"
+            return [
+                Table(
+                    f"grid_method_{self.slug(case)}",
+                    ["b", "log10 points", *[f"log10 inside, k={k}" for k in ks]],
+                    [[_cell(b), points.get(b), *[inside.get((b, k)) for k in ks]] for b in bs],
+                    caption=caption,
+                )
+            ]
+
+        return [
+            Heading("Method 1: the grid"),
+            Paragraph(
+                "The study's first method: a regular grid over the box [-b, b]^z_dim "
+                "(parameter grid_spacing), counted instead of sampled. log10 of its number of "
+                "points, and of those inside every window at multiple k (-inf: none); their "
+                "difference is log10 of the fraction of the box inside the windows."
+            ),
+            *self.per_case(make),
+        ]
 
     def search(self) -> Section:
         def make(case: CaseData) -> list[Block]:

@@ -43,6 +43,9 @@ MIME_TYPES = {
     ".svg": "image/svg+xml",
 }
 MISSING = "–"
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?(?:e[-+]?\d+)?|inf|nan)"
+# a number with its interval, maybe flagged: "0.5 [0.49, 0.51]", "† -3.2 [-4, -2.4]"
+NUMBER_TEXT = re.compile(rf"^(?:† )?(?:{_NUMBER}|–)(?: \[{_NUMBER}, {_NUMBER}\])?$")
 
 CSS = """
 :root { --fg: #1d2430; --muted: #5b6472; --line: #d8dde5; --bg: #ffffff; --tint: #f4f6f9;
@@ -239,6 +242,7 @@ def _html_table(table: Table, csv_name: str) -> str:
 
 def _html_cell(value: Any) -> str:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    numeric = numeric or (isinstance(value, str) and NUMBER_TEXT.match(value) is not None)
     opening = '<td class="num">' if numeric else "<td>"
     return f"{opening}{html.escape(format_cell(value))}</td>"
 
@@ -295,7 +299,12 @@ def _md_block(
 
 
 def _md_text(text: str) -> str:
-    return text.replace("\n", " ").replace("|", "\\|").replace("[", "(").replace("]", ")")
+    return _md_cell(text).replace("[", "(").replace("]", ")")
+
+
+def _md_cell(text: str) -> str:
+    """A table cell: one line, no column break; brackets stay (``0.5 [0.4, 0.6]``)."""
+    return text.replace("\n", " ").replace("|", "\\|")
 
 
 def _md_table(table: Table, csv_name: str) -> list[str]:
@@ -308,7 +317,7 @@ def _md_table(table: Table, csv_name: str) -> list[str]:
         "| " + " | ".join(_md_text(c) for c in table.columns) + " |",
         "|" + "|".join("---" for _ in table.columns) + "|",
     ]
-    lines += ["| " + " | ".join(_md_text(format_cell(v)) for v in row) + " |" for row in shown]
+    lines += ["| " + " | ".join(_md_cell(format_cell(v)) for v in row) + " |" for row in shown]
     more = len(table.rows) - len(shown)
     lines.append("")
     if more > 0:
