@@ -33,17 +33,43 @@ def train_run_without_latents(tracking_uri: str) -> str:
 
 @pytest.fixture(scope="module")
 def train_run_with_mismatched_stats(tracking_uri: str, tmp_path_factory) -> str:
-    """Latents of 8 components beside a components table of 5: a partial or foreign file."""
+    """20 latent vectors beside an index of 5 rows: a partial or foreign file."""
     folder = tmp_path_factory.mktemp("mismatch")
     (folder / "latents").mkdir()
     (folder / "stats").mkdir()
     np.save(folder / "latents/latents.npy", np.ones((20, 8), dtype=np.float32))
-    rows = ["component,mu,hw,sigma"] + [f"{i},0.1,1.0,0.5" for i in range(5)]
-    (folder / "stats/components.csv").write_text("\n".join(rows) + "\n")
+    rows = ["row,image_id,partition"] + [f"{i},{i},train" for i in range(5)]
+    (folder / "latents/index.csv").write_text("\n".join(rows) + "\n")
     with mlflow.start_run(run_name="train run with mismatched stats") as run:
         mlflow.set_tags({"entry_point": "train", "case": "MISMATCH"})
         mlflow.log_artifacts(str(folder))
     return run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def window_problem_runs(tracking_uri: str, tmp_path_factory) -> dict[str, str]:
+    """Train runs whose windows cannot be estimated, or that have no held-out latents."""
+    rng = np.random.default_rng(0)
+    constant = rng.standard_normal((35, 4)).astype(np.float32)
+    constant[:, 2] = 0.5
+    cases = {  # name: (latents, number of training rows)
+        "noheldout": (rng.standard_normal((30, 4)).astype(np.float32), 30),
+        "constant": (constant, 30),
+        "few": (rng.standard_normal((15, 4)).astype(np.float32), 10),
+    }
+    ids = {}
+    for name, (latents, n_train) in cases.items():
+        folder = tmp_path_factory.mktemp(name) / "latents"
+        folder.mkdir()
+        np.save(folder / "latents.npy", latents)
+        rows = ["row,image_id,partition"] + [
+            f"{i},{i},{'train' if i < n_train else 'val'}" for i in range(len(latents))]
+        (folder / "index.csv").write_text("\n".join(rows) + "\n")
+        with mlflow.start_run(run_name=f"train run {name}") as run:
+            mlflow.set_tags({"entry_point": "train", "case": name.upper()})
+            mlflow.log_artifacts(str(folder), "latents")
+        ids[name] = run.info.run_id
+    return ids
 
 
 # (entry point, argv, fragments the single error line must contain)
@@ -70,8 +96,15 @@ CASES = [
     ("evaluate", ["--train-run", MISSING_RUN], [MISSING_RUN]),
     ("evaluate", ["--train-run", "{wrong_kind}"], ["{wrong_kind}"]),
     ("evaluate", ["--train-run", "{no_latents}"], ["{no_latents}", "latents"]),
-    ("evaluate", ["--train-run", "{mismatch}", "--n-decoded", "0"], ["{mismatch}", "8"]),
-    ("search", ["--train-run", "{mismatch}"], ["{mismatch}", "8"]),
+    ("evaluate", ["--train-run", "{mismatch}", "--n-decoded", "0"], ["{mismatch}", "5 rows"]),
+    ("evaluate", ["--estimate", "mode"], ["estimate='mode'", "auto, fit, kde"]),
+    ("evaluate", ["--train-run", "{noheldout}", "--n-decoded", "0"], ["{noheldout}", "held-out"]),
+    ("evaluate", ["--train-run", "{constant}", "--n-decoded", "0"], ["component 2", "constant"]),
+    ("evaluate", ["--train-run", "{few}", "--n-decoded", "0"], ["10 latent vectors", "20"]),
+    ("search", ["--train-run", "{constant}"], ["component 2", "constant"]),
+    ("search", ["--train-run", "{mismatch}"], ["{mismatch}", "5 rows"]),
+    ("search", ["--estimate", "peak"], ["estimate='peak'", "auto, fit, kde"]),
+    ("analyse", ["--estimate", "peak"], ["estimate='peak'", "auto, fit, kde"]),
     ("search", ["--b-min", "3", "--b-max", "2"], ["b_min", "b_max"]),
     ("search", ["--b-min", "0"], ["b_min"]),
     ("search", ["--n-trials", "0"], ["n_trials"]),
@@ -92,10 +125,11 @@ CASES = [
                          ids=[f"{c[0]}:{' '.join(c[1])}" for c in CASES])
 def test_mistake_gives_one_clear_line(entry_point, argv, fragments, wrong_kind_run,
                                       train_run_without_latents,
-                                      train_run_with_mismatched_stats, capsys, monkeypatch):
+                                      train_run_with_mismatched_stats, window_problem_runs,
+                                      capsys, monkeypatch):
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     ids = {"wrong_kind": wrong_kind_run, "no_latents": train_run_without_latents,
-           "mismatch": train_run_with_mismatched_stats}
+           "mismatch": train_run_with_mismatched_stats, **window_problem_runs}
     argv = [a.format(**ids) for a in argv]
     cli = importlib.import_module(f"aelatent.jobs.{entry_point}").cli
     with pytest.raises(SystemExit) as exit_info:
