@@ -112,7 +112,7 @@ def dominant_table(analysis: LatentAnalysis) -> str:
     ]
     if len(dominant) == 0:
         return "\n".join([*lines, "None.", ""])
-    mu, hw = stats.centre_and_width(rule.estimate)
+    mu, hw = analysis.judged_centre_and_width()
     lines += ["component: mu, hw", "",
               " · ".join(f"{j}: {_number(mu[j])}, {_number(hw[j])}" for j in dominant), ""]
     head = ("component", "mu", "hw", "mu_fit", "hw_fit", "sigma", "median", "hw_robust",
@@ -158,7 +158,7 @@ def write_plots(analysis: LatentAnalysis, out_dir: Path) -> None:
     rule = analysis.thresholds
     analysis_plots.plot_component_grid(hist.counts, hist.edges, stats.dominant,
                                        out_dir / COMPONENTS_PNG)
-    mu, hw = stats.centre_and_width(rule.estimate)
+    mu, hw = analysis.judged_centre_and_width()
     dominant = analysis.dominant_components
     most_dominant_first = dominant[np.argsort(-stats.dominance_score[dominant], kind="stable")]
     analysis_plots.plot_dominant(
