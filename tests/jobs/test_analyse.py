@@ -45,7 +45,7 @@ def test_analyse_and_log_into_the_active_run(tracking_uri):
     assert data.metrics["n_dominant"] == analysis.metrics()["n_dominant"] == 2
     assert data.metrics["n_mu_abs_ge_0.25"] == 1 and "radius_mean" in data.metrics
     assert data.params["analysis_mu_threshold"] == "0.25"
-    assert data.params["analysis_estimate"] == "histogram"
+    assert data.params["analysis_estimate"] == "auto"
 
 
 def test_analyse_and_log_needs_a_run(tracking_uri):
