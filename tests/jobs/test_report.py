@@ -6,6 +6,7 @@ through `make browser`), which must load every embedded image.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -120,6 +121,11 @@ def test_report_has_every_section(report, tiny_train_run):
     assert "components with hw >= 3" in observations
 
     assert {"hit_rate_I_uniform.csv", "radius_I.csv", "search_I.csv"} <= tables
+    assert {"hit_figures_I_uniform.csv", "grid_method_I.csv"} <= tables
+    rates = list(csv.reader((report / "tables" / "hit_rate_I_uniform.csv").open()))
+    assert rates[-1][0] == "held-out real latents (ceiling)", rates
+    assert all(re.fullmatch(r"\S+ \[\S+, \S+\]", cell) for row in rates[1:] for cell in row[1:])
+    assert "Windows: estimate=auto" in html and "hit_rates_I_uniform.png" in markdown
     assert "best_b" in html and "decoded/" in html
     assert "Not run" not in html, re.findall(r'class="note">([^<]*)', html)
 
