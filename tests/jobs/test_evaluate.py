@@ -123,6 +123,7 @@ def test_synthetic_evaluation_logs_the_contract(
         "stats/windows.csv",
         "radius/radii.png",
         *(f"hits/heatmap_{s}.png" for s in SAMPLERS),
+        *(f"hits/rate_curves_{s}.png" for s in SAMPLERS),
         *(f"misses/miss_counts_{s}.csv" for s in SAMPLERS),
         *(f"misses/miss_counts_{s}.png" for s in SAMPLERS),
     ):

@@ -67,12 +67,6 @@ class LatentAnalysis:
         """Indices of the dominant components, ascending."""
         return np.flatnonzero(self.components.dominant)
 
-    def judged_centre_and_width(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mu, hw) that the dominance thresholds judged: a column estimate or the windows."""
-        if self.thresholds.estimate in ESTIMATES:
-            return self.components.centre_and_width(self.thresholds.estimate)
-        return self.windows.mu, self.windows.hw
-
     def metrics(self) -> dict[str, float]:
         """Metric name -> value, names as in DESIGN.md (``n_hw_ge_1.5``, ``radius_mean``, ...)."""
         # the study's counts, on the study's reading unless a column estimate was asked for

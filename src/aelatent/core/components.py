@@ -51,9 +51,6 @@ from scipy import special
 from aelatent.core.histograms import ComponentHistograms, count_per_component, row_blocks
 from aelatent.errors import UserError
 
-# the estimators of aelatent.core.windows (which imports this module, so named here)
-WINDOW_ESTIMATORS = ("auto", "fit", "kde", "robust", "histogram")
-
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548...
 IQR_PER_SIGMA = 2.0 * float(special.ndtri(0.75))  # 1.3490...
 QQ_MAX_SAMPLES = 1000
@@ -69,6 +66,17 @@ ESTIMATES = {
     "fit": ("mu_fit", "hw_fit"),
     "robust": ("median", "hw_robust"),
 }
+# The estimators of the hit windows (aelatent.core.windows, which builds on this module):
+# those of ESTIMATES, the kernel density estimate and the per-component choice between them.
+WINDOW_ESTIMATORS = ("auto", "fit", "kde", "robust", "histogram")
+
+
+def check_estimate(name: str) -> str:
+    """``name`` if it is one of WINDOW_ESTIMATORS; a UserError that lists them otherwise."""
+    if name not in WINDOW_ESTIMATORS:
+        raise UserError(f"estimate={name!r} is unknown; expected one of "
+                        f"{', '.join(WINDOW_ESTIMATORS)}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -84,9 +92,7 @@ class DominanceThresholds:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise UserError(f"{name}={value!r} must be a finite number > 0")
-        if self.estimate not in ESTIMATES and self.estimate not in WINDOW_ESTIMATORS:
-            raise UserError(f"estimate={self.estimate!r} is unknown; expected one of "
-                            f"{', '.join(WINDOW_ESTIMATORS)}")
+        check_estimate(self.estimate)
 
     def is_dominant(self, mu: np.ndarray, hw: np.ndarray) -> np.ndarray:
         return (np.abs(mu) >= self.mu_abs) | (hw >= self.hw)
@@ -319,8 +325,8 @@ def component_stats(latents: np.ndarray, histograms: ComponentHistograms,
                     windows: tuple[np.ndarray, np.ndarray] | None = None) -> ComponentStats:
     """All per-component statistics. ``mean``/``variance`` (ddof=1) may be passed if known.
 
-    ``windows``: (mu, hw) of the window estimator, judged when ``thresholds.estimate`` is
-    one that has no column here (``kde``, ``auto``).
+    ``windows``: (mu, hw) of the hit windows; when given, the thresholds judge them (the
+    analysis passes the windows of ``thresholds.estimate``), else the estimate's columns.
     """
     thresholds = thresholds or DominanceThresholds()
     n = latents.shape[0]
@@ -337,9 +343,9 @@ def component_stats(latents: np.ndarray, histograms: ComponentHistograms,
         "fit": (mean, FWHM_PER_SIGMA * sigma),
         "robust": (median, FWHM_PER_SIGMA * sigma_robust),
     }
-    if windows is not None:
-        estimates.setdefault(thresholds.estimate, windows)
-    judged_mu, judged_hw = estimates[thresholds.estimate]
+    if windows is None and thresholds.estimate not in estimates:
+        raise ValueError(f"estimate={thresholds.estimate!r} needs the windows passed")
+    judged_mu, judged_hw = windows if windows is not None else estimates[thresholds.estimate]
     return ComponentStats(
         mu=mu,
         hw=hw,

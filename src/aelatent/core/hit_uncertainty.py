@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from aelatent.core.hits import HitGrid
-from aelatent.core.samplers import MVNSampler, Sampler
+from aelatent.core.samplers import MVNSampler, Sampler, grid_points_per_axis
 from aelatent.core.windows import (
     Z95,
     PropagatedLog10,
@@ -46,27 +46,38 @@ def wilson_interval(hits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def log10_p_hit_interval(
-    sampler: Sampler, windows: Windows, k: float, *, seed: int = 0
-) -> PropagatedLog10:
-    """``log10 P(hit)`` of ``sampler`` at multiple ``k`` and its error from the windows."""
+def windows_log10_se(sampler: Sampler, windows: Windows, k: float, *, seed: int = 0) -> float:
+    """Standard error of ``log10 P(hit)`` from the windows' own uncertainty alone."""
     per_component = getattr(sampler, "component_log10_probabilities", None)
     if per_component is not None:
-        return propagate_log10(windows, k, per_component)
+        return propagate_log10(windows, k, per_component).se
     if not isinstance(sampler, MVNSampler):
         raise TypeError(f"no propagation for {type(sampler).__name__}")
-    value = sampler.window_log10_probability(*windows.bounds(k))
-    ghk_se = np.nan_to_num(sampler.last_relative_se) / math.log(10.0)
-    if not math.isfinite(value):
-        return PropagatedLog10(value, math.nan)
-    # a cheaper GHK per draw: its noise enters the spread, so it is an upper bound
-    quick = sampler.with_scale(sampler.scale)
-    quick.ghk_draws = MVN_GHK_DRAWS
+    # a cheaper GHK per draw: its noise enters the spread, so the spread is an upper bound
+    quick = MVNSampler(sampler.mean, sampler.cov, sampler.scale, ghk_draws=MVN_GHK_DRAWS,
+                       ghk_seed=sampler.ghk_seed, _chol=sampler.cholesky)
     draws = sample_windows(windows, MVN_WINDOW_DRAWS, np.random.default_rng(seed))
     values = np.array([quick.window_log10_probability(m - k * w, m + k * w) for m, w in draws])
     values = values[np.isfinite(values)]
-    spread = float(np.std(values, ddof=1)) if values.size > 1 else math.nan
-    return PropagatedLog10(value, math.sqrt(spread**2 + ghk_se**2))
+    return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
+
+
+def log10_p_hit_interval(sampler: Sampler, windows: Windows, k: float, *,
+                         seed: int = 0) -> PropagatedLog10:
+    """``log10 P(hit)`` of ``sampler`` at multiple ``k`` and its error: the windows', and
+    for an estimated probability (GHK) its own, added in quadrature."""
+    value = sampler.window_log10_probability(*windows.bounds(k))
+    if not math.isfinite(value):
+        return PropagatedLog10(value, math.nan)
+    own = getattr(sampler, "last_relative_se", math.nan)
+    return PropagatedLog10(value, _combined_se(windows_log10_se(sampler, windows, k, seed=seed),
+                                               own))
+
+
+def _combined_se(windows_se: float, relative_se: float) -> float:
+    """The windows' error and an estimate's own relative error (in log10 units), combined."""
+    own = np.nan_to_num(relative_se) / math.log(10.0)
+    return math.sqrt(windows_se**2 + own**2)
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class HitIntervals:
     log10_se: np.ndarray
     log10_lo: np.ndarray
     log10_hi: np.ndarray
-    ghk_rel_se: np.ndarray  # relative standard error of the GHK estimate (mvn); NaN otherwise
+    ghk_rel_se: np.ndarray  # relative standard error of the GHK estimate (mvn); NaN if exact
 
 
 def hit_intervals(
@@ -123,17 +134,17 @@ def heldout_ceiling(heldout: np.ndarray, windows: Windows, ks: np.ndarray) -> He
     return HeldoutCeiling(ks, len(need), hits, lo, hi)
 
 
-def grid_log10_counts(windows: Windows, b: float, k: float, spacing: float) -> tuple[float, float]:
-    """Method 1, the grid: log10 of its points over ``[-b, b]^d`` and of those in the windows.
+def grid_log10_inside(windows: Windows, b: float, k: float, spacing: float) -> float:
+    """Method 1, the grid over ``[-b, b]^d``: log10 of its points inside every window.
 
-    The grid has points ``-b + j * spacing`` per axis; a point is inside when every
+    The grid has points ``-b + j * spacing`` per axis (all of them:
+    :func:`~aelatent.core.samplers.grid_log10_point_count`); a point is inside when every
     coordinate is in its window, so the inside count is the product of per-axis counts.
     """
-    per_axis = math.floor(2 * b / spacing + 1e-9) + 1
+    per_axis = grid_points_per_axis(b, spacing)
     lo, hi = windows.bounds(k)
     first = np.clip(np.ceil((lo + b) / spacing - 1e-9), 0, per_axis)
     last = np.clip(np.floor((hi + b) / spacing + 1e-9), -1, per_axis - 1)
     inside = np.maximum(last - first + 1, 0)
     with np.errstate(divide="ignore"):
-        log_inside = float(np.sum(np.log10(inside)))
-    return windows.z_dim * math.log10(per_axis), log_inside
+        return float(np.sum(np.log10(inside)))

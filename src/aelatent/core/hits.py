@@ -54,6 +54,7 @@ class HitGrid:
     n: int
     hits: np.ndarray  # int64 [n_b, n_k]
     log10_p_hit: np.ndarray  # float64 [n_b, n_k]
+    log10_p_rel_se: np.ndarray  # float64 [n_b, n_k]: relative error of an estimated P; NaN if exact
     miss_k_index: np.ndarray  # int64 [n_m], indices into ks
     miss_counts: np.ndarray  # int64 [n_b, n_m, z_dim + 1]
     radius_mean: np.ndarray  # float64 [n_b]
@@ -200,15 +201,14 @@ def hit_grid(
         done += m
 
     mean, std = moments.mean_std()
-    log10_p = np.array(
-        [
-            [
-                sampler.with_scale(s).window_log10_probability(*hit_window(mu_a, hw_a, k))
-                for k in ks_a
-            ]
-            for s in scales_a
-        ]
-    )
+    log10_p = np.empty((n_b, n_k))
+    rel_se = np.full((n_b, n_k), np.nan)
+    for j, s in enumerate(scales_a):
+        at_scale = sampler.with_scale(s)
+        for i, k in enumerate(ks_a):
+            log10_p[j, i] = at_scale.window_log10_probability(*hit_window(mu_a, hw_a, k))
+            # estimated (not exact) probabilities leave their error behind (GHK of mvn)
+            rel_se[j, i] = getattr(at_scale, "last_relative_se", np.nan)
     return HitGrid(
         sampler=sampler.name,
         scales=scales_a,
@@ -216,6 +216,7 @@ def hit_grid(
         n=int(n_samples),
         hits=hits,
         log10_p_hit=log10_p,
+        log10_p_rel_se=rel_se,
         miss_k_index=miss_idx,
         miss_counts=miss_counts,
         radius_mean=mean,

@@ -451,7 +451,9 @@ def grid_log10_point_count(b: float, spacing: float, z_dim: int) -> float:
     ``floor(2b / spacing) + 1`` points per axis (both ends when they fall on the grid), to
     the power ``z_dim``: 5^256 ~ 10^179 points for b = 1, spacing 0.5, 256 dimensions.
     """
-    b = _check_scale(b)
-    spacing = _check_scale(spacing)
-    per_axis = math.floor(2 * b / spacing + 1e-9) + 1
-    return z_dim * math.log10(per_axis)
+    return z_dim * math.log10(grid_points_per_axis(b, spacing))
+
+
+def grid_points_per_axis(b: float, spacing: float) -> int:
+    """Points ``-b + j * spacing`` in ``[-b, b]``: ``floor(2b / spacing) + 1``."""
+    return math.floor(2 * _check_scale(b) / _check_scale(spacing) + 1e-9) + 1

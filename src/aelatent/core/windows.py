@@ -39,13 +39,21 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft, special, stats
 
+from aelatent.core.components import (
+    FWHM_PER_SIGMA,
+    IQR_PER_SIGMA,
+    check_estimate,
+    column_quantiles,
+    mean_and_variance,
+    peak_and_fwhm,
+)
+from aelatent.core.components import (
+    WINDOW_ESTIMATORS as WINDOW_ESTIMATORS,  # re-exported: the names the jobs accept
+)
 from aelatent.core.histograms import component_histograms
 from aelatent.errors import UserError
 
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548...
-IQR_PER_SIGMA = 2.0 * float(special.ndtri(0.75))  # 1.3490...
 Z95 = float(stats.norm.ppf(0.975))
-WINDOW_ESTIMATORS = ("auto", "fit", "kde", "robust", "histogram")
 DEFAULT_ESTIMATOR = "auto"
 MIN_VECTORS = 20
 # The pretest's threshold: 2 tests on each of 256 components need z ~ 4.1 for a 5%
@@ -56,6 +64,7 @@ AUTO_Z = 5.0
 COVARIANCE_ROWS = 20_000
 KDE_GRID = 2048
 KDE_TAIL_QUANTILE = 0.001  # the grid spans these quantiles, widened by 4 bandwidths
+QUANTILES = (KDE_TAIL_QUANTILE, 0.25, 0.5, 0.75, 1 - KDE_TAIL_QUANTILE)
 HISTOGRAM_BOOTSTRAP = 200
 COMPONENT_BLOCK = 32
 
@@ -114,29 +123,32 @@ class Windows:
 
 def histogram_centre_width(latents: np.ndarray, n_bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """The study's reading: histogram peak and FWHM on ``n_bins`` shared bins."""
-    from aelatent.core.components import peak_and_fwhm
-
     hist = component_histograms(latents, n_bins=n_bins)
     return peak_and_fwhm(hist.counts, hist.edges)
 
 
 def gaussian_centre_width(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian fit: the mean and 2.355 x the unbiased standard deviation ``s / c4(n)``."""
-    x = np.asarray(latents, dtype=np.float64)
-    n = x.shape[0]
-    return x.mean(axis=0), FWHM_PER_SIGMA * x.std(axis=0, ddof=1) / c4(n)
+    mean, variance = mean_and_variance(latents)
+    return mean, FWHM_PER_SIGMA * np.sqrt(variance) / c4(latents.shape[0])
 
 
 def kde_centre_width(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mode and kernel-corrected FWHM of a Gaussian KDE (bandwidth: :func:`mode_bandwidth`)."""
-    fit = _kde_fit(np.asarray(latents))
+    _, variance = mean_and_variance(latents)
+    fit = _kde_fit(latents, _quantiles(latents), np.sqrt(variance))
     return fit.mode, fit.hw
 
 
 def robust_centre_width(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The median and ``2.355 * IQR / 1.349`` (a Gaussian's FWHM from its quartiles)."""
-    q25, median, q75 = np.quantile(np.asarray(latents, dtype=np.float64), [0.25, 0.5, 0.75], axis=0)
+    q25, median, q75 = column_quantiles(latents, (0.25, 0.5, 0.75))
     return median, FWHM_PER_SIGMA * (q75 - q25) / IQR_PER_SIGMA
+
+
+def _quantiles(latents: np.ndarray) -> np.ndarray:
+    """[5, z_dim]: the KDE grid's tail quantiles, the quartiles and the median."""
+    return column_quantiles(latents, QUANTILES)
 
 
 def c4(n: int) -> float:
@@ -189,13 +201,11 @@ class _KdeFit:
         return (1 - frac) * self.density[rows, i] + frac * self.density[rows, i + 1]
 
 
-def _kde_fit(latents: np.ndarray, quartiles: np.ndarray | None = None) -> _KdeFit:
+def _kde_fit(latents: np.ndarray, quantiles: np.ndarray, sd: np.ndarray) -> _KdeFit:
+    """The KDE of every column; ``quantiles`` from :func:`_quantiles`, ``sd`` per column."""
     x = latents
     n, d = x.shape
-    if quartiles is None:
-        quartiles = np.quantile(x, [KDE_TAIL_QUANTILE, 0.25, 0.75, 1 - KDE_TAIL_QUANTILE], axis=0)
-    q_lo, q25, q75, q_hi = np.asarray(quartiles, dtype=np.float64)
-    sd = x.std(axis=0, ddof=1, dtype=np.float64)
+    q_lo, q25, _, q75, q_hi = quantiles
     h = mode_bandwidth(sd, q75 - q25, n)
     grid_lo = q_lo - 4 * h
     step = (q_hi + 4 * h - grid_lo) / (KDE_GRID - 1)
@@ -335,30 +345,27 @@ def estimate_windows(
     latents: np.ndarray, estimator: str = DEFAULT_ESTIMATOR, *, n_bins: int = 100, seed: int = 0
 ) -> Windows:
     """Windows of ``latents`` [n, z_dim] by ``estimator`` (one of ``WINDOW_ESTIMATORS``)."""
-    if estimator not in WINDOW_ESTIMATORS:
-        raise WindowError(
-            f"estimate={estimator!r} is unknown; expected one of {', '.join(WINDOW_ESTIMATORS)}"
-        )
+    check_estimate(estimator)
     x = check_values(latents)
     n, d = x.shape
     rng = np.random.default_rng(seed)
     if estimator == "histogram":
         return _histogram_windows(x, n_bins, rng)
 
-    quantiles = np.quantile(x, [KDE_TAIL_QUANTILE, 0.25, 0.5, 0.75, 1 - KDE_TAIL_QUANTILE], axis=0)
     rows = np.sort(rng.choice(n, COVARIANCE_ROWS, replace=False)) if n > COVARIANCE_ROWS else None
     sample = np.asarray(x if rows is None else x[rows], dtype=np.float64)
-    if estimator == "robust":
-        kde = _kde_fit(x, quantiles[[0, 1, 3, 4]])
-        mu, hw = quantiles[2], FWHM_PER_SIGMA * (quantiles[3] - quantiles[1]) / IQR_PER_SIGMA
-        influence = _robust_influence(sample, quantiles[1:4], kde)
-        return _from_influence(estimator, n, mu, hw, influence, np.full(d, estimator))
-
-    mean, hw_fit = gaussian_centre_width(x)
+    mean, variance = mean_and_variance(x)
+    hw_fit = FWHM_PER_SIGMA * np.sqrt(variance) / c4(n)
     fit_if = _fit_influence(sample, mean, hw_fit)
     if estimator == "fit":
         return _from_influence(estimator, n, mean, hw_fit, fit_if, np.full(d, "fit"))
-    kde = _kde_fit(x, quantiles[[0, 1, 3, 4]])
+
+    quantiles = _quantiles(x)
+    kde = _kde_fit(x, quantiles, np.sqrt(variance))
+    if estimator == "robust":
+        mu, hw = quantiles[2], FWHM_PER_SIGMA * (quantiles[3] - quantiles[1]) / IQR_PER_SIGMA
+        influence = _robust_influence(sample, quantiles[1:4], kde)
+        return _from_influence(estimator, n, mu, hw, influence, np.full(d, estimator))
     kde_if = _kde_influence(sample, kde)
     if estimator == "kde":
         return _from_influence(estimator, n, kde.mode, kde.hw, kde_if, np.full(d, "kde"))
@@ -421,8 +428,6 @@ def _windows(
 
 def _histogram_windows(x: np.ndarray, n_bins: int, rng: np.random.Generator) -> Windows:
     """Histogram reading; per-component multinomial bootstrap of its own bin counts."""
-    from aelatent.core.components import peak_and_fwhm
-
     n, d = x.shape
     hist = component_histograms(x, n_bins=n_bins)
     mu, hw = peak_and_fwhm(hist.counts, hist.edges)

@@ -105,14 +105,14 @@ def dominant_table(analysis: LatentAnalysis) -> str:
         "# Dominant components",
         "",
         f"Rule: |mu| >= {rule.mu_abs:g} or hw >= {rule.hw:g}, with mu and hw of the "
-        f"`{rule.estimate}` estimate ({analysis.histograms.n_bins} bins over "
+        f"`{rule.estimate}` windows (stats/windows.csv; {analysis.histograms.n_bins} bins over "
         f"[-{half:g}, {half:g}] for `histogram`). {len(dominant)} of {analysis.z_dim} "
         f"components are dominant (n = {analysis.n_latents} latent vectors).",
         "",
     ]
     if len(dominant) == 0:
         return "\n".join([*lines, "None.", ""])
-    mu, hw = analysis.judged_centre_and_width()
+    mu, hw = analysis.windows.mu, analysis.windows.hw  # what the thresholds judged
     lines += ["component: mu, hw", "",
               " · ".join(f"{j}: {_number(mu[j])}, {_number(hw[j])}" for j in dominant), ""]
     head = ("component", "mu", "hw", "mu_fit", "hw_fit", "sigma", "median", "hw_robust",
@@ -158,7 +158,7 @@ def write_plots(analysis: LatentAnalysis, out_dir: Path) -> None:
     rule = analysis.thresholds
     analysis_plots.plot_component_grid(hist.counts, hist.edges, stats.dominant,
                                        out_dir / COMPONENTS_PNG)
-    mu, hw = analysis.judged_centre_and_width()
+    mu, hw = analysis.windows.mu, analysis.windows.hw
     dominant = analysis.dominant_components
     most_dominant_first = dominant[np.argsort(-stats.dominance_score[dominant], kind="stable")]
     analysis_plots.plot_dominant(

@@ -6,6 +6,7 @@ remote tracking server.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import mlflow
@@ -72,11 +73,16 @@ def load_autoencoder(run_id: str):
         raise UserError(f"run {run_id!r} has no model {MODEL_NAME!r}") from None
 
 
-def load_partitions(run_id: str, n_rows: int) -> np.ndarray:
-    """The partition (train, val, test) of each latent row, from ``latents/index.csv``."""
-    import csv
+def load_partitions(run_id: str, n_rows: int) -> np.ndarray | None:
+    """The partition (train, val, test) of each latent row, from ``latents/index.csv``.
 
-    path = download(run_id, INDEX_PATH)
+    None when the run has no index (runs logged without one); a UserError when it does not
+    match the latents.
+    """
+    try:
+        path = download(run_id, INDEX_PATH)
+    except UserError:
+        return None
     with path.open(newline="") as handle:
         partitions = [row.get("partition", "") for row in csv.DictReader(handle)]
     if len(partitions) != n_rows:
@@ -93,7 +99,11 @@ def load_latent_split(run_id: str) -> tuple[np.ndarray, np.ndarray]:
     is held out, the real-data ceiling of the hit test.
     """
     latents = load_latents(run_id)
-    train = load_partitions(run_id, latents.shape[0]) == "train"
+    partitions = load_partitions(run_id, latents.shape[0])
+    if partitions is None:
+        raise UserError(f"run {run_id!r} has no artifact {INDEX_PATH!r}: the partitions of its "
+                        "latents (training rows for the windows, held-out rows for the ceiling)")
+    train = partitions == "train"
     if not train.any():
         raise UserError(f"run {run_id!r} has no latents of the train partition to estimate "
                         f"windows from ({INDEX_PATH})")

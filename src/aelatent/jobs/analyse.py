@@ -130,12 +130,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         tags["dataset"] = train_run.data.tags["dataset"]
     with entry_point_run(ENTRY_POINT, f"analyse {case}", tags) as run:
         latents = load_latents(run_id)
-        try:  # windows from the training partition where the run records one
-            window_rows = load_partitions(run_id, latents.shape[0]) == "train"
-        except UserError:
-            window_rows = np.ones(latents.shape[0], dtype=bool)
-        analysis = analyse_and_log(latents, request.thresholds, request.n_bins,
-                                   window_rows if window_rows.any() else None)
+        partitions = load_partitions(run_id, latents.shape[0])  # windows from the train rows
+        window_rows = None if partitions is None else partitions == "train"
+        analysis = analyse_and_log(latents, request.thresholds, request.n_bins, window_rows)
         print(f"aelatent analyse: train run {run_id} (case {case}): "
               f"{int(analysis.components.dominant.sum())} of {analysis.z_dim} components "
               f"dominant; logged to run {run.info.run_id}")

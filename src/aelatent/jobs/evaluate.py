@@ -35,7 +35,7 @@ import numpy as np
 from aelatent.core.hit_uncertainty import (
     HeldoutCeiling,
     HitIntervals,
-    grid_log10_counts,
+    grid_log10_inside,
     heldout_ceiling,
     hit_intervals,
 )
@@ -47,12 +47,19 @@ from aelatent.core.radius_theory import (
     mvn_radius_moments,
     uniform_radius_moments,
 )
-from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
+from aelatent.core.samplers import (
+    GaussianSampler,
+    MVNSampler,
+    Sampler,
+    UniformSampler,
+    grid_log10_point_count,
+)
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     FWHM_PER_SIGMA,
     WINDOW_ESTIMATORS,
     Windows,
+    check_estimate,
     estimate_windows,
 )
 from aelatent.errors import UserError
@@ -78,7 +85,6 @@ DEFAULT_N_SAMPLES = "200000"
 DEFAULT_N_DECODED = "16"
 DEFAULT_GRID_SPACING = "0.5"
 MAX_N_SAMPLES = 1_000_000_000
-SCALE_LABELS = {"uniform": "b (box half-width)", "gaussian": "scale s", "mvn": "scale s"}
 HIT_RATES_CSV = "hits/hit_rates.csv"
 TRAIN_RUN_TAG = "train_run"
 
@@ -158,9 +164,6 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
     if n_samples > MAX_N_SAMPLES:
         raise UserError(f"n_samples={n_samples} is out of range; expected at most {MAX_N_SAMPLES}")
     train_run, case = parse_train_run_choice(args.train_run, args.case)
-    if args.estimate not in WINDOW_ESTIMATORS:
-        raise UserError(f"estimate={args.estimate!r} is unknown; expected one of "
-                        f"{', '.join(WINDOW_ESTIMATORS)}")
     spacing = parse_float_list(args.grid_spacing, "grid_spacing")
     if len(spacing) != 1:
         raise UserError(f"grid_spacing={args.grid_spacing!r}: expected one number > 0")
@@ -174,7 +177,7 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
         n_samples=n_samples,
         seed=parse_int(args.seed, "seed", minimum=0),
         n_decoded=parse_int(args.n_decoded, "n_decoded", minimum=0),
-        estimate=args.estimate,
+        estimate=check_estimate(args.estimate),
         grid_spacing=spacing[0],
         raw=raw,
     )
@@ -291,10 +294,9 @@ def grid_method_metrics(windows: Windows, bs: Sequence[float], ks: Sequence[floa
     """Method 1: log10 of the grid's points over [-b, b]^d and of those inside the windows."""
     metrics: dict[str, float] = {}
     for b in bs:
+        metrics[f"grid_log10_points/b{b:g}"] = grid_log10_point_count(b, spacing, windows.z_dim)
         for k in ks:
-            total, inside = grid_log10_counts(windows, b, k, spacing)
-            metrics[f"grid_log10_points/b{b:g}"] = total
-            metrics[f"grid_log10_inside/b{b:g}/k{k:g}"] = inside
+            metrics[f"grid_log10_inside/b{b:g}/k{k:g}"] = grid_log10_inside(windows, b, k, spacing)
     return metrics
 
 
@@ -403,7 +405,15 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
     """Run the evaluation in an MLflow run (started, or resumed under ``mlflow run``)."""
     import mlflow
 
-    from aelatent.plots.evaluation import save_hit_heatmap, save_miss_counts, save_radius_overlay
+    from aelatent.plots.evaluation import (
+        SCALE_LABELS,
+        ceiling_rates,
+        grid_rate_curves,
+        save_hit_heatmap,
+        save_hit_rate_curves,
+        save_miss_counts,
+        save_radius_overlay,
+    )
 
     tags = {TRAIN_RUN_TAG: inputs.run_id, "case": inputs.case, "dataset": inputs.dataset}
     name = f"evaluate case {inputs.case} {','.join(request.samplers)}"
@@ -453,6 +463,11 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
             grids.append(grid)
             label = SCALE_LABELS[name]
             save_hit_heatmap(grid, out / "hits" / f"heatmap_{name}.png", label)
+            save_hit_rate_curves(
+                grid_rate_curves(grid, intervals), ceiling_rates(ceiling),
+                out / "hits" / f"rate_curves_{name}.png", label,
+                title=f"{name}: hit rate of {grid.n:,} vectors (95% interval)",
+            )
             write_miss_counts(out / "misses" / f"miss_counts_{name}.csv", grid)
             save_miss_counts(grid, out / "misses" / f"miss_counts_{name}.png", label)
             print(_summary(grid), flush=True)

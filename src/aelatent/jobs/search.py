@@ -41,7 +41,13 @@ from aelatent.core.objective import (
     theory_b,
 )
 from aelatent.core.radius import radii
-from aelatent.core.windows import DEFAULT_ESTIMATOR, WINDOW_ESTIMATORS, Windows, estimate_windows
+from aelatent.core.windows import (
+    DEFAULT_ESTIMATOR,
+    WINDOW_ESTIMATORS,
+    Windows,
+    check_estimate,
+    estimate_windows,
+)
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
 from aelatent.io.run_artifacts import load_latent_split
@@ -134,9 +140,6 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
             "postgresql://user@host/db"
         )
     study_name = args.study_name.strip()
-    if args.estimate not in WINDOW_ESTIMATORS:
-        raise UserError(f"estimate={args.estimate!r} is unknown; expected one of "
-                        f"{', '.join(WINDOW_ESTIMATORS)}")
     train_run, case = parse_train_run_choice(args.train_run, args.case)
     return SearchRequest(
         train_run=train_run,
@@ -150,7 +153,7 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         storage=None if storage in ("", DEFAULT_STORAGE) else storage,
         study_name=None if study_name in ("", AUTO) else study_name,
         seed=parse_int(args.seed, "seed", minimum=0),
-        estimate=args.estimate,
+        estimate=check_estimate(args.estimate),
     )
 
 
@@ -714,15 +717,15 @@ def prepare(request: SearchRequest) -> tuple[UniformSearchObjective, StudyTarget
     resumed = check_existing_study(storage, name, definition)
 
     train_latents, heldout = load_latent_split(train_id)
-    latents = np.concatenate([train_latents, heldout])
     windows = estimate_windows(train_latents, request.estimate, seed=request.seed)
-    mu, hw = windows.mu, windows.hw
-    band = radius_band(radii(latents))
+    real_radii = np.concatenate([radii(train_latents), radii(heldout)])  # every real vector
+    band = radius_band(real_radii)
     if not band.lo > 0:
         raise UserError(f"train run {train_id!r}: the real radii are 0; the latents are degenerate")
-    objective = UniformSearchObjective(mu, hw, request.k, band, request.n_samples, request.seed)
-    target = StudyTarget(storage, url, name, definition, resumed, train_id, case, len(latents),
-                         windows)
+    objective = UniformSearchObjective(windows.mu, windows.hw, request.k, band, request.n_samples,
+                                       request.seed)
+    target = StudyTarget(storage, url, name, definition, resumed, train_id, case,
+                         len(real_radii), windows)
     return objective, target
 
 

@@ -23,6 +23,9 @@ from aelatent.core.hits import HitGrid
 if TYPE_CHECKING:
     from aelatent.core.hit_uncertainty import HeldoutCeiling, HitIntervals
 
+SCALE_LABELS = {"uniform": "b (box half-width)", "gaussian": "scale s", "mvn": "scale s"}
+"""What the b-axis of each sampler is (uniform: the box; gaussian and mvn: a width factor)."""
+
 RateInterval = tuple[float, float, float]
 """A hit rate with its 95% interval ``(rate, lo, hi)``; lo and hi NaN where unknown."""
 

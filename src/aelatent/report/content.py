@@ -26,7 +26,7 @@ from aelatent.io.analysis_artifacts import (
     TOP_PAIRS_CSV,
     WINDOWS_CSV,
 )
-from aelatent.plots.evaluation import RateInterval, save_hit_rate_curves
+from aelatent.plots.evaluation import SCALE_LABELS, RateInterval, save_hit_rate_curves
 from aelatent.report.collect import CaseData, ReportData, RunData
 from aelatent.report.document import (
     Block,
@@ -53,7 +53,6 @@ GRID_INSIDE_METRIC = re.compile(r"^grid_log10_inside/b(?P<b>[^/]+)/k(?P<k>[^/]+)
 GHK_REL_SE_LIMIT = 0.5  # above it a GHK estimate of P is too uncertain to read
 TOO_UNCERTAIN = "†"
 CEILING_ROW = "held-out real latents (ceiling)"
-SCALE_LABELS = {"uniform": "b (box half-width)", "gaussian": "scale s", "mvn": "scale s"}
 HIT_FIGURE_COLUMNS = (
     "hits",
     "hit_rate",
@@ -226,7 +225,7 @@ def evaluation_grid(runs: Iterable[RunData]) -> dict[str, dict[tuple[str, str], 
     return grid
 
 
-def heldout_ceiling(runs: Iterable[RunData]) -> tuple[dict[str, dict[str, float]], float | None]:
+def ceiling_from_metrics(runs: Iterable[RunData]) -> tuple[dict[str, dict[str, float]], float | None]:
     """``({k: {"hit_rate": .., "hit_rate_lo": .., "hit_rate_hi": .., "hits": ..}}, n_heldout)``.
 
     The held-out real latents in the same windows: what real faces reach. Empty for runs
@@ -767,7 +766,7 @@ class _Builder:
             for r in case.evaluations
             if any((m := GRID_METRIC.match(name)) and m["sampler"] == sampler for name in r.metrics)
         ]
-        ceiling, n_heldout = heldout_ceiling(runs)
+        ceiling, n_heldout = ceiling_from_metrics(runs)
         blocks: list[Block] = [Paragraph(f"Windows: {windows_text(runs)}.")]
 
         def rate(values: dict[str, float]) -> float | str | None:
@@ -910,14 +909,13 @@ class _Builder:
             SCALE_LABELS.get(sampler, "b"),
             title=f"case {case.label}, {sampler}: hit rate (95% interval)",
         )
-        caption = f"hit rate against {SCALE_LABELS.get(sampler, 'b')} per k, sampler {sampler}"
-        caption += (
-            "; error bars: Wilson 95% intervals; dashed: held-out real latents (ceiling)"
-            if limits
-            else "; no intervals or ceiling logged"
-            if not any(math.isfinite(p[1]) for c in curves.values() for p in c.values())
-            else "; error bars: Wilson 95% intervals"
-        )
+        has_bars = any(math.isfinite(p[1]) for c in curves.values() for p in c.values())
+        notes = [
+            "error bars: Wilson 95% intervals" if has_bars else "no intervals logged",
+            "dashed: held-out real latents (ceiling)" if limits else "no ceiling logged",
+        ]
+        caption = (f"hit rate against {SCALE_LABELS.get(sampler, 'b')} per k, sampler {sampler}; "
+                   + "; ".join(notes))
         return [Figure(path, caption)]
 
     def _grid_method(self) -> list[Block]:
