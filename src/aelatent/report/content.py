@@ -225,7 +225,9 @@ def evaluation_grid(runs: Iterable[RunData]) -> dict[str, dict[tuple[str, str], 
     return grid
 
 
-def ceiling_from_metrics(runs: Iterable[RunData]) -> tuple[dict[str, dict[str, float]], float | None]:
+def ceiling_from_metrics(
+    runs: Iterable[RunData],
+) -> tuple[dict[str, dict[str, float]], float | None]:
     """``({k: {"hit_rate": .., "hit_rate_lo": .., "hit_rate_hi": .., "hits": ..}}, n_heldout)``.
 
     The held-out real latents in the same windows: what real faces reach. Empty for runs
