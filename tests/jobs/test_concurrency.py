@@ -49,8 +49,8 @@ def test_two_evaluations_at_once(tiny_train_run, tracking_uri):
     for run in (first, second, repeat):
         assert run.info.status == "FINISHED"
     hit_keys = {k for k in first.data.metrics if k.startswith(("hit_rate/", "hits/"))}
-    # {hit_rate, hits} x (uniform: 3 b x 2 k; gaussian: 1 scale x 2 k)
-    assert len(hit_keys) == 2 * (3 * 2 + 1 * 2)
+    # {hit_rate, hits} x (uniform: 3 b x 2 k; gaussian: 1 scale x 2 k; held-out ceiling: 2 k)
+    assert len(hit_keys) == 2 * (3 * 2 + 1 * 2 + 2)
     assert set(second.data.metrics) == set(first.data.metrics) == set(repeat.data.metrics)
     for key in hit_keys:
         assert first.data.metrics[key] == repeat.data.metrics[key], key

@@ -214,8 +214,13 @@ def test_tiny_network_evaluation_decodes_samples(tiny_train_run, tracking_uri, t
     rates = {
         k.removeprefix("hit_rate/"): v for k, v in metrics.items() if k.startswith("hit_rate/")
     }
-    # uniform: 2 b x 2 k; gaussian and mvn: 1 scale x 2 k
-    assert len(rates) == 2 * 2 + 2 * 1 * 2
+    # uniform: 2 b x 2 k; gaussian and mvn: 1 scale x 2 k; the held-out ceiling: 2 k
+    assert len(rates) == 2 * 2 + 2 * 1 * 2 + 2
+    n_heldout = metrics["n_heldout"]
+    assert n_heldout > 0
+    for k in (1, 3):
+        assert metrics[f"hits/heldout/k{k}"] == round(rates[f"heldout/k{k}"] * n_heldout)
+        rates.pop(f"heldout/k{k}")
     for key, rate in rates.items():
         assert 0 <= rate <= 1, key
         assert metrics[f"hits/{key}"] == round(rate * 3000), key
