@@ -11,10 +11,16 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.stats import binom, norm
 
 from aelatent.core.hits import hit_grid
-from aelatent.core.objective import RadiusBand, UniformSearchObjective, radius_band, theory_b
+from aelatent.core.objective import (
+    RadiusBand,
+    UniformSearchObjective,
+    radius_band,
+    radius_typicality,
+    theory_b,
+)
 from aelatent.core.radius import radii
 from aelatent.core.radius_theory import uniform_radius_moments
 from aelatent.core.samplers import UniformSampler
@@ -102,10 +108,10 @@ def test_best_band_on_synthetic_latents_is_where_theory_puts_it():
     objective = UniformSearchObjective(np.zeros(N), np.ones(N), 2.0, band, 20_000, seed=5)
     best = objective.best_in(0.05, 12.0)
     assert 1.48 <= best.b <= 1.52
-    assert best.objective == pytest.approx(0.98, abs=0.01)  # the band holds 98 % of radii
+    assert best.value.objective == pytest.approx(0.98, abs=0.01)  # the band holds 98 % of radii
     grid = np.geomspace(0.05, 12.0, 3000)
     values, _, _ = objective.curves(grid)
-    assert best.objective >= values.max()
+    assert best.value.objective >= values.max()
     # the band where at least half the vectors count, from radius theory: b |y| in the band
     m = uniform_radius_moments(1.0, N, method="exact")
     inside = grid[values >= 0.5]
@@ -184,3 +190,87 @@ def test_radius_band_and_bad_arguments():
         objective.best_in(2.0, 1.0)
     with pytest.raises(ValueError):
         theory_b(0.0, 4)
+
+
+# --- the typical objective: radius weight 2 min(F, 1 - F) of the real radii -------------------
+
+
+def test_typicality_weight_is_one_at_the_median_and_zero_outside():
+    real = np.arange(1.0, 102.0)  # F(51) = 0.5 exactly with mid-ranks
+    weight = radius_typicality(np.array([0.5, 1.0, 26.0, 51.0, 76.0, 101.0, 102.0]), real)
+    np.testing.assert_allclose(weight, [0.0, 1 / 101, 51 / 101, 1.0, 51 / 101, 1 / 101, 0.0])
+
+
+def test_matched_radii_score_one_half_within_the_dkw_bound():
+    # real latents U[-b0, b0]^N, so at b = b0 the sampled and real radii share one law: the
+    # weight 2 min(U, 1 - U) of a uniform U has mean 1/2 and std 1/sqrt(12). k is large, so
+    # every vector hits. Tolerance: 4.5 MC standard errors plus 2 sup|F_hat - F|, which
+    # exceeds 0.03 with chance <= 2 exp(-2 n 0.03^2) = 0.0015 at n = 4000 (DKW).
+    b0, n_real, n = 1.5, 4000, 20_000
+    real = b0 * (2 * np.random.default_rng(11).random((n_real, N)) - 1)
+    r = radii(real.astype(np.float32))
+    objective = UniformSearchObjective(np.zeros(N), np.ones(N), 10.0, radius_band(r, (0, 100)),
+                                       n, seed=12, kind="typical", real_radii=r)
+    value = objective(b0)
+    assert value.hit_rate == 1.0 and value.objective == value.radius_agreement
+    assert value.objective == pytest.approx(0.5, abs=4.5 / math.sqrt(12 * n) + 2 * 0.03)
+    assert value.objective_se == pytest.approx(1 / math.sqrt(12 * n), rel=0.1)
+
+
+def gaussian_latents(n: int, seed: int) -> np.ndarray:
+    """N(0, 1) in 256 dims with planted structure: 4 components off-centre, 6 wide."""
+    x = np.random.default_rng(seed).normal(0.0, 1.0, (n, N))
+    x[:, :4] += np.array([1.0, -1.0, 1.0, -1.0])
+    x[:, 4:10] *= 2.5
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("k", [1.0, 2.0])
+def test_best_b_does_not_move_with_the_radius_band(k):
+    """The typical objective's best b under a 5-95 band lies inside the 1-99 interval and
+    back; the band objective's best b moves with the band (its optimum is the band's edge)."""
+    from aelatent.core.windows import estimate_windows
+
+    x = gaussian_latents(400, seed=21)
+    windows, r = estimate_windows(x, "auto"), radii(x)
+    best = {}
+    for kind in ("typical", "band"):
+        for percentiles in ((1.0, 99.0), (5.0, 95.0)):
+            band = radius_band(r, percentiles)
+            objective = UniformSearchObjective(windows.mu, windows.hw, k, band, 20_000, seed=1,
+                                               kind=kind, real_radii=r)
+            best[kind, percentiles] = objective.best_in(0.05, 12.0)
+    wide, narrow = best["typical", (1.0, 99.0)], best["typical", (5.0, 95.0)]
+    assert wide.contains(narrow.b) and narrow.contains(wide.b)
+    assert wide.lo < wide.b < wide.hi
+    if k == 1.0:  # the hit test binds near the radii: the band's edge decides the old optimum
+        old_wide, old_narrow = best["band", (1.0, 99.0)], best["band", (5.0, 95.0)]
+        assert not old_wide.contains(old_narrow.b) and not old_narrow.contains(old_wide.b)
+
+
+def test_the_interval_of_best_b_covers_the_true_optimum():
+    """Coverage over 100 seeds of the interval of b not significantly worse than the best,
+    against the optimum of a 200,000-vector draw (its own interval is 20x narrower). The
+    paired test at 1.96 SE should cover >= 95%; fail below the 0.1% binomial quantile."""
+    x = np.random.default_rng(0).normal(0.0, 1.0, (2000, N)).astype(np.float32)
+    r = radii(x)
+    args = (np.zeros(N), np.full(N, 2.355), 2.0, radius_band(r))
+    truth = UniformSearchObjective(*args, 200_000, 99, kind="typical", real_radii=r)
+    b_true = truth.best_in(1.0, 3.0, n_points=400).b
+    repeats, covered, widths = 100, 0, []
+    for seed in range(repeats):
+        found = UniformSearchObjective(*args, 2000, seed, kind="typical", real_radii=r)
+        best = found.best_in(1.0, 3.0, n_points=400)
+        covered += best.contains(b_true)
+        widths.append(best.hi / best.lo - 1)
+    assert covered >= binom.ppf(0.001, repeats, 0.95)
+    assert np.median(widths) < 0.05  # informative: a few percent of b, not the whole range
+
+
+def test_no_best_b_when_the_objective_is_zero_everywhere():
+    mu = np.full(N, 5.0)  # every window far off the origin: no uniform vector ever hits
+    r = np.linspace(10.0, 20.0, 100)
+    objective = UniformSearchObjective(mu, np.ones(N), 1.0, radius_band(r), 2000, seed=3,
+                                       kind="typical", real_radii=r)
+    assert objective.best_in(0.05, 12.0) is None
+    assert objective.n_windows_excluding_zero == N

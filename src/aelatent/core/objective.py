@@ -2,34 +2,43 @@ r"""The objective of the search over ``b``: how well does uniform ``[-b, b]^N`` 
 
 Why not the box hit rate alone: it is won by ``b -> 0`` (every tiny vector lies inside
 ``[mu_i - k hw_i, mu_i + k hw_i]`` when the windows contain 0), yet such vectors are far
-shorter than any real latent vector (SCIENCE.md, "Radii"). So a sampled vector counts only
-when it does both:
+shorter than any real latent vector (docs/science.md, "Radii"). So a sampled vector counts
+only as far as it does both:
 
 - **hit**: every component within ``[mu_i - k hw_i, mu_i + k hw_i]`` (the study's hit test);
-- **radius**: its length within the central 98 % of the real radii, ``[r_1%, r_99%]``.
+- **radius**: its length ``r`` is where real radii are. Two ways to say "where", the
+  objective ``kind``:
 
-``objective(b)`` is the fraction of sampled vectors that do both; the multi-objective mode
-uses the two parts, ``hit_rate(b)`` and ``radius_agreement(b)`` (the fraction of sampled
-radii inside the real band), whose Pareto front shows the trade-off. ``objective`` is at most
-either part, and tends to 0 as ``b -> 0`` because every radius tends to 0.
+  - ``typical`` (the default): the weight ``w(r) = 2 min(F(r), 1 - F(r))``, with ``F`` the
+    real radii's empirical distribution function (mid-ranks, linearly interpolated). A radius
+    at the real median counts 1, one at the real p10 or p90 counts 0.2, one outside the real
+    radii (or outside ``band``) 0. The weight is continuous, so the optimum is where the hit
+    rate's fall and the radius weight's rise balance: a property of the data, not of a
+    percentile anyone chose (docs/science.md, "The search objective").
+  - ``band`` (the study's first version): ``w(r) = 1`` inside the real radii's band
+    ``[r_p1, r_p99]``, else 0. Its optimum sits where the sampled radii enter the band and
+    moves with the percentiles chosen; kept to reproduce earlier studies.
 
-Common random numbers, evaluated exactly
-----------------------------------------
+``objective(b)`` is the mean of ``hit_j * w(b |y_j|)`` over the sampled vectors, in [0, 1];
+the multi-objective mode uses the two parts, ``hit_rate(b)`` and ``radius_agreement(b)``
+(the mean radius weight), whose Pareto front shows the trade-off. Each value is a Monte
+Carlo mean of bounded terms, so its standard error is their standard deviation over
+``sqrt(n_samples)``; :meth:`UniformSearchObjective.best_in` reports the best b with the
+range of b whose objective is not significantly below the best (a paired test on the same
+draws).
+
+Common random numbers
+---------------------
 One draw ``y ~ U[-1, 1]^N`` (``n_samples`` vectors, the same ones
 :class:`~aelatent.core.samplers.UniformSampler` and :func:`~aelatent.core.hits.hit_grid`
-draw for the same seed) is scaled by every ``b``: ``z = b y``. Then each condition is an
-*interval of b* per vector, computed once:
-
-- hit: ``lo_i <= b y_i <= hi_i`` for all ``i`` is ``b`` in the intersection over ``i`` of
-  ``[lo_i / y_i, hi_i / y_i]`` (ends swapped for ``y_i < 0``), i.e. ``[L_j, U_j]``;
-- radius: ``r_lo <= b |y_j| <= r_hi`` is ``b`` in ``[r_lo / |y_j|, r_hi / |y_j|]``.
-
-So the objective for a fixed seed is a deterministic step function of ``b`` with steps of
-``1/n_samples`` (smooth to the eye, no re-sampling noise between trials, which is what a
-sequential optimiser needs), each evaluation costs O(n_samples) instead of
-O(n_samples x N), memory is O(n_samples), and the exact maximiser over a range is a sweep
-over the interval ends (:meth:`UniformSearchObjective.best_in`): a check on what the
-optimiser found.
+draw for the same seed) is scaled by every ``b``: ``z = b y``. The hit condition is an
+*interval of b* per vector, computed once: ``lo_i <= b y_i <= hi_i`` for all ``i`` is ``b``
+in the intersection over ``i`` of ``[lo_i / y_i, hi_i / y_i]`` (ends swapped for
+``y_i < 0``), i.e. ``[L_j, U_j]``; and the radius is ``b |y_j|``. So the objective for a
+fixed seed is a deterministic function of ``b`` (no re-sampling noise between trials, which
+is what a sequential optimiser needs), each evaluation costs O(n_samples) instead of
+O(n_samples x N), and the whole curve over a dense grid of b is cheap: the exact maximiser
+over a range (:meth:`UniformSearchObjective.best_in`) cross-checks what the optimiser found.
 """
 
 from __future__ import annotations
@@ -38,13 +47,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 
 from aelatent.core.hits import DEFAULT_CHUNK, hit_window
 from aelatent.core.radius import radii
 from aelatent.core.radius_theory import uniform_radius_moments
 from aelatent.core.samplers import UniformSampler
+from aelatent.core.windows import Z95
 
+OBJECTIVES = ("typical", "band")
+DEFAULT_OBJECTIVE = "typical"
 BAND_PERCENTILES = (1.0, 99.0)
+DENSE_POINTS = 2000  # the exact curve's grid over [b_min, b_max] for best_in
+BISECTIONS = 12  # each end of the plateau to 2^-12 of a grid step
 
 
 @dataclass(frozen=True)
@@ -58,26 +73,81 @@ class RadiusBand:
 
 @dataclass(frozen=True)
 class ObjectiveValue:
-    """The objective at one ``b`` and its two parts (fractions of ``n_samples`` vectors)."""
+    """The objective at one ``b``, its Monte Carlo standard error and its two parts."""
 
     b: float
     objective: float
     hit_rate: float
     radius_agreement: float
+    objective_se: float = math.nan
+
+
+@dataclass(frozen=True)
+class BestB:
+    """The exact maximiser of the sampled objective and the range of b as good within error.
+
+    ``lo``..``hi`` spans every b of the dense grid whose objective is not significantly
+    below the best: ``f(best) - f(b) <= 1.96 SE`` of that difference on the same draws.
+    """
+
+    value: ObjectiveValue
+    lo: float
+    hi: float
+
+    @property
+    def b(self) -> float:
+        return self.value.b
+
+    def contains(self, b: float) -> bool:
+        return self.lo <= b <= self.hi
+
+
+@dataclass(frozen=True)
+class ObjectiveCurve:
+    """The objective, its standard error and its parts over a grid of ``b``."""
+
+    b: np.ndarray
+    objective: np.ndarray
+    objective_se: np.ndarray
+    hit_rate: np.ndarray
+    radius_agreement: np.ndarray
+
+
+def check_objective(name: str) -> str:
+    """``name`` if it is one of OBJECTIVES, else a ValueError that lists them."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective={name!r} is unknown; expected one of {', '.join(OBJECTIVES)}")
+    return name
 
 
 def radius_band(
     radii: np.ndarray, percentiles: tuple[float, float] = BAND_PERCENTILES
 ) -> RadiusBand:
     """Central band of the real radii: by default the 1st..99th percentile (98 % of them)."""
-    radii = np.asarray(radii, dtype=np.float64).ravel()
-    if radii.size < 2 or not np.all(np.isfinite(radii)) or np.any(radii < 0):
-        raise ValueError("need at least two finite, non-negative radii")
+    radii = _check_radii(radii)
     lo_pct, hi_pct = percentiles
     if not 0 <= lo_pct < hi_pct <= 100:
         raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 100, got {percentiles}")
     lo, median, hi = np.percentile(radii, [lo_pct, 50.0, hi_pct])
     return RadiusBand(float(lo), float(hi), float(median))
+
+
+def _check_radii(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size < 2 or not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError("need at least two finite, non-negative radii")
+    return values
+
+
+def radius_typicality(r: np.ndarray, sorted_radii: np.ndarray) -> np.ndarray:
+    """``2 min(F(r), 1 - F(r))``: 1 at the real median, 0 outside the real radii.
+
+    ``F`` puts the i-th smallest of the n real radii at ``(i - 1/2) / n`` and interpolates
+    linearly; below the smallest and above the largest it is 0 and 1.
+    """
+    n = sorted_radii.size
+    cdf = np.interp(r, sorted_radii, (np.arange(1, n + 1) - 0.5) / n, left=0.0, right=1.0)
+    return 2.0 * np.minimum(cdf, 1.0 - cdf)
 
 
 def theory_b(median_radius: float, z_dim: int) -> float:
@@ -131,7 +201,8 @@ class UniformSearchObjective:
     """``objective(b)`` and its parts for the uniform generator, on one fixed draw.
 
     ``mu``, ``hw``: the real latents' centre and half-width per component; ``k``: the
-    half-width multiple of the hit test; ``band``: the real radii's central band.
+    half-width multiple of the hit test; ``band``: the real radii's central band;
+    ``kind``: ``typical`` (needs ``real_radii``) or ``band`` (see the module docstring).
     """
 
     def __init__(
@@ -143,6 +214,8 @@ class UniformSearchObjective:
         n_samples: int,
         seed: int,
         *,
+        kind: str = "band",
+        real_radii: np.ndarray | None = None,
         chunk_size: int = DEFAULT_CHUNK,
     ) -> None:
         mu = np.asarray(mu, dtype=np.float64).ravel()
@@ -157,53 +230,98 @@ class UniformSearchObjective:
             raise ValueError(f"radius band must satisfy 0 < lo <= hi, got {band}")
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        self.kind = check_objective(kind)
+        if kind == "typical":
+            if real_radii is None:
+                raise ValueError("the typical objective needs the real radii")
+            self.sorted_radii = np.sort(_check_radii(real_radii))
         self.mu, self.hw, self.k, self.band = mu, hw, float(k), band
         self.n_samples, self.seed = int(n_samples), int(seed)
 
         self.lo, self.hi = lo, hi = hit_window(mu, hw, k)
         base = UniformSampler(1.0, mu.size)
         rng = np.random.default_rng(seed)
-        hit_lo = np.empty(self.n_samples)
-        hit_hi = np.empty(self.n_samples)
-        norm = np.empty(self.n_samples)
+        self.hit_lo = np.empty(self.n_samples)
+        self.hit_hi = np.empty(self.n_samples)
+        self.norm = np.empty(self.n_samples)
         chunk = max(1, min(int(chunk_size), self.n_samples))
         buffer = np.empty((chunk, mu.size), dtype=np.float32)
         for start in range(0, self.n_samples, chunk):
             m = min(chunk, self.n_samples - start)
             y = base.draw_base(m, rng, out=buffer[:m])
-            hit_lo[start : start + m], hit_hi[start : start + m] = _hit_intervals(y, lo, hi)
-            norm[start : start + m] = radii(y)
+            rows = slice(start, start + m)
+            self.hit_lo[rows], self.hit_hi[rows] = _hit_intervals(y, lo, hi)
+            self.norm[rows] = radii(y)
         with np.errstate(divide="ignore"):
-            radius_lo = band.lo / norm
-            radius_hi = band.hi / norm
-        self._hit = _IntervalCount(hit_lo, hit_hi)
-        self._radius = _IntervalCount(radius_lo, radius_hi)
-        self._both = _IntervalCount(np.maximum(hit_lo, radius_lo), np.minimum(hit_hi, radius_hi))
+            radius_lo = band.lo / self.norm
+            radius_hi = band.hi / self.norm
+        # the band objective's terms are 0/1: exact counts by sorted interval ends
+        self._hit = _IntervalCount(self.hit_lo, self.hit_hi)
+        self._both = _IntervalCount(np.maximum(self.hit_lo, radius_lo),
+                                    np.minimum(self.hit_hi, radius_hi))
 
     @property
     def z_dim(self) -> int:
         return int(self.mu.size)
 
-    def curves(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(objective, hit_rate, radius_agreement)`` at every ``b`` (vectorised)."""
-        b = np.asarray(b, dtype=np.float64)
-        n = self.n_samples
-        return self._both(b) / n, self._hit(b) / n, self._radius(b) / n
+    def radius_weight(self, r: np.ndarray) -> np.ndarray:
+        """How much a sampled radius ``r`` counts: 1 inside the band (``band``), or its
+        typicality among the real radii, cut to 0 outside the band (``typical``)."""
+        inside = (r >= self.band.lo) & (r <= self.band.hi)
+        if self.kind == "band":
+            return inside.astype(np.float64)
+        return np.where(inside, radius_typicality(r, self.sorted_radii), 0.0)
+
+    def terms(self, b: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per sampled vector at ``b``: its objective term ``hit * w`` and its radius weight."""
+        hit = (self.hit_lo <= b) & (b <= self.hit_hi)
+        weight = self.radius_weight(b * self.norm)
+        return np.where(hit, weight, 0.0), weight
 
     def __call__(self, b: float) -> ObjectiveValue:
         if not (b > 0 and math.isfinite(b)):
             raise ValueError(f"b must be a positive finite number, got {b}")
-        objective, hit_rate, agreement = (float(c[0]) for c in self.curves(np.array([b])))
-        return ObjectiveValue(float(b), objective, hit_rate, agreement)
+        curve = self.curve(np.array([float(b)]))
+        return ObjectiveValue(float(b), float(curve.objective[0]), float(curve.hit_rate[0]),
+                              float(curve.radius_agreement[0]), float(curve.objective_se[0]))
 
-    def best_in(self, b_min: float, b_max: float) -> ObjectiveValue:
-        """The exact maximiser of the sampled objective over ``[b_min, b_max]``.
+    def curve(self, b: np.ndarray) -> ObjectiveCurve:
+        """The objective with its standard error and its parts at every ``b``."""
+        b = np.asarray(b, dtype=np.float64).ravel()
+        n = self.n_samples
+        value, se, agreement = (np.empty(b.size) for _ in range(3))
+        for i, x in enumerate(b):
+            term, weight = self.terms(x)
+            value[i] = term.mean()
+            se[i] = term.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
+            agreement[i] = weight.mean()
+        return ObjectiveCurve(b, value, se, self._hit(b) / n, agreement)
 
-        The count only rises at an interval start, so the maximum is at ``b_min`` or at a
-        start inside the range; the centre of that maximal plateau is returned.
+    def curves(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(objective, hit_rate, radius_agreement)`` at every ``b`` (vectorised)."""
+        curve = self.curve(b)
+        return curve.objective, curve.hit_rate, curve.radius_agreement
+
+    def best_in(self, b_min: float, b_max: float, n_points: int = DENSE_POINTS) -> BestB | None:
+        """The exact maximiser of the sampled objective over ``[b_min, b_max]``, with the
+        range of b as good within Monte Carlo error; ``None`` when it is 0 everywhere.
+
+        ``band``: the count only rises at an interval start, so the maximum is at ``b_min``
+        or at a start inside the range (the centre of that maximal plateau is returned).
+        ``typical``: the best of a dense log grid, refined by a bounded scalar search
+        between its neighbours.
         """
-        if not 0 < b_min < b_max:
-            raise ValueError(f"need 0 < b_min < b_max, got {b_min}, {b_max}")
+        if not (0 < b_min < b_max and math.isfinite(b_max)):
+            raise ValueError(f"need 0 < b_min < b_max < inf, got {b_min}, {b_max}")
+        grid = np.geomspace(b_min, b_max, n_points)
+        values = self.curve(grid).objective
+        best = self._band_best(b_min, b_max) if self.kind == "band" else self._refine(grid, values)
+        if best.objective <= 0:
+            return None
+        lo, hi = self._plateau(best, grid, values)
+        return BestB(best, lo, hi)
+
+    def _band_best(self, b_min: float, b_max: float) -> ObjectiveValue:
         starts = self._both.start
         candidates = np.concatenate([[b_min], starts[(starts > b_min) & (starts <= b_max)]])
         counts = self._both(candidates)
@@ -217,6 +335,49 @@ class UniformSearchObjective:
         if first_end < self._both.end.size:
             after.append(self._both.end[first_end])
         return self(0.5 * (best + min(after)))
+
+    def _refine(self, grid: np.ndarray, values: np.ndarray) -> ObjectiveValue:
+        i = int(np.argmax(values))
+        best = self(float(grid[i]))
+        if values[i] <= 0:
+            return best
+        left, right = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+        found = optimize.minimize_scalar(lambda x: -self(float(x)).objective,
+                                         bounds=(left, right), method="bounded",
+                                         options={"xatol": 1e-6 * grid[i]})
+        refined = self(float(found.x))
+        return refined if refined.objective > best.objective else best
+
+    def _plateau(self, best: ObjectiveValue, grid: np.ndarray,
+                 values: np.ndarray) -> tuple[float, float]:
+        """Smallest and largest b not significantly worse than ``best``: the dense grid's,
+        each end then bisected against its first rejected neighbour."""
+        best_terms, _ = self.terms(best.b)
+
+        def as_good(x: float, value: float | None = None) -> bool:
+            term = self.terms(x)[0]
+            gap = best.objective - (term.mean() if value is None else value)
+            if gap <= 0:
+                return True
+            se = (best_terms - term).std(ddof=1) / math.sqrt(self.n_samples)
+            return bool(gap <= Z95 * se)
+
+        good = np.array([as_good(x, v) for x, v in zip(grid, values, strict=True)])
+        kept = np.append(grid[good], best.b)
+        ends = []
+        for kept_end, beyond in ((kept.min(), grid[grid < kept.min()][-1:]),
+                                 (kept.max(), grid[grid > kept.max()][:1])):
+            inner = float(kept_end)
+            if beyond.size:  # bisect towards the first rejected grid point
+                outer = float(beyond[0])
+                for _ in range(BISECTIONS):
+                    middle = math.sqrt(inner * outer)
+                    if as_good(middle):
+                        inner = middle
+                    else:
+                        outer = middle
+            ends.append(inner)
+        return ends[0], ends[1]
 
     @property
     def n_windows_excluding_zero(self) -> int:
