@@ -39,6 +39,11 @@ EXPECTED_METRICS = {
     "centre_norm", "n_axes_centre_90", "radius_mean", "radius_std", "radius_min", "radius_max",
     "radius_p1", "radius_p5", "radius_p50", "radius_p95", "radius_p99", "pca_n_90", "pca_n_99",
     "corr_max_abs",
+    # in the run's own units and beyond the windows' errors (core/significance.py)
+    "scale_median_hw", "n_mu_abs_ge_0.25s", "n_mu_abs_ge_1s", "n_hw_ge_1.5s", "n_hw_ge_2s",
+    "n_hw_ge_3s", "n_sig_mu_abs_ge_0.25s", "n_sig_mu_abs_ge_1s", "n_sig_hw_ge_1.5s",
+    "n_sig_hw_ge_2s", "n_sig_hw_ge_3s", "n_sig_mu_abs_ge_0.25", "n_sig_mu_abs_ge_1",
+    "n_sig_hw_ge_1", "n_sig_hw_ge_1.5", "n_sig_hw_ge_3", "n_dominant_sig",
 }
 
 
@@ -57,10 +62,20 @@ def test_metric_names_and_values(analysis):
     assert metrics["centre_norm"] == pytest.approx(centre, abs=0.03)
     assert metrics["n_axes_centre_90"] == 2  # 1.5^2 + 0.6^2 = 2.61 of 2.77 is 94%
     assert metrics["corr_max_abs"] == pytest.approx(0.9, abs=0.01)
+    # s = the hw of the 27 base components, 0.82: the planted |mu| 1.5, 0.6, 0.4 >= 0.25 s,
+    # only 1.5 >= 1 s; hw 2.12, 3.30, 2.12 >= 2 s, only 3.30 >= 3 s; at n = 20,000 all clear
+    assert metrics["scale_median_hw"] == pytest.approx(2.3548 * BASE_SIGMA, rel=0.05)
+    assert metrics["n_sig_mu_abs_ge_0.25s"] == 3 and metrics["n_sig_mu_abs_ge_1s"] == 1
+    assert metrics["n_sig_hw_ge_1.5s"] == metrics["n_sig_hw_ge_2s"] == 3
+    assert metrics["n_sig_hw_ge_3s"] == 1
+    assert metrics["n_sig_mu_abs_ge_0.25"] == 3 and metrics["n_sig_hw_ge_1.5"] == 3
+    assert metrics["n_dominant_sig"] == 6
 
 
 def test_dominant_components_and_pair(analysis):
     np.testing.assert_array_equal(analysis.dominant_components, [3, 7, 11, 20, 25, 30])
+    np.testing.assert_array_equal(np.flatnonzero(analysis.dominant_significant),
+                                  [3, 7, 11, 20, 25, 30])
     assert analysis.dominant_pair == (3, 7)  # scores |mu|/0.25: 6, 2.4; then 25: hw/1.5 = 2.2
     assert analysis.pair_sample.shape == (PAIR_SAMPLES, 2)
     assert analysis.pair_sample[:, 0].mean() == pytest.approx(1.5, abs=0.05)

@@ -80,6 +80,8 @@ def test_components_csv_round_trips_exactly(written):
     for name, column in analysis.components.columns().items():
         np.testing.assert_array_equal(table[name], column, err_msg=name)
     assert table["component"].dtype == np.int64 and table["dominant"].dtype == bool
+    np.testing.assert_array_equal(table["dominant_significant"], analysis.dominant_significant)
+    assert table["dominant_significant"].dtype == bool
     assert table["mu"].dtype == np.float64
 
 

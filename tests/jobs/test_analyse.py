@@ -44,6 +44,8 @@ def test_analyse_and_log_into_the_active_run(tracking_uri):
     assert set(ARTIFACT_PATHS) <= _artifact_paths(client, run.info.run_id)
     assert data.metrics["n_dominant"] == analysis.metrics()["n_dominant"] == 2
     assert data.metrics["n_mu_abs_ge_0.25"] == 1 and "radius_mean" in data.metrics
+    for name in ("scale_median_hw", "n_sig_mu_abs_ge_0.25s", "n_sig_hw_ge_1.5s", "n_dominant_sig"):
+        assert data.metrics[name] == analysis.metrics()[name], name
     assert data.params["analysis_mu_threshold"] == "0.25"
     assert data.params["analysis_estimate"] == "auto"
 

@@ -36,6 +36,7 @@ from aelatent.core.observations import (
     value_range_observations,
 )
 from aelatent.core.radius import RadiusStats, radii, radius_stats
+from aelatent.core.significance import dominant_significant, scale_free_observations
 from aelatent.core.windows import DEFAULT_ESTIMATOR, Windows, estimate_windows
 
 STUDY_THRESHOLDS = DominanceThresholds()
@@ -67,6 +68,11 @@ class LatentAnalysis:
         """Indices of the dominant components, ascending."""
         return np.flatnonzero(self.components.dominant)
 
+    @property
+    def dominant_significant(self) -> np.ndarray:
+        """Per component: dominant in the run's own units beyond the windows' errors."""
+        return dominant_significant(self.windows)
+
     def metrics(self) -> dict[str, float]:
         """Metric name -> value, names as in DESIGN.md (``n_hw_ge_1.5``, ``radius_mean``, ...)."""
         # the study's counts, on the study's reading unless a column estimate was asked for
@@ -76,6 +82,8 @@ class LatentAnalysis:
         values.update(value_range_observations(self.value_min, self.value_max,
                                                self.histograms.half_range))
         values.update(centre_observations(self.components.mean))
+        # the same questions in the run's own units, beyond the windows' errors
+        values.update(scale_free_observations(self.windows))
         values.update(self.radius.metrics())
         for fraction in VARIANCE_FRACTIONS:
             values[f"pca_n_{metric_number(100 * fraction)}"] = float(self.pca.n_for(fraction))

@@ -38,7 +38,7 @@ PLOT_PATHS = (COMPONENTS_PNG, DOMINANT_PNG, RADIUS_PNG, PAIR_PNG, MATRIX_PNG, SP
 ARTIFACT_PATHS = DATA_PATHS + PLOT_PATHS
 
 INT_COLUMNS = frozenset({"component"})
-BOOL_COLUMNS = frozenset({"dominant", "gaussian_like"})
+BOOL_COLUMNS = frozenset({"dominant", "gaussian_like", "dominant_significant"})
 
 
 def _cell(value: object) -> str:
@@ -125,6 +125,12 @@ def dominant_table(analysis: LatentAnalysis) -> str:
     return "\n".join([*lines, ""])
 
 
+def components_columns(analysis: LatentAnalysis) -> dict[str, np.ndarray]:
+    """The table of ``stats/components.csv``: the statistics, then ``dominant_significant``."""
+    return {**analysis.components.columns(),
+            "dominant_significant": analysis.dominant_significant}
+
+
 def write_analysis(analysis: LatentAnalysis, out_dir: Path, plots: bool = True) -> None:
     """Write every analysis artifact under ``out_dir`` (``plots=False``: data files only)."""
     out_dir = Path(out_dir)
@@ -133,7 +139,7 @@ def write_analysis(analysis: LatentAnalysis, out_dir: Path, plots: bool = True) 
     hist = analysis.histograms
     np.save(out_dir / COUNTS_NPY, hist.counts.astype(np.int64))
     np.save(out_dir / EDGES_NPY, hist.edges.astype(np.float64))
-    write_csv(out_dir / COMPONENTS_CSV, analysis.components.columns())
+    write_csv(out_dir / COMPONENTS_CSV, components_columns(analysis))
     write_csv(out_dir / WINDOWS_CSV, analysis.windows.columns())
     (out_dir / DOMINANT_MD).write_text(dominant_table(analysis))
     radius = analysis.radius

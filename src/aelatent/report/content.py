@@ -111,6 +111,41 @@ OBSERVATIONS = (
     Observation("–", "dominant components", "20 listed", ("n_dominant",)),
 )
 
+
+@dataclass(frozen=True)
+class ScaleFreeLevel:
+    """One row of the scale-free table: a level, absolute and in the run's unit s, and the
+    metrics that count it four ways (None: no such count at this level)."""
+
+    absolute: str
+    in_s: str
+    study: str | None
+    significant: str | None
+    scale_free: str | None
+    significant_scale_free: str | None
+
+    @property
+    def metrics(self) -> tuple[str | None, ...]:
+        return (self.study, self.significant, self.scale_free, self.significant_scale_free)
+
+
+# aelatent.core.significance: the study's questions in the run's own units, beyond doubt
+SCALE_METRIC = "scale_median_hw"
+SCALE_FREE_LEVELS = (
+    ScaleFreeLevel("|mu| >= 0.25", "|mu| >= 0.25 s", "n_mu_abs_ge_0.25", "n_sig_mu_abs_ge_0.25",
+                   "n_mu_abs_ge_0.25s", "n_sig_mu_abs_ge_0.25s"),
+    ScaleFreeLevel("|mu| >= 1", "|mu| >= 1 s", "n_mu_abs_ge_1", "n_sig_mu_abs_ge_1",
+                   "n_mu_abs_ge_1s", "n_sig_mu_abs_ge_1s"),
+    ScaleFreeLevel("hw >= 1", "", "n_hw_ge_1", "n_sig_hw_ge_1", None, None),
+    ScaleFreeLevel("hw >= 1.5", "hw >= 1.5 s", "n_hw_ge_1.5", "n_sig_hw_ge_1.5",
+                   "n_hw_ge_1.5s", "n_sig_hw_ge_1.5s"),
+    ScaleFreeLevel("", "hw >= 2 s", None, None, "n_hw_ge_2s", "n_sig_hw_ge_2s"),
+    ScaleFreeLevel("hw >= 3", "hw >= 3 s", "n_hw_ge_3", "n_sig_hw_ge_3",
+                   "n_hw_ge_3s", "n_sig_hw_ge_3s"),
+    ScaleFreeLevel("dominant (the run's rule)", "dominant: |mu| >= 0.25 s or hw >= 1.5 s",
+                   "n_dominant", None, None, "n_dominant_sig"),
+)
+
 # SCIENCE.md: the dominant components reported for case II on CelebA (component, mu, hw).
 REFERENCE_DOMINANT = (
     (15, -0.25, 1.5),
@@ -560,6 +595,7 @@ class _Builder:
             ),
             Table("observations", columns, rows, caption="The eight observations"),
         ]
+        blocks += self._scale_free_observations()
         missing = sorted(
             {
                 m
@@ -583,6 +619,60 @@ class _Builder:
                 )
             )
         return Section("observations", "The eight observations", blocks)
+
+    def _scale_free_observations(self) -> list[Block]:
+        """The counts in each run's own units and beyond the windows' errors, by level."""
+        cases = self.data.cases
+        columns = ["level", "level in s"]
+        for c in cases:
+            columns += [f"case {c.label}: {k}" for k in ("study", "significant", "in s",
+                                                         "significant in s")]
+        rows = []
+        for level in SCALE_FREE_LEVELS:
+            row: list = [level.absolute, level.in_s]
+            for c in cases:
+                # empty: no such count at this level; None (a dash): not logged by the run
+                row += ["" if m is None else c.train.metrics.get(m) for m in level.metrics]
+            rows.append(row)
+        scales = ", ".join(
+            f"case {c.label} s = "
+            + (f"{c.train.metrics[SCALE_METRIC]:.3g}" if SCALE_METRIC in c.train.metrics else "–")
+            for c in cases
+        )
+        blocks: list[Block] = [
+            Heading("Scale-free observations"),
+            Paragraph(
+                "The same questions in each run's own units and beyond doubt. s is the run's "
+                "scale, the median hw of its windows (stats/windows.csv, from the training "
+                f"latents){': ' + scales if scales else ''}. 'study' is the count above: the "
+                "study's absolute levels on the histogram reading, which mean something else "
+                "on data of another scale (on latents spanning [-10, 10] every component "
+                "passes) and, at small n, catch the noise of the reading. 'in s' counts the "
+                "estimates against multiples of s, so it carries over between data sets; hw "
+                ">= 1 s would count half the components by the definition of the median, so "
+                "the width levels start at 1.5 s. The 'significant' columns are the ones to "
+                "trust: they count a component only when its interval, simultaneous over all "
+                "N components (Bonferroni, z = Φ⁻¹(1 - 0.05 / 2N)), lies wholly past the "
+                "level, so that with probability >= 95% not a single component is counted "
+                "falsely (as far as the windows' standard errors hold). A dash: the train run "
+                "did not log that metric (runs from before these metrics); empty: no such "
+                "count. docs/science.md, 'Observations in the run's own units'."
+            ),
+            Table(
+                "observations_scale_free",
+                columns,
+                rows,
+                caption="Observations at the study's levels and in the run's own units",
+            ),
+        ]
+        if cases and not any(SCALE_METRIC in c.train.metrics for c in cases):
+            blocks.append(
+                Note(
+                    "Not logged: no train run has the scale-free observations (they are from "
+                    "before them); a new train run logs them."
+                )
+            )
+        return blocks
 
     def dominant(self) -> Section:
         reference = Panel(
