@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow.entities import Run
+
+from aelatent.io.analysis_artifacts import write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -124,3 +127,20 @@ def tiny_train_run(tracking_uri: str) -> str:
     result = mlflow_run("train", TINY_TRAIN, tracking_uri)
     assert result.returncode == 0, result.output[-4000:]
     return newest_run("tags.entry_point = 'train'").info.run_id
+
+
+def log_synthetic_train_run(latents: np.ndarray, n_train: int, out: Path) -> str:
+    """A FINISHED run tagged as a train run holding ``latents`` (the first ``n_train`` rows the
+    training partition, the rest validation) and no model: what evaluate and search read."""
+    (out / "latents").mkdir(parents=True)
+    np.save(out / "latents" / "latents.npy", latents)
+    n = latents.shape[0]
+    write_csv(
+        out / "latents" / "index.csv",
+        {"row": np.arange(n), "image_id": np.arange(n),
+         "partition": np.array(["train"] * n_train + ["val"] * (n - n_train))},
+    )
+    with mlflow.start_run(run_name="synthetic train") as run:
+        mlflow.set_tags({"entry_point": "train", "case": "synthetic", "dataset": "synthetic"})
+        mlflow.log_artifacts(str(out))
+    return run.info.run_id

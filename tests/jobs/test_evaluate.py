@@ -14,13 +14,18 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import assert_user_error, find_runs, mlflow_run, newest_run
+from conftest import (
+    assert_user_error,
+    find_runs,
+    log_synthetic_train_run,
+    mlflow_run,
+    newest_run,
+)
 from scipy import stats
 
 from aelatent.core.hits import hit_grid
 from aelatent.core.samplers import UniformSampler
 from aelatent.core.windows import histogram_centre_width
-from aelatent.io.analysis_artifacts import write_csv
 from aelatent.jobs.evaluate import cli
 
 pytestmark = pytest.mark.e2e
@@ -40,18 +45,8 @@ def _synthetic_latents() -> np.ndarray:
 @pytest.fixture(scope="module")
 def synthetic_train_run(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A FINISHED run tagged as a train run: Gaussian latents (400 train, 100 val), no model."""
-    out = tmp_path_factory.mktemp("synthetic_train")
-    (out / "latents").mkdir()
-    np.save(out / "latents" / "latents.npy", _synthetic_latents())
-    write_csv(
-        out / "latents" / "index.csv",
-        {"row": np.arange(N_LATENTS), "image_id": np.arange(N_LATENTS),
-         "partition": np.array(["train"] * N_TRAIN + ["val"] * (N_LATENTS - N_TRAIN))},
-    )
-    with mlflow.start_run(run_name="synthetic train") as run:
-        mlflow.set_tags({"entry_point": "train", "case": "synthetic", "dataset": "synthetic"})
-        mlflow.log_artifacts(str(out))
-    return run.info.run_id
+    return log_synthetic_train_run(_synthetic_latents(), N_TRAIN,
+                                   tmp_path_factory.mktemp("synthetic_train"))
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """The search entry point: parent and child runs, resume, two workers at once, bad input.
 
 `mlflow run . -e search` imports no TensorFlow, so each run costs a few seconds; the trials
-are cheap (n_samples is small), so the tests are dominated by process start-up.
+are cheap (n_samples is small), so the tests are dominated by process start-up. Two train
+runs: synthetic Gaussian latents around the origin (uniform vectors score, there is a best
+b) and the session's tiny network, whose latents sit off the origin (no uniform b scores).
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
-from conftest import assert_user_error, cli_error, find_runs, mlflow_run
+from conftest import (
+    assert_user_error,
+    cli_error,
+    find_runs,
+    log_synthetic_train_run,
+    mlflow_run,
+)
 
 from aelatent.jobs.search import (
+    NO_BEST_B_TAG,
     TrialSeededSampler,
     cli,
     default_storage_url,
@@ -25,6 +35,13 @@ from aelatent.jobs.search import (
 pytestmark = pytest.mark.e2e
 
 SMALL = {"n_samples": "2000", "seed": "1"}
+
+
+@pytest.fixture(scope="module")
+def gaussian_train_run(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Latents N(0, 0.5^2) in 16 dimensions, 400 train and 100 validation rows, no model."""
+    latents = np.random.default_rng(5).normal(0.0, 0.5, (500, 16)).astype(np.float32)
+    return log_synthetic_train_run(latents, 400, tmp_path_factory.mktemp("gaussian_train"))
 
 
 def newest_search(train_run: str) -> mlflow.entities.Run:
@@ -39,12 +56,24 @@ def load_study(storage: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def check_parent_and_children(parent: mlflow.entities.Run, n_trials: int) -> None:
+def check_parent_and_children(parent: mlflow.entities.Run, n_trials: int, *,
+                              scores: bool = True) -> None:
+    """The parent's summary and its trials; ``scores``: whether some b has objective > 0."""
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["mlflow.runName"].startswith("search case ")
     metrics = parent.data.metrics
-    for key in ("best_b", "best_value", "b_theory", "best_value_sweep", "n_trials_study"):
+    best = ("best_b", "best_value", "best_value_se", "best_value_sweep", "best_b_lo", "best_b_hi")
+    for key in ("b_theory", "n_trials_study", *(best if scores else ())):
         assert key in metrics, key
+    if scores:
+        assert metrics["best_b_lo"] <= metrics["best_b_sweep"] <= metrics["best_b_hi"]
+        assert metrics["best_value_sweep"] >= metrics["best_value"] - 1e-12  # exact >= Optuna
+        assert metrics["best_b_gap"] == pytest.approx(metrics["best_b"] - metrics["best_b_sweep"])
+        assert metrics["best_b_in_interval"] == float(
+            metrics["best_b_lo"] <= metrics["best_b"] <= metrics["best_b_hi"])
+    else:  # no best b to name, and the run says why
+        assert not {key for key in metrics if key.startswith("best_")}, metrics
+        assert "objective is 0 for every b" in parent.data.tags[NO_BEST_B_TAG]
     kids = children(parent)
     assert len(kids) == n_trials
     assert all(k.info.status == "FINISHED" for k in kids)
@@ -56,16 +85,19 @@ def check_parent_and_children(parent: mlflow.entities.Run, n_trials: int) -> Non
             kid.data.metrics["hit_rate"], kid.data.metrics["radius_agreement"]
         )
     # radius theory's b is trial 0 of every study here: the best is at least as good
-    assert metrics["best_value"] >= metrics["objective_at_b_theory"] - 1e-12
+    if scores:
+        assert metrics["best_value"] >= metrics["objective_at_b_theory"] - 1e-12
 
 
-def test_search_end_to_end_then_resume(tiny_train_run, tracking_uri, tmp_path):
-    params = {"train_run": tiny_train_run, "n_trials": "4", **SMALL}
+def test_search_end_to_end_then_resume(gaussian_train_run, tracking_uri, tmp_path):
+    params = {"train_run": gaussian_train_run, "n_trials": "4", **SMALL}
     first = mlflow_run("search", params, tracking_uri)
     assert first.returncode == 0, first.output[-4000:]
-    parent = newest_search(tiny_train_run)
+    assert "best b = " in first.output and "exact optimum" in first.output
+    parent = newest_search(gaussian_train_run)
     check_parent_and_children(parent, 4)
-    assert parent.data.tags["case"] == "I"
+    assert parent.data.tags["case"] == "synthetic"
+    assert parent.data.params["objective"] == "typical"
     metrics = parent.data.metrics
     kids = children(parent)
     best_kid = max(kids, key=lambda k: (k.data.metrics["objective"], -int(k.data.tags["trial"])))
@@ -77,7 +109,8 @@ def test_search_end_to_end_then_resume(tiny_train_run, tracking_uri, tmp_path):
     # the default storage is an SQLite file beside the MLflow store
     storage = default_storage_url(tracking_uri)
     assert storage == f"sqlite:///{Path(tracking_uri[len('sqlite:///') :]).parent / 'optuna.db'}"
-    name = default_study_name(tiny_train_run, 2.0, "single")
+    name = default_study_name(gaussian_train_run, 2.0, "single")
+    assert name.endswith("-k2-typical")
     assert parent.data.tags["study_name"] == name
     # trial 0 is radius theory's b, enqueued when the study was new
     study = load_study(storage, name)
@@ -94,11 +127,15 @@ def test_search_end_to_end_then_resume(tiny_train_run, tracking_uri, tmp_path):
     with (local / "trials.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["number"]) for r in rows] == [0, 1, 2, 3]
+    with (local / "objective_curve.csv").open() as handle:
+        curve = list(csv.DictReader(handle))
+    assert max(float(r["objective"]) for r in curve) <= metrics["best_value_sweep"] + 1e-12
+    assert all(float(r["objective_se"]) >= 0 for r in curve)
 
     # the same command again continues the study: 4 more trials, numbered 4..7
     second = mlflow_run("search", params, tracking_uri)
     assert second.returncode == 0, second.output[-4000:]
-    resumed = newest_search(tiny_train_run)
+    resumed = newest_search(gaussian_train_run)
     assert resumed.info.run_id != parent.info.run_id
     assert resumed.data.tags["resumed"] == "true"
     check_parent_and_children(resumed, 4)
@@ -145,7 +182,7 @@ def test_two_workers_at_once_share_one_study(tiny_train_run, tracking_uri, tmp_p
     assert len({round(t.params["b"], 12) for t in trials}) == 2 * n
     for parent_id, own in workers.items():
         parent = mlflow.get_run(parent_id)
-        check_parent_and_children(parent, n)
+        check_parent_and_children(parent, n, scores=False)
         assert {k.data.tags["trial"] for k in children(parent)} == {str(t.number) for t in own}
 
 
@@ -167,7 +204,7 @@ def test_multi_objective_logs_the_pareto_front(tiny_train_run, tracking_uri, tmp
         ]
     )
     parent = newest_search(tiny_train_run)
-    check_parent_and_children(parent, 5)
+    check_parent_and_children(parent, 5, scores=False)
     assert parent.data.tags["mode"] == "multi"
     local = Path(
         mlflow.artifacts.download_artifacts(
@@ -177,7 +214,7 @@ def test_multi_objective_logs_the_pareto_front(tiny_train_run, tracking_uri, tmp
     assert (local / "pareto_front.png").stat().st_size > 1000
     with (local / "pareto_front.csv").open() as handle:
         front = list(csv.DictReader(handle))
-    study = load_study(storage, default_study_name(tiny_train_run, 2.0, "multi"))
+    study = load_study(storage, default_study_name(tiny_train_run, 2.0, "multi", "typical"))
     assert len(study.directions) == 2
     assert {int(r["number"]) for r in front} == {t.number for t in study.best_trials}
 
@@ -224,6 +261,11 @@ def test_bad_input_fails_the_mlflow_run(tiny_train_run, tracking_uri):
         (["--mode", "pareto"], ["mode='pareto'", "single, multi"]),
         (["--n-samples", "5"], ["n_samples=5", ">= 100"]),
         (["--storage", "optuna.db"], ["storage='optuna.db' is not a storage URL"]),
+        (["--objective", "best"], ["objective='best'", "typical, band"]),
+        (["--radius-band", "5"], ["radius_band='5'", "0 <= lo < hi <= 100"]),
+        (["--radius-band", "99,1"], ["radius_band='99,1'", "0 <= lo < hi <= 100"]),
+        (["--radius-band", "0,101"], ["radius_band='0,101'", "0 <= lo < hi <= 100"]),
+        (["--radius-band", "1,nan"], ["radius_band"]),
         (["--train-run", "0123abc"], ["run '0123abc' does not exist"]),
     ],
 )
@@ -263,6 +305,8 @@ def test_a_conflicting_study_is_reported_and_kept(
         (["--n-samples", "600"], "n_samples=500 (now 600)"),
         (["--n-samples", "500", "--k", "3"], "k=2 (now 3)"),
         (["--n-samples", "500", "--mode", "multi"], "mode=multi needs 2"),
+        (["--n-samples", "500", "--objective", "band"], "objective='uniform: box hit at k x"),
+        (["--n-samples", "500", "--radius-band", "5,95"], "radius_band='1,99' (now '5,95')"),
     ):
         err = cli_error(cli, [*base, "--n-trials", "2", *extra], capsys)
         assert "study_name='kept'" in err and fragment in err, err

@@ -58,7 +58,7 @@ from aelatent.core.windows import Z95
 OBJECTIVES = ("typical", "band")
 DEFAULT_OBJECTIVE = "typical"
 BAND_PERCENTILES = (1.0, 99.0)
-DENSE_POINTS = 2000  # the exact curve's grid over [b_min, b_max] for best_in
+DENSE_POINTS = 1000  # the exact curve's grid over [b_min, b_max] for best_in
 BISECTIONS = 12  # each end of the plateau to 2^-12 of a grid step
 
 
@@ -355,6 +355,8 @@ class UniformSearchObjective:
         best_terms, _ = self.terms(best.b)
 
         def as_good(x: float, value: float | None = None) -> bool:
+            if value is not None and best.objective - value > Z95 / math.sqrt(self.n_samples):
+                return False  # terms lie in [0, 1]: the difference's SE is <= 1 / sqrt(n)
             term = self.terms(x)[0]
             gap = best.objective - (term.mean() if value is None else value)
             if gap <= 0:

@@ -2,9 +2,12 @@
 
 ``mlflow run . -e search --env-manager local -P n_trials=30``
 
-An Optuna study over ``b`` (log scale) maximises :mod:`aelatent.core.objective` (box hit AND
-a radius inside the real band) or, with ``mode=multi``, the pair (hit rate, radius
-agreement). One parent MLflow run per worker, one nested child run per trial. The study
+An Optuna study over ``b`` (log scale) maximises :mod:`aelatent.core.objective` (box hit
+weighted by how typical the sampled radius is among the real radii; ``objective=band``: box
+hit AND a radius inside the real band) or, with ``mode=multi``, the pair (hit rate, radius
+agreement). The exact curve of the same objective over the whole range cross-checks Optuna's
+answer and gives the interval of b as good as the best within Monte Carlo error.
+One parent MLflow run per worker, one nested child run per trial. The study
 lives in an Optuna storage (default: an SQLite file beside the MLflow store), so running
 the same command again continues it and several workers may share it at once; watch it
 live with ``optuna-dashboard <storage URL>``.
@@ -35,6 +38,10 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.core.objective import (
+    BAND_PERCENTILES,
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    BestB,
     ObjectiveValue,
     UniformSearchObjective,
     radius_band,
@@ -44,6 +51,7 @@ from aelatent.core.radius import radii
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     WINDOW_ESTIMATORS,
+    Z95,
     Windows,
     check_estimate,
     estimate_windows,
@@ -69,12 +77,17 @@ DEFAULT_STORAGE = "default"
 AUTO = "auto"
 ARTIFACT_DIR = "search"
 OPTUNA_DB = "optuna.db"
-OBJECTIVE_VERSION = "uniform: box hit at k AND radius in real p1..p99 (v1)"
+OBJECTIVE_VERSIONS = {
+    "typical": "uniform: box hit at k x radius typicality 2 min(F, 1 - F) (v2)",
+    "band": "uniform: box hit at k AND radius in the real band (v1)",
+}
 SQLITE_BUSY_TIMEOUT_S = 60
 SERVER_CONNECT_TIMEOUT_S = 10
 HEARTBEAT_INTERVAL_S = 60
 HEARTBEAT_GRACE_S = 180
 CURVE_POINTS = 600
+NO_BEST_B_TAG = "no_best_b"  # why: the objective is 0 for every b in the range
+OUTSIDE_TAG = "best_b_unconfirmed"  # Optuna's best is not as good as the exact optimum
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,8 @@ class SearchRequest:
     study_name: str | None
     seed: int
     estimate: str = DEFAULT_ESTIMATOR
+    objective: str = DEFAULT_OBJECTIVE
+    radius_band: tuple[float, float] = BAND_PERCENTILES
 
     @property
     def multi(self) -> bool:
@@ -104,6 +119,15 @@ def _one_number(text: str, name: str, *, positive: bool) -> float:
     if len(values) != 1:
         raise UserError(f"{name}={text!r}: give one number, not a list")
     return values[0]
+
+
+def parse_band(text: str) -> tuple[float, float]:
+    """``"1,99"`` -> (1.0, 99.0): two percentiles with 0 <= lo < hi <= 100."""
+    values = parse_float_list(text, "radius_band", positive=False)
+    if len(values) != 2 or not 0 <= values[0] < values[1] <= 100:
+        raise UserError(f"radius_band={text!r} is out of range; expected two percentiles lo,hi "
+                        "with 0 <= lo < hi <= 100, e.g. 1,99")
+    return values[0], values[1]
 
 
 def parse_args(argv: Sequence[str] | None) -> SearchRequest:
@@ -121,6 +145,10 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser.add_argument("--seed", default="0", help="seed of the draws and of the TPE sampler")
     parser.add_argument("--estimate", default=DEFAULT_ESTIMATOR,
                         help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}")
+    parser.add_argument("--objective", default=DEFAULT_OBJECTIVE,
+                        help="typical (hit x radius typicality) or band (hit AND radius in band)")
+    parser.add_argument("--radius-band", default="1,99",
+                        help="percentiles lo,hi of the real radii outside which a radius counts 0")
     args = parser.parse_args(argv)
 
     k = _one_number(args.k, "k", positive=True)
@@ -140,6 +168,10 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
             "postgresql://user@host/db"
         )
     study_name = args.study_name.strip()
+    objective = args.objective.strip().lower()
+    if objective not in OBJECTIVES:
+        raise UserError(f"objective={args.objective!r} is unknown; choose one of "
+                        f"{', '.join(OBJECTIVES)}")
     train_run, case = parse_train_run_choice(args.train_run, args.case)
     return SearchRequest(
         train_run=train_run,
@@ -154,6 +186,8 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         study_name=None if study_name in ("", AUTO) else study_name,
         seed=parse_int(args.seed, "seed", minimum=0),
         estimate=check_estimate(args.estimate),
+        objective=objective,
+        radius_band=parse_band(args.radius_band),
     )
 
 
@@ -330,8 +364,15 @@ class TrialSeededSampler(BaseSampler):
         self._tpe.reseed_rng()
 
 
-def default_study_name(train_run_id: str, k: float, mode: str) -> str:
-    return f"uniform-b-{train_run_id}-k{k:g}" + ("-multi" if mode == "multi" else "")
+def default_study_name(train_run_id: str, k: float, mode: str, objective: str = DEFAULT_OBJECTIVE,
+                       band: tuple[float, float] = BAND_PERCENTILES) -> str:
+    """One name per question asked: studies of the first (band) objective keep their names."""
+    name = f"uniform-b-{train_run_id}-k{k:g}"
+    if objective != "band":
+        name += f"-{objective}"
+    if tuple(band) != BAND_PERCENTILES:
+        name += f"-r{band[0]:g}-{band[1]:g}"
+    return name + ("-multi" if mode == "multi" else "")
 
 
 def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any]:
@@ -343,7 +384,8 @@ def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any
         "seed": request.seed,
         "mode": request.mode,
         "estimate": request.estimate,
-        "objective": OBJECTIVE_VERSION,
+        "objective": OBJECTIVE_VERSIONS[request.objective],
+        "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
     }
 
 
@@ -497,6 +539,7 @@ class TrialRunner:
             metrics = {
                 "b": b,
                 "objective": value.objective,
+                "objective_se": value.objective_se,
                 "hit_rate": value.hit_rate,
                 "radius_agreement": value.radius_agreement,
             }
@@ -507,6 +550,7 @@ class TrialRunner:
             mlflow.log_metrics(metrics)
         return value, {
             "objective": value.objective,
+            "objective_se": value.objective_se,
             "hit_rate": value.hit_rate,
             "radius_agreement": value.radius_agreement,
             "mlflow_run_id": child.info.run_id,
@@ -545,6 +589,7 @@ def write_trials_csv(study: Study, path: Path) -> None:
                 "state",
                 "b",
                 "objective",
+                "objective_se",
                 "hit_rate",
                 "radius_agreement",
                 "source",
@@ -562,6 +607,7 @@ def write_trials_csv(study: Study, path: Path) -> None:
                     t.state.name,
                     t.params.get("b", ""),
                     attrs.get("objective", ""),
+                    attrs.get("objective_se", ""),
                     attrs.get("hit_rate", ""),
                     attrs.get("radius_agreement", ""),
                     attrs.get("source", "tpe"),
@@ -634,34 +680,54 @@ def save_objective_curve(
     study: Study,
     request: SearchRequest,
     b_theory: float,
+    sweep: BestB | None,
     path: Path,
 ) -> None:
-    """The sampled objective and its parts over the whole b range, with the trials on top."""
+    """The exact objective over the whole b range with its 95% band, its parts, the interval
+    of b as good as the best (shaded) and the Optuna trials on top."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = np.geomspace(request.b_min, request.b_max, CURVE_POINTS)
-    value, hit, agreement = objective.curves(grid)
+    curve = objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS))
+    grid = curve.b
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(grid, hit, color="tab:blue", lw=1, label=f"hit rate (k={request.k:g})")
-    ax.plot(grid, agreement, color="tab:green", lw=1, label="radius agreement")
-    ax.plot(grid, value, color="black", lw=2, label="objective (both)")
+    ax.plot(grid, curve.hit_rate, color="tab:blue", lw=1, label=f"hit rate (k={request.k:g})")
+    ax.plot(grid, curve.radius_agreement, color="tab:green", lw=1,
+            label="radius agreement" + (" (typicality)" if objective.kind == "typical" else ""))
+    ax.plot(grid, curve.objective, color="black", lw=2, label=f"objective ({objective.kind})")
+    ax.fill_between(grid, curve.objective - Z95 * curve.objective_se,
+                    curve.objective + Z95 * curve.objective_se, color="black", alpha=0.15, lw=0)
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     tb = [t.params["b"] for t in done if "b" in t.params]
     tv = [_objective_of(t) or 0.0 for t in done if "b" in t.params]
-    ax.scatter(tb, tv, s=18, color="tab:red", zorder=3, label=f"trials ({len(tb)})")
+    ax.scatter(tb, tv, s=18, color="tab:red", zorder=3, label=f"Optuna trials ({len(tb)})")
+    if sweep is not None:
+        ax.axvspan(sweep.lo, sweep.hi, color="tab:orange", alpha=0.3,
+                   label=f"best b {sweep.b:.3g} [{sweep.lo:.3g}, {sweep.hi:.3g}]")
+        ax.axvline(sweep.b, color="tab:orange", lw=1)
+    else:
+        ax.text(0.5, 0.5, "objective 0 for every b: no best b", transform=ax.transAxes,
+                ha="center", va="center", color="tab:red")
     ax.axvline(b_theory, color="tab:purple", ls="--", lw=1, label=f"radius theory b={b_theory:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel("b (uniform in [-b, b] per component)")
     ax.set_ylabel("fraction of sampled vectors")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"uniform generator, {objective.n_samples} vectors per b")
+    ax.set_title(f"uniform generator, {objective.n_samples} vectors per b (band: 95% MC error)")
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_curve_csv(objective: UniformSearchObjective, request: SearchRequest, path: Path) -> None:
+    """The exact objective curve the plot shows, for re-plotting and for the report."""
+    curve = objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS))
+    write_csv(path, {"b": curve.b, "objective": curve.objective,
+                     "objective_se": curve.objective_se, "hit_rate": curve.hit_rate,
+                     "radius_agreement": curve.radius_agreement})
 
 
 # --- the job -----------------------------------------------------------------------------
@@ -712,18 +778,20 @@ def prepare(request: SearchRequest) -> tuple[UniformSearchObjective, StudyTarget
     case = train_run.data.tags.get("case", "?")
     url = request.storage or default_storage_url(mlflow.get_tracking_uri())
     storage = open_storage(url)
-    name = request.study_name or default_study_name(train_id, request.k, request.mode)
+    name = request.study_name or default_study_name(train_id, request.k, request.mode,
+                                                    request.objective, request.radius_band)
     definition = study_definition(request, train_id)
     resumed = check_existing_study(storage, name, definition)
 
     train_latents, heldout = load_latent_split(train_id)
     windows = estimate_windows(train_latents, request.estimate, seed=request.seed)
     real_radii = np.concatenate([radii(train_latents), radii(heldout)])  # every real vector
-    band = radius_band(real_radii)
+    band = radius_band(real_radii, request.radius_band)
     if not band.lo > 0:
-        raise UserError(f"train run {train_id!r}: the real radii are 0; the latents are degenerate")
+        raise UserError(f"train run {train_id!r}: the real radii at percentile "
+                        f"{request.radius_band[0]:g} are 0; raise radius_band's lower percentile")
     objective = UniformSearchObjective(windows.mu, windows.hw, request.k, band, request.n_samples,
-                                       request.seed)
+                                       request.seed, kind=request.objective, real_radii=real_radii)
     target = StudyTarget(storage, url, name, definition, resumed, train_id, case,
                          len(real_radii), windows)
     return objective, target
@@ -775,6 +843,8 @@ def search(
                 "z_dim": objective.z_dim,
                 "n_real": target.n_real,
                 "estimate": request.estimate,
+                "objective": request.objective,
+                "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -808,21 +878,23 @@ def _log_params_once(params: dict[str, Any]) -> None:
         mlflow.log_params(missing)
 
 
-def _log_summary(
+def summary_metrics(
     study: Study,
     objective: UniformSearchObjective,
-    request: SearchRequest,
     b_theory: float,
+    sweep: BestB | None,
     parent_id: str,
-) -> None:
+) -> dict[str, float]:
+    """The parent run's metrics: Optuna's best b beside the exact optimum and its interval.
+
+    Nothing named ``best_*`` when the objective is 0 for every b (there is no best b).
+    """
     best = best_trial(study)
     at_theory = objective(b_theory)
-    sweep = objective.best_in(request.b_min, request.b_max)
     trials = study.get_trials(deepcopy=False)
     metrics: dict[str, float] = {
         "b_theory": b_theory,
         "objective_at_b_theory": at_theory.objective,
-        "best_value_sweep": sweep.objective,
         "n_windows_excluding_0": objective.n_windows_excluding_zero,
         "radius_band_lo": objective.band.lo,
         "radius_band_hi": objective.band.hi,
@@ -830,49 +902,85 @@ def _log_summary(
         "n_trials_study": sum(t.state == TrialState.COMPLETE for t in trials),
         "n_trials_run": sum(t.user_attrs.get("mlflow_parent_run_id") == parent_id for t in trials),
     }
-    if sweep.objective > 0:  # with a flat zero objective there is no best b to name
-        metrics["best_b_sweep"] = sweep.b
-    if best is not None:
-        value: ObjectiveValue = objective(float(best.params["b"]))
-        metrics.update(
-            {
-                "best_b": value.b,
-                "best_value": value.objective,
-                "best_hit_rate": value.hit_rate,
-                "best_radius_agreement": value.radius_agreement,
-                "best_trial": best.number,
-            }
-        )
-        log10_p = _finite(objective.log10_p_hit(value.b))
-        if log10_p is not None:
-            metrics["best_log10_p_hit"] = log10_p
-    mlflow.log_metrics(metrics)
-    with tempfile.TemporaryDirectory() as tmp:
+    if sweep is None:
+        return metrics
+    metrics.update({
+        "best_b_sweep": sweep.b,
+        "best_value_sweep": sweep.value.objective,
+        "best_value_sweep_se": sweep.value.objective_se,
+        "best_b_lo": sweep.lo,
+        "best_b_hi": sweep.hi,
+    })
+    if best is None or not (_objective_of(best) or 0.0) > 0:
+        return metrics
+    value: ObjectiveValue = objective(float(best.params["b"]))
+    metrics.update({
+        "best_b": value.b,
+        "best_value": value.objective,
+        "best_value_se": value.objective_se,
+        "best_hit_rate": value.hit_rate,
+        "best_radius_agreement": value.radius_agreement,
+        "best_trial": best.number,
+        "best_b_gap": value.b - sweep.b,
+        "best_b_in_interval": float(sweep.contains(value.b)),
+    })
+    log10_p = _finite(objective.log10_p_hit(value.b))
+    if log10_p is not None:
+        metrics["best_log10_p_hit"] = log10_p
+    return metrics
+
+
+def _log_summary(
+    study: Study,
+    objective: UniformSearchObjective,
+    request: SearchRequest,
+    b_theory: float,
+    parent_id: str,
+) -> None:
+    sweep = objective.best_in(request.b_min, request.b_max)
+    metrics = summary_metrics(study, objective, b_theory, sweep, parent_id)
+    with tempfile.TemporaryDirectory() as tmp:  # artifacts first: nothing below can lose them
         out = Path(tmp)
         write_trials_csv(study, out / "trials.csv")
+        write_curve_csv(objective, request, out / "objective_curve.csv")
         if request.multi:
             write_pareto_csv(study, out / "pareto_front.csv")
-        save_objective_curve(objective, study, request, b_theory, out / "objective_curve.png")
+        save_objective_curve(objective, study, request, b_theory, sweep,
+                             out / "objective_curve.png")
         save_optuna_plots(study, out, request.multi)
         mlflow.log_artifacts(tmp, artifact_path=ARTIFACT_DIR)
-    if best is not None:
-        print(
-            f"aelatent search: best b = {metrics['best_b']:.4g} (objective "
-            f"{metrics['best_value']:.4g}, trial {best.number}); radius theory b = "
-            f"{b_theory:.4g}; exact optimum of the sampled objective "
-            + (f"b = {sweep.b:.4g} ({sweep.objective:.4g})" if sweep.objective > 0 else "0")
-            + f"; {metrics['n_trials_study']:g} trials in the study",
-            file=sys.stderr,
-        )
-    if sweep.objective == 0:
-        print(f"aelatent search: {explain_zero(objective, request)}", file=sys.stderr)
+    mlflow.log_metrics(metrics)
+    if sweep is None:
+        message = explain_zero(objective, request)
+        mlflow.set_tag(NO_BEST_B_TAG, message[:5000])
+        print(f"aelatent search: no best b: {message}", file=sys.stderr)
+        return
+    exact = (f"exact optimum of the sampled objective b = {sweep.b:.4g} "
+             f"({sweep.value.objective:.4g} +- {sweep.value.objective_se:.2g}), as good within "
+             f"error for b in [{sweep.lo:.4g}, {sweep.hi:.4g}]")
+    if "best_b" not in metrics:
+        mlflow.set_tag(OUTSIDE_TAG, "every Optuna trial scored 0")
+        print(f"aelatent search: every Optuna trial scored 0, yet the {exact}; run more trials "
+              "or narrow b_min..b_max", file=sys.stderr)
+        return
+    print(
+        f"aelatent search: best b = {metrics['best_b']:.4g} (objective "
+        f"{metrics['best_value']:.4g} +- {metrics['best_value_se']:.2g}, trial "
+        f"{metrics['best_trial']:g}); {exact}; radius theory b = {b_theory:.4g}; "
+        f"{metrics['n_trials_study']:g} trials in the study",
+        file=sys.stderr,
+    )
+    if not metrics["best_b_in_interval"]:
+        mlflow.set_tag(OUTSIDE_TAG, f"Optuna's best b {metrics['best_b']:.4g} is outside "
+                                    f"[{sweep.lo:.4g}, {sweep.hi:.4g}]")
+        print(f"aelatent search: Optuna's best b {metrics['best_b']:.4g} is outside the interval "
+              "of the exact optimum; run more trials", file=sys.stderr)
 
 
 def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> str:
     """Why no b scores: which of the two conditions fails where."""
-    grid = np.geomspace(request.b_min, request.b_max, CURVE_POINTS)
-    _, hit, agreement = objective.curves(grid)
-    radius_ok = grid[agreement >= 0.5]
+    curve = objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS))
+    radius_ok = curve.b[curve.radius_agreement > 0]
     radius_text = (
         f"the radii alone match for b in [{radius_ok.min():.3g}, {radius_ok.max():.3g}]"
         if radius_ok.size
@@ -880,7 +988,7 @@ def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> s
     )
     return (
         f"the objective is 0 for every b in [{request.b_min:g}, {request.b_max:g}]: at "
-        f"k={request.k:g} the hit rate is at most {hit.max():.3g}, with "
+        f"k={request.k:g} the hit rate is at most {curve.hit_rate.max():.3g}, with "
         f"{objective.n_windows_excluding_zero} of {objective.z_dim} hit windows excluding 0 "
         f"(the real region is off the origin), and {radius_text}. No uniform b reproduces "
         "these latents; try a larger k, mode=multi, or the evaluate entry point's other samplers"
