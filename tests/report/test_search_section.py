@@ -1,0 +1,71 @@
+"""The report's search section: best b with its interval, no best b, and old runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from aelatent.report.collect import CaseData, ReportData, RunData
+from aelatent.report.content import OBJECTIVE_CURVE, build_document
+from aelatent.report.document import Figure, Note, Paragraph, walk
+from aelatent.report.render import write_report
+
+FOUND = {"best_b": 1.84, "best_b_lo": 1.83, "best_b_hi": 1.85, "best_value": 0.66,
+         "best_value_se": 0.002, "best_b_sweep": 1.842, "best_value_sweep": 0.661,
+         "best_b_gap": -0.002, "best_b_in_interval": 1.0, "b_theory": 1.73}
+
+
+def _png(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [0, 1])
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _search_blocks(tmp_path: Path, metrics: dict[str, float], tags: dict[str, str],
+                   curve: bool = True) -> list:
+    artifacts = {OBJECTIVE_CURVE: _png(tmp_path / "a" / "curve.png")} if curve else {}
+    search = RunData("s1", "search case I", "search", "FINISHED", tags=tags, metrics=metrics,
+                     artifacts=artifacts)
+    train = RunData("t1", "train case I", "train", "FINISHED")
+    data = ReportData(cases=[CaseData("I", "I", train, [], search)], selection="fake",
+                      tracking_uri="sqlite:///x.db", created="now")
+    document = build_document(data, tmp_path / "work")
+    write_report(document, tmp_path / "out")  # renders without error
+    section = next(s for s in document.sections if s.key == "search")
+    return list(walk(section.blocks))
+
+
+def _texts(blocks: list, kind: type) -> str:
+    return " ".join(b.text for b in blocks if isinstance(b, kind))
+
+
+def test_best_b_with_its_interval_and_the_objective_curve(tmp_path: Path):
+    blocks = _search_blocks(tmp_path, FOUND, {})
+    text = _texts(blocks, Paragraph)
+    assert "Best b = 1.84 [1.83, 1.85]" in text and "Optuna and the exact curve agree" in text
+    figures = [b for b in blocks if isinstance(b, Figure)]
+    assert "interval of the best b" in figures[0].caption
+
+
+def test_optuna_outside_the_interval_is_said(tmp_path: Path):
+    blocks = _search_blocks(tmp_path, {**FOUND, "best_b": 2.5, "best_b_in_interval": 0.0}, {})
+    assert "OUTSIDE that interval: run more trials" in _texts(blocks, Paragraph)
+
+
+def test_no_best_b_is_a_line_in_the_report(tmp_path: Path):
+    reason = "the objective is 0 for every b in [0.05, 12]: ..."
+    blocks = _search_blocks(tmp_path, {"b_theory": 2.6}, {"no_best_b": reason})
+    assert f"No best b: {reason}" in _texts(blocks, Note)
+    assert "Best b =" not in _texts(blocks, Paragraph)
+
+
+def test_a_run_from_before_the_interval_still_renders(tmp_path: Path):
+    blocks = _search_blocks(tmp_path, {"best_b": 2.6, "best_value": 0.9}, {}, curve=False)
+    assert "Best b = 2.6 (no interval logged by this run)" in _texts(blocks, Paragraph)
