@@ -6,6 +6,7 @@ Every mistake raises :class:`~aelatent.errors.UserError` naming the value and wh
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from aelatent.errors import UserError
+from aelatent.limits import IMAGE_SIZE_WHY, MAX_IMAGE_SIZE, MAX_Z_DIM, Z_DIM_WHY, check_at_most
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 NAMED_CASES = ("I", "II")
@@ -88,6 +90,7 @@ class CaseConfig:
         if image_size is not None:
             config = replace(config, image_size=image_size)
         validate_image_size(config.image_size, config.model)
+        check_decoder_output(config.image_size, config.model, config.source)
         return config
 
 
@@ -142,8 +145,10 @@ def parse_case(raw: dict[str, Any], source: str = "<dict>") -> CaseConfig:
             f"model.activation={activation} {where}: allowed are "
             + ", ".join(f"{k} ({v})" for k, v in ACTIVATIONS.items())
         )
+    z_dim = _positive_int(model_raw.get("z_dim"), "model.z_dim", where)
+    check_at_most(z_dim, MAX_Z_DIM, "model.z_dim", Z_DIM_WHY, where)
     model = ModelConfig(
-        z_dim=_positive_int(model_raw.get("z_dim"), "model.z_dim", where),
+        z_dim=z_dim,
         activation=activation,
         encoder=encoder,
         decoder=decoder,
@@ -161,7 +166,9 @@ def parse_case(raw: dict[str, Any], source: str = "<dict>") -> CaseConfig:
         ),
     )
     image_size = _positive_int(data_raw.get("image_size", 64), "data.image_size", where)
+    check_at_most(image_size, MAX_IMAGE_SIZE, "data.image_size", IMAGE_SIZE_WHY, where)
     validate_image_size(image_size, model)
+    check_decoder_output(image_size, model, source)
     return CaseConfig(
         name=str(raw.get("name", Path(source).stem)),
         model=model,
@@ -179,6 +186,82 @@ def validate_image_size(image_size: int, model: ModelConfig) -> None:
             f"image_size={image_size} cannot pass the network: it must be a positive multiple of "
             f"{step} (the product of the encoder strides), "
             f"e.g. {max(step, image_size // step * step)}"
+        )
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+    """Height (or width) after a Keras ``Conv2D``; < 1 when a ``valid`` kernel does not fit."""
+    if padding == "same":
+        return -(-size // stride)
+    return (size - kernel) // stride + 1
+
+
+def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+    """Height (or width) after a Keras ``Conv2DTranspose`` (no ``output_padding``)."""
+    if padding == "same":
+        return size * stride
+    return size * stride + max(kernel - stride, 0)
+
+
+@dataclass(frozen=True)
+class NetworkShapes:
+    """Every convolution's output shape ``(height, width, filters)`` and the weight count."""
+
+    encoder: tuple[tuple[int, int, int], ...]
+    decoder: tuple[tuple[int, int, int], ...]
+    n_weights: int
+
+    @property
+    def activations_per_image(self) -> int:
+        """Values of every convolution's output for one image (what training keeps)."""
+        return sum(h * w * f for h, w, f in self.encoder + self.decoder)
+
+
+def network_shapes(model: ModelConfig, image_size: int, n_channels: int,
+                   source: str = "<dict>") -> NetworkShapes:
+    """The autoencoder's shapes by arithmetic, as :func:`aelatent.model.build_autoencoder`
+    builds it (no Keras model is made); a UserError when a ``valid`` kernel does not fit."""
+    size, channels = image_size, n_channels
+    weights = 0
+    encoder = []
+    stack = model.encoder
+    for i, (filters, kernel, stride, pad) in enumerate(
+        zip(stack.filters, stack.kernels, stack.strides, stack.padding, strict=True)
+    ):
+        out = conv_output_size(size, kernel, stride, pad)
+        if out < 1:
+            raise UserError(
+                f"case file {source!r}: model.encoder layer {i} (kernel {kernel}, padding "
+                f"{pad}) gets a {size}x{size} feature map, smaller than its kernel: use padding "
+                "same or a larger image_size"
+            )
+        filters = int(filters)
+        weights += kernel * kernel * channels * filters + filters
+        size, channels = out, filters
+        encoder.append((size, size, filters))
+    features = size * size * channels
+    weights += 2 * features * model.z_dim + features + model.z_dim  # the two Dense layers
+    decoder = []
+    stack = model.decoder
+    for filters, kernel, stride, pad in zip(
+        stack.filters, stack.kernels, stack.strides, stack.padding, strict=True
+    ):
+        n_filters = n_channels if filters == N_CHANNELS_PLACEHOLDER else int(filters)
+        weights += kernel * kernel * channels * n_filters + n_filters
+        size, channels = conv_transpose_output_size(size, kernel, stride, pad), n_filters
+        decoder.append((size, size, n_filters))
+    return NetworkShapes(tuple(encoder), tuple(decoder), weights)
+
+
+def check_decoder_output(image_size: int, model: ModelConfig, source: str) -> None:
+    """The decoder must give back images of the input's shape, or the loss cannot compare them
+    (Keras would fail only when training starts)."""
+    height, width, _ = network_shapes(model, image_size, 1, source).decoder[-1]
+    if (height, width) != (image_size, image_size):
+        raise UserError(
+            f"case file {source!r}: the decoder outputs {height}x{width} images but the input "
+            f"images are {image_size}x{image_size} (image_size={image_size}): model.decoder must "
+            "mirror model.encoder (its strides reversed, padding same)"
         )
 
 
@@ -222,6 +305,11 @@ def _positive_int(value: Any, name: str, where: str, minimum: int = 1) -> int:
 
 
 def _positive_float(value: Any, name: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise UserError(f"{name}={value!r} {where}: expected a number > 0")
-    return float(value)
+    number = value
+    if isinstance(value, str):  # YAML 1.1 (PyYAML) reads 1e30 or 5e-4 as strings
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if (isinstance(number, bool) or not isinstance(number, int | float) or number <= 0
+            or not math.isfinite(number)):
+        raise UserError(f"{name}={value!r} {where}: expected a finite number > 0")
+    return float(number)

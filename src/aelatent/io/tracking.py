@@ -2,7 +2,10 @@
 
 Every entry point goes through :func:`run_entry_point`, so a user mistake always ends the
 same way: one line on stderr, exit code 2, the MLflow run (if any) marked FAILED with the
-reason in the ``error`` tag, and whatever was already logged kept.
+reason in the ``error`` tag, and whatever was already logged kept. Ctrl-C and SIGTERM end
+the run KILLED with the signal in the ``error`` tag (exit 130 / 143); an unusable tracking
+store is one line naming ``MLFLOW_TRACKING_URI`` (exit 2); any other failure (a bug) is
+tagged FAILED with its one-line message and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from typing import Any, NoReturn
 
 import mlflow
@@ -21,12 +25,23 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from aelatent.errors import UserError
+from aelatent.io.lifecycle import (
+    failure_reason,
+    heartbeat,
+    keep_killed_under_launcher,
+    stop_exit_code,
+    stop_reason,
+    stop_signals,
+    tracking_store_problem,
+)
 
 NEWEST = "newest"
 ANY_CASE = "any"
 USER_ERROR_EXIT_CODE = 2
 ENTRY_POINT_TAG = "entry_point"
 ERROR_TAG = "error"
+CASE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_started_runs: list[str] = []  # top-level runs entry_point_run started in this job
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -36,8 +51,10 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see --help)")
 
 
-def parse_float_list(text: str, name: str, *, positive: bool = True) -> list[float]:
-    """``"1,1.5,2"`` -> ``[1.0, 1.5, 2.0]``; every value finite and (by default) > 0."""
+def parse_float_list(text: str, name: str, *, positive: bool = True,
+                     maximum: float | None = None, why: str = "") -> list[float]:
+    """``"1,1.5,2"`` -> ``[1.0, 1.5, 2.0]``; every value finite, (by default) > 0 and at most
+    ``maximum`` when given (``why``: the reason, for the message)."""
     values: list[float] = []
     for part in str(text).split(","):
         try:
@@ -50,19 +67,26 @@ def parse_float_list(text: str, name: str, *, positive: bool = True) -> list[flo
             raise UserError(f"{name}={text!r}: {part.strip()!r} must be a finite number")
         if positive and value <= 0:
             raise UserError(f"{name}={text!r}: every value must be > 0, got {value:g}")
+        if maximum is not None and value > maximum:
+            raise UserError(f"{name}={text!r}: {part.strip()} is out of range; every value must "
+                            f"be at most {maximum:g}" + (f" ({why})" if why else ""))
         values.append(value)
     return values
 
 
-def parse_int(text: str, name: str, *, minimum: int) -> int:
+def parse_int(text: str, name: str, *, minimum: int, maximum: int | None = None,
+              why: str = "") -> int:
+    """An integer ``minimum <= value`` (``<= maximum`` when given; ``why``: the bound's reason)."""
+    allowed = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
     try:
         value = int(str(text))
     except ValueError:
         raise UserError(
-            f"{name}={text!r} is not an integer; expected an integer >= {minimum}"
+            f"{name}={text!r} is not an integer; expected an integer {allowed}"
         ) from None
-    if value < minimum:
-        raise UserError(f"{name}={value} is out of range; expected an integer >= {minimum}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise UserError(f"{name}={value} is out of range; expected an integer {allowed}"
+                        + (f" ({why})" if why else ""))
     return value
 
 
@@ -70,54 +94,99 @@ def parse_train_run_choice(train_run: str, case: str) -> tuple[str | None, str |
     """``train_run`` and ``case`` parameters: ``newest``/empty and ``any``/empty mean None
     (the newest finished train run, of any case), as :func:`resolve_train_run` takes them."""
     run, chosen_case = train_run.strip(), case.strip()
-    return (
-        None if run.lower() in ("", NEWEST) else run,
-        None if chosen_case.lower() in ("", ANY_CASE) else chosen_case,
-    )
+    chosen = None if chosen_case.lower() in ("", ANY_CASE) else chosen_case
+    if chosen is not None:
+        check_case_name(chosen)
+    return None if run.lower() in ("", NEWEST) else run, chosen
+
+
+def check_case_name(case: str) -> str:
+    """A case name as a run filter may hold it: letters, digits, ``_``, ``-`` and ``.``."""
+    if not CASE_NAME.fullmatch(case):
+        raise UserError(
+            f"case={case!r} is not a case name: use letters, digits, '_', '-' and '.' only "
+            f"(e.g. I, II, case_III), or {ANY_CASE}"
+        )
+    return case
 
 
 def run_entry_point(
     entry_point: str, main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None
 ) -> None:
-    """Call ``main`` and turn a :class:`UserError` into one line, a FAILED run and exit 2."""
-    try:
-        main(argv)
-    except UserError as exc:
-        fail_run(entry_point, str(exc))
-    except KeyboardInterrupt:
-        if mlflow.active_run() is not None:
-            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-        print(f"aelatent {entry_point}: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+    """Call ``main``; every way it can go wrong ends in one line and a closed, tagged run.
+
+    - :class:`UserError`: one line, the run FAILED with the reason in ``error``, exit 2;
+    - Ctrl-C or SIGTERM: one line, the run KILLED with the signal in ``error``, exit 130/143;
+    - an unusable tracking store: one line naming the URI and what to check, exit 2;
+    - anything else (a bug): the run FAILED with the one-line message in ``error``, and the
+      exception goes on with its traceback.
+    """
+    _started_runs.clear()
+    launcher = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run`'s; end_run() forgets it
+    with stop_signals():  # stays in force while the run is closed: a repeat is ignored
+        try:
+            main(argv)
+        except UserError as exc:
+            fail_run(entry_point, str(exc))
+        except KeyboardInterrupt as exc:
+            reason = stop_reason(exc)
+            run_id = close_run(entry_point, RunStatus.KILLED, reason)
+            if run_id is not None and run_id == launcher:
+                keep_killed_under_launcher(run_id, reason)
+            where = f"; run {run_id} is KILLED, what it logged is kept" if run_id else ""
+            print(f"aelatent {entry_point}: error: {reason}{where}", file=sys.stderr, flush=True)
+            raise SystemExit(stop_exit_code(exc)) from None
+        except Exception as exc:
+            problem = tracking_store_problem(exc, mlflow.get_tracking_uri())
+            if problem is not None:  # nothing can be tagged in a store that cannot be used
+                print(f"aelatent {entry_point}: error: {problem}", file=sys.stderr, flush=True)
+                raise SystemExit(USER_ERROR_EXIT_CODE) from None
+            close_run(entry_point, RunStatus.FAILED, failure_reason(exc))
+            raise
+        finally:
+            _started_runs.clear()
 
 
 def fail_run(entry_point: str, message: str) -> NoReturn:
     """Mark the active (or ``mlflow run``-provided) run FAILED with the reason; exit 2."""
     print(f"aelatent {entry_point}: error: {message}", file=sys.stderr, flush=True)
-    run_id = _current_run_id()
-    if run_id is not None:
-        try:
-            client = MlflowClient()
-            client.set_tag(run_id, ERROR_TAG, message[:5000])
-            client.set_tag(run_id, ENTRY_POINT_TAG, entry_point)
-            if mlflow.active_run() is not None:
-                mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
-            else:
-                client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
-        except MlflowException as tracking_error:  # the tracking store itself is unreachable
-            print(
-                f"aelatent {entry_point}: could not mark run {run_id} FAILED: "
-                f"{str(tracking_error).splitlines()[0]}",
-                file=sys.stderr,
-            )
+    close_run(entry_point, RunStatus.FAILED, message)
     raise SystemExit(USER_ERROR_EXIT_CODE)
+
+
+def close_run(entry_point: str, status: int, message: str) -> str | None:
+    """End the active (or ``mlflow run``-provided) run with ``status`` and ``message`` in its
+    ``error`` tag; a run already ended (by :func:`entry_point_run`) keeps its status and tag.
+    Returns the run's id, or None when there is none."""
+    run_id = _current_run_id()
+    if run_id is None:
+        return None
+    try:
+        client = MlflowClient()
+        while mlflow.active_run() is not None:  # innermost first: nested runs end too
+            mlflow.set_tag(ERROR_TAG, message[:5000])
+            mlflow.end_run(RunStatus.to_string(status))
+        run = client.get_run(run_id)
+        if ERROR_TAG not in run.data.tags:
+            client.set_tag(run_id, ERROR_TAG, message[:5000])
+        if ENTRY_POINT_TAG not in run.data.tags:
+            client.set_tag(run_id, ENTRY_POINT_TAG, entry_point)
+        if run.info.status == "RUNNING":
+            client.set_terminated(run_id, RunStatus.to_string(status))
+    except Exception as tracking_error:  # the store itself failed; say so
+        print(
+            f"aelatent {entry_point}: could not mark run {run_id} "
+            f"{RunStatus.to_string(status)}: {failure_reason(tracking_error)}",
+            file=sys.stderr,
+        )
+    return run_id
 
 
 def _current_run_id() -> str | None:
     active = mlflow.active_run()
     if active is not None:
         return active.info.run_id
-    return os.environ.get("MLFLOW_RUN_ID") or None
+    return os.environ.get("MLFLOW_RUN_ID") or (_started_runs[-1] if _started_runs else None)
 
 
 @contextmanager
@@ -127,38 +196,60 @@ def entry_point_run(
     tags: dict[str, str] | None = None,
     nested: bool = False,
     run_id: str | None = None,
+    owned: bool = False,
 ) -> Iterator[mlflow.ActiveRun]:
     """Start (or, under ``mlflow run`` or with ``run_id``, continue) an entry point's run.
 
-    Ends it FINISHED, FAILED (a user mistake also leaves its reason in the ``error`` tag) or
-    KILLED (Ctrl-C); what was logged before stays.
+    Ends it FINISHED, FAILED or KILLED (Ctrl-C, SIGTERM) with the reason in the ``error``
+    tag (a user mistake's message, the signal, or a bug's one-line message); what was logged
+    before stays. ``owned``: tag the run with this process and keep a heartbeat while it runs
+    (:func:`aelatent.io.lifecycle.live_owner` tells a live run from an interrupted one).
     """
+    top_level = mlflow.active_run() is None
     run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested)
+    if top_level:
+        _started_runs.append(run.info.run_id)
     try:
         mlflow.set_tags({ENTRY_POINT_TAG: entry_point, "mlflow.runName": run_name, **(tags or {})})
-        yield run
+        with heartbeat(run.info.run_id) if owned else nullcontext():
+            yield run
     except UserError as exc:
-        mlflow.set_tag(ERROR_TAG, str(exc)[:5000])
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        _end_active_run(RunStatus.FAILED, str(exc))
         raise
-    except KeyboardInterrupt:
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+    except KeyboardInterrupt as exc:
+        _end_active_run(RunStatus.KILLED, stop_reason(exc))
         raise
-    except BaseException:
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+    except BaseException as exc:
+        _end_active_run(RunStatus.FAILED, failure_reason(exc))
         raise
     else:
         mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
 
 
+def _end_active_run(status: int, message: str) -> None:
+    """Tag and end the active run; a failing store must not hide the exception being raised."""
+    with suppress(Exception):  # the original exception says more
+        mlflow.set_tag(ERROR_TAG, message[:5000])
+    with suppress(Exception):
+        mlflow.end_run(RunStatus.to_string(status))
+
+
 def get_run(run_id: str, *, expected_entry_point: str | None = None) -> Run:
-    """The run with this id; a clear error when it does not exist or is of another kind."""
+    """The run with this id; a clear error when it does not exist, is deleted or is of
+    another kind (an unreachable store raises on, for :func:`run_entry_point` to report)."""
     try:
         run = MlflowClient().get_run(run_id)
-    except MlflowException:
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
         raise UserError(
             f"run {run_id!r} does not exist in the tracking store {mlflow.get_tracking_uri()}"
         ) from None
+    if run.info.lifecycle_stage == "deleted":
+        raise UserError(
+            f"run {run_id!r} is deleted (in the trash of the tracking store): restore it with "
+            f"`mlflow runs restore --run-id {run_id}`, or choose another run"
+        )
     kind = run.data.tags.get(ENTRY_POINT_TAG)
     if expected_entry_point is not None and kind != expected_entry_point:
         raise UserError(
@@ -171,7 +262,7 @@ def newest_finished_run(entry_point: str, case: str | None = None) -> Run:
     """The newest FINISHED run of an entry point (optionally of one case), in any experiment."""
     filters = [f"tags.{ENTRY_POINT_TAG} = '{entry_point}'", "attributes.status = 'FINISHED'"]
     if case:
-        filters.append(f"tags.`case` = '{case}'")
+        filters.append(f"tags.`case` = '{check_case_name(case)}'")
     runs = mlflow.search_runs(
         search_all_experiments=True,
         filter_string=" and ".join(filters),

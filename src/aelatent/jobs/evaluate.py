@@ -75,6 +75,20 @@ from aelatent.io.tracking import (
     resolve_train_run,
     run_entry_point,
 )
+from aelatent.limits import (
+    EVALUATE_N_SAMPLES_WHY,
+    LABEL_WHY,
+    MAX_EVALUATE_N_SAMPLES,
+    MAX_K,
+    MAX_N_DECODED,
+    MAX_SCALE,
+    MAX_SEED,
+    N_DECODED_WHY,
+    SEED_WHY,
+    check_distinct_labels,
+    check_memory,
+    evaluate_memory_bytes,
+)
 
 SAMPLERS = ("uniform", "gaussian", "mvn")
 ALL = "all"
@@ -84,7 +98,7 @@ DEFAULT_SCALE = "0.5,1,1.5,2,3"
 DEFAULT_N_SAMPLES = "200000"
 DEFAULT_N_DECODED = "16"
 DEFAULT_GRID_SPACING = "0.5"
-MAX_N_SAMPLES = 1_000_000_000
+MAX_N_SAMPLES = MAX_EVALUATE_N_SAMPLES
 HIT_RATES_CSV = "hits/hit_rates.csv"
 TRAIN_RUN_TAG = "train_run"
 
@@ -160,9 +174,8 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
                         help="method 1: spacing of the grid over [-b, b]^z_dim")
     args = parser.parse_args(argv)
     raw = dict(vars(args))
-    n_samples = parse_int(args.n_samples, "n_samples", minimum=1)
-    if n_samples > MAX_N_SAMPLES:
-        raise UserError(f"n_samples={n_samples} is out of range; expected at most {MAX_N_SAMPLES}")
+    n_samples = parse_int(args.n_samples, "n_samples", minimum=1, maximum=MAX_N_SAMPLES,
+                          why=EVALUATE_N_SAMPLES_WHY)
     train_run, case = parse_train_run_choice(args.train_run, args.case)
     spacing = parse_float_list(args.grid_spacing, "grid_spacing")
     if len(spacing) != 1:
@@ -171,12 +184,13 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
         train_run=train_run,
         case=case,
         samplers=parse_samplers(args.sampler),
-        b=_unique(parse_float_list(args.b, "b")),
-        k=_unique(parse_float_list(args.k, "k")),
-        scale=_unique(parse_float_list(args.scale, "scale")),
+        b=_labelled_values(args.b, "b", MAX_SCALE),
+        k=_labelled_values(args.k, "k", MAX_K),
+        scale=_labelled_values(args.scale, "scale", MAX_SCALE),
         n_samples=n_samples,
-        seed=parse_int(args.seed, "seed", minimum=0),
-        n_decoded=parse_int(args.n_decoded, "n_decoded", minimum=0),
+        seed=parse_int(args.seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY),
+        n_decoded=parse_int(args.n_decoded, "n_decoded", minimum=0, maximum=MAX_N_DECODED,
+                            why=N_DECODED_WHY),
         estimate=check_estimate(args.estimate),
         grid_spacing=spacing[0],
         raw=raw,
@@ -187,6 +201,15 @@ def _unique(values: list[float]) -> tuple[float, ...]:
     return tuple(sorted(set(values)))
 
 
+def _labelled_values(text: str, name: str, maximum: float) -> tuple[float, ...]:
+    """A comma list of values > 0 that go into metric names: at most ``maximum`` (no
+    exponent in ``f"{x:g}"``) and no two printing alike (one metric would overwrite the other).
+    """
+    values = parse_float_list(text, name, maximum=maximum, why=LABEL_WHY)
+    check_distinct_labels(values, name, text)
+    return _unique(values)
+
+
 def load_train_inputs(request: EvaluateRequest) -> TrainInputs:
     """Resolve the train run, split its latents, estimate the windows; UserError if unusable."""
     from aelatent.io.run_artifacts import load_latent_split
@@ -194,6 +217,7 @@ def load_train_inputs(request: EvaluateRequest) -> TrainInputs:
     run = resolve_train_run(request.train_run, request.case)
     run_id = run.info.run_id
     train, heldout = load_latent_split(run_id)
+    check_evaluate_memory(request, int(train.shape[1]))
     windows = estimate_windows(train, request.estimate, seed=request.seed)
     if request.n_decoded > 0:
         _check_has_model(run_id)
@@ -204,6 +228,18 @@ def load_train_inputs(request: EvaluateRequest) -> TrainInputs:
         latents=np.asarray(train, dtype=np.float32),
         heldout=np.asarray(heldout, dtype=np.float32),
         windows=windows,
+    )
+
+
+def check_evaluate_memory(request: EvaluateRequest, z_dim: int) -> None:
+    """Refuse, before any sampling, a grid whose buffers cannot fit in memory (the latents'
+    z_dim is known only once the train run is read)."""
+    n_scales = sum(len(request.scales_for(name)) for name in request.samplers)
+    check_memory(
+        evaluate_memory_bytes(z_dim, request.n_samples, n_scales, len(request.k)),
+        f"evaluating {n_scales} values of b and scale with {len(request.k)} of k "
+        f"at z_dim={z_dim}",
+        "give fewer values of b, scale or k",
     )
 
 
@@ -433,16 +469,19 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
                 "n_heldout_latents": inputs.heldout.shape[0],
             }
         )
-        write_csv(out / WINDOWS_CSV, inputs.windows.columns())
+        log_files(out, [write_csv(out / WINDOWS_CSV, inputs.windows.columns())])
         ceiling = heldout_ceiling(inputs.heldout, inputs.windows, np.asarray(request.k))
         mlflow.log_metrics(ceiling_metrics(ceiling))
+        mlflow.log_metrics(grid_method_metrics(
+            inputs.windows, request.b, request.k, request.grid_spacing))
         print(_ceiling_summary(ceiling, inputs.windows.estimator), flush=True)
         samplers = {name: build_sampler(name, inputs) for name in request.samplers}
         grids: list[HitGrid] = []
         all_intervals: list[HitIntervals] = []
-        metrics: dict[str, float] = grid_method_metrics(
-            inputs.windows, request.b, request.k, request.grid_spacing)
         theory_means: dict[str, list[float]] = {}
+        # Each sampler's results are logged as soon as it finishes (artifacts, then metrics,
+        # `seconds/<sampler>` last), so an interrupted evaluation keeps every finished sampler;
+        # only the figures drawn over all samplers (radius/radii.png, decoded/) come at the end.
         for name, sampler in samplers.items():
             started = time.perf_counter()
             grid = hit_grid(
@@ -456,31 +495,44 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
             )
             theory = [radius_theory(sampler, s) for s in grid.scales]
             intervals = hit_intervals(grid, sampler, inputs.windows, seed=request.seed)
-            metrics |= grid_metrics(grid, theory, intervals)
+            metrics = grid_metrics(grid, theory, intervals)
             all_intervals.append(intervals)
-            metrics[f"seconds/{name}"] = time.perf_counter() - started
+            seconds = time.perf_counter() - started
             theory_means[name] = [t.mean for t in theory]
             grids.append(grid)
             label = SCALE_LABELS[name]
-            save_hit_heatmap(grid, out / "hits" / f"heatmap_{name}.png", label)
-            save_hit_rate_curves(
-                grid_rate_curves(grid, intervals), ceiling_rates(ceiling),
-                out / "hits" / f"rate_curves_{name}.png", label,
-                title=f"{name}: hit rate of {grid.n:,} vectors (95% interval)",
-            )
-            write_miss_counts(out / "misses" / f"miss_counts_{name}.csv", grid)
-            save_miss_counts(grid, out / "misses" / f"miss_counts_{name}.png", label)
+            files = [
+                save_hit_heatmap(grid, out / "hits" / f"heatmap_{name}.png", label),
+                save_hit_rate_curves(
+                    grid_rate_curves(grid, intervals), ceiling_rates(ceiling),
+                    out / "hits" / f"rate_curves_{name}.png", label,
+                    title=f"{name}: hit rate of {grid.n:,} vectors (95% interval)",
+                ),
+                write_miss_counts(out / "misses" / f"miss_counts_{name}.csv", grid),
+                save_miss_counts(grid, out / "misses" / f"miss_counts_{name}.png", label),
+                # the combined table, rewritten with every sampler finished so far
+                write_hit_rates(out / HIT_RATES_CSV, grids, all_intervals, ceiling,
+                                inputs.windows.estimator),
+            ]
+            log_files(out, files)
+            mlflow.log_metrics(metrics)
+            mlflow.log_metric(f"seconds/{name}", seconds)
             print(_summary(grid), flush=True)
-        mlflow.log_metrics(metrics)
-        write_hit_rates(out / HIT_RATES_CSV, grids, all_intervals, ceiling,
-                        inputs.windows.estimator)
-        save_radius_overlay(
-            radii(inputs.latents), grids, out / "radius" / "radii.png", theory_means, SCALE_LABELS
-        )
+        log_files(out, [save_radius_overlay(radii(inputs.latents), grids,
+                                            out / "radius" / "radii.png", theory_means,
+                                            SCALE_LABELS)])
         if request.n_decoded > 0:
-            decode_grids(request, inputs, samplers, out)
-        mlflow.log_artifacts(str(out))
+            log_files(out, decode_grids(request, inputs, samplers, out))
         return run.info.run_id
+
+
+def log_files(out: Path, paths: Sequence[Path]) -> None:
+    """Log files written under ``out`` at the same relative paths in the active run."""
+    import mlflow
+
+    for path in paths:
+        folder = path.parent.relative_to(out).as_posix()
+        mlflow.log_artifact(str(path), None if folder == "." else folder)
 
 
 def _ceiling_summary(ceiling: HeldoutCeiling, estimator: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aelatent.io.tracking import ArgumentParser, entry_point_run, parse_int, run_entry_point
+from aelatent.limits import MAX_SEED, SEED_WHY
 
 if TYPE_CHECKING:
     from aelatent.jobs.report import ReportResult
@@ -99,7 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> MainRequest:
         n_trials=args.n_trials,
         output=None if args.output in ("", AUTO) else Path(args.output),
     )
-    parse_int(request.seed, "seed", minimum=0)
+    parse_int(request.seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY)
     for case in CASES:  # a typo fails here in a second, not after the training
         train.parse_args(request.train_argv(case))
     evaluate.parse_args(request.evaluate_argv(PLACEHOLDER_RUN))
@@ -111,8 +112,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     import mlflow
 
     from aelatent.jobs.report import print_where
+    from aelatent.report.render import check_output_folder
 
     request = parse_args(argv)
+    if request.output is not None:  # a bad folder fails now, not after the training
+        check_output_folder(request.output.resolve())
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     # a user mistake in any step also lands in this run's `error` tag (entry_point_run)

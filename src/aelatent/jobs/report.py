@@ -9,7 +9,6 @@ local store and on a remote tracking server (``MLFLOW_TRACKING_URI``).
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,12 +84,19 @@ def write_report(
 
     from aelatent.report.collect import collect
     from aelatent.report.content import build_document
-    from aelatent.report.render import HTML_NAME, IMAGES_DIR, MARKDOWN_NAME, TABLES_DIR
+    from aelatent.report.render import (
+        HTML_NAME,
+        IMAGES_DIR,
+        MARKDOWN_NAME,
+        TABLES_DIR,
+        check_output_folder,
+        clear_earlier_report,
+    )
     from aelatent.report.render import write_report as render_files
     from aelatent.report.selection import select_runs
 
     is_default = output is None
-    output = (default_output() if is_default else output).resolve()
+    output = check_output_folder((default_output() if is_default else output).resolve())
     with entry_point_run("report", "report", tags, nested=nested) as run:
         selection = select_runs(experiment, run_ids)
         shown = [
@@ -105,9 +111,9 @@ def write_report(
                 "report.runs": ",".join(shown)[:5000],
             }
         )
+        check_output_folder(output)  # again: the folder may have changed meanwhile
         output.mkdir(parents=True, exist_ok=True)
-        for stale in (IMAGES_DIR, TABLES_DIR):  # only what an earlier report here wrote
-            shutil.rmtree(output / stale, ignore_errors=True)
+        clear_earlier_report(output)  # only the files an earlier report here listed
         with tempfile.TemporaryDirectory(prefix="aelatent-report-") as tmp:
             data = collect(selection, Path(tmp) / "artifacts")
             document = build_document(data, Path(tmp) / "figures")

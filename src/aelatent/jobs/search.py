@@ -70,6 +70,19 @@ from aelatent.io.tracking import (
     resolve_train_run,
     run_entry_point,
 )
+from aelatent.limits import (
+    B_MIN_WHY,
+    MAX_K,
+    MAX_SCALE,
+    MAX_SEARCH_N_SAMPLES,
+    MAX_SEED,
+    MIN_B_MIN,
+    SEARCH_N_SAMPLES_WHY,
+    SEARCH_RANGE_WHY,
+    SEED_WHY,
+    check_memory,
+    search_memory_bytes,
+)
 
 ENTRY_POINT = "search"
 MODES = ("single", "multi")
@@ -114,8 +127,9 @@ class SearchRequest:
         return self.mode == "multi"
 
 
-def _one_number(text: str, name: str, *, positive: bool) -> float:
-    values = parse_float_list(text, name, positive=positive)
+def _one_number(text: str, name: str, *, positive: bool, maximum: float | None = None,
+                why: str = "") -> float:
+    values = parse_float_list(text, name, positive=positive, maximum=maximum, why=why)
     if len(values) != 1:
         raise UserError(f"{name}={text!r}: give one number, not a list")
     return values[0]
@@ -151,11 +165,15 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
                         help="percentiles lo,hi of the real radii outside which a radius counts 0")
     args = parser.parse_args(argv)
 
-    k = _one_number(args.k, "k", positive=True)
+    k = _one_number(args.k, "k", positive=True, maximum=MAX_K, why=SEARCH_RANGE_WHY)
     b_min = _one_number(args.b_min, "b_min", positive=False)
-    b_max = _one_number(args.b_max, "b_max", positive=False)
+    b_max = _one_number(args.b_max, "b_max", positive=False, maximum=MAX_SCALE,
+                        why=SEARCH_RANGE_WHY)
     if b_min <= 0:
         raise UserError(f"b_min={b_min:g} is out of range; b_min must be > 0 (b scales U[-b, b])")
+    if b_min < MIN_B_MIN:
+        raise UserError(f"b_min={b_min:g} is out of range; expected at least {MIN_B_MIN:g} "
+                        f"({B_MIN_WHY})")
     if b_min >= b_max:
         raise UserError(f"b_min={b_min:g} must be smaller than b_max={b_max:g}")
     mode = args.mode.strip().lower()
@@ -173,18 +191,22 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         raise UserError(f"objective={args.objective!r} is unknown; choose one of "
                         f"{', '.join(OBJECTIVES)}")
     train_run, case = parse_train_run_choice(args.train_run, args.case)
+    n_samples = parse_int(args.n_samples, "n_samples", minimum=100,
+                          maximum=MAX_SEARCH_N_SAMPLES, why=SEARCH_N_SAMPLES_WHY)
+    check_memory(search_memory_bytes(n_samples), f"the search objective of n_samples={n_samples}",
+                 "lower n_samples")
     return SearchRequest(
         train_run=train_run,
         case=case,
         k=k,
         n_trials=parse_int(args.n_trials, "n_trials", minimum=1),
-        n_samples=parse_int(args.n_samples, "n_samples", minimum=100),
+        n_samples=n_samples,
         b_min=b_min,
         b_max=b_max,
         mode=mode,
         storage=None if storage in ("", DEFAULT_STORAGE) else storage,
         study_name=None if study_name in ("", AUTO) else study_name,
-        seed=parse_int(args.seed, "seed", minimum=0),
+        seed=parse_int(args.seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY),
         estimate=check_estimate(args.estimate),
         objective=objective,
         radius_band=parse_band(args.radius_band),
@@ -978,17 +1000,30 @@ def _log_summary(
 
 
 def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> str:
-    """Why no b scores: which of the two conditions fails where."""
-    curve = objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS))
-    radius_ok = curve.b[curve.radius_agreement > 0]
+    """Why no b scores: which of the two conditions fails where.
+
+    Both parts come from the sampled vectors themselves, not from a grid of b (which steps
+    over a narrow band when the range is wide): vector j's radius b |y_j| is in the real band
+    for b in [band.lo / |y_j|, band.hi / |y_j|], where its radius weight is > 0; it hits for
+    b in [hit_lo_j, hit_hi_j], so the hit rate is largest at b_min or at one of those starts.
+    """
+    b_min, b_max = request.b_min, request.b_max
+    norm = objective.norm[objective.norm > 0]
+    radius_from, radius_to = objective.band.lo / norm, objective.band.hi / norm
+    overlaps = (radius_from <= b_max) & (radius_to >= b_min)
     radius_text = (
-        f"the radii alone match for b in [{radius_ok.min():.3g}, {radius_ok.max():.3g}]"
-        if radius_ok.size
+        f"the radii alone match for b in [{max(b_min, radius_from[overlaps].min()):.3g}, "
+        f"{min(b_max, radius_to[overlaps].max()):.3g}]"
+        if overlaps.any()
         else "no b in the range matches the real radii"
     )
+    hits = objective.hit_lo <= objective.hit_hi
+    starts, ends = np.sort(objective.hit_lo[hits]), np.sort(objective.hit_hi[hits])
+    at = np.concatenate([[b_min], starts[(starts > b_min) & (starts <= b_max)]])
+    n_hit = np.searchsorted(starts, at, side="right") - np.searchsorted(ends, at, side="left")
     return (
-        f"the objective is 0 for every b in [{request.b_min:g}, {request.b_max:g}]: at "
-        f"k={request.k:g} the hit rate is at most {curve.hit_rate.max():.3g}, with "
+        f"the objective is 0 for every b in [{b_min:g}, {b_max:g}]: at "
+        f"k={request.k:g} the hit rate is at most {n_hit.max() / objective.n_samples:.3g}, with "
         f"{objective.n_windows_excluding_zero} of {objective.z_dim} hit windows excluding 0 "
         f"(the real region is off the origin), and {radius_text}. No uniform b reproduces "
         "these latents; try a larger k, mode=multi, or the evaluate entry point's other samplers"

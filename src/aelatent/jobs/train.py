@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aelatent.config import CaseConfig, load_case
+from aelatent.config import CaseConfig, load_case, network_shapes
 from aelatent.data.images import BUILT_IN, ImageSet, load_images
 from aelatent.errors import UserError
+from aelatent.io.lifecycle import live_owner
 from aelatent.io.run_artifacts import INDEX_PATH, LATENTS_PATH, MODEL_NAME
 from aelatent.io.tracking import (
     ArgumentParser,
@@ -28,6 +29,14 @@ from aelatent.io.tracking import (
     get_run,
     parse_int,
     run_entry_point,
+)
+from aelatent.limits import (
+    IMAGE_SIZE_WHY,
+    MAX_IMAGE_SIZE,
+    MAX_SEED,
+    SEED_WHY,
+    check_memory,
+    train_memory_bytes,
 )
 
 if TYPE_CHECKING:
@@ -67,12 +76,29 @@ def build_request(case_arg: str, data: str, epochs: str, image_size: str, seed: 
                   resume_run: str | None = None) -> TrainRequest:
     case = load_case(case_arg)
     n_epochs = None if epochs == AUTO else parse_int(epochs, "epochs", minimum=1)
-    size = None if image_size == AUTO else parse_int(image_size, "image_size", minimum=1)
+    size = None if image_size == AUTO else parse_int(
+        image_size, "image_size", minimum=1, maximum=MAX_IMAGE_SIZE, why=IMAGE_SIZE_WHY)
     if n_epochs is None and data != BUILT_IN:
         n_epochs = case.training.epochs_celeba
     case = case.with_overrides(epochs=n_epochs, image_size=size)
-    return TrainRequest(case=case, case_arg=case_arg, data=data,
-                        seed=parse_int(seed, "seed", minimum=0), resume_run=resume_run)
+    request = TrainRequest(case=case, case_arg=case_arg, data=data, resume_run=resume_run,
+                           seed=parse_int(seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY))
+    check_training_memory(case)
+    return request
+
+
+def check_training_memory(case: CaseConfig, n_channels: int = 3) -> None:
+    """Refuse, before any image is read, a network whose training cannot fit in memory
+    (``n_channels``: 3, the most any data set here has, so the estimate holds for all)."""
+    shapes = network_shapes(case.model, case.image_size, n_channels, case.source)
+    check_memory(
+        train_memory_bytes(shapes.n_weights, shapes.activations_per_image,
+                           case.training.batch_size),
+        f"training case {case.name} (image_size={case.image_size}, "
+        f"model.z_dim={case.model.z_dim}, {shapes.n_weights:,} weights, "
+        f"batch_size={case.training.batch_size}, {case.source})",
+        "lower image_size, model.z_dim, the filters or training.batch_size",
+    )
 
 
 def resume_request(run_id: str) -> TrainRequest:
@@ -80,6 +106,12 @@ def resume_request(run_id: str) -> TrainRequest:
     run = get_run(run_id, expected_entry_point="train")
     if run.info.status == "FINISHED":
         raise UserError(f"resume={run_id!r} already FINISHED: nothing to resume; start a new run")
+    owner = live_owner(run)
+    if owner is not None:
+        raise UserError(
+            f"resume={run_id!r} is still training ({owner}): wait for it to end or stop it "
+            f"first; two trainings in one run would mix two models"
+        )
     params = run.data.params
     try:
         return build_request(params["case_arg"], params["data"], params["training.epochs"],
@@ -120,7 +152,7 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
     if request.resume_run:
         _mark_launcher_run(request.resume_run)
     with entry_point_run("train", f"train case {case.name}", tags, nested=nested,
-                         run_id=request.resume_run) as run:
+                         run_id=request.resume_run, owned=True) as run:
         run_id = run.info.run_id
         if request.resume_run is None:
             mlflow.log_params({
@@ -152,9 +184,18 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
         history = autoencoder.fit(
             train_data, validation_data=val_data, epochs=case.training.epochs,
             initial_epoch=epochs_done,
-            callbacks=[EpochCheckpoint(run_id), mlflow.keras.MlflowCallback()],
+            callbacks=[keras.callbacks.TerminateOnNaN(), EpochCheckpoint(run_id),
+                       mlflow.keras.MlflowCallback()],
             verbose=1 if sys.stdout.isatty() else 2,
         )
+        diverged = diverged_epoch(history.history, epochs_done)
+        if diverged is not None:  # the broken model is neither logged nor kept to resume
+            remove_checkpoint(run_id)
+            raise UserError(
+                f"training diverged at epoch {diverged}; lower learning_rate (the loss is no "
+                f"longer finite at training.learning_rate={case.training.learning_rate:g} in "
+                f"{case.source})"
+            )
         seconds = time.perf_counter() - started
         epochs_run = case.training.epochs - epochs_done
         metrics = {"train_seconds": seconds,
@@ -167,6 +208,19 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
         log_trained_model(autoencoder, image_set)
         remove_checkpoint(run_id)
         return run_id
+
+
+def diverged_epoch(history: dict[str, list[float]], initial_epoch: int = 0) -> int | None:
+    """The first epoch (counted from 1) whose loss or val_loss is not finite, or None.
+
+    Keras' ``TerminateOnNaN`` stops at the first non-finite batch loss; Keras still ends that
+    epoch (its mean loss is then not finite), so it is the last one in the history.
+    """
+    losses = [history.get(key, []) for key in ("loss", "val_loss")]
+    for i in range(max(map(len, losses))):
+        if any(i < len(values) and not np.isfinite(values[i]) for values in losses):
+            return initial_epoch + i + 1
+    return None
 
 
 def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> None:

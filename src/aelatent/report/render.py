@@ -3,22 +3,28 @@
 ``report.html`` is self-contained (CSS inline, images and CSV downloads as base64 data
 URIs), so it opens from a file, from an MLflow artifact download or as an e-mail
 attachment with no network. ``report.md`` refers to images copied into ``images/`` and
-tables written to ``tables/`` next to it.
+tables written to ``tables/`` next to it. A marker file, ``.aelatent-report``, lists what
+the report wrote, so a later report into the same folder removes exactly those files and a
+folder holding anything else is refused (:func:`check_output_folder`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import html
 import io
+import json
 import math
+import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aelatent.errors import UserError
 from aelatent.report.document import (
     Block,
     Columns,
@@ -35,6 +41,7 @@ HTML_NAME = "report.html"
 MARKDOWN_NAME = "report.md"
 TABLES_DIR = "tables"
 IMAGES_DIR = "images"
+MARKER_NAME = ".aelatent-report"
 MIME_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -109,10 +116,65 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
+def check_output_folder(path: Path, name: str = "output") -> Path:
+    """``path`` can take a report: a new folder, an empty one, or an earlier report's (it has
+    the marker); a file, a folder of the user's, or a place that cannot be created is a
+    :class:`UserError` naming it, raised before any work."""
+    shown = f"{name}={str(path)!r}"
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{shown} is a file, not a folder: give a new folder for the report")
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise UserError(f"{shown} cannot be created: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{shown} cannot be written: {existing} is not writable for you")
+    if path.is_dir() and not (path / MARKER_NAME).is_file() and any(path.iterdir()):
+        raise UserError(
+            f"{shown} is a folder with files of its own, not an earlier report (it has no "
+            f"{MARKER_NAME}): give a new or empty folder; nothing in it was touched"
+        )
+    return path
+
+
+def clear_earlier_report(out_dir: Path) -> list[Path]:
+    """Remove the files an earlier report listed in its marker (only those, and the folders
+    they leave empty); returns what was removed."""
+    marker = out_dir / MARKER_NAME
+    try:
+        listed = json.loads(marker.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    root = out_dir.resolve()
+    removed = []
+    for relative in listed:
+        target = out_dir / str(relative)
+        if target.is_symlink() or not target.is_file():
+            continue
+        if not target.resolve().is_relative_to(root):
+            continue
+        target.unlink()
+        removed.append(target)
+    for folder in (IMAGES_DIR, TABLES_DIR):
+        with contextlib.suppress(OSError):  # only when empty: a file of the user's stays
+            (out_dir / folder).rmdir()
+    return removed
+
+
+def _write_marker(out_dir: Path, files: list[Path]) -> None:
+    relative = sorted(p.relative_to(out_dir).as_posix() for p in files)
+    (out_dir / MARKER_NAME).write_text(
+        json.dumps({"written_by": "aelatent report", "files": relative}, indent=1) + "\n",
+        encoding="utf-8",
+    )
+
+
 def write_report(document: Document, out_dir: Path) -> ReportFiles:
-    """Write ``report.html``, ``report.md``, ``tables/*.csv`` and ``images/*`` into ``out_dir``."""
+    """Write ``report.html``, ``report.md``, ``tables/*.csv`` and ``images/*`` into ``out_dir``,
+    and the marker listing them (written first, so even an interrupted report is known)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_names = _table_file_names(document)
+    _write_marker(out_dir, [out_dir / HTML_NAME, out_dir / MARKDOWN_NAME,
+                            *(out_dir / TABLES_DIR / n for n in csv_names.values())])
     tables = []
     for table in _all_tables(document):
         path = out_dir / TABLES_DIR / csv_names[id(table)]
@@ -124,6 +186,7 @@ def write_report(document: Document, out_dir: Path) -> ReportFiles:
     markdown, images = render_markdown(document, csv_names, out_dir)
     md_path = out_dir / MARKDOWN_NAME
     md_path.write_text(markdown, encoding="utf-8")
+    _write_marker(out_dir, [html_path, md_path, *tables, *images])
     return ReportFiles(html=html_path, markdown=md_path, tables=tables, images=images)
 
 
