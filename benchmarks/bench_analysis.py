@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_analysis.py [--n 202599] [--repeats 3]
 
-On synthetic CelebA-like latents (about SCIENCE.md's observations: most components narrow
-around 0, 25 with |mu| >= 0.25, 40 with hw >= 1, 20 with hw >= 1.5, 5 with hw >= 3; plus a
+On synthetic CelebA-like latents (about the study's observations, docs/science.md: most
+components narrow around 0, 25 with |mu| >= 0.25, 40 with hw >= 1, 20 with hw >= 1.5, 5
+with hw >= 3; plus a
 weak 8-factor low-rank part that correlates components):
 
 - ``analyse_s``: :func:`analyse_latents` wall time, best and median of ``--repeats``

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_hits.py [--n-samples 200000] [--big 10000000]
 
 Measures, on a synthetic CelebA-like region (256 components, most narrow around 0, a few
-dominant ones; SCIENCE.md's observations) and the default grid (b in 1..12, k in 1..12):
+dominant ones; the study's observations) and the default grid (b in 1..12, k in 1..12):
 
 - ``fast_s``: :func:`hit_grid` with everything the evaluate job uses (hits, exact
   probabilities, radii, miss-count histograms for every k), best of 3;

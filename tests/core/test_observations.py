@@ -1,4 +1,4 @@
-"""The study's observations as metrics: names as DESIGN.md, counts as the rules say."""
+"""The study's observations as metrics: names as docs/architecture.md, counts as the rules say."""
 
 from __future__ import annotations
 

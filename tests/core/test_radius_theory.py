@@ -51,13 +51,13 @@ def test_uniform_shell_against_monte_carlo_and_the_studys_figures():
     assert abs(std - theory.std) < 4 * se_std
     assert theory.std == pytest.approx(b / math.sqrt(15), rel=1e-3)
     assert abs(std - b / math.sqrt(12)) > 10 * se_std  # one component's spread is not R's
-    # SCIENCE.md: N = 256, b = 1 -> 9.2, b = 12 -> 111
+    # the study: N = 256, b = 1 -> 9.2, b = 12 -> 111
     assert round(uniform_radius_moments(1, 256).mean, 1) == 9.2
     assert round(uniform_radius_moments(12, 256).mean) == 111
 
 
 def test_exact_mean_beats_the_studys_approximation_at_small_n():
-    # at N = 2 SCIENCE.md's sqrt(1/(1 + 1/(4N))) form is 0.6 % high; the quadrature is exact
+    # at N = 2 the study's sqrt(1/(1 + 1/(4N))) form is 0.6 % high; the quadrature is exact
     n_dim = 2
     z = np.random.default_rng(1).uniform(-1, 1, (400_000, n_dim))
     mean, _, se_mean, _ = mc_radii(z)

@@ -1,4 +1,4 @@
-"""The analysis as files: every path of DESIGN.md and issue 3, exact round trips."""
+"""The analysis as files: every path of docs/architecture.md, exact round trips."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_tables(written):
     assert "component: mu, hw" in text
     assert text.count("\n| ") == len(dominant) + 1  # header and one row per component
     listed = re.search(r"(?:^|· )2: (-?[\d.]+), ([\d.]+)", text, flags=re.MULTILINE)
-    assert listed, text  # SCIENCE.md style; component 2 sits at mu ~ 1.3, hw ~ 0.94
+    assert listed, text  # the study's style; component 2 sits at mu ~ 1.3, hw ~ 0.94
     assert float(listed.group(1)) == pytest.approx(1.3, abs=0.1)
     assert float(listed.group(2)) == pytest.approx(0.94, abs=0.1)
 

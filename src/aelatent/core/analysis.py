@@ -1,4 +1,4 @@
-"""The latent analysis in one call: everything SCIENCE.md asks of the real latents.
+"""The latent analysis in one call: everything the study (docs/science.md) asks of the real latents.
 
 :func:`analyse_latents` is pure (no MLflow, TensorFlow or files) so that it runs on any
 latents array, in tests, notebooks and the ``analyse`` entry point alike;
@@ -74,7 +74,7 @@ class LatentAnalysis:
         return dominant_significant(self.windows)
 
     def metrics(self) -> dict[str, float]:
-        """Metric name -> value, names as in DESIGN.md (``n_hw_ge_1.5``, ``radius_mean``, ...)."""
+        """Metric name -> value (docs/architecture.md): ``n_hw_ge_1.5``, ``radius_mean``, ..."""
         # the study's counts, on the study's reading unless a column estimate was asked for
         estimate = self.thresholds.estimate
         values = component_observations(

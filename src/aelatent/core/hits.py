@@ -1,7 +1,7 @@
 """The hit test: does a generated vector land in the real latent region?
 
 A vector ``z`` hits for the half-width multiple ``k`` when every component lies in its
-window ``[mu_i - k*hw_i, mu_i + k*hw_i]`` (SCIENCE.md, "The hit test").
+window ``[mu_i - k*hw_i, mu_i + k*hw_i]`` (docs/science.md, "The study").
 
 The fast path, :func:`hit_grid`, evaluates a whole grid of sampler scales (``b``) times
 multiples (``k``) on one set of draws:

@@ -2,8 +2,8 @@ r"""The objective of the search over ``b``: how well does uniform ``[-b, b]^N`` 
 
 Why not the box hit rate alone: it is won by ``b -> 0`` (every tiny vector lies inside
 ``[mu_i - k hw_i, mu_i + k hw_i]`` when the windows contain 0), yet such vectors are far
-shorter than any real latent vector (docs/science.md, "Radii"). So a sampled vector counts
-only as far as it does both:
+shorter than any real latent vector (docs/science.md, "The study": radius theory). So a
+sampled vector counts only as far as it does both:
 
 - **hit**: every component within ``[mu_i - k hw_i, mu_i + k hw_i]`` (the study's hit test);
 - **radius**: its length ``r`` is where real radii are. Two ways to say "where", the

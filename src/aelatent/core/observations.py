@@ -1,9 +1,10 @@
 """The study's observations as numbers, named as MLflow metrics.
 
-SCIENCE.md lists eight observations for CelebA (most components Gaussian-like, >= 90% with
-mu near 0, values in [-12, 12], <= 25 with |mu| >= 0.25, ...). Here each becomes a metric,
-so that runs (case I against case II, ORL against CelebA) compare side by side. The count
-thresholds are the study's and fixed, since they are part of the metric names
+The study (docs/science.md) lists eight observations for CelebA (most components
+Gaussian-like, >= 90% with mu near 0, values in [-12, 12], <= 25 with |mu| >= 0.25, ...).
+Here each becomes a metric, so that runs (case I against case II, ORL against CelebA)
+compare side by side. The count thresholds are the study's and fixed, since they are part
+of the metric names
 (``n_mu_abs_ge_0.25``, ``n_hw_ge_1.5``; numbers printed with ``f"{x:g}"``).
 """
 

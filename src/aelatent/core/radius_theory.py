@@ -22,8 +22,8 @@ fourth cumulant ``-32 b^8/4725``. Then ``k2/m^2 = 4/(5N)`` and
     <R>   = b sqrt(N/3) (1 - 1/(10 N) - 13/(280 N^2) + O(N^-3))
     Var R = b^2 (1/15 + 29/(1050 N) + O(N^-2)),   std R -> b/sqrt(15) ~ 0.258 b
 
-The spread does not grow with N: the relative width ``1/sqrt(5N)`` is 1.4 % at N = 256.
-(SCIENCE.md's ``<R> ~ b sqrt(N/3) sqrt(1/(1 + 1/(4N)))`` is ``1 - 1/(8N)``: what one gets
+The spread does not grow with N: the relative width ``1/sqrt(5N)`` is 2.8 % at N = 256.
+(the study's ``<R> ~ b sqrt(N/3) sqrt(1/(1 + 1/(4N)))`` is ``1 - 1/(8N)``: what one gets
 from ``E[R]^2 = E[R^2] - Var R`` with ``Var R = b^2/12``, the variance of one component; the
 true ``Var R`` is ``b^2/15``. The two means differ by 1e-4 relative at N = 256, well below
 what the study could see; the std differs by 12 %, which a test resolves.)

@@ -1,5 +1,5 @@
-"""The latent analysis as files: the artifact layout of DESIGN.md (paths relative to a run's
-artifact root), and reading ``stats/components.csv`` back for the sampler evaluation.
+"""The latent analysis as files: the artifact layout of docs/architecture.md (paths relative
+to a run's artifact root), and reading ``stats/components.csv`` back for the sampler evaluation.
 
 Numbers in CSV files are written at full precision (shortest repr that round-trips), so
 that mu and hw read back are exactly the analysed values; booleans as 1/0.
@@ -96,7 +96,7 @@ def _number(x: float) -> str:
 
 
 def dominant_table(analysis: LatentAnalysis) -> str:
-    """Markdown: the rule, SCIENCE.md's one-line style ``15: -0.25, 1.5 · ...``, a full table."""
+    """Markdown: the rule, the study's one-line style ``15: -0.25, 1.5 · ...``, a full table."""
     stats = analysis.components
     rule = analysis.thresholds
     dominant = analysis.dominant_components

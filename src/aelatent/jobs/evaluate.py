@@ -3,7 +3,7 @@
 ``mlflow run . -e evaluate --env-manager local [-P train_run=<id>] [-P sampler=uniform]``
 
 For a train run (default: the newest finished one, optionally of ``case``) it draws
-``n_samples`` vectors per sampler and scale, runs the hit test of SCIENCE.md for every
+``n_samples`` vectors per sampler and scale, runs the hit test (docs/science.md) for every
 half-width multiple ``k`` against the run's ``stats/components.csv`` (mu, hw), and logs:
 
 - metrics ``hit_rate|hits|log10_p_hit/<sampler>/b<b>/k<k>``,
@@ -281,7 +281,8 @@ def radius_theory(sampler: Sampler, scale: float) -> RadiusMoments:
 
 
 def metric_key(kind: str, sampler: str, b: float, k: float | None = None) -> str:
-    """DESIGN.md's names: ``hit_rate/uniform/b1.5/k2``, ``radius_mean/uniform/b1.5``."""
+    """Metric names (docs/architecture.md): ``hit_rate/uniform/b1.5/k2``,
+    ``radius_mean/uniform/b1.5``."""
     key = f"{kind}/{sampler}/b{b:g}"
     return key if k is None else f"{key}/k{k:g}"
 

@@ -1,7 +1,7 @@
 """What the report says: the study's sections, built from collected run data.
 
-This module knows the science (SCIENCE.md's reference figures, the metric and artifact
-names of DESIGN.md) but neither MLflow nor any output format: it turns a
+This module knows the science (the study's reference figures in docs/science.md, the metric
+and artifact names of docs/architecture.md) but neither MLflow nor any output format: it turns a
 :class:`~aelatent.report.collect.ReportData` into a
 :class:`~aelatent.report.document.Document`. Every piece that a run does not have
 becomes a :class:`~aelatent.report.document.Note` that says what to run, never an error.
@@ -76,7 +76,7 @@ ENV = "--env-manager local"
 
 @dataclass(frozen=True)
 class Observation:
-    """One of SCIENCE.md's eight observations: the metric(s) behind it and the reference."""
+    """One of the study's eight observations: the metric(s) behind it and the reference."""
 
     number: str
     text: str
@@ -146,7 +146,7 @@ SCALE_FREE_LEVELS = (
                    "n_dominant", None, None, "n_dominant_sig"),
 )
 
-# SCIENCE.md: the dominant components reported for case II on CelebA (component, mu, hw).
+# The study (docs/science.md): dominant components reported for case II on CelebA (i, mu, hw).
 REFERENCE_DOMINANT = (
     (15, -0.25, 1.5),
     (16, 0.5, 1.125),
@@ -612,8 +612,9 @@ class _Builder:
             rows.append(row)
         blocks: list[Block] = [
             Paragraph(
-                "SCIENCE.md's eight observations, measured on each train run, next to the "
-                "figures the original study reported for CelebA (case II after 30 epochs). "
+                "The study's eight observations (docs/science.md), measured on each train "
+                "run, next to the figures the original study reported for CelebA (case II "
+                "after 30 epochs). "
                 "They differ per network, training run and data set; 'holds?' says "
                 "whether the study's statement also holds here. A dash: the train run did "
                 "not log that metric."
@@ -701,7 +702,7 @@ class _Builder:
 
     def dominant(self) -> Section:
         reference = Panel(
-            "reference: CelebA, case II (SCIENCE.md)",
+            "reference: CelebA, case II (the study)",
             [
                 Table(
                     "dominant_reference",
