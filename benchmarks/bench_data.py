@@ -141,7 +141,7 @@ def bench_input_pipeline(folder: Path) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    from aelatent.data.image_folder import load_image_folder
+    from aelatent.data.loading import load_image_folder
     from aelatent.data.pipeline import autoencoder_dataset
 
     image_set = load_image_folder(folder, SIZE, progress=False)  # the cache built above
@@ -303,7 +303,7 @@ def bench_train(folder: Path, n_train: int, matmul: float) -> dict[str, Any]:
     import keras
 
     from aelatent.config import load_case
-    from aelatent.data.image_folder import load_image_folder
+    from aelatent.data.loading import load_image_folder
     from aelatent.data.pipeline import autoencoder_dataset
     from aelatent.model import build_autoencoder
 

@@ -18,7 +18,8 @@ from celeba_like import (
 
 from aelatent.data import cache
 from aelatent.data.cache import cache_dir, cached_images
-from aelatent.data.image_folder import decode_image, list_images, load_image_folder
+from aelatent.data.image_folder import decode_image, list_images
+from aelatent.data.loading import load_image_folder
 from aelatent.errors import UserError
 
 

@@ -19,7 +19,8 @@ from celeba_like import (
 from PIL import Image
 
 from aelatent.data import load_images
-from aelatent.data.image_folder import TOP_OFFSET, hashed_partitions, load_image_folder
+from aelatent.data.image_folder import TOP_OFFSET, hashed_partitions
+from aelatent.data.loading import load_image_folder
 from aelatent.errors import UserError
 
 

@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from aelatent.data.images import PARTITIONS, ImageSet
+from aelatent.data.images import PARTITIONS
 from aelatent.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -245,30 +245,4 @@ def hashed_partitions(ids: tuple[str, ...]) -> np.ndarray:
             "val" if zlib.crc32(PurePosixPath(i).name.encode()) % VAL_MODULUS == 0 else "train"
             for i in ids
         ]
-    )
-
-
-def load_image_folder(path: Path, image_size: int, *, progress: bool = True) -> ImageSet:
-    """A folder or zip of images as an :class:`ImageSet` backed by the preprocessing cache.
-
-    The partition file is checked before anything is decoded, so a mismatch fails fast.
-    Images that cannot be decoded are logged, skipped and left out of the set.
-    """
-    from aelatent.data.cache import cached_images
-
-    if image_size < 1:
-        raise UserError(f"image_size={image_size} must be a positive number of pixels")
-    source = list_images(Path(path))
-    found = find_partition_file(source)
-    if found is None:
-        partitions = hashed_partitions(source.ids)
-    else:
-        partitions = match_partitions(source.ids, parse_partition_file(*found), found[0])
-    partition_of = dict(zip(source.ids, partitions.tolist(), strict=True))
-    cached = cached_images(source, image_size, progress=progress)
-    return ImageSet(
-        name=source.name,
-        images=cached.images,
-        ids=cached.ids,
-        partitions=np.array([partition_of[i] for i in cached.ids], dtype=partitions.dtype),
     )

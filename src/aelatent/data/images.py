@@ -1,4 +1,4 @@
-"""The data-set interface every loader returns, and the dispatch from the ``data`` parameter.
+"""The data-set interface every loader returns: square uint8 images, ids and partitions.
 
 Images are kept as uint8 ``[n, size, size, channels]`` (possibly a memory map) and scaled
 to [0, 1] only when fed to the network, so a data set the size of CelebA stays small.
@@ -7,12 +7,9 @@ to [0, 1] only when fed to the network, so a data set the size of CelebA stays s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from aelatent.errors import UserError
 
 BUILT_IN = "orl"
 PARTITIONS = ("train", "val", "test")
@@ -61,20 +58,3 @@ def square_crop_resize(image: Image.Image, size: int, top_offset: float = 0.5) -
     resized = square.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
     array = np.asarray(resized, dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
-
-
-def load_images(data: str, image_size: int) -> ImageSet:
-    """``orl`` for the built-in faces, else a path to a folder or zip of images (CelebA style)."""
-    if data == BUILT_IN:
-        from aelatent.data.orl import load_orl
-
-        return load_orl(image_size)
-    path = Path(data).expanduser()
-    if not path.exists():
-        raise UserError(
-            f"data={data!r} does not exist: use {BUILT_IN!r} (built-in faces) or a path to a "
-            "folder or .zip of images"
-        )
-    from aelatent.data.image_folder import load_image_folder
-
-    return load_image_folder(path, image_size)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aelatent.config import CaseConfig, load_case, network_shapes
-from aelatent.data.images import BUILT_IN, ImageSet, load_images
+from aelatent.data.images import BUILT_IN, ImageSet
+from aelatent.data.loading import load_images
 from aelatent.errors import UserError
 from aelatent.io.lifecycle import live_owner
 from aelatent.io.run_artifacts import INDEX_PATH, LATENTS_PATH, MODEL_NAME

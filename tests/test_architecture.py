@@ -1,0 +1,101 @@
+"""The layers of docs/architecture.md, checked on the source: imports only run downwards,
+no module imports itself back through others, the numeric core needs neither MLflow nor
+TensorFlow. Imports inside functions count too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "aelatent"
+# a module may import from its own package or from packages of a lower rank only
+RANK = {
+    "errors": 0,
+    "limits": 1,
+    "core": 1,
+    "data": 1,
+    "accelerator": 1,
+    "config": 2,
+    "model": 3,
+    "plots": 3,
+    "io": 4,
+    "report": 5,
+    "jobs": 6,
+}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = ("aelatent", *path.relative_to(PACKAGE).with_suffix("").parts)
+        found[".".join(parts).removesuffix(".__init__")] = path
+    return found
+
+
+def imports(path: Path) -> set[str]:
+    """Every module name an import statement in ``path`` names, at any depth."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: {m for m in imports(path) if m in known and m != name}
+            for name, path in known.items()}
+
+
+def package(module: str) -> str:
+    return module.split(".")[1] if "." in module else ""
+
+
+def test_every_package_has_a_rank():
+    assert {package(m) for m in modules()} - {""} == set(RANK)
+
+
+def test_imports_only_run_downwards():
+    upward = [
+        f"{source} -> {target}"
+        for source, targets in graph().items()
+        for target in targets
+        if package(source) and package(target) != package(source)
+        and RANK[package(target)] >= RANK[package(source)]
+    ]
+    assert not upward, upward
+
+
+def test_no_import_cycles():
+    edges = graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(edges[node]):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target):], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for start in sorted(edges):
+        if start not in state:
+            visit(start, [start])
+    assert not cycles, cycles
+
+
+@pytest.mark.parametrize("layer", ["core", "plots"])
+def test_the_numeric_core_and_the_plots_need_no_mlflow_or_tensorflow(layer):
+    heavy = ("mlflow", "tensorflow", "keras")
+    offending = {
+        name: sorted(m for m in imports(path) if m.split(".")[0] in heavy)
+        for name, path in modules().items() if package(name) == layer
+    }
+    assert not {k: v for k, v in offending.items() if v}
