@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# TensorFlow's C++ log off below FATAL (its ERROR lines of a good CPU run; aelatent.console)
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: setup demo test test-fast lint bench ui clean browser
 

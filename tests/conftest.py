@@ -15,6 +15,7 @@ import pytest
 from mlflow.entities import Run
 
 from aelatent.io.analysis_artifacts import write_csv
+from aelatent.io.experiment import ensure_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -36,12 +37,12 @@ class MlflowRunResult:
 
 def tracking_env(tracking_uri: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        MLFLOW_TRACKING_URI=tracking_uri,
-        TF_CPP_MIN_LOG_LEVEL="2",
+    env.update({  # `extra` may override any of these (TF_CPP_MIN_LOG_LEVEL="": as unset)
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
         **extra,
-    )
+    })
     return env
 
 
@@ -113,6 +114,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cwd = os.getcwd()
     os.chdir(store)  # the default artifact root ./mlruns lands in the temporary folder
     mlflow.MlflowClient(uri).search_experiments()  # creates the store and Default experiment here
+    ensure_experiment()  # and `aelatent`, before an `mlflow run` in the project folder does
     yield uri
     os.chdir(cwd)
     if old is None:

@@ -1,6 +1,9 @@
-"""Experiment configuration: the YAML files under ``experiments/`` as typed, validated objects.
+"""Experiment configuration: the case YAML files as typed, validated objects.
 
 A case is named (``I``, ``II``) or given as a path to a YAML file of the same shape.
+A named case is looked up, in this order, in ``experiments/`` of the working directory
+(the project folder that ``mlflow run .`` runs in, so an edited copy there wins) and in
+the package's own ``aelatent/cases/`` (installed with the package, wheel or editable).
 Every mistake raises :class:`~aelatent.errors.UserError` naming the value and what is allowed.
 """
 
@@ -17,7 +20,9 @@ import yaml
 from aelatent.errors import UserError
 from aelatent.limits import IMAGE_SIZE_WHY, MAX_IMAGE_SIZE, MAX_Z_DIM, Z_DIM_WHY, check_at_most
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+PACKAGE_CASES_DIR = Path(__file__).resolve().parent / "cases"  # package data
+PROJECT_CASES_DIR = Path("experiments")  # relative to the working directory
+EXPERIMENTS_DIR = PACKAGE_CASES_DIR  # the shipped case files (older name)
 NAMED_CASES = ("I", "II")
 ACTIVATIONS = {0: "leaky_relu", 1: "relu", 2: "selu"}
 PADDINGS = ("same", "valid")
@@ -94,10 +99,24 @@ class CaseConfig:
         return config
 
 
+def named_case_candidates(case: str) -> list[Path]:
+    """Where a named case is looked for, first match wins: the project's ``experiments/``
+    (the working directory's, where ``mlflow run .`` runs), then the package data."""
+    name = f"case_{case}.yaml"
+    return [(Path.cwd() / PROJECT_CASES_DIR / name).resolve(), PACKAGE_CASES_DIR / name]
+
+
 def case_path(case: str) -> Path:
     """The YAML file behind a case name or path."""
     if case in NAMED_CASES:
-        return EXPERIMENTS_DIR / f"case_{case}.yaml"
+        candidates = named_case_candidates(case)
+        found = next((path for path in candidates if path.is_file()), None)
+        if found is None:
+            raise UserError(
+                f"case {case}: no case file in {' or '.join(str(p) for p in candidates)}; "
+                "reinstall aelatent or give a path to a .yaml file"
+            )
+        return found
     path = Path(case)
     if path.suffix.lower() not in (".yaml", ".yml"):
         raise UserError(

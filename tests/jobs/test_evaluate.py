@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import (
     assert_user_error,
+    cli_error,
     find_runs,
     log_synthetic_train_run,
     mlflow_run,
@@ -31,7 +32,7 @@ from aelatent.jobs.evaluate import cli
 pytestmark = pytest.mark.e2e
 
 Z_DIM = 16
-SAMPLERS = ("uniform", "gaussian", "mvn")
+SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
 N_LATENTS, N_TRAIN = 500, 400
 TRUE_MU = np.random.default_rng(0).normal(0, 0.3, Z_DIM)
 TRUE_SIGMA = np.random.default_rng(1).uniform(0.3, 0.8, Z_DIM)
@@ -81,9 +82,10 @@ def test_synthetic_evaluation_logs_the_contract(
     assert run.data.tags["entry_point"] == "evaluate"
     assert run.data.tags["case"] == "synthetic"
     assert run.data.params["train_run_id"] == synthetic_train_run
-    assert run.data.params["samplers"] == "uniform,gaussian,mvn"
+    assert run.data.params["samplers"] == "uniform,gaussian,mvn,gmm"
     metrics = run.data.metrics
-    axes = {"uniform": ("0.5", "1", "2"), "gaussian": ("1", "2"), "mvn": ("1", "2")}
+    axes = {"uniform": ("0.5", "1", "2"), "gaussian": ("1", "2"), "mvn": ("1", "2"),
+            "gmm": ("1", "2")}
     for sampler, scales in axes.items():
         for b in scales:
             for k in ("0.5", "1", "2", "4"):
@@ -96,7 +98,7 @@ def test_synthetic_evaluation_logs_the_contract(
                 if math.isfinite(metrics[f"log10_p_hit/{key}"]):
                     assert (metrics[f"log10_p_hit_lo/{key}"] <= metrics[f"log10_p_hit/{key}"]
                             <= metrics[f"log10_p_hit_hi/{key}"])
-                if sampler == "mvn":
+                if sampler in ("mvn", "gmm"):
                     assert metrics[f"ghk_rel_se/{key}"] >= 0
                 rate, hits = (
                     metrics[f"hit_rate/{sampler}/b{b}/k{k}"],
@@ -125,13 +127,14 @@ def test_synthetic_evaluation_logs_the_contract(
         assert _download(run.info.run_id, path, tmp_path).stat().st_size > 0, path
     with open(_download(run.info.run_id, "hits/hit_rates.csv", tmp_path / "csv")) as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == (3 + 2 + 2) * 4 + 4  # and the held-out ceiling per k
+    assert len(rows) == (3 + 2 + 2 + 2) * 4 + 4  # and the held-out ceiling per k
     for row in rows:
         key = f"{row['sampler']}/b{row['b']}/k{row['k']}".replace("/b/", "/")
         assert float(row["hits"]) == metrics[f"hits/{key}"]
         assert float(row["hit_rate_lo"]) == metrics[f"hit_rate_lo/{key}"]
         assert row["windows"] == "auto"
-        expected = {"mvn": "ghk_estimate", "heldout": "real"}.get(row["sampler"], "exact")
+        expected = {"mvn": "ghk_estimate", "gmm": "ghk_estimate",
+                    "heldout": "real"}.get(row["sampler"], "exact")
         assert row["p_method"] == expected
 
 
@@ -181,10 +184,11 @@ def test_synthetic_rates_agree_with_theory(synthetic_evaluation):
             continue
         p = 10.0**log10_p
         hits = metrics[key.replace("log10_p_hit/", "hits/")]
-        slack = 4 * math.sqrt(n * p * (1 - p)) + 1 + (0.03 * n * p if "/mvn/" in key else 0)
+        ghk = "/mvn/" in key or "/gmm/" in key  # an estimate with its own few % error
+        slack = 4 * math.sqrt(n * p * (1 - p)) + 1 + (0.03 * n * p if ghk else 0)
         assert abs(hits - n * p) <= slack, (key, hits, n * p)
         checked += 1
-    assert checked == (3 + 2 + 2) * 4
+    assert checked == (3 + 2 + 2 + 2) * 4
     for key, value in metrics.items():
         if key.startswith("radius_mean/"):
             theory = metrics[key.replace("radius_mean/", "radius_mean_theory/")]
@@ -193,8 +197,9 @@ def test_synthetic_rates_agree_with_theory(synthetic_evaluation):
 
 
 def test_tiny_network_evaluation_decodes_samples(tiny_train_run, tracking_uri, tmp_path):
+    registered = mlflow.get_run(tiny_train_run).data.tags["registered_model"]
     params = {
-        "train_run": tiny_train_run,
+        "train_run": registered,  # models:/aelatent-case-I/<version>: the tiny train run
         "b": "1,3",
         "k": "1,3",
         "scale": "1",
@@ -209,8 +214,8 @@ def test_tiny_network_evaluation_decodes_samples(tiny_train_run, tracking_uri, t
     rates = {
         k.removeprefix("hit_rate/"): v for k, v in metrics.items() if k.startswith("hit_rate/")
     }
-    # uniform: 2 b x 2 k; gaussian and mvn: 1 scale x 2 k; the held-out ceiling: 2 k
-    assert len(rates) == 2 * 2 + 2 * 1 * 2 + 2
+    # uniform: 2 b x 2 k; gaussian, mvn and gmm: 1 scale x 2 k; the held-out ceiling: 2 k
+    assert len(rates) == 2 * 2 + 3 * 1 * 2 + 2
     n_heldout = metrics["n_heldout"]
     assert n_heldout > 0
     for k in (1, 3):
@@ -227,8 +232,21 @@ def test_tiny_network_evaluation_decodes_samples(tiny_train_run, tracking_uri, t
         "uniform_b3.png",
         "gaussian_b1.png",
         "mvn_b1.png",
+        "gmm_b1.png",
     }
     assert {f"decoded/{name}" for name in expected} <= decoded
+    # in MLflow's own terms: the train run's dataset, the grid as a table, what it found
+    client = mlflow.MlflowClient()
+    (trained,) = client.get_run(tiny_train_run).inputs.dataset_inputs
+    (evaluated,) = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert (evaluated.dataset.name, evaluated.dataset.digest) == ("orl", trained.dataset.digest)
+    assert {t.key: t.value for t in evaluated.tags}["mlflow.data.context"] == "evaluation"
+    tables = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
+    assert tables == {"tables/hit_rates.json", "tables/windows.json"}
+    first, second, link = run.data.tags["mlflow.note.content"].split("\n\n")
+    assert first.startswith("**Best generator at k = 3**") and "hit rate" in first
+    assert second.startswith("**Held-out ceiling**") and "at k = 3" in second
+    assert f"/runs/{tiny_train_run})" in link
 
 
 def test_bad_b_through_mlflow_run(synthetic_train_run, tracking_uri):
@@ -247,7 +265,11 @@ def test_unknown_train_run_through_mlflow_run(tracking_uri):
         (["--k", "2,-1"], ("k=", "> 0")),
         (["--b", "x"], ("b=", "not a number")),
         (["--scale", "0"], ("scale=", "> 0")),
-        (["--sampler", "gmm"], ("gmm", "uniform, gaussian, mvn")),
+        (["--sampler", "gmx"], ("gmx", "uniform, gaussian, mvn, gmm")),
+        (["--knn-k", "0"], ("knn_k=0", ">= 1")),
+        (["--knn-k", "2.5"], ("knn_k='2.5'", "not an integer")),
+        (["--knn-k", "400"], ("knn_k=400", "too large", "400")),
+        (["--knn-n", "-1"], ("knn_n=-1",)),
         (["--n-samples", "0"], ("n_samples",)),
         (["--estimate", "mode"], ("estimate='mode'", "auto, fit, kde, robust, histogram")),
     ],
@@ -274,3 +296,51 @@ def test_train_run_without_latents_is_a_clear_error(tracking_uri, capsys):
     errors = [line for line in err.splitlines() if ": error: " in line]
     assert len(errors) == 1 and "Traceback" not in err, err
     assert "latents/latents.npy" in errors[0] and run.info.run_id in errors[0]
+
+
+def test_gmm_sampler_logs_the_mixture_and_the_knn_test(synthetic_train_run, tracking_uri,
+                                                        tmp_path):
+    """`mlflow run . -e evaluate -P sampler=gmm`: the mixture BIC chose, its hit figures,
+    and precision / recall / density / coverage with intervals beside the held-out ceiling."""
+    params = {"train_run": synthetic_train_run, "sampler": "gmm", "k": "1,2",
+              "scale": "0.5,1,2", "n_samples": "2000", "seed": "5", "n_decoded": "0",
+              "knn_n": "300"}
+    result = mlflow_run("evaluate", params, tracking_uri)
+    assert result.returncode == 0, result.output[-4000:]
+    run = newest_run(f"tags.train_run = '{synthetic_train_run}' and params.sampler = 'gmm'")
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    assert run.data.params["samplers"] == "gmm"
+    assert run.data.params["gmm_covariance_type"] in ("full", "diag")
+    assert 1 <= metrics["gmm/n_components"] <= 8
+    assert 0 < metrics["gmm/variance_kept"] <= 1
+    assert metrics["knn_k"] == 5
+    assert metrics["knn_n_real"] == 300 and metrics["knn_n_generated"] == 300
+    assert metrics["knn_n_heldout"] == N_LATENTS - N_TRAIN
+    for where in ("gmm/b0.5", "gmm/b1", "gmm/b2", "heldout"):
+        for kind in ("precision", "recall", "density", "coverage"):
+            value = metrics[f"{kind}/{where}"]
+            assert metrics[f"{kind}_lo/{where}"] <= value <= metrics[f"{kind}_hi/{where}"]
+        for k in ("1", "2"):
+            if where != "heldout":
+                assert f"hit_rate/{where}/k{k}" in metrics
+    # a mixture fitted to Gaussian latents is as precise as held-out latents at scale 1
+    # (Wilson halfwidths of 300 and 100 vectors), less precise wider, recalls less narrower
+    assert metrics["precision/gmm/b1"] >= metrics["precision_lo/heldout"] - 0.1
+    assert metrics["precision/gmm/b2"] < metrics["precision/gmm/b1"]
+    assert metrics["recall/gmm/b0.5"] < metrics["recall/gmm/b1"]
+    for path in ("hits/box_vs_knn_gmm.png", "hits/knn_scores.csv", "gmm/bic.csv",
+                 "hits/heatmap_gmm.png"):
+        assert _download(run.info.run_id, path, tmp_path).stat().st_size > 0, path
+    with open(_download(run.info.run_id, "hits/knn_scores.csv", tmp_path / "k")) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["sampler"] for r in rows] == ["gmm", "gmm", "gmm", "heldout"]
+    assert float(rows[1]["recall"]) == metrics["recall/gmm/b1"]
+
+
+def test_gmm_on_too_few_latents_is_a_clear_error(tracking_uri, tmp_path, capsys):
+    latents = np.random.default_rng(3).standard_normal((40, 4)).astype(np.float32)
+    run_id = log_synthetic_train_run(latents, 12, tmp_path / "few")
+    line = cli_error(cli, ["--train-run", run_id, "--sampler", "gmm", "--n-decoded", "0"],
+                     capsys)
+    assert "sampler=gmm needs at least 20 training latents" in line and "has 12" in line

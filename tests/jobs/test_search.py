@@ -94,6 +94,7 @@ def test_search_end_to_end_then_resume(gaussian_train_run, tracking_uri, tmp_pat
     first = mlflow_run("search", params, tracking_uri)
     assert first.returncode == 0, first.output[-4000:]
     assert "best b = " in first.output and "exact optimum" in first.output
+    assert "\r" not in first.output and "aelatent search: 3/3 trials in" in first.output
     parent = newest_search(gaussian_train_run)
     check_parent_and_children(parent, 4)
     assert parent.data.tags["case"] == "synthetic"
@@ -127,6 +128,8 @@ def test_search_end_to_end_then_resume(gaussian_train_run, tracking_uri, tmp_pat
     with (local / "trials.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["number"]) for r in rows] == [0, 1, 2, 3]
+    tables = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "tables")}
+    assert tables == {"tables/trials.json", "tables/windows.json"}
     with (local / "objective_curve.csv").open() as handle:
         curve = list(csv.DictReader(handle))
     assert max(float(r["objective"]) for r in curve) <= metrics["best_value_sweep"] + 1e-12

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import mlflow
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from conftest import TINY_TRAIN, assert_user_error, mlflow_run, newest_run
 
 from aelatent.io.run_artifacts import load_autoencoder
+from aelatent.io.tracking import resolve_train_run
 from aelatent.jobs.train import cli
 
 pytestmark = pytest.mark.e2e
@@ -62,6 +64,23 @@ def test_train_run_is_complete(tiny_train_run, tmp_path):
         components = list(csv.DictReader(handle))
     assert len(components) == 256 and {"mu", "hw"} <= set(components[0])
 
+    # in MLflow's own terms: its experiment, its dataset, a registered version, tables
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "aelatent"
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (dataset,) = client.get_run(tiny_train_run).inputs.dataset_inputs
+    assert dataset.dataset.name == "orl" and len(dataset.dataset.digest) == 16
+    tags = {t.key: t.value for t in dataset.tags}
+    assert tags["mlflow.data.context"] == "training"
+    assert (tags["n_train"], tags["n_val"], tags["image_size"]) == ("360", "40", "32")
+    registered = run.data.tags["registered_model"]
+    name, version = registered.removeprefix("models:/").split("/")
+    assert name == "aelatent-case-I"
+    assert client.get_model_version(name, version).run_id == tiny_train_run
+    assert resolve_train_run(registered).info.run_id == tiny_train_run
+    assert [a.path for a in client.list_artifacts(tiny_train_run, "tables")] == [
+        "tables/windows.json"]
+
     autoencoder = load_autoencoder(tiny_train_run)
     images = np.random.default_rng(0).random((3, 32, 32, 1), dtype=np.float32)
     z = autoencoder.get_layer("encoder")(images).numpy()
@@ -69,9 +88,16 @@ def test_train_run_is_complete(tiny_train_run, tmp_path):
     assert autoencoder.get_layer("decoder")(z).numpy().shape == images.shape
 
 
+ERROR_LIKE = re.compile(r"^E\d{4} |\bERROR\b|Error\b|Traceback|\bfailed\b", re.MULTILINE)
+
+
 def test_same_seed_same_latents(tiny_train_run, tracking_uri, tmp_path):
-    again = mlflow_run("train", TINY_TRAIN, tracking_uri)
+    # TF_CPP_MIN_LOG_LEVEL as a new user has it (unset): the console stays quiet too
+    again = mlflow_run("train", TINY_TRAIN, tracking_uri, TF_CPP_MIN_LOG_LEVEL="")
     assert again.returncode == 0, again.output[-3000:]
+    assert not ERROR_LIKE.findall(again.output), again.output[-3000:]
+    assert "\r" not in again.output  # no progress-bar frames in a log
+    assert "encoding: 400/400 img in" in again.output
     newest = newest_run("tags.entry_point = 'train'").info.run_id
     assert newest != tiny_train_run
     first = np.load(_download(tiny_train_run, "latents/latents.npy", tmp_path / "a"))

@@ -6,8 +6,8 @@ the held-out real latents as the ceiling, and the grid count of method 1.
   It covers the sampling noise of the count, for the windows it was counted against.
 - An exact ``log10 P(hit)`` is exact only given the windows; the windows are estimates, so
   its interval is propagated from their covariance: by the delta method for the separable
-  samplers (uniform, gaussian), by a parametric bootstrap over the windows for ``mvn``
-  (whose GHK estimate is not separable), its own GHK error added in quadrature.
+  samplers (uniform, gaussian), by a parametric bootstrap over the windows for ``mvn`` and
+  ``gmm`` (whose GHK estimates are not separable), their own GHK error added in quadrature.
 - The ceiling: held-out real latents (vectors of faces the windows never saw) through the
   same test; no generator can be expected to hit more often than real faces do.
 """
@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from aelatent.core.hits import HitGrid
-from aelatent.core.samplers import MVNSampler, Sampler, grid_points_per_axis
+from aelatent.core.samplers import Sampler, grid_points_per_axis
 from aelatent.core.windows import (
     Z95,
     PropagatedLog10,
@@ -51,11 +51,11 @@ def windows_log10_se(sampler: Sampler, windows: Windows, k: float, *, seed: int 
     per_component = getattr(sampler, "component_log10_probabilities", None)
     if per_component is not None:
         return propagate_log10(windows, k, per_component).se
-    if not isinstance(sampler, MVNSampler):
+    cheaper = getattr(sampler, "with_ghk_draws", None)  # mvn, gmm: GHK estimates
+    if cheaper is None:
         raise TypeError(f"no propagation for {type(sampler).__name__}")
     # a cheaper GHK per draw: its noise enters the spread, so the spread is an upper bound
-    quick = MVNSampler(sampler.mean, sampler.cov, sampler.scale, ghk_draws=MVN_GHK_DRAWS,
-                       ghk_seed=sampler.ghk_seed, _chol=sampler.cholesky)
+    quick = cheaper(MVN_GHK_DRAWS)
     draws = sample_windows(windows, MVN_WINDOW_DRAWS, np.random.default_rng(seed))
     values = np.array([quick.window_log10_probability(m - k * w, m + k * w) for m, w in draws])
     values = values[np.isfinite(values)]
@@ -103,8 +103,7 @@ def hit_intervals(
         at_scale = sampler.with_scale(float(scale))
         for i, k in enumerate(grid.ks):
             se[j, i] = log10_p_hit_interval(at_scale, windows, float(k), seed=seed).se
-            if isinstance(at_scale, MVNSampler):
-                ghk[j, i] = at_scale.last_relative_se
+            ghk[j, i] = getattr(at_scale, "last_relative_se", math.nan)  # GHK: mvn, gmm
     return HitIntervals(
         hit_lo, hit_hi, se, grid.log10_p_hit - Z95 * se, grid.log10_p_hit + Z95 * se, ghk
     )

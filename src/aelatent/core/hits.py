@@ -14,7 +14,9 @@ multiples (``k``) on one set of draws:
 - float32, and fixed-size chunks with reused buffers, so memory does not grow with
   ``n_samples`` (10 million vectors run in a few tens of MB);
 - the radius of ``offset + b*y`` follows from ``|y|^2`` and ``offset . y`` (computed once)
-  for every ``b``.
+  for every ``b``;
+- a *mixture* sampler (``gmm``: ``draw_labelled_base`` and ``component_offsets``) scales
+  around each component's mean: the offset is then per vector, its component's.
 
 :func:`hit_grid_loop` is the straightforward reference (draw, compare per ``(b, k)``); tests
 check the fast path against it and the benchmark measures both.
@@ -150,13 +152,17 @@ def hit_grid(
     ks32 = ks_a.astype(np.float32)[None, :]
     n_b, n_k, n_m = scales_a.size, ks_a.size, miss_idx.size
 
-    offset = np.asarray(sampler.offset, dtype=np.float64)
     inv_hw = 1.0 / hw_a
     # |offset + b*y - mu| / hw = |y * (b/hw) + (offset - mu)/hw|
     slope = (scales_a[:, None] * inv_hw[None, :]).astype(np.float32)  # [n_b, d]
-    intercept = ((offset - mu_a) * inv_hw).astype(np.float32)  # [d]
-    offset_sq = float(offset @ offset)
-    has_offset = bool(np.any(offset != 0))
+    labelled = getattr(sampler, "draw_labelled_base", None)
+    # one offset per vector (a mixture: its component's mean), or one for all: rows of `table`
+    table = np.atleast_2d(np.asarray(
+        sampler.component_offsets if labelled is not None else sampler.offset, dtype=np.float64))
+    table_intercept = ((table - mu_a) * inv_hw).astype(np.float32)  # [n_offsets, d]
+    table_sq = np.einsum("ij,ij->i", table, table)
+    table32 = table.astype(np.float32)
+    has_offset = bool(np.any(table != 0))
 
     hits = np.zeros((n_b, n_k), dtype=np.int64)
     miss_counts = np.zeros((n_b, n_m, d + 1), dtype=np.int64)
@@ -168,14 +174,21 @@ def hit_grid(
     y_buf = np.empty((chunk, d), dtype=np.float32)
     r_buf = np.empty((chunk, d), dtype=np.float32)
     miss_buf = np.empty((chunk, d), dtype=np.bool_)
-    offset32 = offset.astype(np.float32)
     done = 0
     while done < n_samples:
         m = min(chunk, n_samples - done)
-        y = sampler.draw_base(m, rng, out=y_buf[:m])
+        if labelled is not None:
+            labels, y = labelled(m, rng, out=y_buf[:m])
+            intercept = table_intercept[labels]  # [m, d]
+            offset_sq = table_sq[labels]
+            y_off = np.einsum("ij,ij->i", y, table32[labels], dtype=np.float64)
+        else:
+            y = sampler.draw_base(m, rng, out=y_buf[:m])
+            intercept = table_intercept[0]
+            offset_sq = table_sq[0]
+            y_off = (y @ table32[0]).astype(np.float64) if has_offset else 0.0
         r = r_buf[:m]
         y_sq = np.einsum("ij,ij->i", y, y, dtype=np.float64)
-        y_off = (y @ offset32).astype(np.float64) if has_offset else 0.0
         b = scales_a[:, None]
         rad = np.sqrt(
             np.clip(offset_sq + 2 * b * y_off + b * b * y_sq[None, :], 0.0, None)

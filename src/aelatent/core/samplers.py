@@ -11,6 +11,10 @@ through the same draws, so a sampler's own ``sample`` and the fast grid see iden
   ``scale`` is the width factor ``s``, ``offset`` is ``mu``.
 - :class:`MVNSampler`: multivariate normal ``N(mean, s^2 * cov)`` with the real latents' full
   covariance; ``base = L e`` with ``L`` the Cholesky factor and ``e`` standard normal.
+- :class:`aelatent.core.mixture.GMMSampler` (``gmm``): a Gaussian mixture fitted to the real
+  latents. It is a *mixture* sampler: ``z = m_c + scale * base`` with a per-vector offset,
+  its component's mean ``m_c`` (``component_offsets``, ``draw_labelled_base``), so that the
+  width factor widens each component around its own mean.
 - The grid (method 1) is never sampled, only counted: :func:`grid_log10_point_count`.
 
 ``window_log10_probability(lo, hi)`` is ``log10 P(lo_i <= z_i <= hi_i for every i)``. It is
@@ -315,6 +319,11 @@ class MVNSampler:
         z += self._mean32
         return z
 
+    def with_ghk_draws(self, ghk_draws: int) -> MVNSampler:
+        """The same sampler with a cheaper (or dearer) GHK estimate of its window probability."""
+        return MVNSampler(self._mean, self._cov, self.scale, ghk_draws=ghk_draws,
+                          ghk_seed=self.ghk_seed, _chol=self._chol)
+
     def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """GHK estimate of log10 P(lo <= z <= hi): an estimate, not an exact value.
 
@@ -385,6 +394,38 @@ def ghk_log_probability(
 
     Returns ``(-inf, nan)`` when the window is empty.
     """
+    log_each = ghk_log_replicates(lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates,
+                                  seed=seed)
+    return ghk_combine(log_each)
+
+
+def ghk_combine(log_each: np.ndarray) -> tuple[float, float]:
+    """``(ln P, relative std error of P)`` from the replicates' ``ln P`` estimates."""
+    log_each = np.asarray(log_each, dtype=np.float64).ravel()
+    if log_each.size == 0 or not np.any(np.isfinite(log_each)):
+        return -math.inf, math.nan
+    log_mean = float(logsumexp(log_each) - math.log(log_each.size))
+    if log_each.size < 2 or not math.isfinite(log_mean):
+        return log_mean, math.nan
+    ratio = np.exp(log_each - log_mean)
+    return log_mean, float(np.std(ratio, ddof=1) / math.sqrt(ratio.size))
+
+
+def ghk_log_replicates(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    cov: np.ndarray,
+    *,
+    n_draws: int = 2048,
+    n_replicates: int = 8,
+    seed: int = 0,
+) -> np.ndarray:
+    """The ``n_replicates`` independent GHK estimates of ``ln P`` (:func:`ghk_log_probability`).
+
+    All ``-inf`` when the window is empty. Estimates of several windows or covariances with
+    the same ``seed`` share their scrambled points replicate by replicate (common random
+    numbers), so a sum over them (a mixture's components) is combined per replicate first.
+    """
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     d = lo.size
@@ -408,7 +449,7 @@ def ghk_log_probability(
             b = (hi[i] - shift[:, i]) / chol[i, i]
             log_p, log_lower, upper = _log_normal_interval(a, b)
             if not np.any(np.isfinite(log_p)):
-                return -math.inf, math.nan
+                return np.full(n_rep, -math.inf)
             log_w += log_p
             # e_i = Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), mirrored when the window is above 0
             draw = ndtri_exp(np.logaddexp(log_lower, log_u[:, i] + log_p))
@@ -417,12 +458,7 @@ def ghk_log_probability(
                 shift[:, i + 1 : stop] += np.multiply.outer(e[:, i], chol[i + 1 : stop, i])
         if stop < d:
             shift[:, stop:] += e[:, start:stop] @ chol[stop:, start:stop].T
-    log_each = logsumexp(log_w.reshape(-1, per), axis=1) - math.log(per)
-    log_mean = float(logsumexp(log_each) - math.log(log_each.size))
-    if log_each.size < 2 or not math.isfinite(log_mean):
-        return log_mean, math.nan
-    ratio = np.exp(log_each - log_mean)
-    return log_mean, float(np.std(ratio, ddof=1) / math.sqrt(ratio.size))
+    return logsumexp(log_w.reshape(-1, per), axis=1) - math.log(per)
 
 
 @functools.lru_cache(maxsize=8)

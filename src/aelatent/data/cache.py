@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import UnidentifiedImageError
-from tqdm.auto import tqdm
 
+from aelatent.console import progress_bar
 from aelatent.data.image_folder import CROP, ImageSource, decode_image
 from aelatent.errors import UserError
 
@@ -147,13 +147,8 @@ def _build_entry(
     )
     del images  # workers write through their own maps
     failures: dict[int, str] = {}
-    bar = tqdm(
-        total=n,
-        unit="img",
-        desc=f"decoding {source.name} to {image_size}px",
-        disable=not progress,
-        mininterval=1.0,
-    )
+    bar = progress_bar(n, f"decoding {source.name} to {image_size}px", "img",
+                       enabled=progress, mininterval=1.0)
     try:
         for done, failed in _decode_all(source, image_size, partial, workers):
             failures.update(failed)

@@ -19,8 +19,8 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
+from aelatent.console import progress_bar
 from aelatent.data.images import ImageSet
 
 
@@ -160,7 +160,7 @@ def encode_images(
     if latents.shape != (n, z_dim):
         raise ValueError(f"out has shape {latents.shape}, the latents need {(n, z_dim)}")
     start = 0
-    with tqdm(total=n, unit="img", desc="encoding", disable=not progress, mininterval=1.0) as bar:
+    with progress_bar(n, "encoding", "img", enabled=progress, mininterval=1.0) as bar:
         for batch in _batch_dataset(images, batch_size):
             z = encoder.predict_on_batch(batch)
             latents[start : start + len(z)] = z

@@ -24,7 +24,9 @@ from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from aelatent.console import quiet_native_logs
 from aelatent.errors import UserError
+from aelatent.io.experiment import choose_experiment, mark_experiment
 from aelatent.io.lifecycle import (
     failure_reason,
     heartbeat,
@@ -122,6 +124,7 @@ def run_entry_point(
       exception goes on with its traceback.
     """
     _started_runs.clear()
+    quiet_native_logs()  # before TensorFlow is imported
     launcher = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run`'s; end_run() forgets it
     with stop_signals():  # stays in force while the run is closed: a repeat is ignored
         try:
@@ -206,9 +209,12 @@ def entry_point_run(
     (:func:`aelatent.io.lifecycle.live_owner` tells a live run from an interrupted one).
     """
     top_level = mlflow.active_run() is None
+    if top_level and run_id is None and not os.environ.get("MLFLOW_RUN_ID"):
+        choose_experiment()  # `aelatent` unless MLFLOW_EXPERIMENT_NAME/ID say otherwise
     run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested)
     if top_level:
         _started_runs.append(run.info.run_id)
+        mark_experiment(run.info.experiment_id)  # the UI opens it on the runs table
     try:
         mlflow.set_tags({ENTRY_POINT_TAG: entry_point, "mlflow.runName": run_name, **(tags or {})})
         with heartbeat(run.info.run_id) if owned else nullcontext():
@@ -280,8 +286,14 @@ def newest_finished_run(entry_point: str, case: str | None = None) -> Run:
 
 
 def resolve_train_run(train_run: str | None, case: str | None = None) -> Run:
-    """An explicit train run id, or the newest finished train run (of ``case``)."""
+    """An explicit train run id, a registered model version (``models:/aelatent-case-I/3``,
+    ``models:/aelatent-case-I@champion``: the run that logged it), or the newest finished
+    train run (of ``case``)."""
     if train_run:
+        from aelatent.io.mlflow_native import is_model_uri, train_run_of_model
+
+        if is_model_uri(train_run):
+            train_run = train_run_of_model(train_run)
         run = get_run(train_run, expected_entry_point="train")
         if run.info.status != "FINISHED":
             raise UserError(f"train run {train_run!r} is {run.info.status}, not FINISHED")

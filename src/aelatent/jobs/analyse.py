@@ -28,7 +28,14 @@ from aelatent.core.components import DominanceThresholds
 from aelatent.core.histograms import DEFAULT_N_BINS
 from aelatent.core.windows import WINDOW_ESTIMATORS
 from aelatent.errors import UserError
-from aelatent.io.analysis_artifacts import write_analysis
+from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_analysis
+from aelatent.io.mlflow_native import (
+    WINDOWS_TABLE,
+    log_csv_table,
+    log_train_dataset,
+    set_description,
+    train_run_line,
+)
 from aelatent.io.run_artifacts import load_latents, load_partitions
 from aelatent.io.tracking import (
     ANY_CASE,
@@ -59,6 +66,7 @@ def analyse_and_log(latents: np.ndarray, thresholds: DominanceThresholds = DEFAU
     with tempfile.TemporaryDirectory(prefix="aelatent-analysis-") as tmp:
         write_analysis(analysis, Path(tmp))
         mlflow.log_artifacts(tmp)
+        log_csv_table(Path(tmp) / WINDOWS_CSV, WINDOWS_TABLE)  # shown in the UI as a table
     mlflow.log_params({
         "analysis_mu_threshold": thresholds.mu_abs,
         "analysis_hw_threshold": thresholds.hw,
@@ -91,7 +99,8 @@ def _positive_float(text: str, name: str) -> float:
 
 def parse_args(argv: Sequence[str] | None) -> AnalyseRequest:
     parser = ArgumentParser(prog="aelatent analyse", description=__doc__)
-    parser.add_argument("--train-run", default=NEWEST, help="train run id, or 'newest'")
+    parser.add_argument("--train-run", default=NEWEST,
+                        help="train run id, models:/<name>/<version or @alias>, or 'newest'")
     parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
     parser.add_argument("--mu-threshold", default=str(DEFAULT_THRESHOLDS.mu_abs),
                         help="dominant if |mu| >= this")
@@ -129,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     if "dataset" in train_run.data.tags:
         tags["dataset"] = train_run.data.tags["dataset"]
     with entry_point_run(ENTRY_POINT, f"analyse {case}", tags) as run:
+        log_train_dataset(run_id)
+        set_description(train_run_line(run_id))
         latents = load_latents(run_id)
         partitions = load_partitions(run_id, latents.shape[0])  # windows from the train rows
         window_rows = None if partitions is None else partitions == "train"

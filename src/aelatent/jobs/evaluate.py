@@ -13,12 +13,18 @@ half-width multiple ``k`` against the run's ``stats/components.csv`` (mu, hw), a
   ``decoded/reconstructions.png`` and ``decoded/overview.png``.
 
 The b-axis: for ``uniform`` it is the half-width ``b`` of the box ``[-b, b]`` (``-P b=``).
-``gaussian`` and ``mvn`` have no box; their axis is the width factor ``s`` (``-P scale=``):
-sigma_i -> s*sigma_i, resp. cov -> s^2 cov, and metric names carry it in the same slot
-(``hit_rate/gaussian/b1/k2`` is scale 1), so every sampler reads as one grid.
+``gaussian``, ``mvn`` and ``gmm`` have no box; their axis is the width factor ``s``
+(``-P scale=``): sigma_i -> s*sigma_i, resp. cov -> s^2 cov (gmm: each component's covariance,
+around its own mean), and metric names carry it in the same slot (``hit_rate/gaussian/b1/k2``
+is scale 1), so every sampler reads as one grid.
 
 ``log10_p_hit`` is exact for uniform and gaussian; for mvn it is the GHK importance-sampling
-estimate (:meth:`aelatent.core.samplers.MVNSampler.window_log10_probability`).
+estimate (:meth:`aelatent.core.samplers.MVNSampler.window_log10_probability`), for gmm the
+weighted sum of its components' GHK estimates (:mod:`aelatent.core.mixture`).
+
+Beside the box test, the k-NN region test (:mod:`aelatent.jobs.knn_evaluation`): precision,
+recall, density and coverage of ``knn_n`` vectors per sampler and b or scale against the
+training latents' k-NN balls, and of the held-out latents as the ceiling.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from aelatent.core.hit_uncertainty import (
     hit_intervals,
 )
 from aelatent.core.hits import HitGrid, hit_grid
+from aelatent.core.mixture import MIN_LATENTS as GMM_MIN_LATENTS
+from aelatent.core.mixture import GMMSampler
 from aelatent.core.radius import radii
 from aelatent.core.radius_theory import (
     RadiusMoments,
@@ -64,6 +72,15 @@ from aelatent.core.windows import (
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
+from aelatent.io.mlflow_native import (
+    HIT_RATES_TABLE,
+    WINDOWS_TABLE,
+    evaluation_note,
+    log_csv_table,
+    log_train_dataset,
+    set_description,
+    train_run_line,
+)
 from aelatent.io.tracking import (
     ANY_CASE,
     NEWEST,
@@ -75,6 +92,7 @@ from aelatent.io.tracking import (
     resolve_train_run,
     run_entry_point,
 )
+from aelatent.jobs import knn_evaluation as knn
 from aelatent.limits import (
     EVALUATE_N_SAMPLES_WHY,
     LABEL_WHY,
@@ -90,7 +108,8 @@ from aelatent.limits import (
     evaluate_memory_bytes,
 )
 
-SAMPLERS = ("uniform", "gaussian", "mvn")
+SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
+GHK_SAMPLERS = ("mvn", "gmm")  # log10_p_hit is a GHK estimate, with its ghk_rel_se
 ALL = "all"
 DEFAULT_B = "1,1.5,2,3,4,6,8,12"
 DEFAULT_K = "1,1.5,2,3,6,12"
@@ -119,6 +138,9 @@ class EvaluateRequest:
     estimate: str
     grid_spacing: float
     raw: dict[str, str]
+    knn_k: int = int(knn.DEFAULT_KNN_K)
+    knn_n: int = int(knn.DEFAULT_KNN_N)  # 0: no k-NN test
+    generator: tuple[str, float] | None = None  # log_generator: (sampler, b or scale) to log
 
     def scales_for(self, sampler: str) -> tuple[float, ...]:
         return self.b if sampler == "uniform" else self.scale
@@ -159,12 +181,13 @@ def parse_samplers(text: str) -> tuple[str, ...]:
 
 def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
     parser = ArgumentParser(prog="aelatent evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--train-run", default=NEWEST, help="train run id, or 'newest'")
+    parser.add_argument("--train-run", default=NEWEST,
+                        help="train run id, models:/<name>/<version or @alias>, or 'newest'")
     parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
-    parser.add_argument("--sampler", default=ALL, help="uniform, gaussian, mvn or all")
+    parser.add_argument("--sampler", default=ALL, help="uniform, gaussian, mvn, gmm or all")
     parser.add_argument("--b", default=DEFAULT_B, help="uniform box half-widths, comma list")
     parser.add_argument("--k", default=DEFAULT_K, help="half-width multiples, comma list")
-    parser.add_argument("--scale", default=DEFAULT_SCALE, help="gaussian/mvn width factors")
+    parser.add_argument("--scale", default=DEFAULT_SCALE, help="gaussian/mvn/gmm width factors")
     parser.add_argument("--n-samples", default=DEFAULT_N_SAMPLES)
     parser.add_argument("--seed", default="0")
     parser.add_argument("--n-decoded", default=DEFAULT_N_DECODED, help="images per grid, 0: none")
@@ -172,6 +195,11 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
                         help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}")
     parser.add_argument("--grid-spacing", default=DEFAULT_GRID_SPACING,
                         help="method 1: spacing of the grid over [-b, b]^z_dim")
+    parser.add_argument("--log-generator", default="none",
+                        help="none, or <sampler>:<b or scale> to log as the pyfunc 'generator'")
+    parser.add_argument("--knn-k", default=knn.DEFAULT_KNN_K, help="k of the k-NN balls")
+    parser.add_argument("--knn-n", default=knn.DEFAULT_KNN_N,
+                        help="real and generated vectors of the k-NN test; 0: no k-NN test")
     args = parser.parse_args(argv)
     raw = dict(vars(args))
     n_samples = parse_int(args.n_samples, "n_samples", minimum=1, maximum=MAX_N_SAMPLES,
@@ -194,7 +222,17 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
         estimate=check_estimate(args.estimate),
         grid_spacing=spacing[0],
         raw=raw,
+        knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
+        knn_n=parse_int(args.knn_n, "knn_n", minimum=0, maximum=knn.MAX_KNN_N,
+                        why=knn.KNN_N_WHY),
+        generator=_parse_generator(args.log_generator),
     )
+
+
+def _parse_generator(text: str) -> tuple[str, float] | None:
+    from aelatent.io.generator_model import parse_generator_choice
+
+    return parse_generator_choice(text)
 
 
 def _unique(values: list[float]) -> tuple[float, ...]:
@@ -218,9 +256,17 @@ def load_train_inputs(request: EvaluateRequest) -> TrainInputs:
     run_id = run.info.run_id
     train, heldout = load_latent_split(run_id)
     check_evaluate_memory(request, int(train.shape[1]))
+    if "gmm" in request.samplers and train.shape[0] < GMM_MIN_LATENTS:
+        raise UserError(f"sampler=gmm needs at least {GMM_MIN_LATENTS} training latents to fit "
+                        f"a mixture; train run {run_id!r} has {train.shape[0]}")
+    knn.check_knn_sizes(request.knn_k, request.knn_n, int(train.shape[0]))
     windows = estimate_windows(train, request.estimate, seed=request.seed)
     if request.n_decoded > 0:
         _check_has_model(run_id)
+    if request.generator is not None:
+        from aelatent.io.generator_model import check_has_decoder
+
+        check_has_decoder(run_id)
     return TrainInputs(
         run_id=run_id,
         case=run.data.tags.get("case", "?"),
@@ -258,25 +304,30 @@ def _check_has_model(run_id: str) -> None:
         ) from None
 
 
-def build_sampler(name: str, inputs: TrainInputs) -> Sampler:
-    """The sampler at scale 1; ``with_scale`` gives the rest of its axis."""
+def build_sampler(name: str, inputs: TrainInputs, seed: int = 0) -> Sampler:
+    """The sampler at scale 1; ``with_scale`` gives the rest of its axis. ``seed``: the
+    mixture's fit (gmm)."""
     if name == "uniform":
         return UniformSampler(1.0, inputs.latents.shape[1])
     if name == "gaussian":  # the Gaussian with the windows' centres and widths
         return GaussianSampler(inputs.mu, inputs.hw / FWHM_PER_SIGMA)
     if name == "mvn":
         return MVNSampler.from_latents(inputs.latents)
+    if name == "gmm":  # a Gaussian mixture in the principal subspace, chosen by BIC
+        return GMMSampler.from_latents(inputs.latents, seed=seed)
     raise UserError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
 
 
 def radius_theory(sampler: Sampler, scale: float) -> RadiusMoments:
-    """Uniform: the closed form; gaussian and mvn: exact quadrature (anisotropic widths)."""
+    """Uniform: the closed form; gaussian, mvn, gmm: exact quadrature (anisotropic widths)."""
     if isinstance(sampler, UniformSampler):
         return uniform_radius_moments(scale, sampler.z_dim)
     if isinstance(sampler, GaussianSampler):
         return gaussian_radius_moments(sampler.mu, scale * sampler.sigma, "exact")
     if isinstance(sampler, MVNSampler):
         return mvn_radius_moments(sampler.mean, scale**2 * sampler.cov, "exact")
+    if isinstance(sampler, GMMSampler):
+        return sampler.with_scale(scale).radius_moments()
     raise TypeError(f"no radius theory for {type(sampler).__name__}")
 
 
@@ -303,7 +354,7 @@ def grid_metrics(grid: HitGrid, theory: Sequence[RadiusMoments],
                 "log10_p_hit_hi": intervals.log10_hi[j, i],
                 "log10_p_hit_se": intervals.log10_se[j, i],
             }
-            if grid.sampler == "mvn":
+            if grid.sampler in GHK_SAMPLERS:
                 values["ghk_rel_se"] = intervals.ghk_rel_se[j, i]
             for kind, value in values.items():
                 metrics[metric_key(kind, grid.sampler, b, k)] = float(value)
@@ -350,7 +401,7 @@ def write_hit_rates(path: Path, grids: Sequence[HitGrid], intervals: Sequence[Hi
         writer = csv.writer(handle)
         writer.writerow(HIT_RATE_COLUMNS)
         for grid, ci in zip(grids, intervals, strict=True):
-            method = "ghk_estimate" if grid.sampler == "mvn" else "exact"
+            method = "ghk_estimate" if grid.sampler in GHK_SAMPLERS else "exact"
             for j, b in enumerate(grid.scales):
                 for i, k in enumerate(grid.ks):
                     numbers = (grid.hit_rate, ci.hit_lo, ci.hit_hi, grid.log10_p_hit,
@@ -471,12 +522,28 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
             }
         )
         log_files(out, [write_csv(out / WINDOWS_CSV, inputs.windows.columns())])
+        log_csv_table(out / WINDOWS_CSV, WINDOWS_TABLE)
+        log_train_dataset(inputs.run_id)  # context "evaluation"
+        train_line = train_run_line(inputs.run_id)
+        set_description(train_line)  # the findings join it when every sampler is done
         ceiling = heldout_ceiling(inputs.heldout, inputs.windows, np.asarray(request.k))
         mlflow.log_metrics(ceiling_metrics(ceiling))
         mlflow.log_metrics(grid_method_metrics(
             inputs.windows, request.b, request.k, request.grid_spacing))
         print(_ceiling_summary(ceiling, inputs.windows.estimator), flush=True)
-        samplers = {name: build_sampler(name, inputs) for name in request.samplers}
+        samplers = {name: build_sampler(name, inputs, request.seed) for name in request.samplers}
+        for fitted in samplers.values():
+            if isinstance(fitted, GMMSampler):  # the mixture BIC chose, and every candidate
+                log_files(out, [write_csv(out / "gmm" / "bic.csv", fitted.mixture.bic_columns())])
+                mlflow.log_metrics(fitted.mixture.summary_metrics())
+                mlflow.log_param("gmm_covariance_type", fitted.mixture.covariance_type)
+                print(fitted.mixture.describe(), flush=True)
+        region = None  # the k-NN test (knn_n = 0: none)
+        if request.knn_n > 0:
+            region = knn.RegionTest(inputs.latents, inputs.heldout, request.knn_k,
+                                    request.knn_n, request.seed)
+            mlflow.log_metrics(region.start_metrics())
+            print(region.heldout_summary(), flush=True)
         grids: list[HitGrid] = []
         all_intervals: list[HitIntervals] = []
         theory_means: dict[str, list[float]] = {}
@@ -497,6 +564,8 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
             theory = [radius_theory(sampler, s) for s in grid.scales]
             intervals = hit_intervals(grid, sampler, inputs.windows, seed=request.seed)
             metrics = grid_metrics(grid, theory, intervals)
+            if region is not None:  # the k-NN test at the same b or scales
+                metrics.update(region.score(name, sampler, grid.scales, SAMPLERS.index(name)))
             all_intervals.append(intervals)
             seconds = time.perf_counter() - started
             theory_means[name] = [t.mean for t in theory]
@@ -511,6 +580,8 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
                 ),
                 write_miss_counts(out / "misses" / f"miss_counts_{name}.csv", grid),
                 save_miss_counts(grid, out / "misses" / f"miss_counts_{name}.png", label),
+                *([] if region is None else region.files(
+                    out, name, grid_rate_curves(grid, intervals), ceiling_rates(ceiling), label)),
                 # the combined table, rewritten with every sampler finished so far
                 write_hit_rates(out / HIT_RATES_CSV, grids, all_intervals, ceiling,
                                 inputs.windows.estimator),
@@ -519,11 +590,21 @@ def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = Fa
             mlflow.log_metrics(metrics)
             mlflow.log_metric(f"seconds/{name}", seconds)
             print(_summary(grid), flush=True)
+            if region is not None:
+                print(region.summary(name), flush=True)
+        log_csv_table(out / HIT_RATES_CSV, HIT_RATES_TABLE)  # the whole grid, as a UI table
+        set_description(evaluation_note(grids, all_intervals, ceiling), train_line)
         log_files(out, [save_radius_overlay(radii(inputs.latents), grids,
                                             out / "radius" / "radii.png", theory_means,
                                             SCALE_LABELS)])
         if request.n_decoded > 0:
             log_files(out, decode_grids(request, inputs, samplers, out))
+        if request.generator is not None:  # last: every figure above is logged already
+            from aelatent.io.generator_model import log_generator
+
+            sampler, scale = request.generator
+            log_generator(inputs.run_id, sampler, scale, mu=inputs.mu, hw=inputs.hw,
+                          latents=inputs.latents, source=f"evaluate run {run.info.run_id}")
         return run.info.run_id
 
 

@@ -37,6 +37,7 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from aelatent.console import optuna_progress
 from aelatent.core.objective import (
     BAND_PERCENTILES,
     DEFAULT_OBJECTIVE,
@@ -58,6 +59,14 @@ from aelatent.core.windows import (
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
+from aelatent.io.mlflow_native import (
+    TRIALS_TABLE,
+    WINDOWS_TABLE,
+    log_csv_table,
+    log_train_dataset,
+    set_description,
+    train_run_line,
+)
 from aelatent.io.run_artifacts import load_latent_split
 from aelatent.io.tracking import (
     ANY_CASE,
@@ -146,7 +155,8 @@ def parse_band(text: str) -> tuple[float, float]:
 
 def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser = ArgumentParser(prog="aelatent search", description=__doc__)
-    parser.add_argument("--train-run", default=NEWEST, help="train run id, or 'newest'")
+    parser.add_argument("--train-run", default=NEWEST,
+                        help="train run id, models:/<name>/<version or @alias>, or 'newest'")
     parser.add_argument("--case", default=ANY_CASE, help="with train_run=newest: of this case")
     parser.add_argument("--k", default="2", help="half-width multiple of the hit test")
     parser.add_argument("--n-trials", default="30", help="trials this worker runs")
@@ -872,6 +882,9 @@ def search(
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(str(write_csv(Path(tmp) / WINDOWS_CSV, target.windows.columns())),
                                 "stats")
+            log_csv_table(Path(tmp) / WINDOWS_CSV, WINDOWS_TABLE)
+        log_train_dataset(train_id)  # context "evaluation"
+        set_description(train_run_line(train_id))
         with _quiet_optuna():
             study, created = open_study(
                 target.storage, name, target.definition, TrialSeededSampler(request.seed)
@@ -884,9 +897,13 @@ def search(
                 # adds it, so concurrent workers do not evaluate it twice)
                 runner.add_fixed_trial(study, b_theory, "radius theory")
                 n_trials -= 1
-            if n_trials:
-                study.optimize(runner, n_trials=n_trials, show_progress_bar=True)
+            if n_trials:  # a bar on a terminal, a few lines in a log
+                with optuna_progress(n_trials, "aelatent search") as progress:
+                    study.optimize(runner, n_trials=n_trials, **progress)
         _log_summary(study, objective, request, b_theory, parent_id)
+        from aelatent.io.generator_model import log_search_generator
+
+        log_search_generator(parent_id, train_id, target.windows.mu, target.windows.hw)
         return parent_id
 
 
@@ -971,6 +988,7 @@ def _log_summary(
                              out / "objective_curve.png")
         save_optuna_plots(study, out, request.multi)
         mlflow.log_artifacts(tmp, artifact_path=ARTIFACT_DIR)
+        log_csv_table(out / "trials.csv", TRIALS_TABLE)  # every trial, as a UI table
     mlflow.log_metrics(metrics)
     if sweep is None:
         message = explain_zero(objective, request)

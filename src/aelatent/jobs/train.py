@@ -23,6 +23,7 @@ from aelatent.data.images import BUILT_IN, ImageSet
 from aelatent.data.loading import load_images
 from aelatent.errors import UserError
 from aelatent.io.lifecycle import live_owner
+from aelatent.io.mlflow_native import log_image_set, register_trained_model
 from aelatent.io.run_artifacts import INDEX_PATH, LATENTS_PATH, MODEL_NAME
 from aelatent.io.tracking import (
     ArgumentParser,
@@ -162,6 +163,7 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
                 "n_channels": image_set.n_channels, "n_train": len(image_set.indices("train")),
                 "n_val": len(image_set.indices("val")),
             })
+            log_image_set(image_set, request.data)  # the runs table's Datasets column
         accelerator = configure_accelerator()
         if request.resume_run is None:
             mlflow.log_params(accelerator.params())
@@ -185,6 +187,7 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
         history = autoencoder.fit(
             train_data, validation_data=val_data, epochs=case.training.epochs,
             initial_epoch=epochs_done,
+            shuffle=False,  # tf.data shuffles; Keras warns that it ignores its own here
             callbacks=[keras.callbacks.TerminateOnNaN(), EpochCheckpoint(run_id),
                        mlflow.keras.MlflowCallback()],
             verbose=1 if sys.stdout.isatty() else 2,
@@ -206,7 +209,8 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
             metrics |= {"final_loss": history.history["loss"][-1],
                         "final_val_loss": history.history["val_loss"][-1]}
         mlflow.log_metrics(metrics)
-        log_trained_model(autoencoder, image_set)
+        model_uri = log_trained_model(autoencoder, image_set)
+        register_trained_model(model_uri, case.name, image_set.name)  # aelatent-case-<case>
         remove_checkpoint(run_id)
         return run_id
 
@@ -224,8 +228,9 @@ def diverged_epoch(history: dict[str, list[float]], initial_epoch: int = 0) -> i
     return None
 
 
-def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> None:
-    """The model, reconstructions, the latents of every image and their analysis."""
+def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> str:
+    """The model, reconstructions, the latents of every image and their analysis; returns
+    the logged model's URI."""
     import mlflow
     import mlflow.keras
     from mlflow.models import infer_signature
@@ -236,8 +241,8 @@ def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> None:
     from aelatent.plots.image_grids import save_reconstructions
 
     originals, reconstructions = reconstruct_examples(autoencoder, image_set)
-    mlflow.keras.log_model(autoencoder, name=MODEL_NAME,
-                           signature=infer_signature(originals[:2], reconstructions[:2]))
+    model_info = mlflow.keras.log_model(
+        autoencoder, name=MODEL_NAME, signature=infer_signature(originals[:2], reconstructions[:2]))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         save_reconstructions(originals, reconstructions, out / "reconstructions.png",
@@ -255,6 +260,7 @@ def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> None:
         write_index(out / INDEX_PATH, image_set)
         mlflow.log_artifacts(str(out / "latents"), artifact_path="latents")
         analyse_and_log(latents, window_rows=image_set.partitions == "train")
+    return model_info.model_uri
 
 
 def _mark_launcher_run(resumed: str) -> None:

@@ -23,8 +23,9 @@ from aelatent.core.hits import HitGrid
 if TYPE_CHECKING:
     from aelatent.core.hit_uncertainty import HeldoutCeiling, HitIntervals
 
-SCALE_LABELS = {"uniform": "b (box half-width)", "gaussian": "scale s", "mvn": "scale s"}
-"""What the b-axis of each sampler is (uniform: the box; gaussian and mvn: a width factor)."""
+SCALE_LABELS = {"uniform": "b (box half-width)", "gaussian": "scale s", "mvn": "scale s",
+                "gmm": "scale s"}
+"""What the b-axis of each sampler is (uniform: the box; the others: a width factor)."""
 
 RateInterval = tuple[float, float, float]
 """A hit rate with its 95% interval ``(rate, lo, hi)``; lo and hi NaN where unknown."""
@@ -232,3 +233,94 @@ def save_hit_rate_curves(
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return _save(fig, path)
+
+
+KNN_STYLES = {"precision": ("tab:red", "o"), "recall": ("tab:blue", "s"),
+              "coverage": ("tab:green", "^"), "density": ("0.35", "D")}
+"""Colour and marker of each k-NN figure in :func:`save_box_vs_knn`."""
+
+
+def save_box_vs_knn(
+    grid_rates: Mapping[float, Mapping[float, RateInterval]],
+    ceiling: Mapping[float, RateInterval] | None,
+    knn: Mapping[str, Mapping[float, RateInterval]],
+    knn_ceiling: Mapping[str, RateInterval] | None,
+    path: Path,
+    scale_label: str = "b",
+    title: str = "box test against k-NN test",
+) -> Path:
+    """The two region tests over one sampler's b or scale, side by side, shared x axis.
+
+    Left: the box hit rate per k (``{k: {scale: (rate, lo, hi)}}``), the held-out ceiling
+    dashed. Right: k-NN precision, recall and coverage (``{name: {scale: (v, lo, hi)}}``,
+    95% intervals as error bars), the held-out latents' values dashed in the same colours;
+    density (not bounded by 1) on its own logarithmic axis, grey.
+    """
+    fig, (box, region) = plt.subplots(1, 2, figsize=(11.5, 4.2), sharex=True)
+    ks = sorted(grid_rates)
+    colours = dict(zip(ks, plt.cm.viridis(np.linspace(0.0, 0.85, max(1, len(ks)))), strict=False))
+    for k in ks:
+        _error_line(box, grid_rates[k], colours[k], "o", f"k = {k:g}")
+        if ceiling and k in ceiling:
+            box.axhline(ceiling[k][0], color=colours[k], ls="--", lw=1.0)
+    if ceiling:
+        box.plot([], [], color="0.3", ls="--", lw=1.0, label="held-out real latents")
+    box.set_ylim(-0.02, 1.05)
+    box.set_ylabel("box hit rate (95% interval)")
+    box.set_title("box: every component inside its window", fontsize=9)
+    density_axis = None
+    for name, (colour, marker) in KNN_STYLES.items():
+        points = knn.get(name)
+        if not points:
+            continue
+        ax = region
+        if name == "density":
+            density_axis = density_axis or region.twinx()
+            ax = density_axis
+        _error_line(ax, points, colour, marker, name, dashed=name == "density")
+        if knn_ceiling and name in knn_ceiling and math.isfinite(knn_ceiling[name][0]):
+            ax.axhline(knn_ceiling[name][0], color=colour, ls="--", lw=1.0)
+    region.set_ylim(-0.02, 1.05)
+    region.set_ylabel("precision, recall, coverage (95% interval)")
+    region.set_title("k-NN balls of the real latents (dashed: held-out latents)", fontsize=9)
+    if density_axis is not None:
+        values = [v for v, _, _ in knn["density"].values() if v > 0]
+        values += [knn_ceiling["density"][0]] if knn_ceiling and "density" in knn_ceiling else []
+        if values and max(values) / max(min(values), 1e-12) > 100:
+            density_axis.set_yscale("symlog", linthresh=max(min(values), 1e-3))
+        if values:
+            density_axis.set_ylim(0.0, 2.0 * max(values))
+        density_axis.set_ylabel("density (grey, not bounded by 1)", color="0.35")
+    for ax in (box, region):
+        scales = sorted({s for curve in (*grid_rates.values(), *knn.values()) for s in curve})
+        if scales and all(s > 0 for s in scales):
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+            ax.set_xticks(scales)
+        ax.set_xlabel(scale_label)
+        ax.grid(alpha=0.3)
+    box.legend(fontsize=7, loc="best")
+    handles, labels = region.get_legend_handles_labels()
+    if density_axis is not None:
+        more = density_axis.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    if handles:
+        region.legend(handles, labels, fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _error_line(ax: plt.Axes, points: Mapping[float, RateInterval], colour, marker: str,
+                label: str, *, dashed: bool = False) -> None:
+    """One curve over the scales with its 95% interval as error bars (none where NaN)."""
+    ordered = sorted(points.items())
+    if not ordered:
+        return
+    scales = np.array([s for s, _ in ordered], dtype=np.float64)
+    value, lo, hi = np.array([p for _, p in ordered], dtype=np.float64).reshape(-1, 3).T
+    below = np.nan_to_num(np.clip(value - lo, 0.0, None))
+    above = np.nan_to_num(np.clip(hi - value, 0.0, None))
+    ax.errorbar(scales, value, yerr=[below, above], color=colour, marker=marker, markersize=3.5,
+                capsize=3, lw=1.2, ls=":" if dashed else "-", label=label)

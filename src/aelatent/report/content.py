@@ -40,9 +40,10 @@ from aelatent.report.document import (
     Section,
     Table,
 )
+from aelatent.report.knn_content import BOX_VS_KNN, BOX_VS_KNN_CAPTION, KNN_INTRO, knn_blocks
 from aelatent.report.plots import training_curves
 
-SAMPLER_ORDER = ("uniform", "gaussian", "mvn")
+SAMPLER_ORDER = ("uniform", "gaussian", "mvn", "gmm")
 GRID_METRIC = re.compile(
     r"^(?P<kind>hit_rate(?:_lo|_hi)?|hits|log10_p_hit(?:_lo|_hi|_se)?|ghk_rel_se)"
     r"/(?P<sampler>[^/]+)/b(?P<b>[^/]+)/k(?P<k>[^/]+)$"
@@ -838,14 +839,15 @@ class _Builder:
         blocks: list[Block] = [
             Paragraph(
                 "Fraction of generated vectors with every component inside [mu_i - k*hw_i, "
-                "mu_i + k*hw_i] (Monte Carlo), and the log10 probability of a hit (exact; mvn: "
-                "a GHK estimate), for each b (for gaussian and mvn: the width scale) and "
-                "half-width multiple k. In "
+                "mu_i + k*hw_i] (Monte Carlo), and the log10 probability of a hit (exact; mvn "
+                "and gmm: a GHK estimate), for each b (samplers other than uniform: the width "
+                "scale) and half-width multiple k. In "
                 "brackets the 95% interval: Wilson for a rate; for log10 P the uncertainty of "
-                "the windows propagated (mvn: with the GHK estimate's own error). The last row "
-                "of each hit-rate table and the dashed lines of its figure are the ceiling: "
+                "the windows propagated (mvn, gmm: with the GHK estimate's own error). The last "
+                "row of each hit-rate table and the dashed lines of its figure are the ceiling: "
                 "held-out real latents, which the windows were not estimated from, in the same "
-                "windows; no generator can be expected to hit more often than real faces do."
+                "windows; no generator can be expected to hit more often than real faces do. "
+                + KNN_INTRO
             )
         ]
         if not samplers:
@@ -922,7 +924,7 @@ class _Builder:
                     value = _flagged(value)
                 row.append(value)
             rows.append(row)
-        method = "GHK estimate" if sampler == "mvn" else "exact"
+        method = "GHK estimate" if sampler in ("mvn", "gmm") else "exact"
         blocks.append(
             Table(
                 f"log10_p_hit_{slug}",
@@ -944,6 +946,15 @@ class _Builder:
         blocks.append(self._hit_figures_table(slug, sampler, bs, ks, cells, ceiling))
         blocks += self._hit_rate_curves(case, sampler, slug, cells, ceiling)
 
+        blocks += knn_blocks(slug, sampler, case.evaluations)  # the region test without a box
+        figure = BOX_VS_KNN.format(sampler=sampler)
+        runs = [r for r in case.evaluations if r.find(figure)]
+        if runs:  # box and k-NN test side by side, then what the vectors decode to
+            blocks += self.figure(runs[0], figure, caption=BOX_VS_KNN_CAPTION)
+            for path, local in sorted(runs[0].find(f"decoded/{sampler}_b*.png"),
+                                      key=_decoded_order):
+                self.used.add((runs[0].run_id, path))
+                blocks.append(Figure(local, f"decoded {sampler} vectors: {path}"))
         heatmaps = (f"hits/heatmap*{sampler}*.png", f"*heatmap*{sampler}*.png")
         misses = (f"misses/*{sampler}*.png",)
         # the report draws the rate curves itself (merged runs); a run's own copy is not repeated

@@ -25,7 +25,7 @@ TRAIN_RUN_TAG = "train_run"
 CASE_TAG = "case"
 PARENT_TAG = "mlflow.parentRunId"
 CASE_ORDER = ("I", "II")
-ALL_SAMPLERS = ("uniform", "gaussian", "mvn")
+ALL_SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
 MAX_CANDIDATES = 1000
 
 

@@ -1,0 +1,423 @@
+"""A generator people can use: a sampler of latent vectors plus the train run's decoder,
+logged as an MLflow pyfunc model under the artifact path ``generator``.
+
+The search logs its best uniform b this way, evaluate the sampler named by
+``-P log_generator=<sampler>:<b or scale>``. Then::
+
+    mlflow models serve -m runs:/<run_id>/generator --env-manager local -p 5001
+    curl -s localhost:5001/invocations -H 'Content-Type: application/json' \\
+         -d '{"inputs": {"n": 4, "seed": 0}}'
+
+or ``mlflow.pyfunc.load_model("runs:/<run_id>/generator").predict({"n": 4, "seed": 0})``.
+
+What is logged (artifacts of the model):
+
+- ``decoder.keras``: the train run's decoder sub-model (Keras), nothing else of the network;
+- ``samplers.npz``: what every sampler needs, so a request may switch sampler:
+  ``uniform.z_dim``; ``gaussian.mu``, ``gaussian.sigma`` (the windows' centres and
+  hw / 2.355, as evaluate builds it); ``mvn.mean``, ``mvn.cov`` (training latents);
+- ``generator.json``: the logged (default) sampler and scale, the default scale of every
+  other sampler (1: the real latents' own width), the train run, image shape, the limits.
+
+The request (one row; the model signature declares it): ``n`` (long, 1..64), ``seed``
+(long, 0..2^32-1), optional ``sampler`` (string: uniform, gaussian, mvn), optional ``b`` or
+``scale`` (double > 0: two names of the sampler's one scale, the uniform half-width b or the
+gaussian/mvn width factor s). The answer: one row per image with ``index``, ``sampler``,
+``scale``, ``seed``, ``image`` (float32 [height, width, channels] in [0, 1]) and ``png``
+(base64 PNG). A bad request raises :class:`MlflowException` with INVALID_PARAMETER_VALUE and
+a one-line message: the scoring server answers HTTP 400 and keeps serving.
+
+The vectors are the core samplers' own (:mod:`aelatent.core.samplers`), drawn from
+``numpy.random.default_rng(seed)``: the same request gives the same images.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
+from aelatent.core.windows import FWHM_PER_SIGMA
+from aelatent.errors import UserError
+from aelatent.limits import MAX_SCALE, MAX_SEED
+
+GENERATOR_NAME = "generator"  # artifact path: runs:/<run_id>/generator
+GENERATOR_SAMPLERS = ("uniform", "gaussian", "mvn")
+MAX_IMAGES = 64  # images per request
+MAX_IMAGES_WHY = "one request decodes at most 64 images; ask again with another seed for more"
+GENERATOR_TAG = "generator"
+NONE = "none"
+DECODER_FILE = "decoder.keras"
+SAMPLERS_FILE = "samplers.npz"
+CONFIG_FILE = "generator.json"
+
+INPUT_SCHEMA = Schema(
+    [
+        ColSpec(DataType.long, "n"),
+        ColSpec(DataType.long, "seed"),
+        ColSpec(DataType.string, "sampler", required=False),
+        ColSpec(DataType.double, "b", required=False),
+        ColSpec(DataType.double, "scale", required=False),
+    ]
+)
+OUTPUT_SCHEMA = Schema(
+    [
+        ColSpec(DataType.long, "index"),
+        ColSpec(DataType.string, "sampler"),
+        ColSpec(DataType.double, "scale"),
+        ColSpec(DataType.long, "seed"),
+        ColSpec(Array(Array(Array(DataType.float))), "image"),
+        ColSpec(DataType.string, "png"),
+    ]
+)
+SIGNATURE = ModelSignature(inputs=INPUT_SCHEMA, outputs=OUTPUT_SCHEMA)
+INPUT_EXAMPLE = {"n": 2, "seed": 0}
+REQUIREMENTS = ("mlflow", "tensorflow", "keras", "numpy", "scipy", "pandas", "pillow")
+
+
+# --- the request -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One validated request: ``n`` images of ``sampler`` at ``scale`` from ``seed``."""
+
+    n: int
+    seed: int
+    sampler: str
+    scale: float
+
+
+def bad_request(message: str) -> MlflowException:
+    """The one exception a bad request raises: HTTP 400 from the scoring server."""
+    return MlflowException(f"generator: {message}", error_code=INVALID_PARAMETER_VALUE)
+
+
+def _absent(value: Any) -> bool:
+    """An absent field: None, an empty string, or the NaN pandas puts in a string column."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+def _integer(value: Any, name: str, lo: int, hi: int, why: str = "") -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float,
+                                                                     np.floating)):
+        raise bad_request(f"{name}={value!r} is not an integer; give {lo} to {hi}")
+    if isinstance(value, (float, np.floating)) and not (math.isfinite(value)
+                                                         and float(value).is_integer()):
+        raise bad_request(f"{name}={value!r} is not an integer; give {lo} to {hi}")
+    number = int(value)
+    if not lo <= number <= hi:
+        raise bad_request(f"{name}={number} is out of range; give {lo} to {hi}"
+                          + (f" ({why})" if why else ""))
+    return number
+
+
+def _scale(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise bad_request(f"{name}={value!r} is not a number; give a positive finite number, "
+                          "e.g. 1.5") from None
+    if not (math.isfinite(number) and number > 0):
+        raise bad_request(f"{name}={number!r} must be a positive finite number, e.g. 1.5 "
+                          "(leave it out for the logged default)")
+    if number > MAX_SCALE:
+        raise bad_request(f"{name}={number:g} is out of range; at most {MAX_SCALE:g} (the latents "
+                          "span a few units)")
+    return number
+
+
+def parse_request(model_input: Any, default_sampler: str,
+                  default_scales: Mapping[str, float]) -> GenerateRequest:
+    """The request as a :class:`GenerateRequest`, or a one-line :func:`bad_request`."""
+    if isinstance(model_input, Mapping):
+        model_input = pd.DataFrame([dict(model_input)])
+    elif isinstance(model_input, list) and all(isinstance(r, Mapping) for r in model_input):
+        model_input = pd.DataFrame(model_input)
+    if not isinstance(model_input, pd.DataFrame):
+        raise bad_request(f"expected a table with columns n, seed[, sampler, b, scale], got "
+                          f"{type(model_input).__name__}")
+    if len(model_input) != 1:
+        raise bad_request(f"one request per call, got {len(model_input)} rows; ask for n images "
+                          "in one row")
+    unknown = sorted(set(model_input.columns) - set(INPUT_SCHEMA.input_names()))
+    if unknown:
+        raise bad_request(f"unknown field {unknown[0]!r}; expected n, seed, sampler, b, scale")
+    row = {name: model_input[name].iloc[0] for name in model_input.columns}  # dtypes kept
+    for name in ("n", "seed"):
+        if _absent(row.get(name)):
+            raise bad_request(f"{name} is missing; give n (1 to {MAX_IMAGES}) and seed")
+    n = _integer(row["n"], "n", 1, MAX_IMAGES, MAX_IMAGES_WHY)
+    seed = _integer(row["seed"], "seed", 0, MAX_SEED)
+    sampler = default_sampler
+    if not _absent(row.get("sampler")):
+        sampler = str(row["sampler"]).strip().lower()
+        if sampler not in GENERATOR_SAMPLERS:
+            raise bad_request(f"sampler={row['sampler']!r} is unknown; choose one of "
+                              f"{', '.join(GENERATOR_SAMPLERS)}")
+    # a NaN b or scale is a value given (JSON NaN, null) and refused: only a field left out
+    # takes the default
+    given = {name: _scale(row[name], name) for name in ("b", "scale")
+             if name in row and row[name] is not None}
+    if len(given) == 2 and given["b"] != given["scale"]:
+        raise bad_request(f"b={given['b']:g} and scale={given['scale']:g} differ; they name the "
+                          "same value, give one")
+    scale = next(iter(given.values()), None)
+    return GenerateRequest(n, seed, sampler,
+                           float(default_scales[sampler]) if scale is None else scale)
+
+
+# --- the samplers' parameters ------------------------------------------------------------
+
+
+def build_samplers(mu: np.ndarray, hw: np.ndarray, latents: np.ndarray) -> dict[str, Sampler]:
+    """Every sampler at scale 1, as evaluate builds them: uniform in [-1, 1]^z_dim; independent
+    Gaussians with the windows' centres and widths (sigma = hw / 2.355); the multivariate
+    normal with the training latents' mean and covariance."""
+    z_dim = int(np.asarray(mu).size)
+    return {
+        "uniform": UniformSampler(1.0, z_dim),
+        "gaussian": GaussianSampler(np.asarray(mu), np.asarray(hw) / FWHM_PER_SIGMA),
+        "mvn": MVNSampler.from_latents(latents),
+    }
+
+
+def sampler_arrays(samplers: Mapping[str, Sampler]) -> dict[str, np.ndarray]:
+    """What :func:`samplers_from_arrays` needs, as named arrays (``samplers.npz``)."""
+    arrays: dict[str, np.ndarray] = {}
+    for name, sampler in samplers.items():
+        if isinstance(sampler, UniformSampler):
+            arrays[f"{name}.z_dim"] = np.asarray(sampler.z_dim, dtype=np.int64)
+        elif isinstance(sampler, GaussianSampler):
+            arrays[f"{name}.mu"], arrays[f"{name}.sigma"] = sampler.mu, sampler.sigma
+        elif isinstance(sampler, MVNSampler):
+            arrays[f"{name}.mean"], arrays[f"{name}.cov"] = sampler.mean, sampler.cov
+        else:
+            raise TypeError(f"cannot store a {type(sampler).__name__} in a generator")
+    return arrays
+
+
+def samplers_from_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Sampler]:
+    """The samplers (scale 1) stored by :func:`sampler_arrays`."""
+    samplers: dict[str, Sampler] = {}
+    if "uniform.z_dim" in arrays:
+        samplers["uniform"] = UniformSampler(1.0, int(arrays["uniform.z_dim"]))
+    if "gaussian.mu" in arrays:
+        samplers["gaussian"] = GaussianSampler(arrays["gaussian.mu"], arrays["gaussian.sigma"])
+    if "mvn.mean" in arrays:
+        samplers["mvn"] = MVNSampler(arrays["mvn.mean"], arrays["mvn.cov"])
+    return samplers
+
+
+# --- the model ---------------------------------------------------------------------------
+
+
+def png_base64(image: np.ndarray) -> str:
+    """A float image [h, w, c] in [0, 1] (c = 1 or 3) as a base64 PNG (8 bits)."""
+    from PIL import Image
+
+    pixels = np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class GeneratorModel(mlflow.pyfunc.PythonModel):
+    """Sampler plus decoder: ``predict({"n": 4, "seed": 0})`` -> 4 decoded images."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        import keras
+
+        self.config = json.loads(Path(context.artifacts["config"]).read_text())
+        with np.load(context.artifacts["samplers"], allow_pickle=False) as arrays:
+            self.samplers = samplers_from_arrays({k: arrays[k] for k in arrays.files})
+        self.decoder = keras.saving.load_model(context.artifacts["decoder"], compile=False)
+
+    def predict(self, context: Any, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
+        # pd.DataFrame: a hint MLflow infers no schema from; SIGNATURE declares the input
+        request = parse_request(model_input, self.config["sampler"], self.config["scales"])
+        if request.sampler not in self.samplers:
+            raise bad_request(f"sampler={request.sampler!r} is not in this generator; choose one "
+                              f"of {', '.join(self.samplers)}")
+        sampler = self.samplers[request.sampler].with_scale(request.scale)
+        z = sampler.sample(request.n, np.random.default_rng(request.seed))
+        images = np.asarray(self.decoder(z, training=False), dtype=np.float32)
+        return pd.DataFrame(
+            {
+                "index": np.arange(request.n, dtype=np.int64),
+                "sampler": request.sampler,
+                "scale": request.scale,
+                "seed": np.int64(request.seed),
+                "image": list(images),
+                "png": [png_base64(image) for image in images],
+            }
+        )
+
+
+# --- logging -----------------------------------------------------------------------------
+
+
+def parse_generator_choice(text: str) -> tuple[str, float] | None:
+    """evaluate's ``log_generator``: ``none`` or ``<sampler>:<b or scale>``, e.g. ``mvn:1``."""
+    value = str(text).strip().lower()
+    if value in ("", NONE):
+        return None
+    sampler, sep, number = value.partition(":")
+    hint = f"give none or <sampler>:<b or scale> with a sampler of {', '.join(GENERATOR_SAMPLERS)}"
+    if not sep or sampler.strip() not in GENERATOR_SAMPLERS:
+        raise UserError(f"log_generator={text!r} is not understood; {hint}, e.g. mvn:1")
+    try:
+        scale = float(number)
+    except ValueError:
+        raise UserError(f"log_generator={text!r}: {number.strip()!r} is not a number; {hint}, "
+                        "e.g. uniform:2") from None
+    if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+        raise UserError(f"log_generator={text!r}: the scale must be > 0, finite and at most "
+                        f"{MAX_SCALE:g}")
+    return sampler.strip(), scale
+
+
+def check_has_decoder(run_id: str) -> None:
+    """A UserError, before any work, when the train run has no model to decode with."""
+    from mlflow.models import get_model_info
+
+    from aelatent.io.run_artifacts import MODEL_NAME
+
+    try:
+        get_model_info(f"runs:/{run_id}/{MODEL_NAME}")
+    except (MlflowException, OSError):
+        raise UserError(f"run {run_id!r} has no model {MODEL_NAME!r} whose decoder a generator "
+                        "needs; pass -P log_generator=none") from None
+
+
+def has_decoder(run_id: str) -> bool:
+    try:
+        check_has_decoder(run_id)
+    except UserError:
+        return False
+    return True
+
+
+def _requirements() -> list[str]:
+    """Pinned to this environment (listing them skips MLflow's slow inference by loading)."""
+    pins = []
+    for name in REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def log_generator(
+    train_run: str,
+    sampler: str,
+    scale: float,
+    *,
+    mu: np.ndarray,
+    hw: np.ndarray,
+    latents: np.ndarray,
+    source: str,
+) -> str:
+    """Log ``sampler`` at ``scale`` plus ``train_run``'s decoder to the active run as the pyfunc
+    model ``generator``; tag the run ``generator``; return the model URI ``runs:/.../generator``.
+
+    ``mu``, ``hw``: the hit windows (the gaussian sampler's centres and widths); ``latents``:
+    the training latents (the mvn sampler's mean and covariance); ``source``: what chose it.
+    """
+    import aelatent
+    from aelatent.io.run_artifacts import load_autoencoder
+    from aelatent.model import decoder_of
+
+    if sampler not in GENERATOR_SAMPLERS:
+        raise UserError(f"sampler {sampler!r} cannot be logged as a generator; choose one of "
+                        f"{', '.join(GENERATOR_SAMPLERS)}")
+    scales = {name: 1.0 for name in GENERATOR_SAMPLERS}
+    scales[sampler] = float(scale)
+    samplers = build_samplers(mu, hw, latents)
+    samplers[sampler].with_scale(scale)  # a bad scale fails here, before anything is logged
+    decoder = decoder_of(load_autoencoder(train_run))
+    config = {
+        "sampler": sampler,
+        "scale": float(scale),
+        "scales": scales,
+        "train_run": train_run,
+        "source": source,
+        "z_dim": int(samplers["uniform"].z_dim),
+        "image_shape": [int(d) for d in decoder.output_shape[1:]],
+        "max_images": MAX_IMAGES,
+        "max_seed": MAX_SEED,
+    }
+    active = mlflow.active_run()
+    assert active is not None, "log_generator needs an active run"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        decoder.save(out / DECODER_FILE)
+        np.savez(out / SAMPLERS_FILE, **sampler_arrays(samplers))
+        (out / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        info = mlflow.pyfunc.log_model(
+            name=GENERATOR_NAME,
+            python_model=str(Path(__file__).with_name("generator_code.py")),
+            artifacts={
+                "decoder": str(out / DECODER_FILE),
+                "samplers": str(out / SAMPLERS_FILE),
+                "config": str(out / CONFIG_FILE),
+            },
+            signature=SIGNATURE,
+            input_example=INPUT_EXAMPLE,
+            pip_requirements=_requirements(),
+            # the package itself travels with the model: it serves where aelatent is not installed
+            code_paths=[str(Path(aelatent.__file__).parent)],
+            metadata={k: config[k] for k in ("sampler", "scale", "train_run", "source")},
+        )
+    uri = f"runs:/{active.info.run_id}/{GENERATOR_NAME}"
+    axis = "b" if sampler == "uniform" else "scale"
+    mlflow.set_tag(GENERATOR_TAG, f"{sampler} {axis}={scale:g}: {uri}")
+    print(f"aelatent: logged the generator ({sampler}, {axis} = {scale:g}, decoder of run "
+          f"{train_run[:8]}) as {uri} (model {info.model_id}); serve it with: mlflow models "
+          f"serve -m {uri} --env-manager local", file=sys.stderr, flush=True)
+    return uri
+
+
+def log_search_generator(run_id: str, train_run: str, mu: np.ndarray, hw: np.ndarray
+                         ) -> str | None:
+    """The search's winner: the uniform sampler at the run's ``best_b`` metric plus the train
+    run's decoder, into the active (search) run; None, with one line why, when the search found
+    no best b or the train run has no model."""
+    from aelatent.io.run_artifacts import load_latent_split
+
+    best_b = mlflow.get_run(run_id).data.metrics.get("best_b")
+    if best_b is None:
+        print("aelatent search: no best b, so no generator is logged", file=sys.stderr)
+        return None
+    if not has_decoder(train_run):
+        print(f"aelatent search: train run {train_run!r} has no model, so no generator is logged",
+              file=sys.stderr)
+        return None
+    latents, _ = load_latent_split(train_run)
+    return log_generator(train_run, "uniform", best_b, mu=mu, hw=hw, latents=latents,
+                         source=f"search run {run_id} (best_b)")
