@@ -114,6 +114,8 @@ def test_main_runs_the_whole_study(tracking_uri, tmp_path):
     for run in by_kind["search"]:
         # the tiny networks' latents sit off the origin: a best b, or the reason there is none
         assert ("best_b_lo" in run.data.metrics) != ("no_best_b" in run.data.tags)
+        # main's n_samples is evaluate's; the search keeps its own per-trial default
+        assert run.data.params["n_samples"] == "20000"
         _assert_search_tree(run, parent_id, n_trials=2)
 
     html = (out / "report.html").read_text()

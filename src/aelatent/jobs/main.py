@@ -67,13 +67,13 @@ class MainRequest:
         ]
 
     def search_argv(self, train_run: str) -> list[str]:
+        """``n_samples`` is evaluate's (vectors per sampler and scale); the search keeps its own
+        default per trial, which its exact curve and interval are sized for."""
         return [
             "--train-run",
             train_run,
             "--n-trials",
             self.n_trials,
-            "--n-samples",
-            self.n_samples,
             "--seed",
             self.seed,
         ]
