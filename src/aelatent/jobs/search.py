@@ -43,6 +43,7 @@ from aelatent.core.objective import (
     DEFAULT_OBJECTIVE,
     OBJECTIVES,
     BestB,
+    ObjectiveCurve,
     ObjectiveValue,
     UniformSearchObjective,
     radius_band,
@@ -709,6 +710,7 @@ def save_optuna_plots(study: Study, out: Path, multi: bool) -> list[Path]:
 
 def save_objective_curve(
     objective: UniformSearchObjective,
+    curve: ObjectiveCurve,
     study: Study,
     request: SearchRequest,
     b_theory: float,
@@ -722,7 +724,6 @@ def save_objective_curve(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS))
     grid = curve.b
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(grid, curve.hit_rate, color="tab:blue", lw=1, label=f"hit rate (k={request.k:g})")
@@ -754,9 +755,8 @@ def save_objective_curve(
     plt.close(fig)
 
 
-def write_curve_csv(objective: UniformSearchObjective, request: SearchRequest, path: Path) -> None:
+def write_curve_csv(curve: ObjectiveCurve, path: Path) -> None:
     """The exact objective curve the plot shows, for re-plotting and for the report."""
-    curve = objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS))
     write_csv(path, {"b": curve.b, "objective": curve.objective,
                      "objective_se": curve.objective_se, "hit_rate": curve.hit_rate,
                      "radius_agreement": curve.radius_agreement})
@@ -981,10 +981,12 @@ def _log_summary(
     with tempfile.TemporaryDirectory() as tmp:  # artifacts first: nothing below can lose them
         out = Path(tmp)
         write_trials_csv(study, out / "trials.csv")
-        write_curve_csv(objective, request, out / "objective_curve.csv")
+        # one evaluation of the curve for the CSV and the plot
+        curve = objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS))
+        write_curve_csv(curve, out / "objective_curve.csv")
         if request.multi:
             write_pareto_csv(study, out / "pareto_front.csv")
-        save_objective_curve(objective, study, request, b_theory, sweep,
+        save_objective_curve(objective, curve, study, request, b_theory, sweep,
                              out / "objective_curve.png")
         save_optuna_plots(study, out, request.multi)
         mlflow.log_artifacts(tmp, artifact_path=ARTIFACT_DIR)
