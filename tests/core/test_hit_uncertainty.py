@@ -84,3 +84,16 @@ def test_hit_rate_intervals_cover_the_exact_probability():
         covered.append((ci.hit_lo <= p) & (p <= ci.hit_hi))
         assert np.all(np.isnan(ci.ghk_rel_se))  # exact probabilities have no own error
     assert 0.90 <= np.mean(covered) <= 0.99, np.mean(covered)
+
+
+def test_wilson_interval_is_scipys_wilson():
+    """The vectorised closed form gives scipy's binomtest Wilson interval, ends included."""
+    from scipy import stats
+
+    for n in (1, 7, 400, 200_000):
+        hits = np.unique(np.linspace(0, n, 9).round().astype(int))
+        lo, hi = wilson_interval(hits, n)
+        for count, low, high in zip(hits, lo, hi, strict=True):
+            ci = stats.binomtest(int(count), n).proportion_ci(0.95, method="wilson")
+            assert low == pytest.approx(ci.low, abs=1e-12)
+            assert high == pytest.approx(ci.high, abs=1e-12)

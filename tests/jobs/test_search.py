@@ -32,8 +32,6 @@ from aelatent.jobs.search import (
     default_study_name,
 )
 
-pytestmark = pytest.mark.e2e
-
 SMALL = {"n_samples": "2000", "seed": "1"}
 
 
@@ -89,6 +87,7 @@ def check_parent_and_children(parent: mlflow.entities.Run, n_trials: int, *,
         assert metrics["best_value"] >= metrics["objective_at_b_theory"] - 1e-12
 
 
+@pytest.mark.e2e
 def test_search_end_to_end_then_resume(gaussian_train_run, tracking_uri, tmp_path):
     params = {"train_run": gaussian_train_run, "n_trials": "4", **SMALL}
     first = mlflow_run("search", params, tracking_uri)
@@ -222,6 +221,48 @@ def test_multi_objective_logs_the_pareto_front(tiny_train_run, tracking_uri, tmp
     assert {int(r["number"]) for r in front} == {t.number for t in study.best_trials}
 
 
+def test_knn_objective_searches_precision_and_recall(gaussian_train_run, tracking_uri,
+                                                      tmp_path, monkeypatch):
+    """objective=knn in process: F = harmonic mean of k-NN precision and recall per trial,
+    the grid sweep's best with its interval, the box's log10 P(hit) beside it."""
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    storage = f"sqlite:///{tmp_path / 'knn.db'}"
+    cli(["--train-run", gaussian_train_run, "--objective", "knn", "--knn-n", "150",
+         "--knn-k", "4", "--n-trials", "3", "--storage", storage, "--n-samples", "500"])
+    parent = newest_search(gaussian_train_run)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["objective"] == "knn"
+    assert (parent.data.params["knn_k"], parent.data.params["knn_n"]) == ("4", "150")
+    metrics = parent.data.metrics
+    assert metrics["best_b_lo"] <= metrics["best_b_sweep"] <= metrics["best_b_hi"]
+    # N(0, 0.25) per component: the uniform of the same variance has b = 0.5 sqrt(3) = 0.87
+    assert 0.3 < metrics["best_b_sweep"] < 2.5
+    for name in ("best_b", "best_precision", "best_recall", "best_value_se"):
+        assert name in metrics, name
+    f = 2 * metrics["best_precision"] * metrics["best_recall"] / (
+        metrics["best_precision"] + metrics["best_recall"])
+    assert metrics["best_value"] <= f + 1e-12  # a mean of F over sets is at most F of means
+    kids = children(parent)
+    assert len(kids) == 3
+    for kid in kids:
+        assert {"objective", "objective_se", "precision", "recall", "log10_p_hit"} <= set(
+            kid.data.metrics)
+        assert kid.data.metrics["objective"] <= max(kid.data.metrics["precision"],
+                                                    kid.data.metrics["recall"]) + 1e-12
+    local = Path(mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id, artifact_path="search", dst_path=str(tmp_path)))
+    with (local / "objective_curve.csv").open() as handle:
+        curve = list(csv.DictReader(handle))
+    assert len(curve) == 48 and {"precision", "recall", "objective_se"} <= set(curve[0])
+    assert max(float(r["objective"]) for r in curve) == pytest.approx(
+        metrics["best_value_sweep"])
+    with (local / "trials.csv").open() as handle:
+        assert {"precision", "recall"} <= set(next(csv.DictReader(handle)))
+    name = default_study_name(gaussian_train_run, 2.0, "single", "knn")
+    assert name.endswith("-k2-knn") and parent.data.tags["study_name"] == name
+    assert load_study(storage, name).user_attrs["knn_n"] == 150
+
+
 def test_same_seed_same_trials_and_workers_do_not_repeat_each_other():
     def proposals(seed: int, first_number: int = 0) -> list[float]:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -264,7 +305,11 @@ def test_bad_input_fails_the_mlflow_run(tiny_train_run, tracking_uri):
         (["--mode", "pareto"], ["mode='pareto'", "single, multi"]),
         (["--n-samples", "5"], ["n_samples=5", ">= 100"]),
         (["--storage", "optuna.db"], ["storage='optuna.db' is not a storage URL"]),
-        (["--objective", "best"], ["objective='best'", "typical, band"]),
+        (["--objective", "best"], ["objective='best'", "typical, band, knn"]),
+        (["--knn-k", "0"], ["knn_k=0", ">= 1"]),
+        (["--knn-k", "two"], ["knn_k='two'", "integer"]),
+        (["--knn-n", "0"], ["knn_n=0", ">= 1"]),
+        (["--knn-n", "10000000"], ["knn_n=10000000", "100000"]),
         (["--radius-band", "5"], ["radius_band='5'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "99,1"], ["radius_band='99,1'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "0,101"], ["radius_band='0,101'", "0 <= lo < hi <= 100"]),

@@ -81,6 +81,10 @@ class ObjectiveValue:
     radius_agreement: float
     objective_se: float = math.nan
 
+    def parts(self) -> dict[str, float]:
+        """The two parts by name (the trial metrics and the Pareto axes of mode=multi)."""
+        return {"hit_rate": self.hit_rate, "radius_agreement": self.radius_agreement}
+
 
 @dataclass(frozen=True)
 class BestB:
@@ -111,6 +115,9 @@ class ObjectiveCurve:
     objective_se: np.ndarray
     hit_rate: np.ndarray
     radius_agreement: np.ndarray
+
+    def parts(self) -> dict[str, np.ndarray]:
+        return {"hit_rate": self.hit_rate, "radius_agreement": self.radius_agreement}
 
 
 def check_objective(name: str) -> str:
@@ -147,7 +154,8 @@ def radius_typicality(r: np.ndarray, sorted_radii: np.ndarray) -> np.ndarray:
     """
     n = sorted_radii.size
     cdf = np.interp(r, sorted_radii, (np.arange(1, n + 1) - 0.5) / n, left=0.0, right=1.0)
-    return 2.0 * np.minimum(cdf, 1.0 - cdf)
+    typicality: np.ndarray = 2.0 * np.minimum(cdf, 1.0 - cdf)
+    return typicality
 
 
 def theory_b(median_radius: float, z_dim: int) -> float:

@@ -59,8 +59,11 @@ recall and coverage only between sets of the same size.
 
 from __future__ import annotations
 
+import functools
 import math
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -150,7 +153,8 @@ def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
     # blocks of at most WORKING_MEMORY_MB of distances (sklearn's default is 1 GB)
     with config_context(working_memory=WORKING_MEMORY_MB), _threads(x.shape[0] ** 2):
         distances, _ = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(x).kneighbors()
-    return distances[:, -1].astype(np.float64)
+    radii: np.ndarray = distances[:, -1].astype(np.float64)
+    return radii
 
 
 def real_manifold(real: np.ndarray, k: int = DEFAULT_K, *,
@@ -177,7 +181,7 @@ def knn_scores(manifold: RealManifold, generated: np.ndarray) -> KnnScores:
     return _scores(counts, recalled, covered, k)
 
 
-def _threads(pairs: int):
+def _threads(pairs: int) -> AbstractContextManager[object]:
     """One thread for fewer than ONE_THREAD_PAIRS distances, the libraries' own above.
 
     On the shared two-core machine the default 2,000 x 2,000 x 256 scores took 0.21 s on one
@@ -187,9 +191,16 @@ def _threads(pairs: int):
     (benchmarks/results/precision_recall.md)."""
     from contextlib import nullcontext
 
-    from threadpoolctl import threadpool_limits
+    return _controller().limit(limits=1) if pairs < ONE_THREAD_PAIRS else nullcontext()
 
-    return threadpool_limits(1) if pairs < ONE_THREAD_PAIRS else nullcontext()
+
+@functools.cache
+def _controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS/OpenMP libraries, found once: finding them
+    reads /proc and every library (24 ms), more than a 400 x 400 k-NN test takes."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def real_ball_counts(manifold: RealManifold, generated: np.ndarray) -> np.ndarray:

@@ -68,7 +68,6 @@ from aelatent.core.windows import (
     WINDOW_ESTIMATORS,
     Windows,
     check_estimate,
-    estimate_windows,
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
@@ -89,9 +88,9 @@ from aelatent.io.tracking import (
     parse_float_list,
     parse_int,
     parse_train_run_choice,
-    resolve_train_run,
     run_entry_point,
 )
+from aelatent.io.train_run import TrainRun, read_train_run
 from aelatent.jobs import knn_evaluation as knn
 from aelatent.limits import (
     EVALUATE_N_SAMPLES_WHY,
@@ -144,26 +143,6 @@ class EvaluateRequest:
 
     def scales_for(self, sampler: str) -> tuple[float, ...]:
         return self.b if sampler == "uniform" else self.scale
-
-
-@dataclass(frozen=True)
-class TrainInputs:
-    """What the evaluation needs from the train run, read and checked before any work."""
-
-    run_id: str
-    case: str
-    dataset: str
-    latents: np.ndarray  # float32 [n_train, z_dim]: the training partition
-    heldout: np.ndarray  # float32 [n_heldout, z_dim]: every other partition (val, test)
-    windows: Windows  # estimated from ``latents``
-
-    @property
-    def mu(self) -> np.ndarray:
-        return self.windows.mu
-
-    @property
-    def hw(self) -> np.ndarray:
-        return self.windows.hw
 
 
 def parse_samplers(text: str) -> tuple[str, ...]:
@@ -248,33 +227,25 @@ def _labelled_values(text: str, name: str, maximum: float) -> tuple[float, ...]:
     return _unique(values)
 
 
-def load_train_inputs(request: EvaluateRequest) -> TrainInputs:
-    """Resolve the train run, split its latents, estimate the windows; UserError if unusable."""
-    from aelatent.io.run_artifacts import load_latent_split
+def load_train_inputs(request: EvaluateRequest) -> TrainRun:
+    """Read the train run (:mod:`aelatent.io.train_run`) with evaluate's own checks: memory,
+    enough latents for gmm and the k-NN test, a model to decode with; UserError if unusable."""
 
-    run = resolve_train_run(request.train_run, request.case)
-    run_id = run.info.run_id
-    train, heldout = load_latent_split(run_id)
-    check_evaluate_memory(request, int(train.shape[1]))
-    if "gmm" in request.samplers and train.shape[0] < GMM_MIN_LATENTS:
-        raise UserError(f"sampler=gmm needs at least {GMM_MIN_LATENTS} training latents to fit "
-                        f"a mixture; train run {run_id!r} has {train.shape[0]}")
-    knn.check_knn_sizes(request.knn_k, request.knn_n, int(train.shape[0]))
-    windows = estimate_windows(train, request.estimate, seed=request.seed)
-    if request.n_decoded > 0:
-        _check_has_model(run_id)
-    if request.generator is not None:
-        from aelatent.io.generator_model import check_has_decoder
+    def check(run_id: str, train: np.ndarray) -> None:
+        check_evaluate_memory(request, int(train.shape[1]))
+        if "gmm" in request.samplers and train.shape[0] < GMM_MIN_LATENTS:
+            raise UserError(f"sampler=gmm needs at least {GMM_MIN_LATENTS} training latents to "
+                            f"fit a mixture; train run {run_id!r} has {train.shape[0]}")
+        knn.check_knn_sizes(request.knn_k, request.knn_n, int(train.shape[0]))
+        if request.n_decoded > 0:
+            _check_has_model(run_id)
+        if request.generator is not None:
+            from aelatent.io.generator_model import check_has_decoder
 
-        check_has_decoder(run_id)
-    return TrainInputs(
-        run_id=run_id,
-        case=run.data.tags.get("case", "?"),
-        dataset=run.data.tags.get("dataset", "?"),
-        latents=np.asarray(train, dtype=np.float32),
-        heldout=np.asarray(heldout, dtype=np.float32),
-        windows=windows,
-    )
+            check_has_decoder(run_id)
+
+    return read_train_run(request.train_run, request.case, request.estimate, request.seed,
+                          check=check)
 
 
 def check_evaluate_memory(request: EvaluateRequest, z_dim: int) -> None:
@@ -304,7 +275,7 @@ def _check_has_model(run_id: str) -> None:
         ) from None
 
 
-def build_sampler(name: str, inputs: TrainInputs, seed: int = 0) -> Sampler:
+def build_sampler(name: str, inputs: TrainRun, seed: int = 0) -> Sampler:
     """The sampler at scale 1; ``with_scale`` gives the rest of its axis. ``seed``: the
     mixture's fit (gmm)."""
     if name == "uniform":
@@ -439,7 +410,7 @@ def write_miss_counts(path: Path, grid: HitGrid) -> Path:
 
 
 def decode_grids(
-    request: EvaluateRequest, inputs: TrainInputs, samplers: dict[str, Sampler], out: Path
+    request: EvaluateRequest, inputs: TrainRun, samplers: dict[str, Sampler], out: Path
 ) -> list[Path]:
     """Decoded sampled vectors per sampler and scale, beside decoded real latents."""
     from aelatent.io.run_artifacts import load_autoencoder
@@ -489,7 +460,7 @@ def decode_grids(
     return paths
 
 
-def evaluate(request: EvaluateRequest, inputs: TrainInputs, *, nested: bool = False) -> str:
+def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False) -> str:
     """Run the evaluation in an MLflow run (started, or resumed under ``mlflow run``)."""
     import mlflow
 

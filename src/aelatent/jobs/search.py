@@ -23,7 +23,7 @@ import socket
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,15 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.console import optuna_progress
+from aelatent.core.knn_objective import GRID_POINTS as KNN_GRID_POINTS
+from aelatent.core.knn_objective import (
+    KNN_OBJECTIVE,
+    KnnBest,
+    KnnObjectiveCurve,
+    KnnObjectiveValue,
+    KnnSearchObjective,
+    best_of_curve,
+)
 from aelatent.core.objective import (
     BAND_PERCENTILES,
     DEFAULT_OBJECTIVE,
@@ -50,13 +59,13 @@ from aelatent.core.objective import (
     theory_b,
 )
 from aelatent.core.radius import radii
+from aelatent.core.samplers import UniformSampler
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     WINDOW_ESTIMATORS,
     Z95,
     Windows,
     check_estimate,
-    estimate_windows,
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
@@ -68,7 +77,6 @@ from aelatent.io.mlflow_native import (
     set_description,
     train_run_line,
 )
-from aelatent.io.run_artifacts import load_latent_split
 from aelatent.io.tracking import (
     ANY_CASE,
     NEWEST,
@@ -77,9 +85,10 @@ from aelatent.io.tracking import (
     parse_float_list,
     parse_int,
     parse_train_run_choice,
-    resolve_train_run,
     run_entry_point,
 )
+from aelatent.io.train_run import read_train_run
+from aelatent.jobs import knn_evaluation as knn
 from aelatent.limits import (
     B_MIN_WHY,
     MAX_K,
@@ -103,11 +112,17 @@ OPTUNA_DB = "optuna.db"
 OBJECTIVE_VERSIONS = {
     "typical": "uniform: box hit at k x radius typicality 2 min(F, 1 - F) (v2)",
     "band": "uniform: box hit at k AND radius in the real band (v1)",
+    KNN_OBJECTIVE: "uniform: harmonic mean of k-NN precision and recall, 5 replicates (v1)",
 }
+SEARCH_OBJECTIVES = (*OBJECTIVES, KNN_OBJECTIVE)
+SearchObjective = UniformSearchObjective | KnnSearchObjective
+Sweep = BestB | KnnBest
+Curve = ObjectiveCurve | KnnObjectiveCurve
 SQLITE_BUSY_TIMEOUT_S = 60
 SERVER_CONNECT_TIMEOUT_S = 10
 HEARTBEAT_INTERVAL_S = 60
 HEARTBEAT_GRACE_S = 180
+HEARTBEAT_ENV = "AELATENT_OPTUNA_HEARTBEAT_S"  # another interval; the grace is 3 intervals
 CURVE_POINTS = 600
 NO_BEST_B_TAG = "no_best_b"  # why: the objective is 0 for every b in the range
 OUTSIDE_TAG = "best_b_unconfirmed"  # Optuna's best is not as good as the exact optimum
@@ -131,10 +146,16 @@ class SearchRequest:
     estimate: str = DEFAULT_ESTIMATOR
     objective: str = DEFAULT_OBJECTIVE
     radius_band: tuple[float, float] = BAND_PERCENTILES
+    knn_k: int = int(knn.DEFAULT_KNN_K)
+    knn_n: int = int(knn.DEFAULT_KNN_N)
 
     @property
     def multi(self) -> bool:
         return self.mode == "multi"
+
+    @property
+    def knn(self) -> bool:
+        return self.objective == KNN_OBJECTIVE
 
 
 def _one_number(text: str, name: str, *, positive: bool, maximum: float | None = None,
@@ -171,9 +192,14 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser.add_argument("--estimate", default=DEFAULT_ESTIMATOR,
                         help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}")
     parser.add_argument("--objective", default=DEFAULT_OBJECTIVE,
-                        help="typical (hit x radius typicality) or band (hit AND radius in band)")
+                        help="typical (hit x radius typicality), band (hit AND radius in band) "
+                        "or knn (harmonic mean of k-NN precision and recall)")
     parser.add_argument("--radius-band", default="1,99",
                         help="percentiles lo,hi of the real radii outside which a radius counts 0")
+    parser.add_argument("--knn-k", default=knn.DEFAULT_KNN_K,
+                        help="objective=knn: k of the k-NN balls")
+    parser.add_argument("--knn-n", default=knn.DEFAULT_KNN_N,
+                        help="objective=knn: real and generated vectors per k-NN test")
     args = parser.parse_args(argv)
 
     k = _one_number(args.k, "k", positive=True, maximum=MAX_K, why=SEARCH_RANGE_WHY)
@@ -198,9 +224,9 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         )
     study_name = args.study_name.strip()
     objective = args.objective.strip().lower()
-    if objective not in OBJECTIVES:
+    if objective not in SEARCH_OBJECTIVES:
         raise UserError(f"objective={args.objective!r} is unknown; choose one of "
-                        f"{', '.join(OBJECTIVES)}")
+                        f"{', '.join(SEARCH_OBJECTIVES)}")
     train_run, case = parse_train_run_choice(args.train_run, args.case)
     n_samples = parse_int(args.n_samples, "n_samples", minimum=100,
                           maximum=MAX_SEARCH_N_SAMPLES, why=SEARCH_N_SAMPLES_WHY)
@@ -221,6 +247,8 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         estimate=check_estimate(args.estimate),
         objective=objective,
         radius_band=parse_band(args.radius_band),
+        knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
+        knn_n=parse_int(args.knn_n, "knn_n", minimum=1, maximum=knn.MAX_KNN_N, why=knn.KNN_N_WHY),
     )
 
 
@@ -286,6 +314,7 @@ def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
         raise UserError(
             f"storage={redact(url)!r} is not a storage URL; give e.g. sqlite:///optuna.db"
         ) from None
+    interval, grace = heartbeat_seconds()
     error = ""
     for attempt in range(attempts):
         try:
@@ -295,11 +324,9 @@ def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
                 return optuna.storages.RDBStorage(
                     url,
                     engine_kwargs=_engine_kwargs(backend),
-                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                    grace_period=HEARTBEAT_GRACE_S,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                        max_retry=1
-                    ),
+                    heartbeat_interval=interval,
+                    grace_period=grace,
+                    heartbeat_stale_trial_callback=FailStaleTrial(grace),
                 )
         except UserError:
             raise
@@ -314,7 +341,55 @@ def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
         except (sqlalchemy.exc.SQLAlchemyError, ValueError, RuntimeError) as exc:
             error = _first_line(exc)
             break
-    raise UserError(f"storage={redact(url)!r} cannot be opened: {error}")
+    check = ("; check that the database server is running and its host, port, user, password "
+             "and database name" if backend != "sqlite" else "")
+    if "driver is not installed" in error and backend == "postgresql":
+        check = "; pip install 'aelatent[server]' (psycopg)"
+    raise UserError(f"storage={redact(url)!r} cannot be opened: {error}{check}")
+
+
+def heartbeat_seconds() -> tuple[int, int]:
+    """Optuna's heartbeat interval and grace period: 60 and 180 s, or
+    ``$AELATENT_OPTUNA_HEARTBEAT_S`` and three times it (a trial whose worker is silent that
+    long is marked FAIL)."""
+    text = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if not text:
+        return HEARTBEAT_INTERVAL_S, HEARTBEAT_GRACE_S
+    interval = parse_int(text, HEARTBEAT_ENV, minimum=1)
+    return interval, 3 * interval
+
+
+class FailStaleTrial:
+    """What happens to the trial of a worker that died (no Optuna heartbeat for the grace
+    period), after Optuna has marked it FAIL: it is queued once more (Optuna's retry), and
+    its MLflow run and the dead worker's search run are closed FAILED with the reason, so
+    none stays RUNNING. Run by whichever worker notices, at the start of its next trial."""
+
+    def __init__(self, grace_s: int) -> None:
+        self.grace_s = grace_s
+        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+    def __call__(self, study: Study, trial: FrozenTrial) -> None:
+        self.retry(study, trial)
+        with contextlib.suppress(Exception):  # the study goes on even if MLflow cannot be told
+            self.close_runs(study.study_name, trial.number)
+
+    def close_runs(self, study_name: str, number: int) -> None:
+        from aelatent.io.tracking import ERROR_TAG
+
+        client = MlflowClient()
+        reason = (f"its search worker stopped during trial {number} of study {study_name!r} "
+                  f"(no Optuna heartbeat for {self.grace_s} s): the trial is FAIL and queued "
+                  "again")
+        runs = mlflow.search_runs(
+            search_all_experiments=True, output_format="list",
+            filter_string=f"tags.study_name = '{study_name}' and tags.trial = '{number}' "
+                          "and attributes.status = 'RUNNING'")
+        for run in runs:
+            for run_id in (run.info.run_id, run.data.tags.get("mlflow.parentRunId")):
+                if run_id and client.get_run(run_id).info.status == "RUNNING":
+                    client.set_tag(run_id, ERROR_TAG, reason)
+                    client.set_terminated(run_id, "FAILED")
 
 
 def _refuse_foreign_database(url: str, backend: str) -> None:
@@ -410,6 +485,7 @@ def default_study_name(train_run_id: str, k: float, mode: str, objective: str = 
 
 def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any]:
     """What the study's objective depends on, stored as its user attributes."""
+    knn_part = {"knn_k": request.knn_k, "knn_n": request.knn_n} if request.knn else {}
     return {
         "train_run": train_run_id,
         "k": request.k,
@@ -419,6 +495,7 @@ def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any
         "estimate": request.estimate,
         "objective": OBJECTIVE_VERSIONS[request.objective],
         "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
+        **knn_part,
     }
 
 
@@ -492,6 +569,7 @@ def open_study(
     for key, value in definition.items():
         if key not in stored:
             study.set_user_attr(key, value)
+    check_existing_study(storage, name, definition)  # a worker of another question raced us
     return study, created
 
 
@@ -511,13 +589,15 @@ class TrialRunner:
 
     def __init__(
         self,
-        objective: UniformSearchObjective,
+        objective: SearchObjective,
+        box: UniformSearchObjective,
         request: SearchRequest,
         study_name: str,
         parent_run_id: str,
         tags: dict[str, str],
     ) -> None:
         self.objective = objective
+        self.box = box  # the box test's exact log10 P(hit) beside any objective
         self.request = request
         self.study_name = study_name
         self.parent_run_id = parent_run_id
@@ -532,9 +612,9 @@ class TrialRunner:
         values = self._values(value)
         return tuple(values) if self.request.multi else values[0]
 
-    def _values(self, value: ObjectiveValue) -> list[float]:
-        if self.request.multi:
-            return [value.hit_rate, value.radius_agreement]
+    def _values(self, value: ObjectiveValue | KnnObjectiveValue) -> list[float]:
+        if self.request.multi:  # the Pareto axes: the objective's two parts
+            return list(value.parts().values())
         return [value.objective]
 
     def add_fixed_trial(self, study: Study, b: float, source: str) -> None:
@@ -564,7 +644,9 @@ class TrialRunner:
         client.set_tag(attrs["mlflow_run_id"], "source", source)
         client.set_tag(attrs["mlflow_run_id"], "mlflow.runName", f"trial {number}")
 
-    def _evaluate_and_log(self, b: float, label: str) -> tuple[ObjectiveValue, dict[str, Any]]:
+    def _evaluate_and_log(
+        self, b: float, label: str
+    ) -> tuple[ObjectiveValue | KnnObjectiveValue, dict[str, Any]]:
         """The objective at ``b``, logged as a nested MLflow run; the trial's user attrs."""
         tags = {**self.tags, "trial": label, "study_name": self.study_name}
         with mlflow.start_run(run_name=f"trial {label}", nested=True, tags=tags) as child:
@@ -573,10 +655,9 @@ class TrialRunner:
                 "b": b,
                 "objective": value.objective,
                 "objective_se": value.objective_se,
-                "hit_rate": value.hit_rate,
-                "radius_agreement": value.radius_agreement,
+                **value.parts(),
             }
-            log10_p = _finite(self.objective.log10_p_hit(b))
+            log10_p = _finite(self.box.log10_p_hit(b))
             if log10_p is not None:
                 metrics["log10_p_hit"] = log10_p
             mlflow.log_param("b", repr(b))
@@ -584,8 +665,7 @@ class TrialRunner:
         return value, {
             "objective": value.objective,
             "objective_se": value.objective_se,
-            "hit_rate": value.hit_rate,
-            "radius_agreement": value.radius_agreement,
+            **value.parts(),
             "mlflow_run_id": child.info.run_id,
             "mlflow_parent_run_id": self.parent_run_id,
             "worker": self.worker,
@@ -612,8 +692,12 @@ def best_trial(study: Study) -> FrozenTrial | None:
 # --- artifacts ---------------------------------------------------------------------------
 
 
-def write_trials_csv(study: Study, path: Path) -> None:
-    """Every trial of the study (all workers, all runs so far), oldest first."""
+BOX_PARTS = ("hit_rate", "radius_agreement")
+
+
+def write_trials_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS) -> None:
+    """Every trial of the study (all workers, all runs so far), oldest first; ``parts``: the
+    objective's two parts (the box's, or knn's precision and recall)."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
@@ -623,8 +707,7 @@ def write_trials_csv(study: Study, path: Path) -> None:
                 "b",
                 "objective",
                 "objective_se",
-                "hit_rate",
-                "radius_agreement",
+                *parts,
                 "source",
                 "worker",
                 "mlflow_run_id",
@@ -641,8 +724,7 @@ def write_trials_csv(study: Study, path: Path) -> None:
                     t.params.get("b", ""),
                     attrs.get("objective", ""),
                     attrs.get("objective_se", ""),
-                    attrs.get("hit_rate", ""),
-                    attrs.get("radius_agreement", ""),
+                    *(attrs.get(part, "") for part in parts),
                     attrs.get("source", "tpe"),
                     attrs.get("worker", ""),
                     attrs.get("mlflow_run_id", ""),
@@ -652,12 +734,12 @@ def write_trials_csv(study: Study, path: Path) -> None:
             )
 
 
-def write_pareto_csv(study: Study, path: Path) -> None:
+def write_pareto_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS) -> None:
     """The Pareto-optimal trials of a multi-objective study, by increasing b."""
     front = sorted(study.best_trials, key=lambda t: t.params.get("b", math.inf))
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["number", "b", "hit_rate", "radius_agreement", "objective"])
+        writer.writerow(["number", "b", *parts, "objective"])
         for t in front:
             writer.writerow(
                 [
@@ -670,7 +752,8 @@ def write_pareto_csv(study: Study, path: Path) -> None:
             )
 
 
-def save_optuna_plots(study: Study, out: Path, multi: bool) -> list[Path]:
+def save_optuna_plots(study: Study, out: Path, multi: bool,
+                      parts: Sequence[str] = BOX_PARTS) -> list[Path]:
     """Optuna's own matplotlib plots: history, objective vs b (slice) and the Pareto front."""
     import matplotlib
 
@@ -688,7 +771,7 @@ def save_optuna_plots(study: Study, out: Path, multi: bool) -> list[Path]:
     }
     if multi:
         plots["pareto_front.png"] = lambda: ovm.plot_pareto_front(
-            study, target_names=["hit_rate", "radius_agreement"]
+            study, target_names=list(parts)
         )
     written: list[Path] = []
     # Optuna switches matplotlib's global style; keep that inside these plots
@@ -708,13 +791,17 @@ def save_optuna_plots(study: Study, out: Path, multi: bool) -> list[Path]:
     return written
 
 
+PART_LABELS = {"hit_rate": "hit rate (k={k:g})", "radius_agreement": "radius agreement",
+               "precision": "k-NN precision", "recall": "k-NN recall"}
+
+
 def save_objective_curve(
-    objective: UniformSearchObjective,
-    curve: ObjectiveCurve,
+    objective: SearchObjective,
+    curve: Curve,
     study: Study,
     request: SearchRequest,
     b_theory: float,
-    sweep: BestB | None,
+    sweep: Sweep | None,
     path: Path,
 ) -> None:
     """The exact objective over the whole b range with its 95% band, its parts, the interval
@@ -726,9 +813,12 @@ def save_objective_curve(
 
     grid = curve.b
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(grid, curve.hit_rate, color="tab:blue", lw=1, label=f"hit rate (k={request.k:g})")
-    ax.plot(grid, curve.radius_agreement, color="tab:green", lw=1,
-            label="radius agreement" + (" (typicality)" if objective.kind == "typical" else ""))
+    for (part, values), color in zip(curve.parts().items(), ("tab:blue", "tab:green"),
+                                     strict=True):
+        label = PART_LABELS[part].format(k=request.k)
+        if part == "radius_agreement" and objective.kind == "typical":
+            label += " (typicality)"
+        ax.plot(grid, values, color=color, lw=1, label=label)
     ax.plot(grid, curve.objective, color="black", lw=2, label=f"objective ({objective.kind})")
     ax.fill_between(grid, curve.objective - Z95 * curve.objective_se,
                     curve.objective + Z95 * curve.objective_se, color="black", alpha=0.15, lw=0)
@@ -748,18 +838,20 @@ def save_objective_curve(
     ax.set_xlabel("b (uniform in [-b, b] per component)")
     ax.set_ylabel("fraction of sampled vectors")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"uniform generator, {objective.n_samples} vectors per b (band: 95% MC error)")
+    what = (f"{objective.replicates} sets of {objective.n_samples} vectors per b, k-NN k="
+            f"{objective.k}" if isinstance(objective, KnnSearchObjective)
+            else f"{objective.n_samples} vectors per b")
+    ax.set_title(f"uniform generator, {what} (band: 95% MC error)", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write_curve_csv(curve: ObjectiveCurve, path: Path) -> None:
-    """The exact objective curve the plot shows, for re-plotting and for the report."""
+def write_curve_csv(curve: Curve, path: Path) -> None:
+    """The objective curve the plot shows, for re-plotting and for the report."""
     write_csv(path, {"b": curve.b, "objective": curve.objective,
-                     "objective_se": curve.objective_se, "hit_rate": curve.hit_rate,
-                     "radius_agreement": curve.radius_agreement})
+                     "objective_se": curve.objective_se, **curve.parts()})
 
 
 # --- the job -----------------------------------------------------------------------------
@@ -767,9 +859,11 @@ def write_curve_csv(curve: ObjectiveCurve, path: Path) -> None:
 
 @contextlib.contextmanager
 def _quiet_optuna() -> Iterator[None]:
-    """Optuna's progress bar instead of one log line per trial; no experimental warnings."""
+    """Optuna's progress bar instead of one log line per trial; no experimental warnings, and
+    no "Trial N failed" warning with a traceback: the error ends the job anyway, in one line
+    (a tracking store that went away) or with its traceback (a bug)."""
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
@@ -791,6 +885,7 @@ class StudyTarget:
     case: str
     n_real: int
     windows: Windows
+    box: UniformSearchObjective  # the box test on the same windows: b_theory, log10 P(hit)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -799,15 +894,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     search(request, objective, target)
 
 
-def prepare(request: SearchRequest) -> tuple[UniformSearchObjective, StudyTarget]:
+def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
     """Resolve the train run, open and check the study, build the objective; no MLflow run.
 
     Every mistake (unknown run, unreachable storage, a study made for another question,
     mismatched artifacts) surfaces here, before any MLflow run of the search is started.
     """
-    train_run = resolve_train_run(request.train_run, request.case)
-    train_id = train_run.info.run_id
-    case = train_run.data.tags.get("case", "?")
+    train = read_train_run(request.train_run, request.case, request.estimate, request.seed,
+                           check=_check_knn_sizes(request))
+    train_id, case, windows = train.run_id, train.case, train.windows
     url = request.storage or default_storage_url(mlflow.get_tracking_uri())
     storage = open_storage(url)
     name = request.study_name or default_study_name(train_id, request.k, request.mode,
@@ -815,23 +910,36 @@ def prepare(request: SearchRequest) -> tuple[UniformSearchObjective, StudyTarget
     definition = study_definition(request, train_id)
     resumed = check_existing_study(storage, name, definition)
 
-    train_latents, heldout = load_latent_split(train_id)
-    windows = estimate_windows(train_latents, request.estimate, seed=request.seed)
-    real_radii = np.concatenate([radii(train_latents), radii(heldout)])  # every real vector
+    real_radii = np.concatenate([radii(train.latents), radii(train.heldout)])  # every real one
     band = radius_band(real_radii, request.radius_band)
     if not band.lo > 0:
         raise UserError(f"train run {train_id!r}: the real radii at percentile "
                         f"{request.radius_band[0]:g} are 0; raise radius_band's lower percentile")
-    objective = UniformSearchObjective(windows.mu, windows.hw, request.k, band, request.n_samples,
-                                       request.seed, kind=request.objective, real_radii=real_radii)
+    box_kind = DEFAULT_OBJECTIVE if request.knn else request.objective
+    box = UniformSearchObjective(windows.mu, windows.hw, request.k, band, request.n_samples,
+                                 request.seed, kind=box_kind, real_radii=real_radii)
+    objective: SearchObjective = box
+    if request.knn:
+        manifold = knn.build_manifold(train.latents, request.knn_k, request.knn_n, request.seed)
+        z_dim = train.z_dim
+        objective = KnnSearchObjective(manifold, lambda b: UniformSampler(b, z_dim),
+                                       request.knn_n, request.seed)
     target = StudyTarget(storage, url, name, definition, resumed, train_id, case,
-                         len(real_radii), windows)
+                         len(real_radii), windows, box)
     return objective, target
+
+
+def _check_knn_sizes(request: SearchRequest) -> Callable[[str, np.ndarray], None] | None:
+    """objective=knn: k must fit the real set (checked before the windows are estimated)."""
+    if not request.knn:
+        return None
+    return lambda _run_id, latents: knn.check_knn_sizes(request.knn_k, request.knn_n,
+                                                        int(latents.shape[0]))
 
 
 def search(
     request: SearchRequest,
-    objective: UniformSearchObjective,
+    objective: SearchObjective,
     target: StudyTarget,
     *,
     nested: bool = False,
@@ -842,7 +950,8 @@ def search(
     the trials' runs are children of the search run.
     """
     url, name, train_id, case = target.url, target.name, target.train_run, target.case
-    b_theory = theory_b(objective.band.median, objective.z_dim)
+    box = target.box
+    b_theory = theory_b(box.band.median, box.z_dim)
     tags = {"train_run": train_id, "case": case}
     parent_tags = {
         **tags,
@@ -872,11 +981,12 @@ def search(
                 "storage": redact(url),
                 "study_name": name,
                 "seed": request.seed,
-                "z_dim": objective.z_dim,
+                "z_dim": box.z_dim,
                 "n_real": target.n_real,
                 "estimate": request.estimate,
                 "objective": request.objective,
                 "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
+                **({"knn_k": request.knn_k, "knn_n": request.knn_n} if request.knn else {}),
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -890,7 +1000,7 @@ def search(
                 target.storage, name, target.definition, TrialSeededSampler(request.seed)
             )
             mlflow.set_tag("resumed", str(not created).lower())  # joined an existing study
-            runner = TrialRunner(objective, request, name, parent_id, tags)
+            runner = TrialRunner(objective, box, request, name, parent_id, tags)
             n_trials = request.n_trials
             if created and request.b_min <= b_theory <= request.b_max:
                 # radius theory's b first: a good start that TPE refines (only the creator
@@ -900,7 +1010,7 @@ def search(
             if n_trials:  # a bar on a terminal, a few lines in a log
                 with optuna_progress(n_trials, "aelatent search") as progress:
                     study.optimize(runner, n_trials=n_trials, **progress)
-        _log_summary(study, objective, request, b_theory, parent_id)
+        _log_summary(study, objective, box, request, b_theory, parent_id)
         from aelatent.io.generator_model import log_search_generator
 
         log_search_generator(parent_id, train_id, target.windows.mu, target.windows.hw)
@@ -919,9 +1029,10 @@ def _log_params_once(params: dict[str, Any]) -> None:
 
 def summary_metrics(
     study: Study,
-    objective: UniformSearchObjective,
+    objective: SearchObjective,
+    box: UniformSearchObjective,
     b_theory: float,
-    sweep: BestB | None,
+    sweep: Sweep | None,
     parent_id: str,
 ) -> dict[str, float]:
     """The parent run's metrics: Optuna's best b beside the exact optimum and its interval.
@@ -934,10 +1045,10 @@ def summary_metrics(
     metrics: dict[str, float] = {
         "b_theory": b_theory,
         "objective_at_b_theory": at_theory.objective,
-        "n_windows_excluding_0": objective.n_windows_excluding_zero,
-        "radius_band_lo": objective.band.lo,
-        "radius_band_hi": objective.band.hi,
-        "radius_median": objective.band.median,
+        "n_windows_excluding_0": box.n_windows_excluding_zero,
+        "radius_band_lo": box.band.lo,
+        "radius_band_hi": box.band.hi,
+        "radius_median": box.band.median,
         "n_trials_study": sum(t.state == TrialState.COMPLETE for t in trials),
         "n_trials_run": sum(t.user_attrs.get("mlflow_parent_run_id") == parent_id for t in trials),
     }
@@ -952,52 +1063,67 @@ def summary_metrics(
     })
     if best is None or not (_objective_of(best) or 0.0) > 0:
         return metrics
-    value: ObjectiveValue = objective(float(best.params["b"]))
+    value = objective(float(best.params["b"]))
     metrics.update({
         "best_b": value.b,
         "best_value": value.objective,
         "best_value_se": value.objective_se,
-        "best_hit_rate": value.hit_rate,
-        "best_radius_agreement": value.radius_agreement,
+        **{f"best_{part}": x for part, x in value.parts().items()},
         "best_trial": best.number,
         "best_b_gap": value.b - sweep.b,
         "best_b_in_interval": float(sweep.contains(value.b)),
     })
-    log10_p = _finite(objective.log10_p_hit(value.b))
+    log10_p = _finite(box.log10_p_hit(value.b))
     if log10_p is not None:
         metrics["best_log10_p_hit"] = log10_p
     return metrics
 
 
+def sweep_objective(objective: SearchObjective, request: SearchRequest
+                    ) -> tuple[Curve, Sweep | None]:
+    """The objective over the whole b range, and its best b with the interval as good.
+
+    The box objectives: a dense exact maximiser and a 600-point curve for the plot; knn: one
+    curve on the k-NN sweep's grid (each point is a k-NN test per replicate), read for both.
+    """
+    if isinstance(objective, KnnSearchObjective):
+        curve = objective.curve(np.geomspace(request.b_min, request.b_max, KNN_GRID_POINTS))
+        return curve, best_of_curve(curve)
+    sweep = objective.best_in(request.b_min, request.b_max)
+    return objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS)), sweep
+
+
 def _log_summary(
     study: Study,
-    objective: UniformSearchObjective,
+    objective: SearchObjective,
+    box: UniformSearchObjective,
     request: SearchRequest,
     b_theory: float,
     parent_id: str,
 ) -> None:
-    sweep = objective.best_in(request.b_min, request.b_max)
-    metrics = summary_metrics(study, objective, b_theory, sweep, parent_id)
+    curve, sweep = sweep_objective(objective, request)
+    metrics = summary_metrics(study, objective, box, b_theory, sweep, parent_id)
+    parts = list(curve.parts())
     with tempfile.TemporaryDirectory() as tmp:  # artifacts first: nothing below can lose them
         out = Path(tmp)
-        write_trials_csv(study, out / "trials.csv")
-        # one evaluation of the curve for the CSV and the plot
-        curve = objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS))
+        write_trials_csv(study, out / "trials.csv", parts)
         write_curve_csv(curve, out / "objective_curve.csv")
         if request.multi:
-            write_pareto_csv(study, out / "pareto_front.csv")
+            write_pareto_csv(study, out / "pareto_front.csv", parts)
         save_objective_curve(objective, curve, study, request, b_theory, sweep,
                              out / "objective_curve.png")
-        save_optuna_plots(study, out, request.multi)
+        save_optuna_plots(study, out, request.multi, parts)
         mlflow.log_artifacts(tmp, artifact_path=ARTIFACT_DIR)
         log_csv_table(out / "trials.csv", TRIALS_TABLE)  # every trial, as a UI table
     mlflow.log_metrics(metrics)
     if sweep is None:
-        message = explain_zero(objective, request)
+        message = (explain_zero(box, request) if objective is box
+                   else explain_knn_zero(request))
         mlflow.set_tag(NO_BEST_B_TAG, message[:5000])
         print(f"aelatent search: no best b: {message}", file=sys.stderr)
         return
-    exact = (f"exact optimum of the sampled objective b = {sweep.b:.4g} "
+    exact = (f"{'exact ' if objective is box else ''}optimum of the sampled objective "
+             f"b = {sweep.b:.4g} "
              f"({sweep.value.objective:.4g} +- {sweep.value.objective_se:.2g}), as good within "
              f"error for b in [{sweep.lo:.4g}, {sweep.hi:.4g}]")
     if "best_b" not in metrics:
@@ -1047,6 +1173,16 @@ def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> s
         f"{objective.n_windows_excluding_zero} of {objective.z_dim} hit windows excluding 0 "
         f"(the real region is off the origin), and {radius_text}. No uniform b reproduces "
         "these latents; try a larger k, mode=multi, or the evaluate entry point's other samplers"
+    )
+
+
+def explain_knn_zero(request: SearchRequest) -> str:
+    """Why the k-NN objective is 0 everywhere: no generated vector in any real ball."""
+    return (
+        f"the objective is 0 for every b in [{request.b_min:g}, {request.b_max:g}]: no uniform "
+        f"vector lands in the k-NN ball (k={request.knn_k}) of any of the real latents, so "
+        "precision and recall are 0; the real region is not reached by a centred uniform "
+        "generator. Try the evaluate entry point's gaussian, mvn or gmm samplers"
     )
 
 

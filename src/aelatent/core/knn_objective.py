@@ -1,0 +1,184 @@
+r"""The search objective of the k-NN region test: the harmonic mean of precision and recall.
+
+The box objectives (:mod:`aelatent.core.objective`) ask whether generated vectors fall in
+the per-component windows. This one asks the region test of
+:mod:`aelatent.core.precision_recall`, which follows the real latents' shape: at a value
+``x`` of the sampler's axis (``b`` of the uniform generator, the width factor of gaussian,
+mvn and gmm), ``n`` generated vectors are scored against the real k-NN manifold and
+
+    F(x) = 2 P(x) R(x) / (P(x) + R(x))   (0 when both are 0)
+
+with ``P`` the precision (generated vectors inside a real ball) and ``R`` the recall (real
+vectors inside a generated ball). Precision alone is maximised by a generator collapsed on
+the densest real points, recall alone by one spread over everything; their harmonic mean
+is high only when the generator lands among the real vectors *and* covers them.
+
+Uncertainty
+-----------
+``F`` is not a mean of independent per-vector terms (recall depends on the generated set's
+own k-NN radii), and a bootstrap of the generated set is wrong for k-NN statistics (a
+duplicated vector's radius shrinks). So the objective is the mean of ``F`` over
+``replicates`` independent generated sets, each drawn once and reused at every ``x``
+(common random numbers: the curve is smooth in ``x`` and differences between two ``x`` are
+sharp). Its standard error is the replicates' standard deviation over ``sqrt(R)``; an ``x``
+is *as good as the best* when the paired difference ``F(best) - F(x)``, averaged over the
+replicates, is within ``t_{0.975, R-1}`` of its standard error. Both describe the
+generator's randomness for the given real set; the real set's own sampling is not in them
+(as for precision and recall themselves). Recall grows with ``n``: compare objectives only
+at the same ``n`` and ``k``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from aelatent.core.precision_recall import RealManifold, knn_scores
+from aelatent.core.samplers import Sampler
+
+KNN_OBJECTIVE = "knn"
+DEFAULT_REPLICATES = 5
+GRID_POINTS = 48  # the sweep's log grid over the search range (one k-NN test a point and set)
+GENERATED_STREAM = 3000  # replicate r's draws: default_rng([seed, r, 3000])
+
+
+@dataclass(frozen=True)
+class KnnObjectiveValue:
+    """``F`` at one value of the axis, its standard error and its two parts (replicate means)."""
+
+    b: float
+    objective: float
+    precision: float
+    recall: float
+    objective_se: float = math.nan
+
+    def parts(self) -> dict[str, float]:
+        return {"precision": self.precision, "recall": self.recall}
+
+
+@dataclass(frozen=True)
+class KnnObjectiveCurve:
+    """``F``, its standard error and its parts over a grid; ``per_replicate``: F[r, i]."""
+
+    b: np.ndarray
+    objective: np.ndarray
+    objective_se: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    per_replicate: np.ndarray
+
+    def parts(self) -> dict[str, np.ndarray]:
+        return {"precision": self.precision, "recall": self.recall}
+
+
+@dataclass(frozen=True)
+class KnnBest:
+    """The best grid value of the replicate-mean ``F`` and the range as good within error."""
+
+    value: KnnObjectiveValue
+    lo: float
+    hi: float
+
+    @property
+    def b(self) -> float:
+        return self.value.b
+
+    def contains(self, b: float) -> bool:
+        return self.lo <= b <= self.hi
+
+
+def harmonic_mean(precision: np.ndarray | float, recall: np.ndarray | float) -> np.ndarray:
+    """``2 P R / (P + R)``, 0 where both are 0."""
+    p, r = np.asarray(precision, dtype=np.float64), np.asarray(recall, dtype=np.float64)
+    total = p + r
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 2.0 * p * r / np.where(total > 0, total, 1.0), 0.0)
+
+
+class KnnSearchObjective:
+    """``F(x)`` of one sampler family against the real manifold, on fixed replicate draws.
+
+    ``sampler_at(x)`` gives the sampler at axis value ``x`` (``UniformSampler(x, D)``, or a
+    fitted sampler's ``with_scale(x)``); every replicate's random stream restarts at every
+    ``x``, so each replicate is the same set of base draws, moved and stretched.
+    """
+
+    kind = KNN_OBJECTIVE
+
+    def __init__(
+        self,
+        manifold: RealManifold,
+        sampler_at: Callable[[float], Sampler],
+        n_samples: int,
+        seed: int,
+        *,
+        replicates: int = DEFAULT_REPLICATES,
+    ) -> None:
+        if n_samples <= manifold.k:
+            raise ValueError(f"n_samples must exceed the k-NN k={manifold.k}, got {n_samples}")
+        if replicates < 2:
+            raise ValueError(f"replicates must be >= 2 for a standard error, got {replicates}")
+        self.manifold = manifold
+        self.sampler_at = sampler_at
+        self.n_samples, self.seed, self.replicates = int(n_samples), int(seed), int(replicates)
+
+    @property
+    def k(self) -> int:
+        return self.manifold.k
+
+    def scores(self, x: float) -> np.ndarray:
+        """``[R, 2]``: precision and recall of every replicate at ``x``."""
+        if not (x > 0 and math.isfinite(x)):
+            raise ValueError(f"the axis value must be a positive finite number, got {x}")
+        sampler = self.sampler_at(float(x))
+        out = np.empty((self.replicates, 2))
+        for r in range(self.replicates):
+            rng = np.random.default_rng([self.seed, r, GENERATED_STREAM])
+            scored = knn_scores(self.manifold, sampler.sample(self.n_samples, rng))
+            out[r] = scored.precision.value, scored.recall.value
+        return out
+
+    def curve(self, grid: np.ndarray) -> KnnObjectiveCurve:
+        grid = np.asarray(grid, dtype=np.float64).ravel()
+        pr = np.stack([self.scores(x) for x in grid], axis=1)  # [R, G, 2]
+        f = harmonic_mean(pr[..., 0], pr[..., 1])
+        se = f.std(axis=0, ddof=1) / math.sqrt(self.replicates)
+        return KnnObjectiveCurve(grid, f.mean(axis=0), se, pr[..., 0].mean(axis=0),
+                                 pr[..., 1].mean(axis=0), f)
+
+    def __call__(self, x: float) -> KnnObjectiveValue:
+        return _value_at(self.curve(np.array([float(x)])), 0)
+
+    def best_in(self, b_min: float, b_max: float, n_points: int = GRID_POINTS) -> KnnBest | None:
+        """The best point of a log grid over ``[b_min, b_max]`` and the contiguous range of
+        grid points not significantly worse (paired over replicates, two-sided t at 95%);
+        None when ``F`` is 0 everywhere (no generated vector lands in a real ball)."""
+        return best_of_curve(self.curve(np.geomspace(b_min, b_max, n_points)))
+
+
+def best_of_curve(curve: KnnObjectiveCurve) -> KnnBest | None:
+    """See :meth:`KnnSearchObjective.best_in`; works on any computed curve."""
+    if not np.any(curve.objective > 0):
+        return None
+    best = int(np.argmax(curve.objective))
+    replicates = curve.per_replicate.shape[0]
+    diff = curve.per_replicate[:, best : best + 1] - curve.per_replicate  # [R, G]
+    se = diff.std(axis=0, ddof=1) / math.sqrt(replicates)
+    t = float(stats.t.ppf(0.975, replicates - 1))
+    as_good = diff.mean(axis=0) <= t * se
+    lo = hi = best
+    while lo > 0 and as_good[lo - 1]:
+        lo -= 1
+    while hi < curve.b.size - 1 and as_good[hi + 1]:
+        hi += 1
+    return KnnBest(_value_at(curve, best), float(curve.b[lo]), float(curve.b[hi]))
+
+
+def _value_at(curve: KnnObjectiveCurve, i: int) -> KnnObjectiveValue:
+    return KnnObjectiveValue(float(curve.b[i]), float(curve.objective[i]),
+                             float(curve.precision[i]), float(curve.recall[i]),
+                             float(curve.objective_se[i]))
