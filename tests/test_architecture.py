@@ -23,7 +23,7 @@ RANK = {
     "model": 3,
     "plots": 3,
     "io": 4,
-    "report": 5,
+    "reporting": 5,
     "jobs": 6,
 }
 

@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import mlflow
 
     from aelatent.jobs.report import print_where
-    from aelatent.report.render import check_output_folder
+    from aelatent.reporting.render import check_output_folder
 
     request = parse_args(argv)
     if request.output is not None:  # a bad folder fails now, not after the training

@@ -15,7 +15,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import mlflow
+
 from aelatent.io.tracking import ArgumentParser, entry_point_run, run_entry_point
+from aelatent.reporting.collect import collect
+from aelatent.reporting.content import build_document
+from aelatent.reporting.render import (
+    HTML_NAME,
+    IMAGES_DIR,
+    MARKDOWN_NAME,
+    TABLES_DIR,
+    check_output_folder,
+    clear_earlier_report,
+    write_document,
+)
+from aelatent.reporting.selection import select_runs
 
 AUTO = "auto"
 REPORTS_DIR = Path("reports")
@@ -80,21 +94,6 @@ def write_report(
     tags: dict[str, str] | None = None,
 ) -> ReportResult:
     """Select, download, render and log the report in a run named "report"."""
-    import mlflow
-
-    from aelatent.report.collect import collect
-    from aelatent.report.content import build_document
-    from aelatent.report.render import (
-        HTML_NAME,
-        IMAGES_DIR,
-        MARKDOWN_NAME,
-        TABLES_DIR,
-        check_output_folder,
-        clear_earlier_report,
-    )
-    from aelatent.report.render import write_report as render_files
-    from aelatent.report.selection import select_runs
-
     is_default = output is None
     output = check_output_folder((default_output() if is_default else output).resolve())
     with entry_point_run("report", "report", tags, nested=nested) as run:
@@ -117,7 +116,7 @@ def write_report(
         with tempfile.TemporaryDirectory(prefix="aelatent-report-") as tmp:
             data = collect(selection, Path(tmp) / "artifacts")
             document = build_document(data, Path(tmp) / "figures")
-            files = render_files(document, output)
+            files = write_document(document, output)
         mlflow.log_artifact(str(output / HTML_NAME), ARTIFACT_DIR)
         mlflow.log_artifact(str(output / MARKDOWN_NAME), ARTIFACT_DIR)
         for folder in (IMAGES_DIR, TABLES_DIR):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aelatent.report.collect import CaseData, ReportData, RunData
-from aelatent.report.content import SCALE_FREE_LEVELS, build_document
-from aelatent.report.document import Document, Note, Paragraph, Table, walk
-from aelatent.report.render import write_report
+from aelatent.reporting.collect import CaseData, ReportData, RunData
+from aelatent.reporting.content import build_document
+from aelatent.reporting.document import Document, Note, Paragraph, Table, walk
+from aelatent.reporting.render import write_document
+from aelatent.reporting.sections.observations import SCALE_FREE_LEVELS
 
 OLD_METRICS = {
     "n_mu_abs_ge_0.25": 37.0,
@@ -71,7 +72,7 @@ def test_a_new_run_fills_the_table_and_an_old_one_shows_dashes(tmp_path: Path):
     text = " ".join(b.text for b in blocks if isinstance(b, Paragraph))
     assert "case I s = 2.35" in text and "case II s = –" in text and "Bonferroni" in text
     assert not any(isinstance(b, Note) and "scale-free" in b.text for b in blocks)
-    files = write_report(document, tmp_path / "out")
+    files = write_document(document, tmp_path / "out")
     assert (tmp_path / "out" / "tables" / "observations_scale_free.csv").is_file()
     assert "Scale-free observations" in files.html.read_text()
 
@@ -82,5 +83,5 @@ def test_only_old_runs_still_render(tmp_path: Path):
     assert all(cell is None or cell == "" or isinstance(cell, float)
                for row in table.rows for cell in row[2:])
     assert any(isinstance(b, Note) and "scale-free" in b.text for b in blocks)
-    files = write_report(document, tmp_path / "out")
+    files = write_document(document, tmp_path / "out")
     assert "Scale-free observations" in files.markdown.read_text()

@@ -9,10 +9,10 @@ from pathlib import Path
 from PIL import Image
 
 from aelatent.plots.evaluation import save_box_vs_knn
-from aelatent.report.collect import CaseData, ReportData, RunData
-from aelatent.report.content import build_document
-from aelatent.report.document import Figure, Note, Table, walk
-from aelatent.report.knn_content import HELDOUT_ROW, knn_cells, knn_heldout
+from aelatent.reporting.collect import CaseData, ReportData, RunData
+from aelatent.reporting.content import build_document
+from aelatent.reporting.document import Figure, Note, Table, walk
+from aelatent.reporting.sections.knn import HELDOUT_ROW, knn_cells, knn_heldout
 
 
 def _png(path: Path) -> Path:

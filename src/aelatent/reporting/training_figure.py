@@ -1,4 +1,5 @@
-"""The one figure a report draws itself: training curves of every case side by side."""
+"""The one figure a report draws from metric histories: training curves of every case side
+by side (the hit-rate curves come from :mod:`aelatent.plots.evaluation`)."""
 
 from __future__ import annotations
 

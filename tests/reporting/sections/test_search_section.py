@@ -9,10 +9,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from aelatent.report.collect import CaseData, ReportData, RunData
-from aelatent.report.content import OBJECTIVE_CURVE, build_document
-from aelatent.report.document import Figure, Note, Paragraph, walk
-from aelatent.report.render import write_report
+from aelatent.reporting.collect import CaseData, ReportData, RunData
+from aelatent.reporting.content import build_document
+from aelatent.reporting.document import Figure, Note, Paragraph, walk
+from aelatent.reporting.render import write_document
+from aelatent.reporting.sections.search import OBJECTIVE_CURVE
 
 FOUND = {"best_b": 1.84, "best_b_lo": 1.83, "best_b_hi": 1.85, "best_value": 0.66,
          "best_value_se": 0.002, "best_b_sweep": 1.842, "best_value_sweep": 0.661,
@@ -37,7 +38,7 @@ def _search_blocks(tmp_path: Path, metrics: dict[str, float], tags: dict[str, st
     data = ReportData(cases=[CaseData("I", "I", train, [], search)], selection="fake",
                       tracking_uri="sqlite:///x.db", created="now")
     document = build_document(data, tmp_path / "work")
-    write_report(document, tmp_path / "out")  # renders without error
+    write_document(document, tmp_path / "out")  # renders without error
     section = next(s for s in document.sections if s.key == "search")
     return list(walk(section.blocks))
 

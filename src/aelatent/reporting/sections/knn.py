@@ -1,4 +1,5 @@
-"""The report's view of the k-NN region test: precision, recall, density and coverage.
+"""Part of section 7, "Hit rates": the k-NN region test (precision, recall, density and
+coverage), which needs no box, beside each sampler's box test.
 
 Reads the metrics ``precision/<sampler>/b<b>`` (with ``_lo``/``_hi``), ``recall/...``,
 ``density/...``, ``coverage/...`` and ``.../heldout`` of the evaluate runs
@@ -11,8 +12,9 @@ import math
 import re
 from collections.abc import Iterable
 
-from aelatent.report.collect import RunData
-from aelatent.report.document import Block, Note, Paragraph, Table
+from aelatent.reporting.collect import RunData
+from aelatent.reporting.document import Block, Note, Paragraph, Table
+from aelatent.reporting.sections.formatting import with_interval
 
 KNN_FIGURES = ("precision", "recall", "density", "coverage")
 KNN_METRIC = re.compile(
@@ -68,9 +70,7 @@ def knn_heldout(runs: Iterable[RunData]) -> tuple[dict[str, float], float | None
 
 def _with_interval(values: dict[str, float], kind: str) -> float | str | None:
     value, lo, hi = (values.get(kind + end) for end in ("", "_lo", "_hi"))
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (value, lo, hi)):
-        return value
-    return f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
+    return with_interval(value, lo, hi, digits=3)
 
 
 def knn_blocks(slug: str, sampler: str, runs: list[RunData]) -> list[Block]:

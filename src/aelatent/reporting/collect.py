@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from aelatent.io.tracking import ENTRY_POINT_TAG
-from aelatent.report.selection import PARENT_TAG, Selection
+from aelatent.reporting.selection import PARENT_TAG, Selection
 
 WANTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".csv", ".md")
 SKIPPED_DIRS = ("model", "latents", "checkpoints")

@@ -1,4 +1,4 @@
-"""Write a :class:`~aelatent.report.document.Document` as HTML, Markdown and CSV files.
+"""Write a :class:`~aelatent.reporting.document.Document` as HTML, Markdown and CSV files.
 
 ``report.html`` is self-contained (CSS inline, images and CSV downloads as base64 data
 URIs), so it opens from a file, from an MLflow artifact download or as an e-mail
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aelatent.errors import UserError
-from aelatent.report.document import (
+from aelatent.reporting.document import (
     Block,
     Columns,
     Document,
@@ -168,7 +168,7 @@ def _write_marker(out_dir: Path, files: list[Path]) -> None:
     )
 
 
-def write_report(document: Document, out_dir: Path) -> ReportFiles:
+def write_document(document: Document, out_dir: Path) -> ReportFiles:
     """Write ``report.html``, ``report.md``, ``tables/*.csv`` and ``images/*`` into ``out_dir``,
     and the marker listing them (written first, so even an interrupted report is known)."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -162,7 +162,8 @@ def samplers_of(run: Run) -> set[str]:
 
 def linked_evaluations(train_id: str, experiment_ids: list[str] | None) -> list[Run]:
     """The newest finished evaluate run per sampler of this train run."""
-    chosen, covered = [], set()
+    chosen: list[Run] = []
+    covered: set[str] = set()
     for run in _search(
         _finished("evaluate", f"tags.{TRAIN_RUN_TAG} = '{train_id}'"), experiment_ids
     ):

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from aelatent.report.collect import CaseData, ReportData, RunData
-from aelatent.report.content import CEILING_ROW, build_document, evaluation_grid
-from aelatent.report.document import Document, Figure, Note, Paragraph, Section, Table, walk
-from aelatent.report.render import format_cell, write_report
+from aelatent.reporting.collect import CaseData, ReportData, RunData
+from aelatent.reporting.content import build_document
+from aelatent.reporting.document import Document, Figure, Note, Paragraph, Section, Table, walk
+from aelatent.reporting.render import format_cell, write_document
+from aelatent.reporting.sections.hit_metrics import CEILING_ROW
 
 SECTIONS = (
     "runs",
@@ -264,7 +265,7 @@ def test_tables_carry_the_numbers(report_data, tmp_path):
 def test_html_is_self_contained_and_markdown_links_resolve(report_data, tmp_path):
     document = build_document(report_data, tmp_path / "work")
     out = tmp_path / "out"
-    files = write_report(document, out)
+    files = write_document(document, out)
     html = files.html.read_text()
     for key in SECTIONS:
         assert f'<section id="{key}">' in html
@@ -301,7 +302,7 @@ def test_html_is_self_contained_and_markdown_links_resolve(report_data, tmp_path
 
 def test_no_runs_at_all_still_renders(tmp_path):
     data = ReportData(cases=[], selection="nothing", tracking_uri="sqlite:///x.db", created="now")
-    files = write_report(build_document(data, tmp_path / "work"), tmp_path / "out")
+    files = write_document(build_document(data, tmp_path / "work"), tmp_path / "out")
     html = files.html.read_text()
     assert html.count("Not run: no train run was selected") >= 5
 
@@ -385,7 +386,7 @@ def test_old_runs_render_without_intervals(new_style, tmp_path):
     texts = [b.text for b in _blocks(document, "hits") if isinstance(b, Paragraph)]
     assert any("stats/components.csv" in t and "before the estimate" in t for t in texts)
     out = tmp_path / "out"
-    files = write_report(document, out)
+    files = write_document(document, out)
     html = files.html.read_text()
     assert '<td class="num">0.0123 [0.0101, 0.0149]</td>' in html
     assert "held-out real latents (ceiling)" in html
@@ -393,21 +394,6 @@ def test_old_runs_render_without_intervals(new_style, tmp_path):
     assert "| 1 | 0.0123 [0.0101, 0.0149] | 0.0123 [0.0101, 0.0149] |" in markdown
     assert "| 1 | 0.5 | 0.5 |" in markdown
     assert (out / "tables" / "hit_figures_I_mvn.csv").is_file()
-
-
-def test_grid_cells_are_replaced_whole():
-    newer = RunData("a", "a", "evaluate", "FINISHED", metrics={"hit_rate/uniform/b1/k2": 0.7})
-    older = RunData(
-        "b", "b", "evaluate", "FINISHED",
-        metrics={"hit_rate/uniform/b1/k2": 0.1, "hit_rate_lo/uniform/b1/k2": 0.05},
-    )
-    assert evaluation_grid([newer, older])["uniform"][("1", "2")] == {"hit_rate": 0.7}
-
-
-def test_grid_prefers_newer_runs():
-    newer = RunData("a", "a", "evaluate", "FINISHED", metrics={"hit_rate/uniform/b1/k2": 0.7})
-    older = RunData("b", "b", "evaluate", "FINISHED", metrics={"hit_rate/uniform/b1/k2": 0.1})
-    assert evaluation_grid([newer, older])["uniform"][("1", "2")]["hit_rate"] == 0.7
 
 
 @pytest.mark.parametrize(
@@ -424,16 +410,3 @@ def test_grid_prefers_newer_runs():
 )
 def test_format_cell(value, text):
     assert format_cell(value) == text
-
-
-def test_default_output_is_unique_and_latest_follows(tmp_path):
-    from aelatent.jobs.report import default_output, point_latest
-
-    first = default_output(tmp_path)
-    first.mkdir()
-    second = default_output(tmp_path)
-    assert second != first and second.parent == tmp_path
-    second.mkdir()
-    point_latest(first)
-    point_latest(second)
-    assert (tmp_path / "latest").resolve() == second.resolve()

@@ -1,0 +1,120 @@
+"""Section 8, "Search for b": the search run's answer (best b with its interval, or why there
+is none), its metrics and parameters, the trials best first, and its plots."""
+
+from __future__ import annotations
+
+import math
+
+from aelatent.reporting.collect import CaseData, RunData
+from aelatent.reporting.document import Block, Note, Paragraph, Section, Table
+from aelatent.reporting.sections.context import ENV, IMAGE_PATTERNS, SectionContext, slug
+from aelatent.reporting.sections.formatting import cell_value
+
+SEARCH_PARAMS = ("k", "objective", "radius_band", "n_trials", "n_samples", "b_min", "b_max",
+                 "mode", "seed", "study_name")
+SEARCH_FIRST = ("best_b", "best_b_lo", "best_b_hi", "best_value", "best_value_se", "best_b_sweep",
+                "best_value_sweep", "best_b_gap", "best_b_in_interval", "b_theory")
+OBJECTIVE_CURVE = "search/objective_curve.png"
+MAX_TRIAL_ROWS = 10
+
+
+def no_search(case: CaseData) -> Note:
+    return Note(
+        f"Not run: no finished search run of train run {case.train.run_id} "
+        f"(case {case.case}). Run `mlflow run . -e search -P "
+        f"train_run={case.train.run_id} {ENV}`."
+    )
+
+
+def search_summary(run: RunData) -> Block:
+    """One line on a search run's answer: best b with its interval, or why there is none."""
+    m = run.metrics
+    if "no_best_b" in run.tags:
+        return Note(f"No best b: {run.tags['no_best_b']}")
+    if "best_b_lo" not in m:
+        if "best_b" in m:  # a search run from before the interval was logged
+            return Paragraph(f"Best b = {m['best_b']:.4g} (no interval logged by this run).")
+        return Note("Not logged: the search run has no best_b metric.")
+    interval = f"[{m['best_b_lo']:.4g}, {m['best_b_hi']:.4g}]"
+    exact = (f"the exact maximiser of the sampled objective is b = {m['best_b_sweep']:.4g} "
+             f"(objective {m['best_value_sweep']:.3g}), as good within error for b in {interval}")
+    if "best_b" not in m:
+        return Note(f"Every Optuna trial scored 0; {exact}.")
+    verdict = ("inside that interval: Optuna and the exact curve agree" if
+               m.get("best_b_in_interval") else "OUTSIDE that interval: run more trials")
+    return Paragraph(
+        f"Best b = {m['best_b']:.4g} {interval} (objective {m['best_value']:.3g} "
+        f"± {1.96 * m.get('best_value_se', math.nan):.2g}); {exact}; Optuna's b is {verdict}."
+    )
+
+
+def search_section(ctx: SectionContext) -> Section:
+    blocks: list[Block] = [
+        Paragraph(
+            "The b for which the uniform generator best reproduces the real latents, found "
+            "by Optuna: the box hit rate weighted by how typical the sampled radius is among "
+            "the real radii (objective 'typical'; 'band' runs count a hit with a radius "
+            "inside the real band). Beside it the exact maximiser of the same sampled "
+            "objective, the interval of b whose objective is not significantly below the "
+            "best, and the b that radius theory predicts."
+        )
+    ]
+    blocks += ctx.per_case(lambda c: search_panel(ctx, c))
+    return Section("search", "Search for b", blocks)
+
+
+def search_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
+    run = case.search
+    if run is None:
+        return [no_search(case)]
+    keys = [k for k in SEARCH_FIRST if k in run.metrics]
+    keys += sorted(k for k in run.metrics if k not in SEARCH_FIRST)
+    params = [k for k in SEARCH_PARAMS if k in run.params]
+    blocks: list[Block] = [
+        search_summary(run),
+        Table(
+            f"search_{slug(case)}",
+            ["quantity", "value"],
+            [[k, run.metrics[k]] for k in keys]
+            + [[f"param {k}", cell_value(run.params[k])] for k in params],
+            caption=f"Search run {run.name} ({run.run_id[:8]})",
+        ),
+    ]
+    if run.children:
+        blocks.append(trials_table(run, slug(case)))
+    images = run.find(*IMAGE_PATTERNS)
+    if run.find(OBJECTIVE_CURVE):
+        blocks += ctx.figure(run, OBJECTIVE_CURVE, caption=(
+            "objective over b: the exact curve with its 95% Monte Carlo band (black), "
+            "its two parts, the Optuna trials (red) and the interval of the best b "
+            "(shaded)"))
+        images = [i for i in images if i[0] != OBJECTIVE_CURVE]
+    if images:
+        blocks += ctx.figure(run, *(path for path, _ in images), caption="search")
+    else:
+        blocks.append(Note(f"Not logged: the search run {run.run_id} has no plots."))
+    return blocks
+
+
+def trials_table(run: RunData, name: str) -> Table:
+    """The trials (child runs), best objective first; the CSV has every one."""
+    metric_keys = sorted({k for t in run.children for k in t.metrics} - {"b"})
+    if "objective" in metric_keys:
+        metric_keys.remove("objective")
+        metric_keys.insert(0, "objective")
+    rows = [
+        [t.name, cell_value(t.params.get("b")), *[t.metrics.get(k) for k in metric_keys]]
+        for t in run.children
+    ]
+    rows.sort(
+        key=lambda r: (
+            -(r[2] if isinstance(r[2], int | float) and not math.isnan(r[2]) else -math.inf)
+        )
+    )
+    return Table(
+        f"search_trials_{name}",
+        ["trial", "b", *metric_keys],
+        rows,
+        caption=f"{len(rows)} trials (child runs), best first",
+        max_rows=MAX_TRIAL_ROWS,
+    )
