@@ -59,15 +59,14 @@ recall and coverage only between sets of the same size.
 
 from __future__ import annotations
 
-import functools
 import math
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from aelatent.core.hit_uncertainty import wilson_interval
+from aelatent.core.threads import blas_threads_for
 from aelatent.core.windows import Z95
 
 DEFAULT_K = 5
@@ -189,18 +188,7 @@ def _threads(pairs: int) -> AbstractContextManager[object]:
     20,000 one evaluation took 12.4 s on one thread and 14.8 s on two, so there the threads
     are left to the libraries, for machines with idle cores
     (benchmarks/results/precision_recall.md)."""
-    from contextlib import nullcontext
-
-    return _controller().limit(limits=1) if pairs < ONE_THREAD_PAIRS else nullcontext()
-
-
-@functools.cache
-def _controller() -> Any:
-    """threadpoolctl's view of the loaded BLAS/OpenMP libraries, found once: finding them
-    reads /proc and every library (24 ms), more than a 400 x 400 k-NN test takes."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
+    return blas_threads_for(pairs, ONE_THREAD_PAIRS)
 
 
 def real_ball_counts(manifold: RealManifold, generated: np.ndarray) -> np.ndarray:

@@ -30,12 +30,13 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy.special import log_ndtr, logsumexp, ndtri_exp
 
 from aelatent.core.correlations import mean_and_covariance
+from aelatent.core.threads import one_blas_thread
 
 LN10 = math.log(10.0)
 GHK_BLOCK = 32  # columns per block of the GHK recursion
@@ -159,7 +160,8 @@ class UniformSampler:
         b = self.scale
         overlap = np.clip(np.minimum(hi, b) - np.maximum(lo, -b), 0.0, None)
         with np.errstate(divide="ignore"):
-            return np.log10(overlap / (2 * b))
+            log10_p: np.ndarray = np.log10(overlap / (2 * b))
+        return log10_p
 
 
 class GaussianSampler:
@@ -267,7 +269,7 @@ class MVNSampler:
         self.last_relative_se: float = float("nan")
 
     @classmethod
-    def from_latents(cls, latents: np.ndarray, scale: float = 1.0, **kwargs: int) -> MVNSampler:
+    def from_latents(cls, latents: np.ndarray, scale: float = 1.0, **kwargs: Any) -> MVNSampler:
         """Mean and (unbiased) covariance of real latents ``[n_images, z_dim]``."""
         x = np.asarray(latents)
         if x.ndim != 2 or x.shape[0] < 2:
@@ -394,8 +396,9 @@ def ghk_log_probability(
 
     Returns ``(-inf, nan)`` when the window is empty.
     """
-    log_each = ghk_log_replicates(lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates,
-                                  seed=seed)
+    with one_blas_thread():  # 256 x 256 factors: threads cost more than they give
+        log_each = ghk_log_replicates(lo, hi, cov, n_draws=n_draws,
+                                      n_replicates=n_replicates, seed=seed)
     return ghk_combine(log_each)
 
 
@@ -412,6 +415,23 @@ def ghk_combine(log_each: np.ndarray) -> tuple[float, float]:
 
 
 def ghk_log_replicates(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    cov: np.ndarray,
+    *,
+    n_draws: int = 2048,
+    n_replicates: int = 8,
+    seed: int = 0,
+) -> np.ndarray:
+    """``n_replicates`` independent GHK estimates of ln P(lo <= x <= hi), x ~ N(0, cov), on one
+    BLAS thread (its factors are a few hundred wide: threads cost more than they give,
+    :mod:`aelatent.core.threads`)."""
+    with one_blas_thread():
+        return _ghk_log_replicates(lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates,
+                                   seed=seed)
+
+
+def _ghk_log_replicates(
     lo: np.ndarray,
     hi: np.ndarray,
     cov: np.ndarray,
@@ -476,7 +496,7 @@ def _sobol_log_uniforms(d: int, per: int, n_replicates: int, seed: int) -> np.nd
         u = np.concatenate(
             [qmc.Sobol(d, scramble=True, rng=np.random.default_rng(s)).random(per) for s in seeds]
         )
-    out = np.log(np.clip(u, 1e-300, 1.0))
+    out: np.ndarray = np.log(np.clip(u, 1e-300, 1.0))
     out.flags.writeable = False
     return out
 
