@@ -53,8 +53,16 @@ def wilson_interval(hits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
-def windows_log10_se(sampler: Sampler, windows: Windows, k: float, *, seed: int = 0) -> float:
-    """Standard error of ``log10 P(hit)`` from the windows' own uncertainty alone."""
+WindowDraws = list[tuple[np.ndarray, np.ndarray]]
+
+
+def windows_log10_se(sampler: Sampler, windows: Windows, k: float, *, seed: int = 0,
+                     draws: WindowDraws | None = None) -> float:
+    """Standard error of ``log10 P(hit)`` from the windows' own uncertainty alone.
+
+    ``draws``: the bootstrap's window draws (``sample_windows(windows, MVN_WINDOW_DRAWS,
+    default_rng(seed))``), passed in when many cells share them: drawing them costs an
+    eigendecomposition of the windows' 2N x 2N covariance."""
     per_component = getattr(sampler, "component_log10_probabilities", None)
     if per_component is not None:
         return propagate_log10(windows, k, per_component).se
@@ -63,22 +71,23 @@ def windows_log10_se(sampler: Sampler, windows: Windows, k: float, *, seed: int 
         raise TypeError(f"no propagation for {type(sampler).__name__}")
     # a cheaper GHK per draw: its noise enters the spread, so the spread is an upper bound
     quick = cheaper(MVN_GHK_DRAWS)
-    draws = sample_windows(windows, MVN_WINDOW_DRAWS, np.random.default_rng(seed))
+    if draws is None:
+        draws = sample_windows(windows, MVN_WINDOW_DRAWS, np.random.default_rng(seed))
     values = np.array([quick.window_log10_probability(m - k * w, m + k * w) for m, w in draws])
     values = values[np.isfinite(values)]
     return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
 
 
 def log10_p_hit_interval(sampler: Sampler, windows: Windows, k: float, *,
-                         seed: int = 0) -> PropagatedLog10:
+                         seed: int = 0, draws: WindowDraws | None = None) -> PropagatedLog10:
     """``log10 P(hit)`` of ``sampler`` at multiple ``k`` and its error: the windows', and
     for an estimated probability (GHK) its own, added in quadrature."""
     value = sampler.window_log10_probability(*windows.bounds(k))
     if not math.isfinite(value):
         return PropagatedLog10(value, math.nan)
     own = getattr(sampler, "last_relative_se", math.nan)
-    return PropagatedLog10(value, _combined_se(windows_log10_se(sampler, windows, k, seed=seed),
-                                               own))
+    windows_se = windows_log10_se(sampler, windows, k, seed=seed, draws=draws)
+    return PropagatedLog10(value, _combined_se(windows_se, own))
 
 
 def _combined_se(windows_se: float, relative_se: float) -> float:
@@ -106,10 +115,14 @@ def hit_intervals(
     hit_lo, hit_hi = wilson_interval(grid.hits, grid.n)
     se = np.full(grid.hits.shape, math.nan)
     ghk = np.full(grid.hits.shape, math.nan)
+    draws = None  # the GHK samplers' window bootstrap: the same draws for every cell
+    if getattr(sampler, "component_log10_probabilities", None) is None:
+        draws = sample_windows(windows, MVN_WINDOW_DRAWS, np.random.default_rng(seed))
     for j, scale in enumerate(grid.scales):
         at_scale = sampler.with_scale(float(scale))
         for i, k in enumerate(grid.ks):
-            se[j, i] = log10_p_hit_interval(at_scale, windows, float(k), seed=seed).se
+            se[j, i] = log10_p_hit_interval(at_scale, windows, float(k), seed=seed,
+                                            draws=draws).se
             ghk[j, i] = getattr(at_scale, "last_relative_se", math.nan)  # GHK: mvn, gmm
     return HitIntervals(
         hit_lo, hit_hi, se, grid.log10_p_hit - Z95 * se, grid.log10_p_hit + Z95 * se, ghk
