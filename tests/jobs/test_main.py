@@ -9,7 +9,8 @@ import mlflow
 import pytest
 from conftest import assert_user_error, mlflow_run
 
-from aelatent.jobs.main import run_search
+from aelatent.jobs import search
+from aelatent.jobs.main import for_train_run, parse_args, run_search
 
 pytestmark = pytest.mark.e2e
 
@@ -61,12 +62,28 @@ def test_search_runs_in_process_as_a_nested_run(
         f"sqlite:///{tmp_path / 'nested.db'}",
     ]
     with mlflow.start_run(run_name="main study (test)") as parent:
-        search_id = run_search(argv)
+        search_id = run_search(search.parse_args(argv))
         assert mlflow.active_run().info.run_id == parent.info.run_id  # the parent is active again
     _assert_search_tree(mlflow.get_run(search_id), parent.info.run_id, n_trials=2)
     assert [r.info.run_id for r in _children(parent.info.run_id, parent.info.experiment_id)] == [
         search_id
     ]
+
+
+def test_main_builds_every_request_once_and_points_them_at_train_runs():
+    """main's parameters become the jobs' own requests (validated by the jobs' parsers);
+    evaluate and search are pointed at a train run without re-parsing anything."""
+    request = parse_args(["--epochs", "2", "--image-size", "32", "--seed", "7",
+                          "--n-samples", "3000", "--n-trials", "4"])
+    assert set(request.train) == {"I", "II"}
+    assert all(t.seed == 7 and t.case.training.epochs == 2 and t.case.image_size == 32
+               for t in request.train.values())
+    assert request.evaluate.n_samples == 3000 and request.evaluate.train_run is None
+    assert request.search.n_trials == 4 and request.search.n_samples == 20_000
+    pointed = for_train_run(request.evaluate, "abc123")
+    assert pointed.train_run == "abc123" and pointed.raw["train_run"] == "abc123"
+    assert for_train_run(request.search, "abc123").train_run == "abc123"
+    assert request.evaluate.train_run is None  # the template is left as it was
 
 
 def test_main_runs_the_whole_study(tracking_uri, tmp_path):

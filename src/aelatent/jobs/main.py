@@ -11,75 +11,45 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aelatent.io.tracking import ArgumentParser, entry_point_run, parse_int, run_entry_point
 from aelatent.limits import MAX_SEED, SEED_WHY
 
 if TYPE_CHECKING:
+    from aelatent.jobs.evaluate import EvaluateRequest
     from aelatent.jobs.report import ReportResult
+    from aelatent.jobs.search import SearchRequest
+    from aelatent.jobs.train import TrainRequest
+
+RequestT = TypeVar("RequestT", "EvaluateRequest", "SearchRequest")
 
 CASES = ("I", "II")
 AUTO = "auto"
 DEFAULT_N_SAMPLES = "200000"
 DEFAULT_N_TRIALS = "30"
-PLACEHOLDER_RUN = "newest"
 
 
 @dataclass(frozen=True)
 class MainRequest:
-    """Validated parameters; every step's own arguments are checked before any training."""
+    """Every step's validated request, built once before any training.
+
+    The evaluate and search requests are made for ``train_run = newest``; each is pointed at
+    its case's train run (:func:`for_train_run`) once that run exists.
+    """
 
     data: str
-    epochs: str
-    image_size: str
-    seed: str
-    n_samples: str
-    n_trials: str
     output: Path | None
-
-    def train_argv(self, case: str) -> list[str]:
-        return [
-            "--case",
-            case,
-            "--data",
-            self.data,
-            "--epochs",
-            self.epochs,
-            "--image-size",
-            self.image_size,
-            "--seed",
-            self.seed,
-        ]
-
-    def evaluate_argv(self, train_run: str) -> list[str]:
-        return [
-            "--train-run",
-            train_run,
-            "--sampler",
-            "all",
-            "--n-samples",
-            self.n_samples,
-            "--seed",
-            self.seed,
-        ]
-
-    def search_argv(self, train_run: str) -> list[str]:
-        """``n_samples`` is evaluate's (vectors per sampler and scale); the search keeps its own
-        default per trial, which its exact curve and interval are sized for."""
-        return [
-            "--train-run",
-            train_run,
-            "--n-trials",
-            self.n_trials,
-            "--seed",
-            self.seed,
-        ]
+    train: dict[str, TrainRequest]  # per case
+    evaluate: EvaluateRequest
+    search: SearchRequest
 
 
 def parse_args(argv: Sequence[str] | None) -> MainRequest:
+    """main's parameters, each handed to the parser of the job it belongs to (so a value
+    means the same as in the stand-alone entry point, and a typo fails here, in a second)."""
     from aelatent.jobs import evaluate, search, train
 
     parser = ArgumentParser(prog="aelatent main", description=__doc__)
@@ -91,21 +61,30 @@ def parse_args(argv: Sequence[str] | None) -> MainRequest:
     parser.add_argument("--n-trials", default=DEFAULT_N_TRIALS, help="Optuna trials per case")
     parser.add_argument("--output", default=AUTO, help="report folder (reports/<timestamp>)")
     args = parser.parse_args(argv)
-    request = MainRequest(
+    parse_int(args.seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY)
+    trains = {
+        case: train.build_request(case, args.data, args.epochs, args.image_size, args.seed)
+        for case in CASES
+    }
+    # n_samples is evaluate's (vectors per sampler and scale); the search keeps its own
+    # default per trial, which its exact curve and interval are sized for
+    return MainRequest(
         data=args.data,
-        epochs=args.epochs,
-        image_size=args.image_size,
-        seed=args.seed,
-        n_samples=args.n_samples,
-        n_trials=args.n_trials,
         output=None if args.output in ("", AUTO) else Path(args.output),
+        train=trains,
+        evaluate=evaluate.parse_args(["--sampler", "all", "--n-samples", args.n_samples,
+                                      "--seed", args.seed]),
+        search=search.parse_args(["--n-trials", args.n_trials, "--seed", args.seed]),
     )
-    parse_int(request.seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY)
-    for case in CASES:  # a typo fails here in a second, not after the training
-        train.parse_args(request.train_argv(case))
-    evaluate.parse_args(request.evaluate_argv(PLACEHOLDER_RUN))
-    search.parse_args(request.search_argv(PLACEHOLDER_RUN))
-    return request
+
+
+def for_train_run(request: RequestT, train_run: str) -> RequestT:
+    """An evaluate or search request pointed at one train run (its logged params too)."""
+    changes: dict[str, Any] = {"train_run": train_run, "case": None}
+    raw = getattr(request, "raw", None)
+    if raw is not None:
+        changes["raw"] = {**raw, "train_run": train_run}
+    return replace(request, **changes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -141,14 +120,14 @@ def run_study(request: MainRequest, seconds: dict[str, float]) -> ReportResult:
     trains: dict[str, str] = {}
     for case in CASES:
         with _timed(seconds, f"train_{case}"):
-            trains[case] = run_train(request.train_argv(case))
+            trains[case] = run_train(request.train[case])
         children.append(trains[case])
     for case in CASES:
         with _timed(seconds, f"evaluate_{case}"):
-            children.append(run_evaluate(request.evaluate_argv(trains[case])))
+            children.append(run_evaluate(for_train_run(request.evaluate, trains[case])))
     for case in CASES:
         with _timed(seconds, f"search_{case}"):
-            children.append(run_search(request.search_argv(trains[case])))
+            children.append(run_search(for_train_run(request.search, trains[case])))
     with _timed(seconds, "report"):
         return write_report(None, children, request.output, nested=True)
 
@@ -163,27 +142,24 @@ def _timed(seconds: dict[str, float], name: str) -> Iterator[None]:
         seconds[name] = time.perf_counter() - started
 
 
-def run_train(argv: list[str]) -> str:
+def run_train(request: TrainRequest) -> str:
     """Train one case as a nested run (in this process); returns the train run id."""
     from aelatent.jobs import train
 
-    request = train.parse_args(argv)
     return train.train(request, train.load_training_images(request), nested=True)
 
 
-def run_evaluate(argv: list[str]) -> str:
+def run_evaluate(request: EvaluateRequest) -> str:
     """Evaluate every sampler on one train run as a nested run; returns its run id."""
     from aelatent.jobs import evaluate
 
-    request = evaluate.parse_args(argv)
     return evaluate.evaluate(request, evaluate.load_train_inputs(request), nested=True)
 
 
-def run_search(argv: list[str]) -> str:
+def run_search(request: SearchRequest) -> str:
     """Search b on one train run as a nested run, its trials nested in it; returns its run id."""
     from aelatent.jobs import search
 
-    request = search.parse_args(argv)
     objective, target = search.prepare(request)
     return search.search(request, objective, target, nested=True)
 

@@ -30,10 +30,10 @@ def _png(path: Path) -> Path:
 
 
 def _search_blocks(tmp_path: Path, metrics: dict[str, float], tags: dict[str, str],
-                   curve: bool = True) -> list:
+                   curve: bool = True, params: dict[str, str] | None = None) -> list:
     artifacts = {OBJECTIVE_CURVE: _png(tmp_path / "a" / "curve.png")} if curve else {}
     search = RunData("s1", "search case I", "search", "FINISHED", tags=tags, metrics=metrics,
-                     artifacts=artifacts)
+                     artifacts=artifacts, params=params or {})
     train = RunData("t1", "train case I", "train", "FINISHED")
     data = ReportData(cases=[CaseData("I", "I", train, [], search)], selection="fake",
                       tracking_uri="sqlite:///x.db", created="now")
@@ -70,3 +70,10 @@ def test_no_best_b_is_a_line_in_the_report(tmp_path: Path):
 def test_a_run_from_before_the_interval_still_renders(tmp_path: Path):
     blocks = _search_blocks(tmp_path, {"best_b": 2.6, "best_value": 0.9}, {}, curve=False)
     assert "Best b = 2.6 (no interval logged by this run)" in _texts(blocks, Paragraph)
+
+
+def test_a_knn_search_names_its_sweep_not_an_exact_maximiser(tmp_path: Path):
+    blocks = _search_blocks(tmp_path, FOUND, {}, params={"objective": "knn", "knn_n": "2000"})
+    text = _texts(blocks, Paragraph)
+    assert "the best of the 48-point sweep of the sampled objective is b = 1.842" in text
+    assert "exact maximiser of the sampled objective is" not in text
