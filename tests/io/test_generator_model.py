@@ -23,6 +23,7 @@ from conftest import BIN, cli_error, tracking_env
 from mlflow.exceptions import MlflowException
 from PIL import Image
 
+from aelatent.core.mixture import GMMSampler
 from aelatent.core.samplers import GaussianSampler, MVNSampler, UniformSampler
 from aelatent.errors import UserError
 from aelatent.io.generator_model import (
@@ -45,7 +46,7 @@ BAD_REQUESTS = [
     ({"n": 0, "seed": 1}, "n=0 is out of range; give 1 to 64"),
     ({"n": -3, "seed": 1}, "n=-3 is out of range"),
     ({"n": MAX_IMAGES + 1, "seed": 1}, f"n={MAX_IMAGES + 1} is out of range; give 1 to 64"),
-    ({"n": 2, "seed": 1, "sampler": "gmm"}, "sampler='gmm' is unknown"),
+    ({"n": 2, "seed": 1, "sampler": "vae"}, "sampler='vae' is unknown"),
     ({"n": 2, "seed": 1, "b": math.nan}, "b=nan must be a positive finite number"),
     ({"n": 2, "seed": 1, "b": math.inf}, "b=inf must be a positive finite number"),
     ({"n": 2, "seed": 1, "scale": 0.0}, "scale=0.0 must be a positive finite number"),
@@ -93,11 +94,12 @@ def test_the_input_schema_is_explicit():
 
 def test_sampler_parameters_round_trip_to_the_same_vectors(tmp_path):
     rng = np.random.default_rng(0)
-    latents = rng.normal(size=(50, 6)) @ rng.normal(size=(6, 6))
+    latents = np.concatenate([rng.normal(-2, 1, size=(150, 6)), rng.normal(2, 1, size=(150, 6))])
     samplers = {
         "uniform": UniformSampler(1.0, 6),
         "gaussian": GaussianSampler(latents.mean(0), latents.std(0)),
         "mvn": MVNSampler.from_latents(latents),
+        "gmm": GMMSampler.from_latents(latents, seed=4),
     }
     np.savez(tmp_path / "s.npz", **sampler_arrays(samplers))
     with np.load(tmp_path / "s.npz", allow_pickle=False) as stored:
@@ -107,6 +109,14 @@ def test_sampler_parameters_round_trip_to_the_same_vectors(tmp_path):
         expected = sampler.with_scale(1.7).sample(5, np.random.default_rng(3))
         got = back[name].with_scale(1.7).sample(5, np.random.default_rng(3))
         np.testing.assert_array_equal(got, expected)
+    lo, hi = latents.mean(0) - 2, latents.mean(0) + 2  # the stored gmm's GHK is the same too
+    assert back["gmm"].window_log10_probability(lo, hi) == pytest.approx(
+        samplers["gmm"].window_log10_probability(lo, hi), rel=1e-12)
+
+
+def test_a_request_for_a_sampler_the_generator_lacks_takes_scale_1():
+    """An old generator (no gmm) still parses a gmm request; predict then names what it has."""
+    assert parse_request({"n": 1, "seed": 0, "sampler": "gmm"}, "uniform", SCALES).scale == 1.0
 
 
 @pytest.mark.parametrize(
@@ -119,7 +129,7 @@ def test_log_generator_choice(text, expected):
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("gmm:1", "is not understood"), ("mvn", "is not understood"), ("mvn:x", "'x' is not a number"),
+    [("vae:1", "is not understood"), ("mvn", "is not understood"), ("mvn:x", "'x' is not a number"),
      ("uniform:nan", "finite"), ("uniform:0", "> 0"), ("uniform:1e6", "at most 100000")],
 )
 def test_bad_log_generator_choice(text, fragment):
@@ -131,8 +141,8 @@ def test_bad_log_generator_choice(text, fragment):
 def test_evaluate_refuses_a_bad_log_generator_in_one_line(tracking_uri, capsys):
     from aelatent.jobs.evaluate import cli
 
-    line = cli_error(cli, ["--log-generator", "gmm:1"], capsys)
-    assert "log_generator='gmm:1'" in line
+    line = cli_error(cli, ["--log-generator", "vae:1"], capsys)
+    assert "log_generator='vae:1'" in line
 
 
 # --- a logged generator -------------------------------------------------------------------
@@ -198,6 +208,9 @@ def test_predict_switches_sampler_and_scale(generator):
     gaussian = generator.predict({"n": 2, "seed": 0, "sampler": "gaussian"})
     assert set(gaussian["scale"]) == {1.0}  # another sampler's default: the real width
     assert not np.array_equal(images_of(uniform), images_of(gaussian))
+    mixture = generator.predict({"n": 2, "seed": 0, "sampler": "gmm", "scale": 0.5})
+    assert set(mixture["sampler"]) == {"gmm"} and images_of(mixture).shape == images_of(
+        uniform).shape
 
 
 @pytest.mark.e2e

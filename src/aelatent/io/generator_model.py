@@ -16,11 +16,13 @@ What is logged (artifacts of the model):
 - ``samplers.npz``: what every sampler needs, so a request may switch sampler:
   ``uniform.z_dim``; ``gaussian.mu``, ``gaussian.sigma`` (the windows' centres and
   hw / 2.355, as evaluate builds it); ``mvn.mean``, ``mvn.cov`` (training latents);
+  ``gmm.*``: the fitted mixture's arrays (mean, basis, eigenvalues, weights, the components'
+  subspace means and covariances, the residual variances), when the latents can carry one;
 - ``generator.json``: the logged (default) sampler and scale, the default scale of every
   other sampler (1: the real latents' own width), the train run, image shape, the limits.
 
 The request (one row; the model signature declares it): ``n`` (long, 1..64), ``seed``
-(long, 0..2^32-1), optional ``sampler`` (string: uniform, gaussian, mvn), optional ``b`` or
+(long, 0..2^32-1), optional ``sampler`` (string: uniform, gaussian, mvn, gmm), optional ``b`` or
 ``scale`` (double > 0: two names of the sampler's one scale, the uniform half-width b or the
 gaussian/mvn width factor s). The answer: one row per image with ``index``, ``sampler``,
 ``scale``, ``seed``, ``image`` (float32 [height, width, channels] in [0, 1]) and ``png``
@@ -34,6 +36,7 @@ The vectors are the core samplers' own (:mod:`aelatent.core.samplers`), drawn fr
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import math
@@ -53,13 +56,14 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
+from aelatent.core.mixture import GMMSampler, LatentMixture
 from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
 from aelatent.core.windows import FWHM_PER_SIGMA
 from aelatent.errors import UserError
 from aelatent.limits import MAX_SCALE, MAX_SEED
 
 GENERATOR_NAME = "generator"  # artifact path: runs:/<run_id>/generator
-GENERATOR_SAMPLERS = ("uniform", "gaussian", "mvn")
+GENERATOR_SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
 MAX_IMAGES = 64  # images per request
 MAX_IMAGES_WHY = "one request decodes at most 64 images; ask again with another seed for more"
 GENERATOR_TAG = "generator"
@@ -185,22 +189,35 @@ def parse_request(model_input: Any, default_sampler: str,
                           "same value, give one")
     scale = next(iter(given.values()), None)
     return GenerateRequest(n, seed, sampler,
-                           float(default_scales[sampler]) if scale is None else scale)
+                           float(default_scales.get(sampler, 1.0)) if scale is None else scale)
 
 
 # --- the samplers' parameters ------------------------------------------------------------
 
 
-def build_samplers(mu: np.ndarray, hw: np.ndarray, latents: np.ndarray) -> dict[str, Sampler]:
+GMM_ARRAYS = ("mean", "basis", "eigenvalues", "weights", "sub_means", "sub_covariances",
+              "residual_variances")
+
+
+def build_samplers(mu: np.ndarray, hw: np.ndarray, latents: np.ndarray, *, seed: int = 0,
+                   fitted: Mapping[str, Sampler] | None = None) -> dict[str, Sampler]:
     """Every sampler at scale 1, as evaluate builds them: uniform in [-1, 1]^z_dim; independent
     Gaussians with the windows' centres and widths (sigma = hw / 2.355); the multivariate
-    normal with the training latents' mean and covariance."""
+    normal with the training latents' mean and covariance; the Gaussian mixture chosen by
+    BIC (seeded by ``seed``; left out when the latents are too few to carry one).
+    ``fitted``: samplers already built at scale 1 (evaluate's), used as they are."""
     z_dim = int(np.asarray(mu).size)
-    return {
+    samplers: dict[str, Sampler] = {
         "uniform": UniformSampler(1.0, z_dim),
         "gaussian": GaussianSampler(np.asarray(mu), np.asarray(hw) / FWHM_PER_SIGMA),
         "mvn": MVNSampler.from_latents(latents),
     }
+    if fitted is not None and "gmm" in fitted:
+        samplers["gmm"] = fitted["gmm"]
+    else:
+        with contextlib.suppress(UserError):  # too few latents: the other three still serve
+            samplers["gmm"] = GMMSampler.from_latents(latents, seed=seed)
+    return samplers
 
 
 def sampler_arrays(samplers: Mapping[str, Sampler]) -> dict[str, np.ndarray]:
@@ -213,6 +230,13 @@ def sampler_arrays(samplers: Mapping[str, Sampler]) -> dict[str, np.ndarray]:
             arrays[f"{name}.mu"], arrays[f"{name}.sigma"] = sampler.mu, sampler.sigma
         elif isinstance(sampler, MVNSampler):
             arrays[f"{name}.mean"], arrays[f"{name}.cov"] = sampler.mean, sampler.cov
+        elif isinstance(sampler, GMMSampler):
+            mixture = sampler.mixture
+            for key in GMM_ARRAYS:
+                arrays[f"{name}.{key}"] = np.asarray(getattr(mixture, key))
+            arrays[f"{name}.subspace_dim"] = np.asarray(mixture.subspace_dim, dtype=np.int64)
+            arrays[f"{name}.covariance_type"] = np.asarray(mixture.covariance_type)
+            arrays[f"{name}.ghk_seed"] = np.asarray(sampler.ghk_seed, dtype=np.int64)
         else:
             raise TypeError(f"cannot store a {type(sampler).__name__} in a generator")
     return arrays
@@ -227,6 +251,13 @@ def samplers_from_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Sampler]
         samplers["gaussian"] = GaussianSampler(arrays["gaussian.mu"], arrays["gaussian.sigma"])
     if "mvn.mean" in arrays:
         samplers["mvn"] = MVNSampler(arrays["mvn.mean"], arrays["mvn.cov"])
+    if "gmm.mean" in arrays:
+        mixture = LatentMixture(
+            **{key: np.asarray(arrays[f"gmm.{key}"], dtype=np.float64) for key in GMM_ARRAYS},
+            subspace_dim=int(arrays["gmm.subspace_dim"]),
+            covariance_type=str(arrays["gmm.covariance_type"]),
+        )
+        samplers["gmm"] = GMMSampler(mixture, ghk_seed=int(arrays["gmm.ghk_seed"]))
     return samplers
 
 
@@ -342,12 +373,15 @@ def log_generator(
     hw: np.ndarray,
     latents: np.ndarray,
     source: str,
+    seed: int = 0,
+    fitted: Mapping[str, Sampler] | None = None,
 ) -> str:
     """Log ``sampler`` at ``scale`` plus ``train_run``'s decoder to the active run as the pyfunc
     model ``generator``; tag the run ``generator``; return the model URI ``runs:/.../generator``.
 
     ``mu``, ``hw``: the hit windows (the gaussian sampler's centres and widths); ``latents``:
-    the training latents (the mvn sampler's mean and covariance); ``source``: what chose it.
+    the training latents (the mvn sampler's mean and covariance, the gmm's fit, seeded by
+    ``seed``); ``fitted``: samplers the caller has built already; ``source``: what chose it.
     """
     import aelatent
     from aelatent.io.run_artifacts import load_autoencoder
@@ -356,9 +390,12 @@ def log_generator(
     if sampler not in GENERATOR_SAMPLERS:
         raise UserError(f"sampler {sampler!r} cannot be logged as a generator; choose one of "
                         f"{', '.join(GENERATOR_SAMPLERS)}")
-    scales = {name: 1.0 for name in GENERATOR_SAMPLERS}
+    samplers = build_samplers(mu, hw, latents, seed=seed, fitted=fitted)
+    if sampler not in samplers:
+        raise UserError(f"sampler {sampler!r} cannot be logged as a generator: the "
+                        f"{latents.shape[0]} training latents are too few to fit it")
+    scales = {name: 1.0 for name in samplers}
     scales[sampler] = float(scale)
-    samplers = build_samplers(mu, hw, latents)
     samplers[sampler].with_scale(scale)  # a bad scale fails here, before anything is logged
     decoder = decoder_of(load_autoencoder(train_run))
     config = {
@@ -377,7 +414,8 @@ def log_generator(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         decoder.save(out / DECODER_FILE)
-        np.savez(out / SAMPLERS_FILE, **sampler_arrays(samplers))
+        # numpy's stub lets ** fill savez's `allow_pickle: bool`; the names are arrays'
+        np.savez(out / SAMPLERS_FILE, **sampler_arrays(samplers))  # type: ignore[arg-type]
         (out / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         info = mlflow.pyfunc.log_model(
             name=GENERATOR_NAME,

@@ -575,7 +575,8 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
 
             sampler, scale = request.generator
             log_generator(inputs.run_id, sampler, scale, mu=inputs.mu, hw=inputs.hw,
-                          latents=inputs.latents, source=f"evaluate run {run.info.run_id}")
+                          latents=inputs.latents, source=f"evaluate run {run.info.run_id}",
+                          seed=request.seed, fitted=samplers)
         return run.info.run_id
 
 
