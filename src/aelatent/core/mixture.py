@@ -51,10 +51,11 @@ split evenly over the components, at least 256 each.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy.special import logsumexp, ndtr
@@ -117,7 +118,8 @@ class LatentMixture:
     @property
     def means(self) -> np.ndarray:
         """float64 [K, D]: component means in latent coordinates."""
-        return self.mean + self.sub_means @ self.basis[:, : self.subspace_dim].T
+        means: np.ndarray = self.mean + self.sub_means @ self.basis[:, : self.subspace_dim].T
+        return means
 
     def summary_metrics(self) -> dict[str, float]:
         """``gmm/n_components``, ``gmm/subspace_dim``, ``gmm/variance_kept``, ``gmm/n_fit``,
@@ -148,13 +150,20 @@ class LatentMixture:
                 f"({100 * self.variance_kept:.1f}% of the variance; {self.n_fit} vectors), "
                 f"weights {', '.join(f'{w:.3f}' for w in self.weights)}")
 
+    @functools.cached_property
+    def covariances(self) -> np.ndarray:
+        """float64 [K, D, D]: every component's covariance, formed once (each GHK estimate of
+        every scale and k needs them; the mixture is immutable)."""
+        return np.stack([self.covariance(c) for c in range(self.n_components)])
+
     def covariance(self, component: int) -> np.ndarray:
         """float64 [D, D]: the component's covariance in latent coordinates (scale 1)."""
         d = self.subspace_dim
         top = self.basis[:, :d]
         rest = self.basis[:, d:]
-        return (top @ self.sub_covariances[component] @ top.T
-                + (rest * self.residual_variances) @ rest.T)
+        covariance: np.ndarray = (top @ self.sub_covariances[component] @ top.T
+                                  + (rest * self.residual_variances) @ rest.T)
+        return covariance
 
 
 def choose_subspace_dim(eigenvalues: np.ndarray, n_fit: int, *,
@@ -285,7 +294,7 @@ class GMMSampler:
 
     @classmethod
     def from_latents(cls, latents: np.ndarray, scale: float = 1.0, *, seed: int = 0,
-                     **fit_options) -> GMMSampler:
+                     **fit_options: Any) -> GMMSampler:
         """Fit the mixture (BIC, seeded by ``seed``) and sample from it."""
         return cls(fit_latent_mixture(latents, seed=seed, **fit_options), scale, ghk_seed=seed)
 
@@ -359,7 +368,7 @@ class GMMSampler:
         draws = self.component_draws()
         logs = np.stack([
             ghk_log_replicates((lo - means[c]) / self.scale, (hi - means[c]) / self.scale,
-                               self.mixture.covariance(c), n_draws=draws, seed=self.ghk_seed)
+                               self.mixture.covariances[c], n_draws=draws, seed=self.ghk_seed)
             for c in range(self.mixture.n_components)
         ])  # [K, replicates]
         with np.errstate(divide="ignore"):
