@@ -252,9 +252,12 @@ def samplers_from_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Sampler]
     if "mvn.mean" in arrays:
         samplers["mvn"] = MVNSampler(arrays["mvn.mean"], arrays["mvn.cov"])
     if "gmm.mean" in arrays:
+        gmm = {key: np.asarray(arrays[f"gmm.{key}"], dtype=np.float64) for key in GMM_ARRAYS}
         mixture = LatentMixture(
-            **{key: np.asarray(arrays[f"gmm.{key}"], dtype=np.float64) for key in GMM_ARRAYS},
-            subspace_dim=int(arrays["gmm.subspace_dim"]),
+            mean=gmm["mean"], basis=gmm["basis"], eigenvalues=gmm["eigenvalues"],
+            subspace_dim=int(arrays["gmm.subspace_dim"]), weights=gmm["weights"],
+            sub_means=gmm["sub_means"], sub_covariances=gmm["sub_covariances"],
+            residual_variances=gmm["residual_variances"],
             covariance_type=str(arrays["gmm.covariance_type"]),
         )
         samplers["gmm"] = GMMSampler(mixture, ghk_seed=int(arrays["gmm.ghk_seed"]))

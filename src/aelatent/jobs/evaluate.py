@@ -536,7 +536,8 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
             intervals = hit_intervals(grid, sampler, inputs.windows, seed=request.seed)
             metrics = grid_metrics(grid, theory, intervals)
             if region is not None:  # the k-NN test at the same b or scales
-                metrics.update(region.score(name, sampler, grid.scales, SAMPLERS.index(name)))
+                metrics.update(region.score(name, sampler, [float(s) for s in grid.scales],
+                                            SAMPLERS.index(name)))
             all_intervals.append(intervals)
             seconds = time.perf_counter() - started
             theory_means[name] = [t.mean for t in theory]
@@ -573,8 +574,8 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
         if request.generator is not None:  # last: every figure above is logged already
             from aelatent.io.generator_model import log_generator
 
-            sampler, scale = request.generator
-            log_generator(inputs.run_id, sampler, scale, mu=inputs.mu, hw=inputs.hw,
+            chosen, scale = request.generator
+            log_generator(inputs.run_id, chosen, scale, mu=inputs.mu, hw=inputs.hw,
                           latents=inputs.latents, source=f"evaluate run {run.info.run_id}",
                           seed=request.seed, fitted=samplers)
         return run.info.run_id

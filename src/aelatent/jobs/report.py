@@ -95,7 +95,7 @@ def write_report(
 ) -> ReportResult:
     """Select, download, render and log the report in a run named "report"."""
     is_default = output is None
-    output = check_output_folder((default_output() if is_default else output).resolve())
+    output = check_output_folder((default_output() if output is None else output).resolve())
     with entry_point_run("report", "report", tags, nested=nested) as run:
         selection = select_runs(experiment, run_ids)
         shown = [

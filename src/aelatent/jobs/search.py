@@ -604,7 +604,7 @@ class TrialRunner:
         self.tags = tags
         self.worker = _worker_id()
 
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         b = trial.suggest_float("b", self.request.b_min, self.request.b_max, log=True)
         value, attrs = self._evaluate_and_log(b, str(trial.number))
         for key, attr in attrs.items():
