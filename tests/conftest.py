@@ -23,6 +23,25 @@ TINY_TRAIN = {"case": "I", "epochs": "2", "image_size": "32", "seed": "3"}
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# `make test-fast` (-m "not e2e") runs every test that is fast. A test is e2e when it goes
+# through `mlflow run` (mark it), trains a network (mark it) or uses a fixture that does
+# (SLOW_FIXTURES: marked here). `mlflow_run` refuses to run in a test not marked e2e.
+SLOW_FIXTURES = frozenset({"tiny_train_run"})
+_in_e2e_test = False
+
+
+@pytest.hookimpl(tryfirst=True)  # before the `-m` selection reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures: a session fixture may call mlflow_run
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _in_e2e_test
+    _in_e2e_test = item.get_closest_marker("e2e") is not None
+
 
 @dataclass(frozen=True)
 class MlflowRunResult:
@@ -50,6 +69,7 @@ def mlflow_run(
     entry_point: str, params: dict[str, str], tracking_uri: str, timeout: float = 600, **env: str
 ) -> MlflowRunResult:
     """``mlflow run . -e ENTRY --env-manager local -P k=v ...`` as a user would type it."""
+    assert _in_e2e_test, "a test that goes through `mlflow run` is e2e: @pytest.mark.e2e"
     command = [str(BIN / "mlflow"), "run", str(ROOT), "-e", entry_point, "--env-manager", "local"]
     for key, value in params.items():
         command += ["-P", f"{key}={value}"]

@@ -75,6 +75,7 @@ print(json.dumps({"package": aelatent.__file__, "cases": cases, "experiment": ex
 """
 
 
+@pytest.mark.e2e  # builds a wheel and a venv in subprocesses
 def test_a_built_wheel_runs_outside_the_source_tree(tmp_path):
     source = tmp_path / "source"
     source.mkdir()

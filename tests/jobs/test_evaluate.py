@@ -29,8 +29,6 @@ from aelatent.core.samplers import UniformSampler
 from aelatent.core.windows import histogram_centre_width
 from aelatent.jobs.evaluate import cli
 
-pytestmark = pytest.mark.e2e
-
 Z_DIM = 16
 SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
 N_LATENTS, N_TRAIN = 500, 400
@@ -74,6 +72,7 @@ def _download(run_id: str, path: str, dst: Path) -> Path:
     )
 
 
+@pytest.mark.e2e
 def test_synthetic_evaluation_logs_the_contract(
     synthetic_evaluation, synthetic_train_run, tmp_path
 ):
@@ -138,6 +137,7 @@ def test_synthetic_evaluation_logs_the_contract(
         assert row["p_method"] == expected
 
 
+@pytest.mark.e2e
 def test_heldout_ceiling_agrees_with_the_exact_probability(synthetic_evaluation, tmp_path):
     """Held-out and training vectors share one distribution: the held-out rate is within
     4 binomial standard errors of the exact P(a true vector lies in the estimated windows)."""
@@ -155,6 +155,7 @@ def test_heldout_ceiling_agrees_with_the_exact_probability(synthetic_evaluation,
         assert abs(rate - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1 / n, (k, rate, p)
 
 
+@pytest.mark.e2e
 def test_histogram_estimate_reproduces_the_study(synthetic_train_run, tracking_uri):
     """estimate=histogram: the study's windows (histogram reading of the training latents)
     and the same hit counts and exact probabilities as the hit test computed directly."""
@@ -174,6 +175,7 @@ def test_histogram_estimate_reproduces_the_study(synthetic_train_run, tracking_u
             assert run.data.metrics[f"log10_p_hit/{key}"] == pytest.approx(grid.log10_p_hit[j, i])
 
 
+@pytest.mark.e2e
 def test_synthetic_rates_agree_with_theory(synthetic_evaluation):
     """Monte Carlo rate within 4 binomial sigma of the probability; radii near theory."""
     metrics = synthetic_evaluation.data.metrics
@@ -249,11 +251,13 @@ def test_tiny_network_evaluation_decodes_samples(tiny_train_run, tracking_uri, t
     assert f"/runs/{tiny_train_run})" in link
 
 
+@pytest.mark.e2e
 def test_bad_b_through_mlflow_run(synthetic_train_run, tracking_uri):
     result = mlflow_run("evaluate", {"train_run": synthetic_train_run, "b": "1,0"}, tracking_uri)
     assert_user_error(result, "b=", "> 0")
 
 
+@pytest.mark.e2e
 def test_unknown_train_run_through_mlflow_run(tracking_uri):
     result = mlflow_run("evaluate", {"train_run": "0123456789abcdef"}, tracking_uri)
     assert_user_error(result, "0123456789abcdef", "does not exist")
@@ -298,6 +302,7 @@ def test_train_run_without_latents_is_a_clear_error(tracking_uri, capsys):
     assert "latents/latents.npy" in errors[0] and run.info.run_id in errors[0]
 
 
+@pytest.mark.e2e
 def test_gmm_sampler_logs_the_mixture_and_the_knn_test(synthetic_train_run, tracking_uri,
                                                         tmp_path):
     """`mlflow run . -e evaluate -P sampler=gmm`: the mixture BIC chose, its hit figures,

@@ -94,8 +94,8 @@ PARSE_CASES = [
 def test_out_of_range_values_are_refused_when_parsed(entry_point, argv, fragments, tracking_uri,
                                                      capsys, monkeypatch):
     # the check comes before any work: no train run is looked up, no image read
-    for job in ("evaluate", "search"):
-        monkeypatch.setattr(f"aelatent.jobs.{job}.resolve_train_run", _no_work)
+    for module in ("aelatent.io.train_run", "aelatent.jobs.search"):
+        monkeypatch.setattr(f"{module}.resolve_train_run", _no_work)
     monkeypatch.setattr("aelatent.jobs.train.load_training_images", _no_work)
     cli = importlib.import_module(f"aelatent.jobs.{entry_point}").cli
     line = cli_error(cli, argv, capsys)

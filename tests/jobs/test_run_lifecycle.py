@@ -368,6 +368,7 @@ def test_newest_finished_run_refuses_a_quote(tracking_uri):
 # --------------------------------------------------------- 15: an unusable tracking store
 
 
+@pytest.mark.e2e  # an entry script in a subprocess
 @pytest.mark.parametrize("kind", ["sqlite under a file", "server down"])
 def test_unusable_tracking_store_is_one_line(kind, tmp_path):
     a_file = tmp_path / "a_file"

@@ -14,8 +14,6 @@ from aelatent.io.run_artifacts import load_autoencoder
 from aelatent.io.tracking import resolve_train_run
 from aelatent.jobs.train import cli
 
-pytestmark = pytest.mark.e2e
-
 EXPECTED_ARTIFACTS = [
     "latents/latents.npy",
     "latents/index.csv",
@@ -105,6 +103,7 @@ def test_same_seed_same_latents(tiny_train_run, tracking_uri, tmp_path):
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.e2e
 def test_bad_input_fails_the_mlflow_run(tracking_uri):
     result = mlflow_run("train", {"case": "III"}, tracking_uri)
     assert_user_error(result, "unknown case 'III'", "I, II")
@@ -134,6 +133,7 @@ def test_bad_input_is_one_line(argv, fragments, capsys, monkeypatch):
         assert fragment in err
 
 
+@pytest.mark.e2e
 def test_defaults_of_mlflow_run_are_accepted(tracking_uri):
     """`auto` epochs and image size, as `mlflow run` passes them, resolve from the YAML."""
     result = mlflow_run("train", {"case": "II", "epochs": "1", "seed": "9"}, tracking_uri)

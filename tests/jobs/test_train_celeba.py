@@ -14,8 +14,6 @@ from PIL import Image
 
 from aelatent.jobs.train import cli
 
-pytestmark = pytest.mark.e2e
-
 N_IMAGES = 60
 CORRUPT = "000013.jpg"
 PARTITION = {0: "train", 1: "val", 2: "test"}
@@ -41,6 +39,7 @@ def _celeba_zip(folder: Path) -> tuple[Path, dict[str, str]]:
     return archive, {name: PARTITION[code] for name, code in codes.items()}
 
 
+@pytest.mark.e2e
 def test_train_on_a_celeba_zip(tracking_uri: str, tmp_path: Path):
     archive, partition_of = _celeba_zip(tmp_path)
     cache = tmp_path / "cache"

@@ -95,11 +95,13 @@ class DominanceThresholds:
         check_estimate(self.estimate)
 
     def is_dominant(self, mu: np.ndarray, hw: np.ndarray) -> np.ndarray:
-        return (np.abs(mu) >= self.mu_abs) | (hw >= self.hw)
+        dominant: np.ndarray = (np.abs(mu) >= self.mu_abs) | (hw >= self.hw)
+        return dominant
 
     def score(self, mu: np.ndarray, hw: np.ndarray) -> np.ndarray:
         """How far past the thresholds a component is (>= 1: dominant); ranks components."""
-        return np.maximum(np.abs(mu) / self.mu_abs, hw / self.hw)
+        score: np.ndarray = np.maximum(np.abs(mu) / self.mu_abs, hw / self.hw)
+        return score
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,7 @@ def gaussian_fit_r2(latents: np.ndarray, mean: np.ndarray, sigma: np.ndarray,
     residual = ((counts - expected) ** 2).sum(axis=1)
     spread = ((counts - counts.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = 1.0 - residual / spread
+        r2: np.ndarray = 1.0 - residual / spread
     r2[~valid | (spread == 0)] = np.nan
     return r2
 
@@ -314,7 +316,9 @@ def qq_correlation(latents: np.ndarray, max_samples: int = QQ_MAX_SAMPLES,
     normal -= normal.mean()
     values -= values.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (normal @ values) / np.sqrt((normal @ normal) * (values * values).sum(axis=0))
+        r: np.ndarray = (normal @ values) / np.sqrt(
+            (normal @ normal) * (values * values).sum(axis=0))
+    return r
 
 
 def component_stats(latents: np.ndarray, histograms: ComponentHistograms,

@@ -48,7 +48,8 @@ class ComponentHistograms:
 
     @property
     def centres(self) -> np.ndarray:
-        return 0.5 * (self.edges[:-1] + self.edges[1:])
+        centres: np.ndarray = 0.5 * (self.edges[:-1] + self.edges[1:])
+        return centres
 
 
 def row_blocks(latents: np.ndarray, block_values: int = BLOCK_VALUES) -> Iterator[np.ndarray]:
@@ -92,7 +93,7 @@ def count_per_component(latents: np.ndarray, edges: np.ndarray, exact: bool = Tr
         near_edge = (np.abs(position - np.rint(position)) < EDGE_TOLERANCE) if exact else None
         np.clip(position, 0, n_bins - 1, out=position)
         index = position.astype(np.intp)
-        if exact:
+        if near_edge is not None:  # exact
             _snap_to_edges(x, index, edges, np.flatnonzero(near_edge))
         if (x.min(axis=0) < lo).any() or (x.max(axis=0) > hi).any():
             index[(x < lo) | (x > hi)] = n_bins

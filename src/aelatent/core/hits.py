@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -65,16 +66,18 @@ class HitGrid:
 
     @property
     def hit_rate(self) -> np.ndarray:
-        return self.hits / self.n
+        rate: np.ndarray = self.hits / self.n
+        return rate
 
     @property
     def z_dim(self) -> int:
-        return self.miss_counts.shape[-1] - 1
+        return int(self.miss_counts.shape[-1]) - 1
 
     def miss_count_mean(self) -> np.ndarray:
         """Mean number of missing components per vector, ``[n_b, n_m]``."""
         c = np.arange(self.miss_counts.shape[-1])
-        return (self.miss_counts * c).sum(-1) / self.n
+        mean: np.ndarray = (self.miss_counts * c).sum(-1) / self.n
+        return mean
 
 
 def _check_grid(
@@ -158,7 +161,8 @@ def hit_grid(
     labelled = getattr(sampler, "draw_labelled_base", None)
     # one offset per vector (a mixture: its component's mean), or one for all: rows of `table`
     table = np.atleast_2d(np.asarray(
-        sampler.component_offsets if labelled is not None else sampler.offset, dtype=np.float64))
+        cast(Any, sampler).component_offsets if labelled is not None else sampler.offset,
+        dtype=np.float64))
     table_intercept = ((table - mu_a) * inv_hw).astype(np.float32)  # [n_offsets, d]
     table_sq = np.einsum("ij,ij->i", table, table)
     table32 = table.astype(np.float32)

@@ -102,9 +102,10 @@ def dominant_significant(windows: Windows, alpha: float = ALPHA) -> np.ndarray:
     hw_level = _in_scale(DOMINANT_SCALE_HW, scale)
     if mu_level is None or hw_level is None:
         return np.zeros(windows.z_dim, dtype=bool)
-    return significantly_off_centre(windows, mu_level, z) | significantly_wide(
+    dominant: np.ndarray = significantly_off_centre(windows, mu_level, z) | significantly_wide(
         windows, hw_level, z
     )
+    return dominant
 
 
 def _count(mask: np.ndarray) -> float:

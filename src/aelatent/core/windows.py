@@ -40,15 +40,19 @@ import numpy as np
 from scipy import fft, special, stats
 
 from aelatent.core.components import (
-    FWHM_PER_SIGMA,
+    FWHM_PER_SIGMA as FWHM_PER_SIGMA,  # re-exported: jobs and io read it from here
+)
+from aelatent.core.components import (
     IQR_PER_SIGMA,
-    check_estimate,
     column_quantiles,
     mean_and_variance,
     peak_and_fwhm,
 )
 from aelatent.core.components import (
     WINDOW_ESTIMATORS as WINDOW_ESTIMATORS,  # re-exported: the names the jobs accept
+)
+from aelatent.core.components import (
+    check_estimate as check_estimate,  # re-exported: the jobs check a name with it
 )
 from aelatent.core.histograms import component_histograms
 from aelatent.errors import UserError
@@ -169,7 +173,8 @@ def mode_bandwidth(sd: np.ndarray, iqr: np.ndarray, n: int) -> np.ndarray:
     """
     spread = np.minimum(sd, iqr / IQR_PER_SIGMA)
     spread = np.where(spread > 0, spread, sd)
-    return 0.9 * spread * n ** (-1.0 / 7.0)
+    bandwidth: np.ndarray = 0.9 * spread * n ** (-1.0 / 7.0)
+    return bandwidth
 
 
 # ---------------------------------------------------------------------------------------
@@ -198,7 +203,8 @@ class _KdeFit:
         i = np.floor(pos).astype(np.intp)
         frac = pos - i
         rows = np.arange(self.density.shape[0])
-        return (1 - frac) * self.density[rows, i] + frac * self.density[rows, i + 1]
+        density: np.ndarray = (1 - frac) * self.density[rows, i] + frac * self.density[rows, i + 1]
+        return density
 
 
 def _kde_fit(latents: np.ndarray, quantiles: np.ndarray, sd: np.ndarray) -> _KdeFit:
@@ -284,7 +290,8 @@ def _linear_binning(x: np.ndarray, lo: np.ndarray, step: np.ndarray) -> np.ndarr
 
 
 def _gauss(u: np.ndarray, h: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * (u / h) ** 2) / (math.sqrt(2 * math.pi) * h)
+    g: np.ndarray = np.exp(-0.5 * (u / h) ** 2) / (math.sqrt(2 * math.pi) * h)
+    return g
 
 
 # ---------------------------------------------------------------------------------------
@@ -506,4 +513,6 @@ def sample_windows(
 
 def needed_multiple(latents: np.ndarray, windows: Windows) -> np.ndarray:
     """Per vector, the smallest k for which it lies in every window: ``max |z - mu| / hw``."""
-    return np.max(np.abs(np.asarray(latents, dtype=np.float64) - windows.mu) / windows.hw, axis=1)
+    k: np.ndarray = np.max(np.abs(np.asarray(latents, dtype=np.float64) - windows.mu) / windows.hw,
+                           axis=1)
+    return k

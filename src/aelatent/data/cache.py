@@ -257,7 +257,7 @@ def _decode_chunk(start: int, stop: int) -> dict[int, str]:
     """Decode rows ``start:stop`` into the entry; return {row: reason} for those that failed."""
     source: ImageSource = _WORKER["source"]  # type: ignore[assignment]
     image_size: int = _WORKER["image_size"]  # type: ignore[assignment]
-    images: np.ndarray = _WORKER["images"]  # type: ignore[assignment]
+    images: np.memmap = _WORKER["images"]  # type: ignore[assignment]
     failures: dict[int, str] = {}
     for index in range(start, stop):
         try:

@@ -60,7 +60,7 @@ class RowReader:
 
     def _read_into(self, out: np.ndarray, first_row: int) -> None:
         assert self._fd is not None
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = out.reshape(-1).view(np.uint8).data  # a memoryview of the bytes
         position = self._offset + first_row * self.row_bytes
         while len(view):
             count = os.preadv(self._fd, [view], position)

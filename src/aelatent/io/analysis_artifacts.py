@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import SupportsFloat
 
 import numpy as np
 
@@ -41,7 +42,7 @@ INT_COLUMNS = frozenset({"component"})
 BOOL_COLUMNS = frozenset({"dominant", "gaussian_like", "dominant_significant"})
 
 
-def _cell(value: object) -> str:
+def _cell(value: SupportsFloat | str) -> str:
     if isinstance(value, bool | np.bool_):
         return "1" if value else "0"
     if isinstance(value, int | np.integer):

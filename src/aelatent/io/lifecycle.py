@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,7 +39,7 @@ HEARTBEAT_TAG = "aelatent.heartbeat"
 HEARTBEAT_S = 60.0
 STALE_S = 300.0  # a run whose heartbeat is older has no live owner (5 missed beats)
 GRACE_S = 30.0
-SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 MAX_REASON = 500
 
 
@@ -203,7 +204,12 @@ def _store_message(tracking_uri: str, cause: BaseException) -> str:
     check = ("check that the tracking server is running and the URI is right" if server else
              "check that the URI names a database file in a folder you can write, e.g. "
              "sqlite:///mlflow.db")
-    return f"the MLflow tracking store MLFLOW_TRACKING_URI={tracking_uri} cannot be used " \
+    if not server and not tracking_uri.startswith(("sqlite:", "file:", "/")) \
+            and "://" in tracking_uri:  # a database server (postgresql://, mysql://, ...)
+        check = ("check that the database server is running and the URI's host, port, user, "
+                 "password and database name")
+    shown = re.sub(r"(//[^/:@]+):[^@/]*@", r"\1:***@", tracking_uri)  # no password in logs
+    return f"the MLflow tracking store MLFLOW_TRACKING_URI={shown} cannot be used " \
            f"({what}): {check}"
 
 

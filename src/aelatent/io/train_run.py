@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from mlflow.entities import Run
 
 from aelatent.core.windows import Windows, estimate_windows
 from aelatent.io.run_artifacts import load_latent_split
@@ -56,10 +57,21 @@ def read_train_run(
     *,
     check: Callable[[str, np.ndarray], None] | None = None,
 ) -> TrainRun:
-    """Resolve ``choice`` (id, ``models:/`` URI, or None = newest of ``case``), split its
-    latents and estimate the windows; ``check(run_id, training latents)`` runs a job's own
-    checks (sizes, memory) before the windows are estimated. UserError if unusable."""
-    run = resolve_train_run(choice, case)
+    """Resolve ``choice`` (id, ``models:/`` URI, or None = newest of ``case``) and read it
+    (:func:`read_run`). UserError if unusable."""
+    return read_run(resolve_train_run(choice, case), estimate, seed, check=check)
+
+
+def read_run(
+    run: Run,
+    estimate: str,
+    seed: int,
+    *,
+    check: Callable[[str, np.ndarray], None] | None = None,
+) -> TrainRun:
+    """Split a resolved train run's latents and estimate the windows; ``check(run_id,
+    training latents)`` runs a job's own checks (sizes, memory) before the windows are
+    estimated. UserError if unusable."""
     run_id = run.info.run_id
     train, heldout = load_latent_split(run_id)
     if check is not None:

@@ -85,9 +85,10 @@ from aelatent.io.tracking import (
     parse_float_list,
     parse_int,
     parse_train_run_choice,
+    resolve_train_run,
     run_entry_point,
 )
-from aelatent.io.train_run import read_train_run
+from aelatent.io.train_run import read_run
 from aelatent.jobs import knn_evaluation as knn
 from aelatent.limits import (
     B_MIN_WHY,
@@ -900,9 +901,8 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
     Every mistake (unknown run, unreachable storage, a study made for another question,
     mismatched artifacts) surfaces here, before any MLflow run of the search is started.
     """
-    train = read_train_run(request.train_run, request.case, request.estimate, request.seed,
-                           check=_check_knn_sizes(request))
-    train_id, case, windows = train.run_id, train.case, train.windows
+    run = resolve_train_run(request.train_run, request.case)  # the storage before the latents
+    train_id, case = run.info.run_id, run.data.tags.get("case", "?")
     url = request.storage or default_storage_url(mlflow.get_tracking_uri())
     storage = open_storage(url)
     name = request.study_name or default_study_name(train_id, request.k, request.mode,
@@ -910,6 +910,8 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
     definition = study_definition(request, train_id)
     resumed = check_existing_study(storage, name, definition)
 
+    train = read_run(run, request.estimate, request.seed, check=_check_knn_sizes(request))
+    windows = train.windows
     real_radii = np.concatenate([radii(train.latents), radii(train.heldout)])  # every real one
     band = radius_band(real_radii, request.radius_band)
     if not band.lo > 0:
