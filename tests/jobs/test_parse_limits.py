@@ -27,7 +27,8 @@ from aelatent import limits
 from aelatent.config import EXPERIMENTS_DIR, load_case
 from aelatent.core.objective import RadiusBand, UniformSearchObjective
 from aelatent.jobs import evaluate, search
-from aelatent.jobs.search import SearchRequest, explain_zero
+from aelatent.jobs.search import explain_zero
+from aelatent.jobs.search_request import SearchRequest
 
 GIB = 2**30
 

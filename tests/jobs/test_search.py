@@ -24,10 +24,9 @@ from conftest import (
     mlflow_run,
 )
 
-from aelatent.jobs.search import (
-    NO_BEST_B_TAG,
+from aelatent.jobs.search import NO_BEST_B_TAG, cli
+from aelatent.jobs.search_study import (
     TrialSeededSampler,
-    cli,
     default_storage_url,
     default_study_name,
 )

@@ -21,7 +21,7 @@ from aelatent.limits import MAX_SEED, SEED_WHY
 if TYPE_CHECKING:
     from aelatent.jobs.evaluate import EvaluateRequest
     from aelatent.jobs.report import ReportResult
-    from aelatent.jobs.search import SearchRequest
+    from aelatent.jobs.search_request import SearchRequest
     from aelatent.jobs.train import TrainRequest
 
 RequestT = TypeVar("RequestT", "EvaluateRequest", "SearchRequest")

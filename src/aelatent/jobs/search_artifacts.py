@@ -1,0 +1,193 @@
+"""What a search run leaves behind besides metrics: the trials and Pareto CSVs, Optuna's own
+plots, and the objective curve with its band, its parts and the interval of the best b."""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.study import Study
+from optuna.trial import TrialState
+
+from aelatent.core.knn_objective import (
+    KnnSearchObjective,
+)
+from aelatent.core.windows import (
+    Z95,
+)
+from aelatent.io.analysis_artifacts import write_csv
+from aelatent.jobs.search_request import (
+    Curve,
+    SearchObjective,
+    SearchRequest,
+    Sweep,
+)
+from aelatent.jobs.search_study import (
+    _objective_of,
+)
+
+BOX_PARTS = ("hit_rate", "radius_agreement")
+
+
+def write_trials_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS) -> None:
+    """Every trial of the study (all workers, all runs so far), oldest first; ``parts``: the
+    objective's two parts (the box's, or knn's precision and recall)."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "number",
+                "state",
+                "b",
+                "objective",
+                "objective_se",
+                *parts,
+                "source",
+                "worker",
+                "mlflow_run_id",
+                "datetime_start",
+                "datetime_complete",
+            ]
+        )
+        for t in study.get_trials(deepcopy=False):
+            attrs = t.user_attrs
+            writer.writerow(
+                [
+                    t.number,
+                    t.state.name,
+                    t.params.get("b", ""),
+                    attrs.get("objective", ""),
+                    attrs.get("objective_se", ""),
+                    *(attrs.get(part, "") for part in parts),
+                    attrs.get("source", "tpe"),
+                    attrs.get("worker", ""),
+                    attrs.get("mlflow_run_id", ""),
+                    t.datetime_start or "",
+                    t.datetime_complete or "",
+                ]
+            )
+
+
+def write_pareto_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS) -> None:
+    """The Pareto-optimal trials of a multi-objective study, by increasing b."""
+    front = sorted(study.best_trials, key=lambda t: t.params.get("b", math.inf))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["number", "b", *parts, "objective"])
+        for t in front:
+            writer.writerow(
+                [
+                    t.number,
+                    t.params.get("b", ""),
+                    t.values[0],
+                    t.values[1],
+                    t.user_attrs.get("objective", ""),
+                ]
+            )
+
+
+def save_optuna_plots(study: Study, out: Path, multi: bool,
+                      parts: Sequence[str] = BOX_PARTS) -> list[Path]:
+    """Optuna's own matplotlib plots: history, objective vs b (slice) and the Pareto front."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    target = (lambda t: _objective_of(t) or 0.0) if multi else None
+    name = "objective"
+    plots = {
+        "optimization_history.png": lambda: ovm.plot_optimization_history(
+            study, target=target, target_name=name
+        ),
+        "slice_b.png": lambda: ovm.plot_slice(study, params=["b"], target=target, target_name=name),
+    }
+    if multi:
+        plots["pareto_front.png"] = lambda: ovm.plot_pareto_front(
+            study, target_names=list(parts)
+        )
+    written: list[Path] = []
+    # Optuna switches matplotlib's global style; keep that inside these plots
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for filename, plot in plots.items():
+            axes = plot()
+            ax = axes.ravel()[0] if isinstance(axes, np.ndarray) else axes
+            if filename == "slice_b.png":
+                ax.set_xscale("log")
+            fig = ax.figure
+            fig.set_size_inches(7, 4.5)
+            fig.tight_layout()
+            fig.savefig(out / filename, dpi=110)
+            plt.close(fig)
+            written.append(out / filename)
+    return written
+
+
+PART_LABELS = {"hit_rate": "hit rate (k={k:g})", "radius_agreement": "radius agreement",
+               "precision": "k-NN precision", "recall": "k-NN recall"}
+
+
+def save_objective_curve(
+    objective: SearchObjective,
+    curve: Curve,
+    study: Study,
+    request: SearchRequest,
+    b_theory: float,
+    sweep: Sweep | None,
+    path: Path,
+) -> None:
+    """The exact objective over the whole b range with its 95% band, its parts, the interval
+    of b as good as the best (shaded) and the Optuna trials on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = curve.b
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (part, values), color in zip(curve.parts().items(), ("tab:blue", "tab:green"),
+                                     strict=True):
+        label = PART_LABELS[part].format(k=request.k)
+        if part == "radius_agreement" and objective.kind == "typical":
+            label += " (typicality)"
+        ax.plot(grid, values, color=color, lw=1, label=label)
+    ax.plot(grid, curve.objective, color="black", lw=2, label=f"objective ({objective.kind})")
+    ax.fill_between(grid, curve.objective - Z95 * curve.objective_se,
+                    curve.objective + Z95 * curve.objective_se, color="black", alpha=0.15, lw=0)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    tb = [t.params["b"] for t in done if "b" in t.params]
+    tv = [_objective_of(t) or 0.0 for t in done if "b" in t.params]
+    ax.scatter(tb, tv, s=18, color="tab:red", zorder=3, label=f"Optuna trials ({len(tb)})")
+    if sweep is not None:
+        ax.axvspan(sweep.lo, sweep.hi, color="tab:orange", alpha=0.3,
+                   label=f"best b {sweep.b:.3g} [{sweep.lo:.3g}, {sweep.hi:.3g}]")
+        ax.axvline(sweep.b, color="tab:orange", lw=1)
+    else:
+        ax.text(0.5, 0.5, "objective 0 for every b: no best b", transform=ax.transAxes,
+                ha="center", va="center", color="tab:red")
+    ax.axvline(b_theory, color="tab:purple", ls="--", lw=1, label=f"radius theory b={b_theory:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("b (uniform in [-b, b] per component)")
+    ax.set_ylabel("fraction of sampled vectors")
+    ax.set_ylim(-0.02, 1.02)
+    what = (f"{objective.replicates} sets of {objective.n_samples} vectors per b, k-NN k="
+            f"{objective.k}" if isinstance(objective, KnnSearchObjective)
+            else f"{objective.n_samples} vectors per b")
+    ax.set_title(f"uniform generator, {what} (band: 95% MC error)", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_curve_csv(curve: Curve, path: Path) -> None:
+    """The objective curve the plot shows, for re-plotting and for the report."""
+    write_csv(path, {"b": curve.b, "objective": curve.objective,
+                     "objective_se": curve.objective_se, **curve.parts()})

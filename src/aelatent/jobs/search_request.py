@@ -1,0 +1,207 @@
+"""The search's parameters: :class:`SearchRequest`, validated once from the command line, and
+the objectives a search can name (the box objectives of :mod:`aelatent.core.objective`,
+``knn`` of :mod:`aelatent.core.knn_objective`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aelatent.core.knn_objective import (
+    KNN_OBJECTIVE,
+    KnnBest,
+    KnnObjectiveCurve,
+    KnnSearchObjective,
+)
+from aelatent.core.objective import (
+    BAND_PERCENTILES,
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    BestB,
+    ObjectiveCurve,
+    UniformSearchObjective,
+)
+from aelatent.core.windows import (
+    DEFAULT_ESTIMATOR,
+    WINDOW_ESTIMATORS,
+    check_estimate,
+)
+from aelatent.errors import UserError
+from aelatent.io.tracking import (
+    ANY_CASE,
+    NEWEST,
+    ArgumentParser,
+    parse_float_list,
+    parse_int,
+    parse_train_run_choice,
+)
+from aelatent.jobs import knn_evaluation as knn
+from aelatent.limits import (
+    B_MIN_WHY,
+    MAX_K,
+    MAX_SCALE,
+    MAX_SEARCH_N_SAMPLES,
+    MAX_SEED,
+    MIN_B_MIN,
+    SEARCH_N_SAMPLES_WHY,
+    SEARCH_RANGE_WHY,
+    SEED_WHY,
+    check_memory,
+    search_memory_bytes,
+)
+
+MODES = ("single", "multi")
+
+
+DEFAULT_STORAGE = "default"
+
+
+AUTO = "auto"
+
+
+OBJECTIVE_VERSIONS = {
+    "typical": "uniform: box hit at k x radius typicality 2 min(F, 1 - F) (v2)",
+    "band": "uniform: box hit at k AND radius in the real band (v1)",
+    KNN_OBJECTIVE: "uniform: harmonic mean of k-NN precision and recall, 5 replicates (v1)",
+}
+
+
+SEARCH_OBJECTIVES = (*OBJECTIVES, KNN_OBJECTIVE)
+
+
+SearchObjective = UniformSearchObjective | KnnSearchObjective
+
+
+Sweep = BestB | KnnBest
+
+
+Curve = ObjectiveCurve | KnnObjectiveCurve
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Validated parameters of one search worker."""
+
+    train_run: str | None
+    case: str | None
+    k: float
+    n_trials: int
+    n_samples: int
+    b_min: float
+    b_max: float
+    mode: str
+    storage: str | None
+    study_name: str | None
+    seed: int
+    estimate: str = DEFAULT_ESTIMATOR
+    objective: str = DEFAULT_OBJECTIVE
+    radius_band: tuple[float, float] = BAND_PERCENTILES
+    knn_k: int = int(knn.DEFAULT_KNN_K)
+    knn_n: int = int(knn.DEFAULT_KNN_N)
+
+    @property
+    def multi(self) -> bool:
+        return self.mode == "multi"
+
+    @property
+    def knn(self) -> bool:
+        return self.objective == KNN_OBJECTIVE
+
+
+def _one_number(text: str, name: str, *, positive: bool, maximum: float | None = None,
+                why: str = "") -> float:
+    values = parse_float_list(text, name, positive=positive, maximum=maximum, why=why)
+    if len(values) != 1:
+        raise UserError(f"{name}={text!r}: give one number, not a list")
+    return values[0]
+
+
+def parse_band(text: str) -> tuple[float, float]:
+    """``"1,99"`` -> (1.0, 99.0): two percentiles with 0 <= lo < hi <= 100."""
+    values = parse_float_list(text, "radius_band", positive=False)
+    if len(values) != 2 or not 0 <= values[0] < values[1] <= 100:
+        raise UserError(f"radius_band={text!r} is out of range; expected two percentiles lo,hi "
+                        "with 0 <= lo < hi <= 100, e.g. 1,99")
+    return values[0], values[1]
+
+
+DESCRIPTION = ("The b for which uniform [-b, b]^N best lands on the real latents: an Optuna "
+               "study over b, each trial a nested MLflow run (docs/science.md, 'The search "
+               "objective').")
+
+
+def parse_args(argv: Sequence[str] | None) -> SearchRequest:
+    parser = ArgumentParser(prog="aelatent search", description=DESCRIPTION)
+    parser.add_argument("--train-run", default=NEWEST,
+                        help="train run id, models:/<name>/<version or @alias>, or 'newest'")
+    parser.add_argument("--case", default=ANY_CASE, help="with train_run=newest: of this case")
+    parser.add_argument("--k", default="2", help="half-width multiple of the hit test")
+    parser.add_argument("--n-trials", default="30", help="trials this worker runs")
+    parser.add_argument("--n-samples", default="20000", help="uniform vectors per evaluation")
+    parser.add_argument("--b-min", default="0.05", help="lower end of the b range (> 0)")
+    parser.add_argument("--b-max", default="12", help="upper end of the b range (> b_min)")
+    parser.add_argument("--mode", default="single", help="single (objective) or multi (Pareto)")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    parser.add_argument("--study-name", default=AUTO, help="'auto' = from train run, k and mode")
+    parser.add_argument("--seed", default="0", help="seed of the draws and of the TPE sampler")
+    parser.add_argument("--estimate", default=DEFAULT_ESTIMATOR,
+                        help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}")
+    parser.add_argument("--objective", default=DEFAULT_OBJECTIVE,
+                        help="typical (hit x radius typicality), band (hit AND radius in band) "
+                        "or knn (harmonic mean of k-NN precision and recall)")
+    parser.add_argument("--radius-band", default="1,99",
+                        help="percentiles lo,hi of the real radii outside which a radius counts 0")
+    parser.add_argument("--knn-k", default=knn.DEFAULT_KNN_K,
+                        help="objective=knn: k of the k-NN balls")
+    parser.add_argument("--knn-n", default=knn.DEFAULT_KNN_N,
+                        help="objective=knn: real and generated vectors per k-NN test")
+    args = parser.parse_args(argv)
+
+    k = _one_number(args.k, "k", positive=True, maximum=MAX_K, why=SEARCH_RANGE_WHY)
+    b_min = _one_number(args.b_min, "b_min", positive=False)
+    b_max = _one_number(args.b_max, "b_max", positive=False, maximum=MAX_SCALE,
+                        why=SEARCH_RANGE_WHY)
+    if b_min <= 0:
+        raise UserError(f"b_min={b_min:g} is out of range; b_min must be > 0 (b scales U[-b, b])")
+    if b_min < MIN_B_MIN:
+        raise UserError(f"b_min={b_min:g} is out of range; expected at least {MIN_B_MIN:g} "
+                        f"({B_MIN_WHY})")
+    if b_min >= b_max:
+        raise UserError(f"b_min={b_min:g} must be smaller than b_max={b_max:g}")
+    mode = args.mode.strip().lower()
+    if mode not in MODES:
+        raise UserError(f"mode={args.mode!r} is unknown; choose one of {', '.join(MODES)}")
+    storage = args.storage.strip()
+    if storage and storage != DEFAULT_STORAGE and "://" not in storage:
+        raise UserError(
+            f"storage={storage!r} is not a storage URL; give e.g. sqlite:///optuna.db or "
+            "postgresql://user@host/db"
+        )
+    study_name = args.study_name.strip()
+    objective = args.objective.strip().lower()
+    if objective not in SEARCH_OBJECTIVES:
+        raise UserError(f"objective={args.objective!r} is unknown; choose one of "
+                        f"{', '.join(SEARCH_OBJECTIVES)}")
+    train_run, case = parse_train_run_choice(args.train_run, args.case)
+    n_samples = parse_int(args.n_samples, "n_samples", minimum=100,
+                          maximum=MAX_SEARCH_N_SAMPLES, why=SEARCH_N_SAMPLES_WHY)
+    check_memory(search_memory_bytes(n_samples), f"the search objective of n_samples={n_samples}",
+                 "lower n_samples")
+    return SearchRequest(
+        train_run=train_run,
+        case=case,
+        k=k,
+        n_trials=parse_int(args.n_trials, "n_trials", minimum=1),
+        n_samples=n_samples,
+        b_min=b_min,
+        b_max=b_max,
+        mode=mode,
+        storage=None if storage in ("", DEFAULT_STORAGE) else storage,
+        study_name=None if study_name in ("", AUTO) else study_name,
+        seed=parse_int(args.seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY),
+        estimate=check_estimate(args.estimate),
+        objective=objective,
+        radius_band=parse_band(args.radius_band),
+        knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
+        knn_n=parse_int(args.knn_n, "knn_n", minimum=1, maximum=knn.MAX_KNN_N, why=knn.KNN_N_WHY),
+    )
