@@ -97,6 +97,7 @@ def test_wilson_interval_is_scipys_wilson():
             ci = stats.binomtest(int(count), n).proportion_ci(0.95, method="wilson")
             assert low == pytest.approx(ci.low, abs=1e-12)
             assert high == pytest.approx(ci.high, abs=1e-12)
+        assert lo[0] == 0.0 and hi[-1] == 1.0  # exact ends: a rate of 1 lies inside
 
 
 def test_shared_window_draws_give_each_cells_own_error():

@@ -50,7 +50,10 @@ def wilson_interval(hits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     denominator = 1.0 + z2 / n
     centre = (p + z2 / (2 * n)) / denominator
     half = Z95 * np.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / denominator
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # at 0 and n hits an end is exactly 0 or 1 (the formula's rounding can miss it by an ulp)
+    lo = np.where(hits <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    hi = np.where(hits >= n, 1.0, np.clip(centre + half, 0.0, 1.0))
+    return lo, hi
 
 
 WindowDraws = list[tuple[np.ndarray, np.ndarray]]

@@ -19,7 +19,7 @@ from aelatent.io.tracking import ArgumentParser, entry_point_run, parse_int, run
 from aelatent.limits import MAX_SEED, SEED_WHY
 
 if TYPE_CHECKING:
-    from aelatent.jobs.evaluate import EvaluateRequest
+    from aelatent.jobs.evaluate_request import EvaluateRequest
     from aelatent.jobs.report import ReportResult
     from aelatent.jobs.search_request import SearchRequest
     from aelatent.jobs.train import TrainRequest

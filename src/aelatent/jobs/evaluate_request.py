@@ -1,0 +1,190 @@
+"""The evaluate entry point's parameters: :class:`EvaluateRequest`, validated once from the
+command line (samplers, b, k, scale, sizes, the generator to log), and the memory check that
+needs the latents' z_dim."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aelatent.core.windows import (
+    DEFAULT_ESTIMATOR,
+    WINDOW_ESTIMATORS,
+    check_estimate,
+)
+from aelatent.errors import UserError
+from aelatent.io.tracking import (
+    ANY_CASE,
+    NEWEST,
+    ArgumentParser,
+    parse_float_list,
+    parse_int,
+    parse_train_run_choice,
+)
+from aelatent.jobs import knn_evaluation as knn
+from aelatent.limits import (
+    EVALUATE_N_SAMPLES_WHY,
+    LABEL_WHY,
+    MAX_EVALUATE_N_SAMPLES,
+    MAX_K,
+    MAX_N_DECODED,
+    MAX_SCALE,
+    MAX_SEED,
+    N_DECODED_WHY,
+    SEED_WHY,
+    check_distinct_labels,
+    check_memory,
+    evaluate_memory_bytes,
+)
+
+SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
+
+
+GHK_SAMPLERS = ("mvn", "gmm")  # log10_p_hit is a GHK estimate, with its ghk_rel_se
+
+
+ALL = "all"
+
+
+DEFAULT_B = "1,1.5,2,3,4,6,8,12"
+
+
+DEFAULT_K = "1,1.5,2,3,6,12"
+
+
+DEFAULT_SCALE = "0.5,1,1.5,2,3"
+
+
+DEFAULT_N_SAMPLES = "200000"
+
+
+DEFAULT_N_DECODED = "16"
+
+
+DEFAULT_GRID_SPACING = "0.5"
+
+
+MAX_N_SAMPLES = MAX_EVALUATE_N_SAMPLES
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """Validated parameters; ``raw`` keeps them as given, for the run's params."""
+
+    train_run: str | None
+    case: str | None
+    samplers: tuple[str, ...]
+    b: tuple[float, ...]
+    k: tuple[float, ...]
+    scale: tuple[float, ...]
+    n_samples: int
+    seed: int
+    n_decoded: int
+    estimate: str
+    grid_spacing: float
+    raw: dict[str, str]
+    knn_k: int = int(knn.DEFAULT_KNN_K)
+    knn_n: int = int(knn.DEFAULT_KNN_N)  # 0: no k-NN test
+    generator: tuple[str, float] | None = None  # log_generator: (sampler, b or scale) to log
+
+    def scales_for(self, sampler: str) -> tuple[float, ...]:
+        return self.b if sampler == "uniform" else self.scale
+
+
+def parse_samplers(text: str) -> tuple[str, ...]:
+    names = [s.strip().lower() for s in str(text).split(",") if s.strip()]
+    if not names or ALL in names:
+        return SAMPLERS
+    unknown = [s for s in names if s not in SAMPLERS]
+    if unknown:
+        raise UserError(
+            f"sampler={text!r}: unknown sampler {unknown[0]!r}; expected one of "
+            f"{', '.join(SAMPLERS)}, a comma list of them, or {ALL}"
+        )
+    return tuple(s for s in SAMPLERS if s in names)
+
+
+DESCRIPTION = ("Hit rates of random generators of latent vectors for every b (or scale) and "
+               "k, exact probabilities, the k-NN region test and decoded samples "
+               "(docs/science.md).")
+
+
+def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
+    parser = ArgumentParser(prog="aelatent evaluate", description=DESCRIPTION)
+    parser.add_argument("--train-run", default=NEWEST,
+                        help="train run id, models:/<name>/<version or @alias>, or 'newest'")
+    parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
+    parser.add_argument("--sampler", default=ALL, help="uniform, gaussian, mvn, gmm or all")
+    parser.add_argument("--b", default=DEFAULT_B, help="uniform box half-widths, comma list")
+    parser.add_argument("--k", default=DEFAULT_K, help="half-width multiples, comma list")
+    parser.add_argument("--scale", default=DEFAULT_SCALE, help="gaussian/mvn/gmm width factors")
+    parser.add_argument("--n-samples", default=DEFAULT_N_SAMPLES)
+    parser.add_argument("--seed", default="0")
+    parser.add_argument("--n-decoded", default=DEFAULT_N_DECODED, help="images per grid, 0: none")
+    parser.add_argument("--estimate", default=DEFAULT_ESTIMATOR,
+                        help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}")
+    parser.add_argument("--grid-spacing", default=DEFAULT_GRID_SPACING,
+                        help="method 1: spacing of the grid over [-b, b]^z_dim")
+    parser.add_argument("--log-generator", default="none",
+                        help="none, or <sampler>:<b or scale> to log as the pyfunc 'generator'")
+    parser.add_argument("--knn-k", default=knn.DEFAULT_KNN_K, help="k of the k-NN balls")
+    parser.add_argument("--knn-n", default=knn.DEFAULT_KNN_N,
+                        help="real and generated vectors of the k-NN test; 0: no k-NN test")
+    args = parser.parse_args(argv)
+    raw = dict(vars(args))
+    n_samples = parse_int(args.n_samples, "n_samples", minimum=1, maximum=MAX_N_SAMPLES,
+                          why=EVALUATE_N_SAMPLES_WHY)
+    train_run, case = parse_train_run_choice(args.train_run, args.case)
+    spacing = parse_float_list(args.grid_spacing, "grid_spacing")
+    if len(spacing) != 1:
+        raise UserError(f"grid_spacing={args.grid_spacing!r}: expected one number > 0")
+    return EvaluateRequest(
+        train_run=train_run,
+        case=case,
+        samplers=parse_samplers(args.sampler),
+        b=_labelled_values(args.b, "b", MAX_SCALE),
+        k=_labelled_values(args.k, "k", MAX_K),
+        scale=_labelled_values(args.scale, "scale", MAX_SCALE),
+        n_samples=n_samples,
+        seed=parse_int(args.seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY),
+        n_decoded=parse_int(args.n_decoded, "n_decoded", minimum=0, maximum=MAX_N_DECODED,
+                            why=N_DECODED_WHY),
+        estimate=check_estimate(args.estimate),
+        grid_spacing=spacing[0],
+        raw=raw,
+        knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
+        knn_n=parse_int(args.knn_n, "knn_n", minimum=0, maximum=knn.MAX_KNN_N,
+                        why=knn.KNN_N_WHY),
+        generator=_parse_generator(args.log_generator),
+    )
+
+
+def _parse_generator(text: str) -> tuple[str, float] | None:
+    from aelatent.io.generator_model import parse_generator_choice
+
+    return parse_generator_choice(text)
+
+
+def _unique(values: list[float]) -> tuple[float, ...]:
+    return tuple(sorted(set(values)))
+
+
+def _labelled_values(text: str, name: str, maximum: float) -> tuple[float, ...]:
+    """A comma list of values > 0 that go into metric names: at most ``maximum`` (no
+    exponent in ``f"{x:g}"``) and no two printing alike (one metric would overwrite the other).
+    """
+    values = parse_float_list(text, name, maximum=maximum, why=LABEL_WHY)
+    check_distinct_labels(values, name, text)
+    return _unique(values)
+
+
+def check_evaluate_memory(request: EvaluateRequest, z_dim: int) -> None:
+    """Refuse, before any sampling, a grid whose buffers cannot fit in memory (the latents'
+    z_dim is known only once the train run is read)."""
+    n_scales = sum(len(request.scales_for(name)) for name in request.samplers)
+    check_memory(
+        evaluate_memory_bytes(z_dim, request.n_samples, n_scales, len(request.k)),
+        f"evaluating {n_scales} values of b and scale with {len(request.k)} of k "
+        f"at z_dim={z_dim}",
+        "give fewer values of b, scale or k",
+    )
