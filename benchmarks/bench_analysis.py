@@ -66,7 +66,7 @@ def celeba_like_latents(n: int, seed: int = 0) -> np.ndarray:
     latents = rng.standard_normal((n, Z_DIM), dtype=np.float32)
     loadings = (rng.standard_normal((8, Z_DIM)) * 0.03).astype(np.float32)
     for start in range(0, n, 16_384):
-        block = latents[start:start + 16_384]
+        block = latents[start : start + 16_384]
         block *= sigma
         block += mu.astype(np.float32)
         block += rng.standard_normal((len(block), 8), dtype=np.float32) @ loadings
@@ -151,21 +151,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_all = timed(lambda: write_analysis(analysis, Path(tmp)), 2)
         write_data = timed(lambda: write_analysis(analysis, Path(tmp), plots=False), 2)
-    child = subprocess.run([sys.executable, __file__, "--child", "--n", str(args.n)],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", "--n", str(args.n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     memory = json.loads(child.stdout.strip().splitlines()[-1])
     peak = memory["peak_rss_above_before_mb"] or memory["peak_rss_mb"]
     result = {
         "command": f".venv/bin/python benchmarks/bench_analysis.py --n {args.n} "
-                   f"--repeats {args.repeats}",
+        f"--repeats {args.repeats}",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "latents": {"n": args.n, "z_dim": Z_DIM, "dtype": "float32"},
-        "analyse_s": {"best": round(min(times), 3), "median": round(statistics.median(times), 3),
-                      "all": [round(t, 3) for t in times], "phases": phase_times},
+        "analyse_s": {
+            "best": round(min(times), 3),
+            "median": round(statistics.median(times), 3),
+            "all": [round(t, 3) for t in times],
+            "phases": phase_times,
+        },
         "memory": memory,
         "write_s": {"with_plots": round(min(write_all), 3), "data_only": round(min(write_data), 3)},
         "metrics": {k: round(v, 4) for k, v in analysis.metrics().items()},

@@ -44,11 +44,17 @@ from aelatent.core.windows import estimate_windows
 RESULTS = Path(__file__).parent / "results"
 
 
-def objective(dim: int, n: int, seed: int, replicates: int = DEFAULT_REPLICATES
-              ) -> KnnSearchObjective:
+def objective(
+    dim: int, n: int, seed: int, replicates: int = DEFAULT_REPLICATES
+) -> KnnSearchObjective:
     real = np.random.default_rng(99).normal(0.0, 0.5, (n, dim))
-    return KnnSearchObjective(real_manifold(real, 5, max_vectors=None),
-                              lambda b: UniformSampler(b, dim), n, seed, replicates=replicates)
+    return KnnSearchObjective(
+        real_manifold(real, 5, max_vectors=None),
+        lambda b: UniformSampler(b, dim),
+        n,
+        seed,
+        replicates=replicates,
+    )
 
 
 def coverage(dim: int, n: int, repeats: int, truth_replicates: int) -> dict[str, Any]:
@@ -60,16 +66,23 @@ def coverage(dim: int, n: int, repeats: int, truth_replicates: int) -> dict[str,
     value_in, best_in, widths = [], [], []
     for seed in range(repeats):
         curve = objective(dim, n, seed).curve(grid)
-        value_in.append(abs(curve.objective[at] - truth_curve.objective[at])
-                        <= t * curve.objective_se[at])
+        value_in.append(
+            abs(curve.objective[at] - truth_curve.objective[at]) <= t * curve.objective_se[at]
+        )
         best = best_of_curve(curve)
         assert best is not None
         best_in.append(best.contains(truth_best))
         widths.append((best.hi - best.lo) / best.b)
-    return {"dim": dim, "n": n, "repeats": repeats, "truth_replicates": truth_replicates,
-            "truth_best_b": truth_best, "value_coverage": float(np.mean(value_in)),
-            "best_coverage": float(np.mean(best_in)),
-            "median_relative_width": float(np.median(widths))}
+    return {
+        "dim": dim,
+        "n": n,
+        "repeats": repeats,
+        "truth_replicates": truth_replicates,
+        "truth_best_b": truth_best,
+        "value_coverage": float(np.mean(value_in)),
+        "best_coverage": float(np.mean(best_in)),
+        "median_relative_width": float(np.median(widths)),
+    }
 
 
 def timing(repeats: int) -> dict[str, Any]:
@@ -87,11 +100,26 @@ def timing(repeats: int) -> dict[str, Any]:
         return statistics.median(runs)
 
     one_knn = seconds(lambda: knn.scores(0.8)) / knn.replicates
-    one_box = seconds(lambda: hit_grid(UniformSampler(0.8, dim), [1.0], [2.0], windows.mu,
-                                       windows.hw, n, np.random.default_rng(0)))
+    one_box = seconds(
+        lambda: hit_grid(
+            UniformSampler(0.8, dim),
+            [1.0],
+            [2.0],
+            windows.mu,
+            windows.hw,
+            n,
+            np.random.default_rng(0),
+        )
+    )
     sweep = one_knn * GRID_POINTS * DEFAULT_REPLICATES
-    return {"dim": dim, "n": n, "one_knn_test_s": one_knn, "one_box_test_s": one_box,
-            "knn_over_box": one_knn / one_box, "sweep_s": sweep}
+    return {
+        "dim": dim,
+        "n": n,
+        "one_knn_test_s": one_knn,
+        "one_box_test_s": one_box,
+        "knn_over_box": one_knn / one_box,
+        "sweep_s": sweep,
+    }
 
 
 def main() -> None:
@@ -106,16 +134,24 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "knn_objective.json").write_text(json.dumps(results, indent=2))
-    lines = ["# k-NN search objective", "",
-             "| D | n | repeats | value coverage | best-b coverage | median width / b |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "# k-NN search objective",
+        "",
+        "| D | n | repeats | value coverage | best-b coverage | median width / b |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in results["coverage"]:
-        lines.append(f"| {c['dim']} | {c['n']} | {c['repeats']} | {c['value_coverage']:.2f} | "
-                     f"{c['best_coverage']:.2f} | {c['median_relative_width']:.3f} |")
+        lines.append(
+            f"| {c['dim']} | {c['n']} | {c['repeats']} | {c['value_coverage']:.2f} | "
+            f"{c['best_coverage']:.2f} | {c['median_relative_width']:.3f} |"
+        )
     t = results["timing"]
-    lines += ["", f"One k-NN test ({t['n']} x {t['n']} x {t['dim']}): {t['one_knn_test_s']:.3f} s "
-              f"({t['knn_over_box']:.0f}x one box hit test of the same vectors); a sweep of "
-              f"{GRID_POINTS} b x {DEFAULT_REPLICATES} sets: {t['sweep_s']:.0f} s."]
+    lines += [
+        "",
+        f"One k-NN test ({t['n']} x {t['n']} x {t['dim']}): {t['one_knn_test_s']:.3f} s "
+        f"({t['knn_over_box']:.0f}x one box hit test of the same vectors); a sweep of "
+        f"{GRID_POINTS} b x {DEFAULT_REPLICATES} sets: {t['sweep_s']:.0f} s.",
+    ]
     text = "\n".join(lines) + "\n"
     (RESULTS / "knn_objective.md").write_text(text)
     print(text)

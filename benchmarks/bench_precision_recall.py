@@ -92,10 +92,17 @@ def main() -> None:
     manifold_s, _ = best_of(1, lambda: pr.real_manifold(real, K, max_vectors=None))
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {load:.1f} at start",
-        "n_real": args.n, "n_generated": args.n, "z_dim": Z_DIM, "k": K,
-        "fast_s": fast_s, "fast_threads_s": fast_threads_s, "per_evaluation_s": per_eval_s,
-        "real_manifold_s": manifold_s, "cdist_s": cdist_s,
-        "speedup": cdist_s / fast_s, "speedup_per_evaluation": cdist_s / per_eval_s,
+        "n_real": args.n,
+        "n_generated": args.n,
+        "z_dim": Z_DIM,
+        "k": K,
+        "fast_s": fast_s,
+        "fast_threads_s": fast_threads_s,
+        "per_evaluation_s": per_eval_s,
+        "real_manifold_s": manifold_s,
+        "cdist_s": cdist_s,
+        "speedup": cdist_s / fast_s,
+        "speedup_per_evaluation": cdist_s / per_eval_s,
         "max_abs_difference": difference,
         "figures": dict(zip(pr.SCORES, ours, strict=True)),
         "default_grid_s": manifold_s + DEFAULT_GRID_EVALUATIONS * per_eval_s,
@@ -116,8 +123,10 @@ def main() -> None:
             pr.knn_scores(big_manifold, big_generated)
             one_thread_big_s = time.perf_counter() - started
         result["big"] = {
-            "n": args.big, "real_manifold_s": manifold_big_s,
-            "per_evaluation_s": evaluation_big_s, "per_evaluation_one_thread_s": one_thread_big_s,
+            "n": args.big,
+            "real_manifold_s": manifold_big_s,
+            "per_evaluation_s": evaluation_big_s,
+            "per_evaluation_one_thread_s": one_thread_big_s,
             "default_grid_s": manifold_big_s + DEFAULT_GRID_EVALUATIONS * evaluation_big_s,
             "tracemalloc_peak_mb": peak / 2**20,
             "inputs_mb": (big_real.nbytes + big_generated.nbytes) * 2 / 2**20,  # float64 copies

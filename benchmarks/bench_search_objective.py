@@ -57,17 +57,23 @@ def stability(n: int, k: float) -> list[dict[str, Any]]:
     for kind in ("typical", "band"):
         found = {}
         for band in BANDS:
-            objective = UniformSearchObjective(windows.mu, windows.hw, k, radius_band(r, band),
-                                               20_000, 1, kind=kind, real_radii=r)
+            objective = UniformSearchObjective(
+                windows.mu, windows.hw, k, radius_band(r, band), 20_000, 1, kind=kind, real_radii=r
+            )
             found[band] = objective.best_in(*B_RANGE)
         wide, narrow = found[BANDS[0]], found[BANDS[1]]
-        rows.append({
-            "n": n, "k": k, "objective": kind,
-            "best_b_1_99": None if wide is None else [wide.b, wide.lo, wide.hi],
-            "best_b_5_95": None if narrow is None else [narrow.b, narrow.lo, narrow.hi],
-            "stable": bool(wide and narrow and wide.contains(narrow.b)
-                           and narrow.contains(wide.b)),
-        })
+        rows.append(
+            {
+                "n": n,
+                "k": k,
+                "objective": kind,
+                "best_b_1_99": None if wide is None else [wide.b, wide.lo, wide.hi],
+                "best_b_5_95": None if narrow is None else [narrow.b, narrow.lo, narrow.hi],
+                "stable": bool(
+                    wide and narrow and wide.contains(narrow.b) and narrow.contains(wide.b)
+                ),
+            }
+        )
     return rows
 
 
@@ -79,12 +85,18 @@ def coverage(k: float, repeats: int) -> dict[str, Any]:
     b_true = truth.best_in(1.0, 3.0, n_points=400).b
     covered, widths = 0, []
     for seed in range(repeats):
-        best = UniformSearchObjective(*args, 2000, seed, kind="typical",
-                                      real_radii=r).best_in(1.0, 3.0, n_points=400)
+        best = UniformSearchObjective(*args, 2000, seed, kind="typical", real_radii=r).best_in(
+            1.0, 3.0, n_points=400
+        )
         covered += best.contains(b_true)
         widths.append(best.hi / best.lo - 1)
-    return {"k": k, "b_true": b_true, "repeats": repeats, "coverage": covered / repeats,
-            "median_relative_width": float(np.median(widths))}
+    return {
+        "k": k,
+        "b_true": b_true,
+        "repeats": repeats,
+        "coverage": covered / repeats,
+        "median_relative_width": float(np.median(widths)),
+    }
 
 
 def timing(n_samples: int) -> dict[str, Any]:
@@ -93,47 +105,78 @@ def timing(n_samples: int) -> dict[str, Any]:
     build, best, box = [], [], []
     for _ in range(3):
         start = time.perf_counter()
-        objective = UniformSearchObjective(windows.mu, windows.hw, 2.0, radius_band(r),
-                                           n_samples, 1, kind="typical", real_radii=r)
+        objective = UniformSearchObjective(
+            windows.mu, windows.hw, 2.0, radius_band(r), n_samples, 1, kind="typical", real_radii=r
+        )
         build.append(time.perf_counter() - start)
         start = time.perf_counter()
         objective.best_in(*B_RANGE)
         best.append(time.perf_counter() - start)
         start = time.perf_counter()
-        hit_grid(UniformSampler(1.0, N), [1.8], [2.0], windows.mu, windows.hw, n_samples,
-                 np.random.default_rng(1))
+        hit_grid(
+            UniformSampler(1.0, N),
+            [1.8],
+            [2.0],
+            windows.mu,
+            windows.hw,
+            n_samples,
+            np.random.default_rng(1),
+        )
         box.append(time.perf_counter() - start)
-    values = {"build_s": statistics.median(build), "best_in_s": statistics.median(best),
-              "one_box_test_s": statistics.median(box)}
+    values = {
+        "build_s": statistics.median(build),
+        "best_in_s": statistics.median(best),
+        "one_box_test_s": statistics.median(box),
+    }
     values["best_in_per_box_test"] = values["best_in_s"] / values["one_box_test_s"]
     return {"n_samples": n_samples, **values}
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["# Search objective", "", f"{result['machine']}", "",
-             "## Best b under two radius bands (interval in brackets)", "",
-             "| n | k | objective | band 1-99 | band 5-95 | each inside the other's interval |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "# Search objective",
+        "",
+        f"{result['machine']}",
+        "",
+        "## Best b under two radius bands (interval in brackets)",
+        "",
+        "| n | k | objective | band 1-99 | band 5-95 | each inside the other's interval |",
+        "|---|---|---|---|---|---|",
+    ]
 
     def show(v: list[float] | None) -> str:
         return "none (0 everywhere)" if v is None else f"{v[0]:.4g} [{v[1]:.4g}, {v[2]:.4g}]"
 
     for row in result["stability"]:
-        lines.append(f"| {row['n']} | {row['k']:g} | {row['objective']} | "
-                     f"{show(row['best_b_1_99'])} | {show(row['best_b_5_95'])} | "
-                     f"{'yes' if row['stable'] else 'no'} |")
-    lines += ["", "## Coverage of the interval of b (typical objective, 2,000 vectors)", "",
-              "| k | true optimum | seeds | coverage | median width (relative) |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {row['n']} | {row['k']:g} | {row['objective']} | "
+            f"{show(row['best_b_1_99'])} | {show(row['best_b_5_95'])} | "
+            f"{'yes' if row['stable'] else 'no'} |"
+        )
+    lines += [
+        "",
+        "## Coverage of the interval of b (typical objective, 2,000 vectors)",
+        "",
+        "| k | true optimum | seeds | coverage | median width (relative) |",
+        "|---|---|---|---|---|",
+    ]
     for row in result["coverage"]:
-        lines.append(f"| {row['k']:g} | {row['b_true']:.5g} | {row['repeats']} | "
-                     f"{row['coverage']:.2f} | {row['median_relative_width']:.4f} |")
-    lines += ["", "## Timing (median of 3)", "",
-              "| n_samples | build (s) | best_in (s) | one box test (s) | best_in / box test |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {row['k']:g} | {row['b_true']:.5g} | {row['repeats']} | "
+            f"{row['coverage']:.2f} | {row['median_relative_width']:.4f} |"
+        )
+    lines += [
+        "",
+        "## Timing (median of 3)",
+        "",
+        "| n_samples | build (s) | best_in (s) | one box test (s) | best_in / box test |",
+        "|---|---|---|---|---|",
+    ]
     for row in result["timing"]:
-        lines.append(f"| {row['n_samples']} | {row['build_s']:.2f} | {row['best_in_s']:.2f} | "
-                     f"{row['one_box_test_s']:.2f} | {row['best_in_per_box_test']:.1f} |")
+        lines.append(
+            f"| {row['n_samples']} | {row['build_s']:.2f} | {row['best_in_s']:.2f} | "
+            f"{row['one_box_test_s']:.2f} | {row['best_in_per_box_test']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -144,9 +187,10 @@ def main() -> None:
     repeats = 20 if args.quick else 100
     result = {
         "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
-                   f"numpy {np.__version__}",
-        "stability": [row for n in (400, 20_000) for k in (1.0, 1.5, 2.0)
-                      for row in stability(n, k)],
+        f"numpy {np.__version__}",
+        "stability": [
+            row for n in (400, 20_000) for k in (1.0, 1.5, 2.0) for row in stability(n, k)
+        ],
         "coverage": [coverage(k, repeats) for k in (2.0, 0.72)],
         "timing": [timing(n) for n in (20_000, 200_000)],
     }

@@ -64,8 +64,11 @@ def main() -> None:
         default = median_seconds(work, repeats)
         with one_blas_thread():
             one = median_seconds(work, repeats)
-        results[name] = {"default_threads_s": default, "one_thread_s": one,
-                         "default_over_one": default / one}
+        results[name] = {
+            "default_threads_s": default,
+            "one_thread_s": one,
+            "default_over_one": default / one,
+        }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "threads.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

@@ -129,14 +129,29 @@ def _draw_uniform(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 SHAPES = (
     Shape("gaussian", "Gaussian N(0, 1)", stats.norm.pdf, 1.0, _draw_gaussian),
-    Shape("skewnorm4", "skew-normal, shape 4", stats.skewnorm(SKEW_A).pdf,
-          float(stats.skewnorm(SKEW_A).std()), _draw_skewnorm),
+    Shape(
+        "skewnorm4",
+        "skew-normal, shape 4",
+        stats.skewnorm(SKEW_A).pdf,
+        float(stats.skewnorm(SKEW_A).std()),
+        _draw_skewnorm,
+    ),
     Shape("t4", "Student t, 4 df", stats.t(4).pdf, float(stats.t(4).std()), _draw_t4),
-    Shape("mixture", "0.7 N(0, 1) + 0.3 N(2, 1)",
-          lambda x: 0.7 * stats.norm.pdf(x) + 0.3 * stats.norm.pdf(x, 2.0),
-          math.sqrt(1.0 + 0.7 * 0.3 * 2.0**2), _draw_mixture),
-    Shape("uniform", "uniform on [-1, 1]", stats.uniform(-1, 2).pdf, 1 / math.sqrt(3),
-          _draw_uniform, mode_defined=False),
+    Shape(
+        "mixture",
+        "0.7 N(0, 1) + 0.3 N(2, 1)",
+        lambda x: 0.7 * stats.norm.pdf(x) + 0.3 * stats.norm.pdf(x, 2.0),
+        math.sqrt(1.0 + 0.7 * 0.3 * 2.0**2),
+        _draw_mixture,
+    ),
+    Shape(
+        "uniform",
+        "uniform on [-1, 1]",
+        stats.uniform(-1, 2).pdf,
+        1 / math.sqrt(3),
+        _draw_uniform,
+        mode_defined=False,
+    ),
 )
 
 
@@ -147,8 +162,12 @@ def true_mode_fwhm(shape: Shape) -> tuple[float, float]:
     x = np.linspace(-12.0, 12.0, 480_001)
     f = shape.pdf(x)
     top = int(f.argmax())
-    res = optimize.minimize_scalar(lambda t: -float(shape.pdf(t)), bounds=(x[top - 1], x[top + 1]),
-                                   method="bounded", options={"xatol": 1e-12})
+    res = optimize.minimize_scalar(
+        lambda t: -float(shape.pdf(t)),
+        bounds=(x[top - 1], x[top + 1]),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
     mode, half = float(res.x), 0.5 * float(shape.pdf(res.x))
     above = np.flatnonzero(f >= half)
     first, last = int(above[0]), int(above[-1])
@@ -165,8 +184,9 @@ def true_mode_fwhm(shape: Shape) -> tuple[float, float]:
 # one (shape, n): the matrices, the estimates, the figures
 
 
-def scaled_matrix(shape: Shape, mode: float, fwhm: float, n: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def scaled_matrix(
+    shape: Shape, mode: float, fwhm: float, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """float32 [n, 256]: the shape scaled to FWHM ``HW``, column j's mode at ``MODES[j]``."""
     x = shape.draw(rng, n, Z_DIM)
     scale = HW / fwhm
@@ -180,13 +200,24 @@ def true_log10_p(b: float, k: float) -> float:
     return sampler.window_log10_probability(MODES - k * HW, MODES + k * HW)
 
 
-def run_cell(shape: Shape, mode: float, fwhm: float, n: int, repeats: int, seed: int,
-             progress: tqdm) -> dict[str, dict[str, list]]:
+def run_cell(
+    shape: Shape, mode: float, fwhm: float, n: int, repeats: int, seed: int, progress: tqdm
+) -> dict[str, dict[str, list]]:
     """Raw per-estimator figures for ``repeats`` matrices of one (shape, n)."""
     sigma = shape.sigma * HW / fwhm  # the scaled shape's standard deviation
     raw: dict[str, dict[str, list]] = {
-        e: {"mu_err": [], "hw_err": [], "mu_cov": [], "hw_cov": [], "mu_se": [], "hw_se": [],
-            "kde": [], "log10": []} for e in WINDOW_ESTIMATORS}
+        e: {
+            "mu_err": [],
+            "hw_err": [],
+            "mu_cov": [],
+            "hw_cov": [],
+            "mu_se": [],
+            "hw_se": [],
+            "kde": [],
+            "log10": [],
+        }
+        for e in WINDOW_ESTIMATORS
+    }
     truths = {bk: true_log10_p(*bk) for bk in BK}
     for rep in range(repeats):
         rng = np.random.default_rng([seed, n, rep])
@@ -214,8 +245,11 @@ def run_cell(shape: Shape, mode: float, fwhm: float, n: int, repeats: int, seed:
 def summarise(shape: Shape, n: int, estimator: str, r: dict[str, list]) -> tuple[dict, list]:
     mu_err, hw_err = np.concatenate(r["mu_err"]), np.concatenate(r["hw_err"])
     accuracy = {
-        "shape": shape.name, "n": n, "estimator": estimator,
-        "replicates": int(mu_err.size), "matrices": len(r["log10"]),
+        "shape": shape.name,
+        "n": n,
+        "estimator": estimator,
+        "replicates": int(mu_err.size),
+        "matrices": len(r["log10"]),
         "mu_bias_sigma": float(mu_err.mean()),
         "mu_sd_sigma": float(mu_err.std(ddof=1)),
         "mu_rmse_sigma": float(np.sqrt(np.mean(mu_err**2))),
@@ -237,15 +271,23 @@ def summarise(shape: Shape, n: int, estimator: str, r: dict[str, list]) -> tuple
         finite = np.isfinite(value) & np.isfinite(se)
         err = value[finite] - true[finite]
         covered = np.abs(err) <= Z95 * se[finite]
-        log10.append({
-            "shape": shape.name, "n": n, "estimator": estimator, "b": b, "k": k,
-            "true": float(true[0]), "matrices": int(value.size), "finite": int(finite.sum()),
-            "error_mean": float(err.mean()) if err.size else math.nan,
-            "error_sd": float(err.std(ddof=1)) if err.size > 1 else math.nan,
-            "se_mean": float(se[finite].mean()) if err.size else math.nan,
-            "covered": int(covered.sum()),
-            "coverage": float(covered.mean()) if err.size else math.nan,
-        })
+        log10.append(
+            {
+                "shape": shape.name,
+                "n": n,
+                "estimator": estimator,
+                "b": b,
+                "k": k,
+                "true": float(true[0]),
+                "matrices": int(value.size),
+                "finite": int(finite.sum()),
+                "error_mean": float(err.mean()) if err.size else math.nan,
+                "error_sd": float(err.std(ddof=1)) if err.size > 1 else math.nan,
+                "se_mean": float(se[finite].mean()) if err.size else math.nan,
+                "covered": int(covered.sum()),
+                "coverage": float(covered.mean()) if err.size else math.nan,
+            }
+        )
     return accuracy, log10
 
 
@@ -256,17 +298,21 @@ def summarise(shape: Shape, n: int, estimator: str, r: dict[str, list]) -> tuple
 def timing(repeats: int) -> dict[str, Any]:
     latents = celeba_like_latents(CELEBA_IMAGES)
     estimate_windows(latents[:2000])  # warm-up
-    out: dict[str, Any] = {"latents": f"{CELEBA_IMAGES} x {Z_DIM} float32, CelebA-like "
-                                      "(bench_analysis.celeba_like_latents)"}
+    out: dict[str, Any] = {
+        "latents": f"{CELEBA_IMAGES} x {Z_DIM} float32, CelebA-like "
+        "(bench_analysis.celeba_like_latents)"
+    }
     for estimator in ("auto", "histogram"):
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
             estimate_windows(latents, estimator)
             times.append(time.perf_counter() - started)
-        out[estimator] = {"median_s": round(statistics.median(times), 2),
-                          "all_s": [round(t, 2) for t in times],
-                          "met": statistics.median(times) <= TARGET_TIME_S}
+        out[estimator] = {
+            "median_s": round(statistics.median(times), 2),
+            "all_s": [round(t, 2) for t in times],
+            "met": statistics.median(times) <= TARGET_TIME_S,
+        }
     out["target_s"] = TARGET_TIME_S
     return out
 
@@ -280,8 +326,11 @@ def best_estimators(accuracy: list[dict]) -> dict[str, dict[str, dict[str, str]]
         for n in sorted({a["n"] for a in accuracy}):
             rows = [a for a in accuracy if a["shape"] == shape.name and a["n"] == n]
             best[shape.name][str(n)] = {
-                part: " ≈ ".join(a["estimator"] for a in sorted(rows, key=lambda a: a[key])
-                                 if a[key] <= (1 + NEAR_TIE) * min(r[key] for r in rows))
+                part: " ≈ ".join(
+                    a["estimator"]
+                    for a in sorted(rows, key=lambda a: a[key])
+                    if a[key] <= (1 + NEAR_TIE) * min(r[key] for r in rows)
+                )
                 for part, key in (("mu", "mu_rmse_sigma"), ("hw", "hw_rel_rmse"))
             }
     return best
@@ -289,25 +338,47 @@ def best_estimators(accuracy: list[dict]) -> dict[str, dict[str, dict[str, str]]
 
 def acceptance(accuracy: list[dict]) -> list[dict[str, Any]]:
     def row(n: int) -> dict | None:
-        return next((a for a in accuracy if a["shape"] == "gaussian" and a["n"] == n
-                     and a["estimator"] == "auto"), None)
+        return next(
+            (
+                a
+                for a in accuracy
+                if a["shape"] == "gaussian" and a["n"] == n and a["estimator"] == "auto"
+            ),
+            None,
+        )
 
     checks = []
     a = row(400)
     if a is not None:
         checks += [
             ("auto, Gaussian, n = 400: |hw bias| < 1%", abs(a["hw_rel_bias"]), 0.01, "<"),
-            ("auto, Gaussian, n = 400: hw spread <= 1.2/sqrt(2n)", a["hw_rel_sd"],
-             1.2 / math.sqrt(800), "<="),
-            ("auto, Gaussian, n = 400: mu spread <= 1.2/sqrt(n) sigma", a["mu_sd_sigma"],
-             1.2 / math.sqrt(400), "<="),
+            (
+                "auto, Gaussian, n = 400: hw spread <= 1.2/sqrt(2n)",
+                a["hw_rel_sd"],
+                1.2 / math.sqrt(800),
+                "<=",
+            ),
+            (
+                "auto, Gaussian, n = 400: mu spread <= 1.2/sqrt(n) sigma",
+                a["mu_sd_sigma"],
+                1.2 / math.sqrt(400),
+                "<=",
+            ),
         ]
     a = row(CELEBA_IMAGES)
     if a is not None:
-        checks.append((f"auto, Gaussian, n = {CELEBA_IMAGES}: |hw bias| < 0.5%",
-                       abs(a["hw_rel_bias"]), 0.005, "<"))
-    return [{"criterion": c, "value": v, "limit": lim,
-             "pass": bool(v < lim if op == "<" else v <= lim)} for c, v, lim, op in checks]
+        checks.append(
+            (
+                f"auto, Gaussian, n = {CELEBA_IMAGES}: |hw bias| < 0.5%",
+                abs(a["hw_rel_bias"]),
+                0.005,
+                "<",
+            )
+        )
+    return [
+        {"criterion": c, "value": v, "limit": lim, "pass": bool(v < lim if op == "<" else v <= lim)}
+        for c, v, lim, op in checks
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,9 +394,11 @@ def _cov(x: float) -> str:
 
 
 def accuracy_table(accuracy: list[dict], shape: str) -> list[str]:
-    lines = ["| n | estimator | mu bias [sigma] | mu sd [sigma] | mu se [sigma] | 1/sqrt(n) "
-             "| hw bias | hw sd | hw se | 1/sqrt(2n) | cover mu | cover hw | auto: kde |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| n | estimator | mu bias [sigma] | mu sd [sigma] | mu se [sigma] | 1/sqrt(n) "
+        "| hw bias | hw sd | hw se | 1/sqrt(2n) | cover mu | cover hw | auto: kde |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for a in (a for a in accuracy if a["shape"] == shape):
         kde = _cov(a["kde_fraction"]) if a["estimator"] == "auto" else ""
         lines.append(
@@ -333,43 +406,58 @@ def accuracy_table(accuracy: list[dict], shape: str) -> list[str]:
             f"| {a['mu_se_mean_sigma']:.4f} | {a['bound_mu_sigma']:.4f} "
             f"| {_pct(a['hw_rel_bias'])} | {100 * a['hw_rel_sd']:.2f}% "
             f"| {100 * a['hw_se_mean_rel']:.2f}% | {100 * a['bound_hw_rel']:.2f}% "
-            f"| {_cov(a['mu_coverage'])} | {_cov(a['hw_coverage'])} | {kde} |")
+            f"| {_cov(a['mu_coverage'])} | {_cov(a['hw_coverage'])} | {kde} |"
+        )
     return lines
 
 
 def log10_table(log10: list[dict], shape: str) -> list[str]:
     heads = [f"(b, k) = ({b:g}, {k:g}), true {true_log10_p(b, k):.2f}" for b, k in BK]
-    lines = ["| n | estimator | " + " | ".join(heads) + " |",
-             "|---:|---|" + "---:|" * len(BK)]
-    keys = sorted({(r["n"], r["estimator"]) for r in log10 if r["shape"] == shape},
-                  key=lambda t: (t[0], WINDOW_ESTIMATORS.index(t[1])))
+    lines = ["| n | estimator | " + " | ".join(heads) + " |", "|---:|---|" + "---:|" * len(BK)]
+    keys = sorted(
+        {(r["n"], r["estimator"]) for r in log10 if r["shape"] == shape},
+        key=lambda t: (t[0], WINDOW_ESTIMATORS.index(t[1])),
+    )
     for n, estimator in keys:
         cells = []
         for b, k in BK:
-            r = next(r for r in log10 if r["shape"] == shape and r["n"] == n
-                     and r["estimator"] == estimator and r["b"] == b and r["k"] == k)
+            r = next(
+                r
+                for r in log10
+                if r["shape"] == shape
+                and r["n"] == n
+                and r["estimator"] == estimator
+                and r["b"] == b
+                and r["k"] == k
+            )
             missing = r["matrices"] - r["finite"]
             bad = f", {missing} non-finite" if missing else ""
-            cells.append(f"{r['error_mean']:+.2f} ± {r['error_sd']:.2f} (se {r['se_mean']:.2f}; "
-                         f"{r['covered']}/{r['finite']}{bad})")
+            cells.append(
+                f"{r['error_mean']:+.2f} ± {r['error_sd']:.2f} (se {r['se_mean']:.2f}; "
+                f"{r['covered']}/{r['finite']}{bad})"
+            )
         lines.append(f"| {n} | {estimator} | " + " | ".join(cells) + " |")
     return lines
 
 
 def best_table(best: dict[str, dict[str, dict[str, str]]]) -> list[str]:
     ns = list(next(iter(best.values())).keys())
-    lines = ["| shape | " + " | ".join(f"n = {n}" for n in ns) + " |",
-             "|---|" + "---|" * len(ns)]
+    lines = ["| shape | " + " | ".join(f"n = {n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
     for shape, per_n in best.items():
-        lines.append(f"| {shape} | " + " | ".join(
-            f"mu: {per_n[n]['mu']}, hw: {per_n[n]['hw']}" for n in ns) + " |")
+        lines.append(
+            f"| {shape} | "
+            + " | ".join(f"mu: {per_n[n]['mu']}, hw: {per_n[n]['hw']}" for n in ns)
+            + " |"
+        )
     return lines
 
 
 def markdown(result: dict[str, Any]) -> str:
     acc, log10 = result["accuracy"], result["log10_p"]
-    counts = ", ".join(f"n = {n}: {c['matrices']} matrices ({c['component_replicates']} "
-                       "component replicates)" for n, c in result["counts"].items())
+    counts = ", ".join(
+        f"n = {n}: {c['matrices']} matrices ({c['component_replicates']} component replicates)"
+        for n, c in result["counts"].items()
+    )
     out = [
         "# Hit windows: accuracy of the estimators",
         "",
@@ -388,31 +476,57 @@ def markdown(result: dict[str, Any]) -> str:
     for s in SHAPES:
         t = result["shapes"][s.name]
         note = " (undefined: centre; full width)" if not s.mode_defined else ""
-        out.append(f"| {s.label} | {t['mode']:.6f}{note} | {t['fwhm']:.6f} | {t['sigma']:.6f} "
-                   f"| {t['fwhm'] / t['sigma']:.4f} |")
-    out += ["", "## Best estimator (smallest RMSE of mu and of hw)", "",
-            f"Estimators within {NEAR_TIE:.0%} of the smallest RMSE follow after ≈.", ""]
+        out.append(
+            f"| {s.label} | {t['mode']:.6f}{note} | {t['fwhm']:.6f} | {t['sigma']:.6f} "
+            f"| {t['fwhm'] / t['sigma']:.4f} |"
+        )
+    out += [
+        "",
+        "## Best estimator (smallest RMSE of mu and of hw)",
+        "",
+        f"Estimators within {NEAR_TIE:.0%} of the smallest RMSE follow after ≈.",
+        "",
+    ]
     out += best_table(result["best"])
     out += ["", "## Acceptance (auto, Gaussian components)", ""]
-    out += [f"- {'PASS' if c['pass'] else 'FAIL'}: {c['criterion']}: {c['value']:.4f} "
-            f"(limit {c['limit']:.4f})" for c in result["acceptance"]]
+    out += [
+        f"- {'PASS' if c['pass'] else 'FAIL'}: {c['criterion']}: {c['value']:.4f} "
+        f"(limit {c['limit']:.4f})"
+        for c in result["acceptance"]
+    ]
     if result.get("timing"):
         t = result["timing"]
-        out += ["", f"## Time of estimate_windows, {t['latents']}", "",
-                "| estimator | median of 3 | all | target |", "|---|---:|---|---|"]
-        out += [f"| {e} | {t[e]['median_s']:.2f} s | {', '.join(map(str, t[e]['all_s']))} "
-                f"| <= {t['target_s']:g} s ({'met' if t[e]['met'] else 'NOT met'}) |"
-                for e in ("auto", "histogram")]
-    out += ["", "## Accuracy per shape", "",
-            "mu in units of the shape's sigma; hw relative to the true FWHM; se = mean reported "
-            "standard error; cover = share of the 95% intervals holding the truth; "
-            "auto: kde = share of components where auto took the KDE.", ""]
+        out += [
+            "",
+            f"## Time of estimate_windows, {t['latents']}",
+            "",
+            "| estimator | median of 3 | all | target |",
+            "|---|---:|---|---|",
+        ]
+        out += [
+            f"| {e} | {t[e]['median_s']:.2f} s | {', '.join(map(str, t[e]['all_s']))} "
+            f"| <= {t['target_s']:g} s ({'met' if t[e]['met'] else 'NOT met'}) |"
+            for e in ("auto", "histogram")
+        ]
+    out += [
+        "",
+        "## Accuracy per shape",
+        "",
+        "mu in units of the shape's sigma; hw relative to the true FWHM; se = mean reported "
+        "standard error; cover = share of the 95% intervals holding the truth; "
+        "auto: kde = share of components where auto took the KDE.",
+        "",
+    ]
     for s in SHAPES:
         out += [f"### {s.label}", "", *accuracy_table(acc, s.name), ""]
-    out += ["## Error of log10 P(hit), uniform generator, 256 components", "",
-            "Estimated minus true (true from the true modes and FWHM), mean ± sd over the "
-            "matrices; se = mean standard error from `propagate_log10`; covered/matrices = "
-            "true value inside value ± 1.96 se.", ""]
+    out += [
+        "## Error of log10 P(hit), uniform generator, 256 components",
+        "",
+        "Estimated minus true (true from the true modes and FWHM), mean ± sd over the "
+        "matrices; se = mean standard error from `propagate_log10`; covered/matrices = "
+        "true value inside value ± 1.96 se.",
+        "",
+    ]
     for s in SHAPES:
         out += [f"### {s.label}", "", *log10_table(log10, s.name), ""]
     return "\n".join(out)
@@ -423,10 +537,16 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: fewer matrices, n <= 20000; prints, writes nothing")
-    parser.add_argument("--render", action="store_true",
-                        help="rebuild the verdicts and windows.md from windows.json, no rerun")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: fewer matrices, n <= 20000; prints, writes nothing",
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="rebuild the verdicts and windows.md from windows.json, no rerun",
+    )
     args = parser.parse_args()
     if args.render:
         result = json.loads((RESULTS / "windows.json").read_text())
@@ -465,15 +585,26 @@ def main() -> None:
         "scipy": scipy.__version__,
         "run_s": 0.0,
         "design": {
-            "z_dim": Z_DIM, "hw": HW, "modes": [float(MODES[0]), float(MODES[-1])],
-            "estimators": list(WINDOW_ESTIMATORS), "bk": [list(bk) for bk in BK],
+            "z_dim": Z_DIM,
+            "hw": HW,
+            "modes": [float(MODES[0]), float(MODES[-1])],
+            "estimators": list(WINDOW_ESTIMATORS),
+            "bk": [list(bk) for bk in BK],
             "true_log10_p": {f"{b:g},{k:g}": true_log10_p(b, k) for b, k in BK},
         },
-        "counts": {str(n): {"matrices": r, "component_replicates": r * Z_DIM}
-                   for n, r in repeats.items()},
-        "shapes": {s.name: {"label": s.label, "mode": truths[s.name][0],
-                            "fwhm": truths[s.name][1], "sigma": s.sigma,
-                            "mode_defined": s.mode_defined} for s in SHAPES},
+        "counts": {
+            str(n): {"matrices": r, "component_replicates": r * Z_DIM} for n, r in repeats.items()
+        },
+        "shapes": {
+            s.name: {
+                "label": s.label,
+                "mode": truths[s.name][0],
+                "fwhm": truths[s.name][1],
+                "sigma": s.sigma,
+                "mode_defined": s.mode_defined,
+            }
+            for s in SHAPES
+        },
         "best": best_estimators(accuracy),
         "acceptance": acceptance(accuracy),
         "timing": timed,

@@ -56,12 +56,14 @@ class MlflowRunResult:
 
 def tracking_env(tracking_uri: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update({  # `extra` may override any of these (TF_CPP_MIN_LOG_LEVEL="": as unset)
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        **extra,
-    })
+    env.update(
+        {  # `extra` may override any of these (TF_CPP_MIN_LOG_LEVEL="": as unset)
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            **extra,
+        }
+    )
     return env
 
 
@@ -159,8 +161,11 @@ def log_synthetic_train_run(latents: np.ndarray, n_train: int, out: Path) -> str
     n = latents.shape[0]
     write_csv(
         out / "latents" / "index.csv",
-        {"row": np.arange(n), "image_id": np.arange(n),
-         "partition": np.array(["train"] * n_train + ["val"] * (n - n_train))},
+        {
+            "row": np.arange(n),
+            "image_id": np.arange(n),
+            "partition": np.array(["train"] * n_train + ["val"] * (n - n_train)),
+        },
     )
     with mlflow.start_run(run_name="synthetic train") as run:
         mlflow.set_tags({"entry_point": "train", "case": "synthetic", "dataset": "synthetic"})

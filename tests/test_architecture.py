@@ -50,8 +50,9 @@ def imports(path: Path) -> set[str]:
 
 def graph() -> dict[str, set[str]]:
     known = modules()
-    return {name: {m for m in imports(path) if m in known and m != name}
-            for name, path in known.items()}
+    return {
+        name: {m for m in imports(path) if m in known and m != name} for name, path in known.items()
+    }
 
 
 def package(module: str) -> str:
@@ -68,8 +69,7 @@ def test_imports_only_run_downwards():
         f"{source} -> {target}"
         for source, targets in graph().items()
         for target in targets
-        if package(target) != package(source)
-        and RANK[package(target)] >= RANK[package(source)]
+        if package(target) != package(source) and RANK[package(target)] >= RANK[package(source)]
     ]
     assert not upward, upward
 
@@ -83,7 +83,7 @@ def test_no_import_cycles():
         state[node] = 1
         for target in sorted(edges[node]):
             if state.get(target) == 1:
-                cycles.append([*path[path.index(target):], target])
+                cycles.append([*path[path.index(target) :], target])
             elif target not in state:
                 visit(target, [*path, target])
         state[node] = 2
@@ -99,6 +99,7 @@ def test_the_numeric_core_and_the_plots_need_no_mlflow_or_tensorflow(layer):
     heavy = ("mlflow", "tensorflow", "keras")
     offending = {
         name: sorted(m for m in imports(path) if m.split(".")[0] in heavy)
-        for name, path in modules().items() if package(name) == layer
+        for name, path in modules().items()
+        if package(name) == layer
     }
     assert not {k: v for k, v in offending.items() if v}

@@ -35,8 +35,11 @@ def argparse_defaults(entry_point: str, monkeypatch: pytest.MonkeyPatch) -> dict
     parse = getattr(job, "parse_args", None) or job.main  # report parses inside main
     with pytest.raises(_Caught) as caught:
         parse([])
-    return {action.dest: str(action.default) for action in caught.value.parser._actions
-            if action.dest != "help"}
+    return {
+        action.dest: str(action.default)
+        for action in caught.value.parser._actions
+        if action.dest != "help"
+    }
 
 
 def mlproject() -> dict:
@@ -59,8 +62,9 @@ def test_mlproject_and_argparse_agree(entry_point, monkeypatch):
     parsed = argparse_defaults(entry_point, monkeypatch)
     params = {name: str(spec["default"]) for name, spec in declared["parameters"].items()}
     assert set(params) == set(parsed), entry_point
-    differs = {name: (params[name], parsed[name]) for name in params
-               if params[name] != parsed[name]}
+    differs = {
+        name: (params[name], parsed[name]) for name in params if params[name] != parsed[name]
+    }
     assert not differs, f"{entry_point}: MLproject vs argparse defaults {differs}"
     for name in params:  # every parameter reaches the script
         assert f"{{{name}}}" in declared["command"], (entry_point, name)
@@ -68,9 +72,13 @@ def test_mlproject_and_argparse_agree(entry_point, monkeypatch):
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_readme_table_states_the_defaults(entry_point):
-    params = {name: str(spec["default"])
-              for name, spec in mlproject()[entry_point]["parameters"].items()}
+    params = {
+        name: str(spec["default"]) for name, spec in mlproject()[entry_point]["parameters"].items()
+    }
     stated = readme_defaults()[entry_point]
-    differs = {name: (value, params.get(name)) for name, value in stated.items()
-               if params.get(name) != value}
+    differs = {
+        name: (value, params.get(name))
+        for name, value in stated.items()
+        if params.get(name) != value
+    }
     assert not differs, f"{entry_point}: README vs MLproject defaults {differs}"

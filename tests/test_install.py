@@ -53,8 +53,9 @@ def test_a_missing_case_file_names_every_place_looked(tmp_path, monkeypatch):
 
 
 def _run(command: list[str | Path], **kwargs) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True,
-                          timeout=240, **kwargs)
+    done = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=240, **kwargs
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -81,26 +82,56 @@ def test_a_built_wheel_runs_outside_the_source_tree(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "src", source / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     wheels = tmp_path / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-          "--no-index", "-q", "-w", wheels, source])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            wheels,
+            source,
+        ]
+    )
     (wheel,) = wheels.glob("aelatent-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        entry_points = next(archive.read(n).decode() for n in names
-                            if n.endswith(".dist-info/entry_points.txt"))
+        entry_points = next(
+            archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt")
+        )
     assert {"aelatent/cases/case_I.yaml", "aelatent/cases/case_II.yaml"} <= names
     assert "mlflow.default_experiment_provider" in entry_points
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv])
     python = venv / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
-          "-q", wheel])
-    site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
-                .stdout.strip())
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            wheel,
+        ]
+    )
+    site = Path(
+        _run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+        ).stdout.strip()
+    )
     # the dependencies from this environment; not its aelatent (an editable install's path
     # hook is a .pth file there, which a path added this way does not run)
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -108,8 +139,11 @@ def test_a_built_wheel_runs_outside_the_source_tree(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "check.py").write_text(CHECK)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere / 'mlflow.db'}"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere / 'mlflow.db'}",
+    }
     done = _run([python, "check.py", elsewhere / "report"], cwd=elsewhere, env=env)
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert Path(found["package"]).is_relative_to(site), found

@@ -35,7 +35,8 @@ def test_check_at_most_names_the_value_the_bound_and_why():
     with pytest.raises(UserError) as error:
         check_at_most(2_000_000_000, 4096, "model.z_dim", "a reason", "in x.yaml")
     assert str(error.value) == (
-        "model.z_dim=2000000000 in x.yaml is out of range; expected at most 4096 (a reason)")
+        "model.z_dim=2000000000 in x.yaml is out of range; expected at most 4096 (a reason)"
+    )
     with pytest.raises(UserError, match=r"b_max=1e\+06 is out of range; expected at most 100000"):
         check_at_most(1e6, MAX_SCALE, "b_max", "why")
 
@@ -62,10 +63,13 @@ def test_check_memory():
     check_memory(GIB, "x", "y", available=2 * GIB)
     check_memory(GIB, "x", "y", available=GIB)
     with pytest.raises(UserError) as error:
-        check_memory(3 * GIB, "training case I (image_size=1024)", "lower image_size",
-                     available=GIB)
-    assert str(error.value) == ("training case I (image_size=1024) needs at least 3 GiB of "
-                                "memory, but this machine has 1 GiB; lower image_size")
+        check_memory(
+            3 * GIB, "training case I (image_size=1024)", "lower image_size", available=GIB
+        )
+    assert str(error.value) == (
+        "training case I (image_size=1024) needs at least 3 GiB of "
+        "memory, but this machine has 1 GiB; lower image_size"
+    )
 
 
 def test_check_memory_without_a_known_size_refuses_nothing(monkeypatch):
@@ -89,10 +93,13 @@ def test_network_shapes_match_keras():
     for _ in range(8):
         pick = lambda *options: tuple(rng.choice(options) for _ in range(4))  # noqa: E731
         config = replace(
-            model, z_dim=8,
+            model,
+            z_dim=8,
             encoder=ConvStack((4, 4, 4, 4), pick(1, 2, 3, 5), pick(1, 2, 3), pick("same", "valid")),
-            decoder=ConvStack((4, 4, 4, "n_ch"), pick(1, 2, 3, 5), pick(1, 2, 3),
-                              pick("same", "valid")))
+            decoder=ConvStack(
+                (4, 4, 4, "n_ch"), pick(1, 2, 3, 5), pick(1, 2, 3), pick("same", "valid")
+            ),
+        )
         size = rng.choice([16, 32, 48])
         try:
             shapes = network_shapes(config, size, 3)
@@ -122,8 +129,9 @@ def test_search_memory_estimate_is_close_to_what_the_objective_uses():
     n = 100_000
     real = np.random.default_rng(0).normal(9, 1, 1000).clip(1)
     tracemalloc.start()
-    objective = UniformSearchObjective(np.zeros(16), np.ones(16), 2.0, RadiusBand(7, 11, 9), n, 0,
-                                       kind="typical", real_radii=real)
+    objective = UniformSearchObjective(
+        np.zeros(16), np.ones(16), 2.0, RadiusBand(7, 11, 9), n, 0, kind="typical", real_radii=real
+    )
     objective.curve(np.geomspace(0.05, 12, 3))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -133,8 +141,9 @@ def test_search_memory_estimate_is_close_to_what_the_objective_uses():
 def test_evaluate_memory_estimate_is_close_to_what_the_grid_uses():
     d, scales, ks, n = 64, [0.5, 1.0, 2.0], [1.0, 2.0], 20_000
     tracemalloc.start()
-    hit_grid(UniformSampler(1.0, d), scales, ks, np.zeros(d), np.ones(d), n,
-             np.random.default_rng(0))
+    hit_grid(
+        UniformSampler(1.0, d), scales, ks, np.zeros(d), np.ones(d), n, np.random.default_rng(0)
+    )
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert 0.6 < peak / evaluate_memory_bytes(d, n, len(scales), len(ks)) < 1.6

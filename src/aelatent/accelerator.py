@@ -90,9 +90,7 @@ def choose_precision_and_strategy(
     """
     mixed = _env_flag("AELATENT_MIXED_PRECISION") if mixed_precision is None else mixed_precision
     if mixed is None:
-        mixed = bool(capabilities) and all(
-            cc >= MIN_TENSOR_CORE_CAPABILITY for cc in capabilities
-        )
+        mixed = bool(capabilities) and all(cc >= MIN_TENSOR_CORE_CAPABILITY for cc in capabilities)
     multi = _env_flag("AELATENT_MULTI_GPU") if multi_gpu is None else multi_gpu
     if multi is None:
         multi = len(capabilities) > 1

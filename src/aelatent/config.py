@@ -236,8 +236,9 @@ class NetworkShapes:
         return sum(h * w * f for h, w, f in self.encoder + self.decoder)
 
 
-def network_shapes(model: ModelConfig, image_size: int, n_channels: int,
-                   source: str = "<dict>") -> NetworkShapes:
+def network_shapes(
+    model: ModelConfig, image_size: int, n_channels: int, source: str = "<dict>"
+) -> NetworkShapes:
     """The autoencoder's shapes by arithmetic, as :func:`aelatent.model.build_autoencoder`
     builds it (no Keras model is made); a UserError when a ``valid`` kernel does not fit."""
     size, channels = image_size, n_channels
@@ -328,7 +329,11 @@ def _positive_float(value: Any, name: str, where: str) -> float:
     if isinstance(value, str):  # YAML 1.1 (PyYAML) reads 1e30 or 5e-4 as strings
         with contextlib.suppress(ValueError):
             number = float(value)
-    if (isinstance(number, bool) or not isinstance(number, int | float) or number <= 0
-            or not math.isfinite(number)):
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, int | float)
+        or number <= 0
+        or not math.isfinite(number)
+    ):
         raise UserError(f"{name}={value!r} {where}: expected a finite number > 0")
     return float(number)

@@ -52,8 +52,15 @@ class LineProgress:
     Has the part of tqdm's interface this package uses (``update``, ``close``, context manager).
     """
 
-    def __init__(self, total: int, desc: str, unit: str = "it", *, min_seconds: float = 30.0,
-                 stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        unit: str = "it",
+        *,
+        min_seconds: float = 30.0,
+        stream: TextIO | None = None,
+    ) -> None:
         self.total = max(int(total), 0)
         self.desc = desc
         self.unit = unit
@@ -75,15 +82,18 @@ class LineProgress:
         now = time.monotonic()
         if step > self._step and now - self._last >= self.min_seconds:
             self._step, self._last = step, now
-            self._write(f"{self.n:,}/{self.total:,} {self.unit} ({100 * self.n // self.total}%), "
-                        f"{now - self._started:.0f} s")
+            self._write(
+                f"{self.n:,}/{self.total:,} {self.unit} ({100 * self.n // self.total}%), "
+                f"{now - self._started:.0f} s"
+            )
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._write(f"{self.n:,}/{self.total:,} {self.unit} in "
-                    f"{time.monotonic() - self._started:.1f} s")
+        self._write(
+            f"{self.n:,}/{self.total:,} {self.unit} in {time.monotonic() - self._started:.1f} s"
+        )
 
     def __enter__(self) -> LineProgress:
         return self
@@ -106,8 +116,9 @@ class _NoProgress:
         pass
 
 
-def progress_bar(total: int, desc: str, unit: str = "it", *, enabled: bool = True,
-                 **tqdm_kwargs: Any) -> Any:
+def progress_bar(
+    total: int, desc: str, unit: str = "it", *, enabled: bool = True, **tqdm_kwargs: Any
+) -> Any:
     """tqdm on a terminal, :class:`LineProgress` in a log, nothing when not ``enabled``."""
     if not enabled:
         return _NoProgress()

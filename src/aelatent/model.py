@@ -68,9 +68,7 @@ def build_decoder(
 def build_autoencoder(case: CaseConfig, n_channels: int) -> keras.Model:
     """Encoder and decoder joined into one compiled model (Adam, mean squared error)."""
     encoder = build_encoder(case.model, case.image_size, n_channels)
-    height, width, channels = (
-        int(d) for d in encoder.get_layer("encoder_flatten").input.shape[1:]
-    )
+    height, width, channels = (int(d) for d in encoder.get_layer("encoder_flatten").input.shape[1:])
     decoder = build_decoder(case.model, (height, width, channels), n_channels)
     inputs = keras.Input(shape=(case.image_size, case.image_size, n_channels), name="image")
     autoencoder = keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")

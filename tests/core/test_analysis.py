@@ -34,16 +34,49 @@ def analysis():
 
 
 EXPECTED_METRICS = {
-    "frac_gaussian_like", "frac_mu_near_0", "value_min", "value_max", "value_range",
-    "n_mu_abs_ge_0.25", "n_mu_abs_ge_1", "n_hw_ge_1", "n_hw_ge_1.5", "n_hw_ge_3", "n_dominant",
-    "centre_norm", "n_axes_centre_90", "radius_mean", "radius_std", "radius_min", "radius_max",
-    "radius_p1", "radius_p5", "radius_p50", "radius_p95", "radius_p99", "pca_n_90", "pca_n_99",
+    "frac_gaussian_like",
+    "frac_mu_near_0",
+    "value_min",
+    "value_max",
+    "value_range",
+    "n_mu_abs_ge_0.25",
+    "n_mu_abs_ge_1",
+    "n_hw_ge_1",
+    "n_hw_ge_1.5",
+    "n_hw_ge_3",
+    "n_dominant",
+    "centre_norm",
+    "n_axes_centre_90",
+    "radius_mean",
+    "radius_std",
+    "radius_min",
+    "radius_max",
+    "radius_p1",
+    "radius_p5",
+    "radius_p50",
+    "radius_p95",
+    "radius_p99",
+    "pca_n_90",
+    "pca_n_99",
     "corr_max_abs",
     # in the run's own units and beyond the windows' errors (core/significance.py)
-    "scale_median_hw", "n_mu_abs_ge_0.25s", "n_mu_abs_ge_1s", "n_hw_ge_1.5s", "n_hw_ge_2s",
-    "n_hw_ge_3s", "n_sig_mu_abs_ge_0.25s", "n_sig_mu_abs_ge_1s", "n_sig_hw_ge_1.5s",
-    "n_sig_hw_ge_2s", "n_sig_hw_ge_3s", "n_sig_mu_abs_ge_0.25", "n_sig_mu_abs_ge_1",
-    "n_sig_hw_ge_1", "n_sig_hw_ge_1.5", "n_sig_hw_ge_3", "n_dominant_sig",
+    "scale_median_hw",
+    "n_mu_abs_ge_0.25s",
+    "n_mu_abs_ge_1s",
+    "n_hw_ge_1.5s",
+    "n_hw_ge_2s",
+    "n_hw_ge_3s",
+    "n_sig_mu_abs_ge_0.25s",
+    "n_sig_mu_abs_ge_1s",
+    "n_sig_hw_ge_1.5s",
+    "n_sig_hw_ge_2s",
+    "n_sig_hw_ge_3s",
+    "n_sig_mu_abs_ge_0.25",
+    "n_sig_mu_abs_ge_1",
+    "n_sig_hw_ge_1",
+    "n_sig_hw_ge_1.5",
+    "n_sig_hw_ge_3",
+    "n_dominant_sig",
 }
 
 
@@ -74,8 +107,9 @@ def test_metric_names_and_values(analysis):
 
 def test_dominant_components_and_pair(analysis):
     np.testing.assert_array_equal(analysis.dominant_components, [3, 7, 11, 20, 25, 30])
-    np.testing.assert_array_equal(np.flatnonzero(analysis.dominant_significant),
-                                  [3, 7, 11, 20, 25, 30])
+    np.testing.assert_array_equal(
+        np.flatnonzero(analysis.dominant_significant), [3, 7, 11, 20, 25, 30]
+    )
     assert analysis.dominant_pair == (3, 7)  # scores |mu|/0.25: 6, 2.4; then 25: hw/1.5 = 2.2
     assert analysis.pair_sample.shape == (PAIR_SAMPLES, 2)
     assert analysis.pair_sample[:, 0].mean() == pytest.approx(1.5, abs=0.05)
@@ -111,18 +145,23 @@ def test_small_sample_like_the_built_in_faces():
     metrics = analysis.metrics()
     assert metrics["frac_gaussian_like"] >= 0.97
     assert analysis.histograms.counts.shape == (256, 100)
-    fit = analyse_latents((rng.standard_normal((400, 256)) * 0.5).astype(np.float32),
-                          thresholds=DominanceThresholds(estimate="fit"))
+    fit = analyse_latents(
+        (rng.standard_normal((400, 256)) * 0.5).astype(np.float32),
+        thresholds=DominanceThresholds(estimate="fit"),
+    )
     assert fit.metrics()["n_mu_abs_ge_0.25"] == 0  # mean: SE 0.025, nowhere near 0.25
 
 
-@pytest.mark.parametrize(("latents", "match"), [
-    (np.zeros(5, np.float32), "shape"),
-    (np.zeros((1, 3), np.float32), "shape"),
-    (np.zeros((4, 3), np.int64), "floating"),
-    (np.array([[0.0, np.nan], [1.0, 2.0]]), "NaN"),
-    (np.array([[0.0, np.inf], [1.0, 2.0]]), "NaN"),
-])
+@pytest.mark.parametrize(
+    ("latents", "match"),
+    [
+        (np.zeros(5, np.float32), "shape"),
+        (np.zeros((1, 3), np.float32), "shape"),
+        (np.zeros((4, 3), np.int64), "floating"),
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]]), "NaN"),
+    ],
+)
 def test_bad_input_is_refused(latents, match):
     with pytest.raises(ValueError, match=match):
         analyse_latents(latents)

@@ -116,9 +116,12 @@ def test_column_quantiles_equal_np_quantile():
     for n in (2, 3, 4, 5, 101, 1000):
         latents = rng.standard_normal((n, 6)).astype(np.float32)
         latents[:, 0] = np.round(latents[:, 0])  # ties
-        np.testing.assert_allclose(column_quantiles(latents, qs),
-                                   np.quantile(latents.astype(np.float64), qs, axis=0),
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            column_quantiles(latents, qs),
+            np.quantile(latents.astype(np.float64), qs, axis=0),
+            rtol=0,
+            atol=1e-6,
+        )
     latents = rng.standard_normal((999, 3))
     more = (0.01, 0.1, 0.5, 0.9, 0.99)
     np.testing.assert_allclose(column_quantiles(latents, more), np.quantile(latents, more, axis=0))
@@ -190,15 +193,17 @@ def test_dominance_rule_and_its_parameters():
     strict = component_stats(latents, hist, DominanceThresholds(mu_abs=1.0, hw=2.0))
     np.testing.assert_array_equal(strict.dominant, [False, False, True, True, False])
     by_fit = component_stats(latents, hist, DominanceThresholds(estimate="fit"))
-    np.testing.assert_array_equal(by_fit.dominant,
-                                  (np.abs(by_fit.mu_fit) >= 0.25) | (by_fit.hw_fit >= 1.5))
+    np.testing.assert_array_equal(
+        by_fit.dominant, (np.abs(by_fit.mu_fit) >= 0.25) | (by_fit.hw_fit >= 1.5)
+    )
     mu, hw = by_fit.centre_and_width("robust")
     np.testing.assert_array_equal(mu, by_fit.median)
     np.testing.assert_array_equal(hw, by_fit.hw_robust)
 
 
-@pytest.mark.parametrize("bad", [{"mu_abs": 0.0}, {"hw": -1.0}, {"hw": math.nan},
-                                 {"estimate": "mean"}])
+@pytest.mark.parametrize(
+    "bad", [{"mu_abs": 0.0}, {"hw": -1.0}, {"hw": math.nan}, {"estimate": "mean"}]
+)
 def test_bad_thresholds_are_user_errors(bad):
     with pytest.raises(UserError):
         DominanceThresholds(**bad)
@@ -219,10 +224,25 @@ def test_constant_component_does_not_break_the_statistics():
 def test_columns_start_with_the_design_contract():
     latents = np.random.default_rng(SEED).standard_normal((100, 2))
     columns = component_stats(latents, component_histograms(latents)).columns()
-    assert list(columns)[:8] == ["component", "mu", "hw", "sigma", "mean", "std", "fit_r2",
-                                 "dominant"]
-    assert {"mu_fit", "hw_fit", "median", "sigma_robust", "hw_robust", "qq_r",
-            "gaussian_like"} <= set(columns)
+    assert list(columns)[:8] == [
+        "component",
+        "mu",
+        "hw",
+        "sigma",
+        "mean",
+        "std",
+        "fit_r2",
+        "dominant",
+    ]
+    assert {
+        "mu_fit",
+        "hw_fit",
+        "median",
+        "sigma_robust",
+        "hw_robust",
+        "qq_r",
+        "gaussian_like",
+    } <= set(columns)
     assert all(len(v) == 2 for v in columns.values())
 
 

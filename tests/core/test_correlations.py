@@ -26,8 +26,12 @@ def test_mean_and_covariance_equal_numpy():
     np.testing.assert_allclose(cov, np.cov(latents, rowvar=False), rtol=1e-10, atol=1e-12)
     # float32 input: float32 products per block, float64 sums; ~1e-6 relative
     _, cov32 = mean_and_covariance(latents.astype(np.float32))
-    np.testing.assert_allclose(cov32, np.cov(latents.astype(np.float32).astype(np.float64),
-                                             rowvar=False), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        cov32,
+        np.cov(latents.astype(np.float32).astype(np.float64), rowvar=False),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_planted_correlation_is_the_top_pair():
@@ -68,9 +72,9 @@ def test_low_rank_latents_have_a_short_spectrum():
     latents = factors @ rng.standard_normal((rank, d)) + 0.01 * rng.standard_normal((n, d))
     cov = mean_and_covariance(latents.astype(np.float32))[1]
     spectrum = pca_spectrum(cov)
-    np.testing.assert_allclose(spectrum.eigenvalues,
-                               np.sort(np.linalg.eigvalsh(cov))[::-1].clip(0), rtol=1e-10,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        spectrum.eigenvalues, np.sort(np.linalg.eigvalsh(cov))[::-1].clip(0), rtol=1e-10, atol=1e-12
+    )
     assert spectrum.cumulative_ratio[-1] == pytest.approx(1.0)
     assert spectrum.n_for(0.9) <= rank
     assert spectrum.n_for(0.99) == rank

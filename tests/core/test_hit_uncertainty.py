@@ -106,11 +106,13 @@ def test_shared_window_draws_give_each_cells_own_error():
     latents = np.random.default_rng(4).normal(size=(300, 6))
     windows = estimate_windows(latents, "fit")
     sampler = MVNSampler.from_latents(latents)
-    grid = hit_grid(sampler, [0.5, 1.0], [1.5, 3.0], windows.mu, windows.hw, 500,
-                    np.random.default_rng(0))
+    grid = hit_grid(
+        sampler, [0.5, 1.0], [1.5, 3.0], windows.mu, windows.hw, 500, np.random.default_rng(0)
+    )
     shared = hit_intervals(grid, sampler, windows, seed=3)
     for j, scale in enumerate(grid.scales):
         for i, k in enumerate(grid.ks):
-            alone = log10_p_hit_interval(sampler.with_scale(float(scale)), windows, float(k),
-                                         seed=3)
+            alone = log10_p_hit_interval(
+                sampler.with_scale(float(scale)), windows, float(k), seed=3
+            )
             assert shared.log10_se[j, i] == pytest.approx(alone.se, rel=1e-12)

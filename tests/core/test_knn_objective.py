@@ -26,8 +26,9 @@ N = 150
 def _objective(seed: int, replicates: int = 5, shift: float = 0.0) -> KnnSearchObjective:
     real = np.random.default_rng(123).uniform(-1, 1, (N, D)) + shift
     manifold = real_manifold(real, 5, max_vectors=None)
-    return KnnSearchObjective(manifold, lambda b: UniformSampler(b, D), N, seed,
-                              replicates=replicates)
+    return KnnSearchObjective(
+        manifold, lambda b: UniformSampler(b, D), N, seed, replicates=replicates
+    )
 
 
 def _pass_line(trials: int) -> float:
@@ -46,8 +47,9 @@ def test_value_interval_covers_the_many_replicate_mean():
     truth = _objective(seed=10_000, replicates=200)(1.3).objective
     t = stats.t.ppf(0.975, 4)
     seeds = range(40)
-    covered = [abs((v := _objective(seed)(1.3)).objective - truth) <= t * v.objective_se
-               for seed in seeds]
+    covered = [
+        abs((v := _objective(seed)(1.3)).objective - truth) <= t * v.objective_se for seed in seeds
+    ]
     assert np.mean(covered) >= _pass_line(len(seeds))
 
 
@@ -78,8 +80,7 @@ def test_nothing_lands_gives_no_best():
 
 
 def test_bad_construction():
-    manifold = real_manifold(np.random.default_rng(0).normal(size=(50, D)), 5,
-                             max_vectors=None)
+    manifold = real_manifold(np.random.default_rng(0).normal(size=(50, D)), 5, max_vectors=None)
     with pytest.raises(ValueError, match="exceed"):
         KnnSearchObjective(manifold, lambda b: UniformSampler(b, D), 5, 0)
     with pytest.raises(ValueError, match="replicates"):

@@ -52,8 +52,7 @@ def test_exact_probability_matches_monte_carlo(sampler):
     mu = x.mean(axis=0)
     hw = 2.355 * x.std(axis=0)
     n = 40_000
-    grid = hit_grid(sampler, [0.5, 1.0, 2.0], [0.5, 1.0, 2.0], mu, hw, n,
-                    np.random.default_rng(5))
+    grid = hit_grid(sampler, [0.5, 1.0, 2.0], [0.5, 1.0, 2.0], mu, hw, n, np.random.default_rng(5))
     checked = 0
     for j in range(3):
         for i in range(3):
@@ -71,16 +70,18 @@ def test_the_fast_grid_sees_the_samplers_own_draws(sampler):
     the same vectors."""
     x = planted(500, 2)
     mu, hw = x.mean(axis=0), 2.355 * x.std(axis=0)
-    fast = hit_grid(sampler, [0.5, 1.5], [0.5, 1.0], mu, hw, 3000, np.random.default_rng(7),
-                    chunk_size=700)
+    fast = hit_grid(
+        sampler, [0.5, 1.5], [0.5, 1.0], mu, hw, 3000, np.random.default_rng(7), chunk_size=700
+    )
     loop = hit_grid_loop(sampler, [0.5, 1.5], [0.5, 1.0], mu, hw, 3000, 7)
     np.testing.assert_array_equal(fast.hits, loop)
 
 
 def test_scale_widens_each_component_around_its_own_mean(sampler):
     z = sampler.with_scale(0.01).sample(3000, np.random.default_rng(3))
-    nearest = np.min(np.linalg.norm(z[:, None, :] - sampler.component_offsets[None], axis=2),
-                     axis=1)
+    nearest = np.min(
+        np.linalg.norm(z[:, None, :] - sampler.component_offsets[None], axis=2), axis=1
+    )
     assert np.all(nearest < 0.01 * 4 * math.sqrt(Z_DIM) * 1.5)
 
 
@@ -97,22 +98,25 @@ def test_one_component_is_the_multivariate_normal():
     """With a single component the mixture's covariance is the sample covariance (ML in the
     subspace, the sample eigenvalues outside): the mvn sampler's, up to n / (n - 1)."""
     x = np.random.default_rng(6).standard_normal((400, 12)) @ np.diag(np.linspace(0.5, 3, 12))
-    mixture = fit_latent_mixture(x, max_components=1, covariance_types=("full",),
-                                 variance_fraction=0.6)
+    mixture = fit_latent_mixture(
+        x, max_components=1, covariance_types=("full",), variance_fraction=0.6
+    )
     assert 1 <= mixture.subspace_dim < 12
     mean, cov = mean_and_covariance(x)
     np.testing.assert_allclose(mixture.means[0], mean, atol=1e-10)
     n = x.shape[0]
     top = mixture.basis[:, : mixture.subspace_dim]
-    np.testing.assert_allclose(mixture.covariance(0), cov - (1 / n) * top @ top.T @ cov @ top
-                               @ top.T, atol=1e-4 * np.abs(cov).max())
+    np.testing.assert_allclose(
+        mixture.covariance(0),
+        cov - (1 / n) * top @ top.T @ cov @ top @ top.T,
+        atol=1e-4 * np.abs(cov).max(),
+    )
 
 
 def test_isotropic_residual_is_the_mean_dropped_eigenvalue():
     x = np.random.default_rng(8).standard_normal((400, 10)) @ np.diag(np.linspace(0.5, 3, 10))
-    mixture = fit_latent_mixture(x, max_components=1, variance_fraction=0.5,
-                                 residual="isotropic")
-    rest = mixture.eigenvalues[mixture.subspace_dim:]
+    mixture = fit_latent_mixture(x, max_components=1, variance_fraction=0.5, residual="isotropic")
+    rest = mixture.eigenvalues[mixture.subspace_dim :]
     np.testing.assert_allclose(mixture.residual_variances, rest.mean())
 
 

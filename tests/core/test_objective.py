@@ -209,8 +209,16 @@ def test_matched_radii_score_one_half_within_the_dkw_bound():
     b0, n_real, n = 1.5, 4000, 20_000
     real = b0 * (2 * np.random.default_rng(11).random((n_real, N)) - 1)
     r = radii(real.astype(np.float32))
-    objective = UniformSearchObjective(np.zeros(N), np.ones(N), 10.0, radius_band(r, (0, 100)),
-                                       n, seed=12, kind="typical", real_radii=r)
+    objective = UniformSearchObjective(
+        np.zeros(N),
+        np.ones(N),
+        10.0,
+        radius_band(r, (0, 100)),
+        n,
+        seed=12,
+        kind="typical",
+        real_radii=r,
+    )
     value = objective(b0)
     assert value.hit_rate == 1.0 and value.objective == value.radius_agreement
     assert value.objective == pytest.approx(0.5, abs=4.5 / math.sqrt(12 * n) + 2 * 0.03)
@@ -237,8 +245,9 @@ def test_best_b_does_not_move_with_the_radius_band(k):
     for kind in ("typical", "band"):
         for percentiles in ((1.0, 99.0), (5.0, 95.0)):
             band = radius_band(r, percentiles)
-            objective = UniformSearchObjective(windows.mu, windows.hw, k, band, 20_000, seed=1,
-                                               kind=kind, real_radii=r)
+            objective = UniformSearchObjective(
+                windows.mu, windows.hw, k, band, 20_000, seed=1, kind=kind, real_radii=r
+            )
             best[kind, percentiles] = objective.best_in(0.05, 12.0)
     wide, narrow = best["typical", (1.0, 99.0)], best["typical", (5.0, 95.0)]
     assert wide.contains(narrow.b) and narrow.contains(wide.b)
@@ -270,7 +279,8 @@ def test_the_interval_of_best_b_covers_the_true_optimum():
 def test_no_best_b_when_the_objective_is_zero_everywhere():
     mu = np.full(N, 5.0)  # every window far off the origin: no uniform vector ever hits
     r = np.linspace(10.0, 20.0, 100)
-    objective = UniformSearchObjective(mu, np.ones(N), 1.0, radius_band(r), 2000, seed=3,
-                                       kind="typical", real_radii=r)
+    objective = UniformSearchObjective(
+        mu, np.ones(N), 1.0, radius_band(r), 2000, seed=3, kind="typical", real_radii=r
+    )
     assert objective.best_in(0.05, 12.0) is None
     assert objective.n_windows_excluding_zero == N

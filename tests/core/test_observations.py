@@ -35,8 +35,12 @@ def _stats(mu, hw, **overrides) -> ComponentStats:
     mu = np.asarray(mu, dtype=np.float64)
     hw = np.asarray(hw, dtype=np.float64)
     defaults = {f.name: np.zeros_like(mu) for f in dataclasses.fields(ComponentStats)}
-    defaults.update(mu=mu, hw=hw, gaussian_like=np.ones(mu.shape, bool),
-                    dominant=(np.abs(mu) >= 0.25) | (hw >= 1.5))
+    defaults.update(
+        mu=mu,
+        hw=hw,
+        gaussian_like=np.ones(mu.shape, bool),
+        dominant=(np.abs(mu) >= 0.25) | (hw >= 1.5),
+    )
     defaults.update(overrides)
     return ComponentStats(**defaults)
 
@@ -81,7 +85,9 @@ def test_axes_carrying_the_centre():
 
 def test_value_range():
     assert value_range_observations(-11.2, 9.0, 11.5) == {
-        "value_min": -11.2, "value_max": 9.0, "value_range": 11.5,
+        "value_min": -11.2,
+        "value_max": 9.0,
+        "value_range": 11.5,
     }
 
 
@@ -92,8 +98,20 @@ def test_value_range():
 def _windows(mu, hw, mu_se, hw_se) -> Windows:
     mu, hw, mu_se, hw_se = (np.asarray(a, dtype=np.float64) for a in (mu, hw, mu_se, hw_se))
     d = mu.size
-    return Windows("fit", 400, mu, hw, mu_se, hw_se, mu, mu, hw, hw, np.full(d, "fit"),
-                   np.zeros((2 * d, 2 * d)))
+    return Windows(
+        "fit",
+        400,
+        mu,
+        hw,
+        mu_se,
+        hw_se,
+        mu,
+        mu,
+        hw,
+        hw,
+        np.full(d, "fit"),
+        np.zeros((2 * d, 2 * d)),
+    )
 
 
 def test_simultaneous_z_is_bonferroni():

@@ -44,9 +44,17 @@ def test_histogram_percentiles_and_metrics():
     for q in PERCENTILES:
         assert stats.percentiles[q] == pytest.approx(np.percentile(lengths, q))
     assert stats.std == pytest.approx(np.std(lengths, ddof=1))
-    assert set(stats.metrics()) == {"radius_mean", "radius_std", "radius_min", "radius_max",
-                                    "radius_p1", "radius_p5", "radius_p50", "radius_p95",
-                                    "radius_p99"}
+    assert set(stats.metrics()) == {
+        "radius_mean",
+        "radius_std",
+        "radius_min",
+        "radius_max",
+        "radius_p1",
+        "radius_p5",
+        "radius_p50",
+        "radius_p95",
+        "radius_p99",
+    }
 
 
 def test_equal_radii_get_a_visible_bin():

@@ -49,10 +49,19 @@ def written(tmp_path_factory):
 def test_every_artifact_is_written(written):
     _, out = written
     assert {
-        "histograms/counts.npy", "histograms/edges.npy", "histograms/components.png",
-        "histograms/dominant.png", "stats/components.csv", "stats/windows.csv", "stats/dominant.md",
-        "stats/radius.csv", "stats/radius.png", "correlations/dominant_pair.png",
-        "correlations/matrix.png", "correlations/top_pairs.csv", "pca/spectrum.png",
+        "histograms/counts.npy",
+        "histograms/edges.npy",
+        "histograms/components.png",
+        "histograms/dominant.png",
+        "stats/components.csv",
+        "stats/windows.csv",
+        "stats/dominant.md",
+        "stats/radius.csv",
+        "stats/radius.png",
+        "correlations/dominant_pair.png",
+        "correlations/matrix.png",
+        "correlations/top_pairs.csv",
+        "pca/spectrum.png",
         "pca/spectrum.csv",
     } == set(ARTIFACT_PATHS)
     for relative in ARTIFACT_PATHS:
@@ -123,12 +132,15 @@ def test_data_only(tmp_path):
     assert (tmp_path / COMPONENTS_CSV).exists() and not (tmp_path / DOMINANT_PNG).exists()
 
 
-@pytest.mark.parametrize(("content", "match"), [
-    ("component,mu\n0,1.0\n", "need columns"),
-    ("", "need columns"),
-    ("component,mu,hw\n0,1.0,2.0\n1,1.0\n", "truncated"),
-    ("component,mu,hw\n0,abc,2.0\n", "'mu'"),
-])
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("component,mu\n0,1.0\n", "need columns"),
+        ("", "need columns"),
+        ("component,mu,hw\n0,1.0,2.0\n1,1.0\n", "truncated"),
+        ("component,mu,hw\n0,abc,2.0\n", "'mu'"),
+    ],
+)
 def test_bad_components_csv_is_a_user_error(tmp_path, content, match):
     path = tmp_path / "components.csv"
     path.write_text(content)

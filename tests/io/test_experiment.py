@@ -24,17 +24,20 @@ from aelatent.io.experiment import (
 from aelatent.io.tracking import entry_point_run
 
 
-@pytest.mark.parametrize(("argv", "found"), [
-    (["/venv/bin/mlflow", "run", str(ROOT), "-e", "train"], True),
-    (["/venv/bin/mlflow", "run", "-e", "train", "-P", "case=I", str(ROOT)], True),
-    (["/venv/lib/python3.11/site-packages/mlflow/__main__.py", "run", str(ROOT)], True),
-    (["/venv/bin/mlflow", "run", f"file://{ROOT}"], True),
-    (["/venv/bin/mlflow", "run", "https://github.com/someone/else"], False),
-    (["/venv/bin/mlflow", "run", str(ROOT / "src")], False),  # no MLproject there
-    (["/venv/bin/mlflow", "ui", str(ROOT)], False),
-    (["python", "mlproject/train.py", "run", str(ROOT)], False),
-    (["pytest"], False),
-])
+@pytest.mark.parametrize(
+    ("argv", "found"),
+    [
+        (["/venv/bin/mlflow", "run", str(ROOT), "-e", "train"], True),
+        (["/venv/bin/mlflow", "run", "-e", "train", "-P", "case=I", str(ROOT)], True),
+        (["/venv/lib/python3.11/site-packages/mlflow/__main__.py", "run", str(ROOT)], True),
+        (["/venv/bin/mlflow", "run", f"file://{ROOT}"], True),
+        (["/venv/bin/mlflow", "run", "https://github.com/someone/else"], False),
+        (["/venv/bin/mlflow", "run", str(ROOT / "src")], False),  # no MLproject there
+        (["/venv/bin/mlflow", "ui", str(ROOT)], False),
+        (["python", "mlproject/train.py", "run", str(ROOT)], False),
+        (["pytest"], False),
+    ],
+)
 def test_only_mlflow_run_of_this_project_is_recognised(argv, found):
     assert (launched_project(argv) is not None) is found
 

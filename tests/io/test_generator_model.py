@@ -62,12 +62,16 @@ BAD_REQUESTS = [
 
 def test_a_request_takes_the_logged_defaults():
     assert parse_request({"n": 4, "seed": 7}, "uniform", SCALES) == GenerateRequest(
-        4, 7, "uniform", 2.5)
-    assert parse_request(pd.DataFrame([{"n": 1, "seed": 0, "sampler": " MVN "}]), "uniform",
-                         SCALES) == GenerateRequest(1, 0, "mvn", 1.0)
+        4, 7, "uniform", 2.5
+    )
+    assert parse_request(
+        pd.DataFrame([{"n": 1, "seed": 0, "sampler": " MVN "}]), "uniform", SCALES
+    ) == GenerateRequest(1, 0, "mvn", 1.0)
     # b and scale name the one scale of whichever sampler
-    assert parse_request({"n": 1, "seed": 0, "sampler": "gaussian", "b": 2.0}, "uniform",
-                         SCALES).scale == 2.0
+    assert (
+        parse_request({"n": 1, "seed": 0, "sampler": "gaussian", "b": 2.0}, "uniform", SCALES).scale
+        == 2.0
+    )
     assert parse_request({"n": 1, "seed": 0, "scale": 3.0}, "uniform", SCALES).scale == 3.0
 
 
@@ -111,7 +115,8 @@ def test_sampler_parameters_round_trip_to_the_same_vectors(tmp_path):
         np.testing.assert_array_equal(got, expected)
     lo, hi = latents.mean(0) - 2, latents.mean(0) + 2  # the stored gmm's GHK is the same too
     assert back["gmm"].window_log10_probability(lo, hi) == pytest.approx(
-        samplers["gmm"].window_log10_probability(lo, hi), rel=1e-12)
+        samplers["gmm"].window_log10_probability(lo, hi), rel=1e-12
+    )
 
 
 def test_a_request_for_a_sampler_the_generator_lacks_takes_scale_1():
@@ -129,8 +134,14 @@ def test_log_generator_choice(text, expected):
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("vae:1", "is not understood"), ("mvn", "is not understood"), ("mvn:x", "'x' is not a number"),
-     ("uniform:nan", "finite"), ("uniform:0", "> 0"), ("uniform:1e6", "at most 100000")],
+    [
+        ("vae:1", "is not understood"),
+        ("mvn", "is not understood"),
+        ("mvn:x", "'x' is not a number"),
+        ("uniform:nan", "finite"),
+        ("uniform:0", "> 0"),
+        ("uniform:1e6", "at most 100000"),
+    ],
 )
 def test_bad_log_generator_choice(text, fragment):
     with pytest.raises(UserError, match="log_generator=") as caught:
@@ -154,9 +165,26 @@ def evaluate_run(tiny_train_run: str) -> str:
     generator of the tiny network."""
     from aelatent.jobs import evaluate
 
-    return evaluate.main(["--train-run", tiny_train_run, "--sampler", "uniform", "--b", "2",
-                          "--k", "2", "--n-samples", "1000", "--n-decoded", "0", "--seed", "41",
-                          "--log-generator", "mvn:1.5"])
+    return evaluate.main(
+        [
+            "--train-run",
+            tiny_train_run,
+            "--sampler",
+            "uniform",
+            "--b",
+            "2",
+            "--k",
+            "2",
+            "--n-samples",
+            "1000",
+            "--n-decoded",
+            "0",
+            "--seed",
+            "41",
+            "--log-generator",
+            "mvn:1.5",
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -202,15 +230,15 @@ def test_predict_decodes_n_images_deterministically(generator):
 
 @pytest.mark.e2e
 def test_predict_switches_sampler_and_scale(generator):
-    uniform = generator.predict(pd.DataFrame([{"n": 2, "seed": 0, "sampler": "uniform",
-                                               "b": 3.0}]))
+    uniform = generator.predict(pd.DataFrame([{"n": 2, "seed": 0, "sampler": "uniform", "b": 3.0}]))
     assert set(uniform["sampler"]) == {"uniform"} and set(uniform["scale"]) == {3.0}
     gaussian = generator.predict({"n": 2, "seed": 0, "sampler": "gaussian"})
     assert set(gaussian["scale"]) == {1.0}  # another sampler's default: the real width
     assert not np.array_equal(images_of(uniform), images_of(gaussian))
     mixture = generator.predict({"n": 2, "seed": 0, "sampler": "gmm", "scale": 0.5})
-    assert set(mixture["sampler"]) == {"gmm"} and images_of(mixture).shape == images_of(
-        uniform).shape
+    assert (
+        set(mixture["sampler"]) == {"gmm"} and images_of(mixture).shape == images_of(uniform).shape
+    )
 
 
 @pytest.mark.e2e
@@ -249,8 +277,9 @@ def free_port() -> int:
 
 
 def post(url: str, body: str) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=body.encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -267,18 +296,34 @@ def ping(base: str) -> int:
 
 
 @pytest.mark.e2e
-def test_served_generator_answers_http_and_survives_bad_input(evaluate_run, generator,
-                                                              tracking_uri, tmp_path):
+def test_served_generator_answers_http_and_survives_bad_input(
+    evaluate_run, generator, tracking_uri, tmp_path
+):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    command = [str(BIN / "mlflow"), "models", "serve", "-m",
-               f"runs:/{evaluate_run}/{GENERATOR_NAME}", "--env-manager", "local",
-               "-h", "127.0.0.1", "-p", str(port)]
+    command = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"runs:/{evaluate_run}/{GENERATOR_NAME}",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     with log.open("w") as sink:
-        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
-                                  env=tracking_env(tracking_uri), cwd=os.getcwd(),
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=tracking_env(tracking_uri),
+            cwd=os.getcwd(),
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 180
         while ping(base) != 200:

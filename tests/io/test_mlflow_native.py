@@ -82,7 +82,8 @@ def test_a_csv_goes_in_as_a_table(tracking_uri, tmp_path):
     with mlflow.start_run() as run:
         log_csv_table(path, "tables/windows.json")
     local = mlflow.artifacts.download_artifacts(
-        run_id=run.info.run_id, artifact_path="tables/windows.json", dst_path=str(tmp_path / "d"))
+        run_id=run.info.run_id, artifact_path="tables/windows.json", dst_path=str(tmp_path / "d")
+    )
     with open(local) as handle:
         table = json.load(handle)
     assert table["columns"] == ["component", "mu", "hw"]
@@ -93,16 +94,28 @@ def test_a_csv_goes_in_as_a_table(tracking_uri, tmp_path):
 
 def _grid(sampler, scales, rates, n=1000):
     rates = np.asarray(rates, dtype=float)
-    return (SimpleNamespace(sampler=sampler, scales=np.asarray(scales, float),
-                            ks=np.array([1.0, 2.0]), hit_rate=rates, n=n),
-            SimpleNamespace(hit_lo=rates * 0.9, hit_hi=np.minimum(rates * 1.1, 1)))
+    return (
+        SimpleNamespace(
+            sampler=sampler,
+            scales=np.asarray(scales, float),
+            ks=np.array([1.0, 2.0]),
+            hit_rate=rates,
+            n=n,
+        ),
+        SimpleNamespace(hit_lo=rates * 0.9, hit_hi=np.minimum(rates * 1.1, 1)),
+    )
 
 
 def test_the_evaluation_note_names_the_best_generator_and_the_ceiling():
     uniform = _grid("uniform", [1, 3], [[0.1, 0.2], [0.0, 0.05]])
     mvn = _grid("mvn", [0.5, 1], [[0.3, 0.4], [0.2, 0.6]])
-    ceiling = SimpleNamespace(ks=np.array([1.0, 2.0]), rate=np.array([0.5, 0.9]),
-                              lo=np.array([0.3, 0.7]), hi=np.array([0.7, 0.97]), n=40)
+    ceiling = SimpleNamespace(
+        ks=np.array([1.0, 2.0]),
+        rate=np.array([0.5, 0.9]),
+        lo=np.array([0.3, 0.7]),
+        hi=np.array([0.7, 0.97]),
+        n=40,
+    )
     note = evaluation_note([uniform[0], mvn[0]], [uniform[1], mvn[1]], ceiling)
     first, second = note.split("\n\n")
     assert "k = 2" in first and "**mvn, scale = 1**" in first
@@ -145,12 +158,15 @@ def test_a_registered_model_uri_names_its_train_run(registered, suffix):
     assert resolve_train_run(uri).info.run_id == registered.run_id
 
 
-@pytest.mark.parametrize(("suffix", "fragment"), [
-    ("/7", "has no version '7' (its versions: 1)"),
-    ("/one", "has no version 'one'"),
-    ("@staging", "has no alias 'staging' (its aliases: champion)"),
-    ("", "models:/<name>/<version>"),
-])
+@pytest.mark.parametrize(
+    ("suffix", "fragment"),
+    [
+        ("/7", "has no version '7' (its versions: 1)"),
+        ("/one", "has no version 'one'"),
+        ("@staging", "has no alias 'staging' (its aliases: champion)"),
+        ("", "models:/<name>/<version>"),
+    ],
+)
 def test_a_wrong_version_or_alias_is_one_clear_line(registered, suffix, fragment):
     with pytest.raises(UserError) as error:
         train_run_of_model(f"models:/{registered.name}{suffix}")

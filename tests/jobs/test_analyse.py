@@ -77,13 +77,16 @@ def test_entry_point_defaults_to_the_newest_train_run_of_a_case(tracking_uri, tm
     assert run.data.params["analysis_estimate"] == "fit"
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--mu-threshold", "-1"], "mu_threshold='-1'"),
-    (["--hw-threshold", "abc"], "hw_threshold='abc'"),
-    (["--n-bins", "1"], "n_bins=1"),
-    (["--estimate", "mode"], "estimate='mode'"),
-    (["--train-run", "0123456789abcdef"], "0123456789abcdef"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--mu-threshold", "-1"], "mu_threshold='-1'"),
+        (["--hw-threshold", "abc"], "hw_threshold='abc'"),
+        (["--n-bins", "1"], "n_bins=1"),
+        (["--estimate", "mode"], "estimate='mode'"),
+        (["--train-run", "0123456789abcdef"], "0123456789abcdef"),
+    ],
+)
 def test_bad_parameters_are_one_line_user_errors(tracking_uri, tmp_path, capsys, args, fragment):
     train_id = _fake_train_run(tmp_path)
     argv = ["--train-run", train_id, *args] if "--train-run" not in args else args
@@ -100,8 +103,11 @@ def test_analyse_entry_point_through_mlflow_run(tiny_train_run, tracking_uri):
     """`mlflow run . -e analyse` re-analyses a train run with other thresholds, no retraining."""
     from conftest import mlflow_run, newest_run
 
-    result = mlflow_run("analyse", {"train_run": tiny_train_run, "hw_threshold": "3",
-                                    "estimate": "fit"}, tracking_uri)
+    result = mlflow_run(
+        "analyse",
+        {"train_run": tiny_train_run, "hw_threshold": "3", "estimate": "fit"},
+        tracking_uri,
+    )
     assert result.returncode == 0, result.output[-3000:]
     run = newest_run(f"tags.entry_point = 'analyse' and tags.train_run = '{tiny_train_run}'")
     assert run.info.status == "FINISHED"

@@ -63,7 +63,8 @@ def window_problem_runs(tracking_uri: str, tmp_path_factory) -> dict[str, str]:
         folder.mkdir()
         np.save(folder / "latents.npy", latents)
         rows = ["row,image_id,partition"] + [
-            f"{i},{i},{'train' if i < n_train else 'val'}" for i in range(len(latents))]
+            f"{i},{i},{'train' if i < n_train else 'val'}" for i in range(len(latents))
+        ]
         (folder / "index.csv").write_text("\n".join(rows) + "\n")
         with mlflow.start_run(run_name=f"train run {name}") as run:
             mlflow.set_tags({"entry_point": "train", "case": name.upper()})
@@ -100,10 +101,16 @@ CASES = [
     ("evaluate", ["--estimate", "mode"], ["estimate='mode'", "auto, fit, kde"]),
     ("evaluate", ["--train-run", "{noheldout}", "--n-decoded", "0"], ["{noheldout}", "held-out"]),
     ("evaluate", ["--train-run", "{constant}", "--n-decoded", "0"], ["component 2", "constant"]),
-    ("evaluate", ["--train-run", "{few}", "--n-decoded", "0", "--sampler", "uniform"],
-     ["10 latent vectors", "20"]),
-    ("evaluate", ["--train-run", "{few}", "--n-decoded", "0", "--sampler", "gmm"],
-     ["sampler=gmm needs at least 20 training latents", "has 10"]),
+    (
+        "evaluate",
+        ["--train-run", "{few}", "--n-decoded", "0", "--sampler", "uniform"],
+        ["10 latent vectors", "20"],
+    ),
+    (
+        "evaluate",
+        ["--train-run", "{few}", "--n-decoded", "0", "--sampler", "gmm"],
+        ["sampler=gmm needs at least 20 training latents", "has 10"],
+    ),
     ("search", ["--train-run", "{constant}"], ["component 2", "constant"]),
     ("search", ["--train-run", "{mismatch}"], ["{mismatch}", "5 rows"]),
     ("search", ["--estimate", "peak"], ["estimate='peak'", "auto, fit, kde"]),
@@ -116,8 +123,11 @@ CASES = [
     ("search", ["--train-run", "{wrong_kind}"], ["{wrong_kind}"]),
     ("search", ["--storage", "postgresql://nobody@127.0.0.1:1/none"], ["storage"]),
     ("analyse", ["--train-run", MISSING_RUN], [MISSING_RUN]),
-    ("evaluate", ["--train-run", "models:/aelatent-no-such-model/1"],
-     ["no registered model 'aelatent-no-such-model'"]),
+    (
+        "evaluate",
+        ["--train-run", "models:/aelatent-no-such-model/1"],
+        ["no registered model 'aelatent-no-such-model'"],
+    ),
     ("search", ["--train-run", "models:/aelatent-case-I"], ["models:/<name>/<version>"]),
     ("analyse", ["--n-bins", "1"], ["n_bins"]),
     ("report", ["--run-ids", MISSING_RUN], [MISSING_RUN]),
@@ -127,15 +137,27 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("entry_point", "argv", "fragments"), CASES,
-                         ids=[f"{c[0]}:{' '.join(c[1])}" for c in CASES])
-def test_mistake_gives_one_clear_line(entry_point, argv, fragments, wrong_kind_run,
-                                      train_run_without_latents,
-                                      train_run_with_mismatched_stats, window_problem_runs,
-                                      capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("entry_point", "argv", "fragments"), CASES, ids=[f"{c[0]}:{' '.join(c[1])}" for c in CASES]
+)
+def test_mistake_gives_one_clear_line(
+    entry_point,
+    argv,
+    fragments,
+    wrong_kind_run,
+    train_run_without_latents,
+    train_run_with_mismatched_stats,
+    window_problem_runs,
+    capsys,
+    monkeypatch,
+):
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    ids = {"wrong_kind": wrong_kind_run, "no_latents": train_run_without_latents,
-           "mismatch": train_run_with_mismatched_stats, **window_problem_runs}
+    ids = {
+        "wrong_kind": wrong_kind_run,
+        "no_latents": train_run_without_latents,
+        "mismatch": train_run_with_mismatched_stats,
+        **window_problem_runs,
+    }
     argv = [a.format(**ids) for a in argv]
     cli = importlib.import_module(f"aelatent.jobs.{entry_point}").cli
     with pytest.raises(SystemExit) as exit_info:

@@ -9,8 +9,14 @@ from conftest import BIN, ROOT, find_runs, mlflow_run, tracking_env
 
 pytestmark = pytest.mark.e2e
 
-PARAMS = {"sampler": "uniform,gaussian", "b": "1,2,4", "k": "1,2", "scale": "1",
-          "n_samples": "3000", "n_decoded": "0"}
+PARAMS = {
+    "sampler": "uniform,gaussian",
+    "b": "1,2,4",
+    "k": "1,2",
+    "scale": "1",
+    "n_samples": "3000",
+    "n_decoded": "0",
+}
 
 
 def _command(train_run: str, seed: int) -> list[str]:
@@ -31,8 +37,14 @@ def _evaluate_runs(train_run: str, seed: int) -> list:
 def test_two_evaluations_at_once(tiny_train_run, tracking_uri):
     env = tracking_env(tracking_uri)
     processes = [
-        subprocess.Popen(_command(tiny_train_run, seed), cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            _command(tiny_train_run, seed),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for seed in (11, 12)
     ]
     outputs = [p.communicate(timeout=600)[0] for p in processes]
@@ -40,8 +52,9 @@ def test_two_evaluations_at_once(tiny_train_run, tracking_uri):
         assert process.returncode == 0, output[-3000:]
 
     # The same evaluation alone, afterwards: its metrics must equal the concurrent ones.
-    alone = mlflow_run("evaluate", {**PARAMS, "train_run": tiny_train_run, "seed": "11"},
-                       tracking_uri)
+    alone = mlflow_run(
+        "evaluate", {**PARAMS, "train_run": tiny_train_run, "seed": "11"}, tracking_uri
+    )
     assert alone.returncode == 0, alone.output[-3000:]
 
     first, repeat = _evaluate_runs(tiny_train_run, 11)

@@ -44,8 +44,9 @@ def _synthetic_latents() -> np.ndarray:
 @pytest.fixture(scope="module")
 def synthetic_train_run(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A FINISHED run tagged as a train run: Gaussian latents (400 train, 100 val), no model."""
-    return log_synthetic_train_run(_synthetic_latents(), N_TRAIN,
-                                   tmp_path_factory.mktemp("synthetic_train"))
+    return log_synthetic_train_run(
+        _synthetic_latents(), N_TRAIN, tmp_path_factory.mktemp("synthetic_train")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +84,37 @@ def test_synthetic_evaluation_logs_the_contract(
     assert run.data.params["train_run_id"] == synthetic_train_run
     assert run.data.params["samplers"] == "uniform,gaussian,mvn,gmm"
     metrics = run.data.metrics
-    axes = {"uniform": ("0.5", "1", "2"), "gaussian": ("1", "2"), "mvn": ("1", "2"),
-            "gmm": ("1", "2")}
+    axes = {
+        "uniform": ("0.5", "1", "2"),
+        "gaussian": ("1", "2"),
+        "mvn": ("1", "2"),
+        "gmm": ("1", "2"),
+    }
     for sampler, scales in axes.items():
         for b in scales:
             for k in ("0.5", "1", "2", "4"):
-                for kind in ("hit_rate", "hits", "log10_p_hit", "hit_rate_lo", "hit_rate_hi",
-                             "log10_p_hit_lo", "log10_p_hit_hi"):
+                for kind in (
+                    "hit_rate",
+                    "hits",
+                    "log10_p_hit",
+                    "hit_rate_lo",
+                    "hit_rate_hi",
+                    "log10_p_hit_lo",
+                    "log10_p_hit_hi",
+                ):
                     assert f"{kind}/{sampler}/b{b}/k{k}" in metrics
                 key = f"{sampler}/b{b}/k{k}"
-                assert (metrics[f"hit_rate_lo/{key}"] <= metrics[f"hit_rate/{key}"]
-                        <= metrics[f"hit_rate_hi/{key}"])
+                assert (
+                    metrics[f"hit_rate_lo/{key}"]
+                    <= metrics[f"hit_rate/{key}"]
+                    <= metrics[f"hit_rate_hi/{key}"]
+                )
                 if math.isfinite(metrics[f"log10_p_hit/{key}"]):
-                    assert (metrics[f"log10_p_hit_lo/{key}"] <= metrics[f"log10_p_hit/{key}"]
-                            <= metrics[f"log10_p_hit_hi/{key}"])
+                    assert (
+                        metrics[f"log10_p_hit_lo/{key}"]
+                        <= metrics[f"log10_p_hit/{key}"]
+                        <= metrics[f"log10_p_hit_hi/{key}"]
+                    )
                 if sampler in ("mvn", "gmm"):
                     assert metrics[f"ghk_rel_se/{key}"] >= 0
                 rate, hits = (
@@ -132,8 +150,9 @@ def test_synthetic_evaluation_logs_the_contract(
         assert float(row["hits"]) == metrics[f"hits/{key}"]
         assert float(row["hit_rate_lo"]) == metrics[f"hit_rate_lo/{key}"]
         assert row["windows"] == "auto"
-        expected = {"mvn": "ghk_estimate", "gmm": "ghk_estimate",
-                    "heldout": "real"}.get(row["sampler"], "exact")
+        expected = {"mvn": "ghk_estimate", "gmm": "ghk_estimate", "heldout": "real"}.get(
+            row["sampler"], "exact"
+        )
         assert row["p_method"] == expected
 
 
@@ -149,8 +168,10 @@ def test_heldout_ceiling_agrees_with_the_exact_probability(synthetic_evaluation,
     assert np.all(np.abs(mu - TRUE_MU) < 5 * np.array([float(r["mu_se"]) for r in table]))
     n = N_LATENTS - N_TRAIN
     for k in (0.5, 1, 2, 4):
-        p = np.prod(stats.norm.cdf((mu + k * hw - TRUE_MU) / TRUE_SIGMA)
-                    - stats.norm.cdf((mu - k * hw - TRUE_MU) / TRUE_SIGMA))
+        p = np.prod(
+            stats.norm.cdf((mu + k * hw - TRUE_MU) / TRUE_SIGMA)
+            - stats.norm.cdf((mu - k * hw - TRUE_MU) / TRUE_SIGMA)
+        )
         rate = synthetic_evaluation.data.metrics[f"hit_rate/heldout/k{k:g}"]
         assert abs(rate - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1 / n, (k, rate, p)
 
@@ -159,15 +180,24 @@ def test_heldout_ceiling_agrees_with_the_exact_probability(synthetic_evaluation,
 def test_histogram_estimate_reproduces_the_study(synthetic_train_run, tracking_uri):
     """estimate=histogram: the study's windows (histogram reading of the training latents)
     and the same hit counts and exact probabilities as the hit test computed directly."""
-    params = {"train_run": synthetic_train_run, "sampler": "uniform", "b": "1,2", "k": "1,2",
-              "n_samples": "5000", "seed": "3", "n_decoded": "0", "estimate": "histogram"}
+    params = {
+        "train_run": synthetic_train_run,
+        "sampler": "uniform",
+        "b": "1,2",
+        "k": "1,2",
+        "n_samples": "5000",
+        "seed": "3",
+        "n_decoded": "0",
+        "estimate": "histogram",
+    }
     result = mlflow_run("evaluate", params, tracking_uri)
     assert result.returncode == 0, result.output[-4000:]
     run = newest_run(f"tags.train_run = '{synthetic_train_run}' and params.estimate = 'histogram'")
     train = _synthetic_latents()[:N_TRAIN]
     mu, hw = histogram_centre_width(train)
-    grid = hit_grid(UniformSampler(1.0, Z_DIM), [1, 2], [1, 2], mu, hw, 5000,
-                    np.random.default_rng([3, 0]))
+    grid = hit_grid(
+        UniformSampler(1.0, Z_DIM), [1, 2], [1, 2], mu, hw, 5000, np.random.default_rng([3, 0])
+    )
     for j, b in enumerate((1, 2)):
         for i, k in enumerate((1, 2)):
             key = f"uniform/b{b}/k{k}"
@@ -303,13 +333,19 @@ def test_train_run_without_latents_is_a_clear_error(tracking_uri, capsys):
 
 
 @pytest.mark.e2e
-def test_gmm_sampler_logs_the_mixture_and_the_knn_test(synthetic_train_run, tracking_uri,
-                                                        tmp_path):
+def test_gmm_sampler_logs_the_mixture_and_the_knn_test(synthetic_train_run, tracking_uri, tmp_path):
     """`mlflow run . -e evaluate -P sampler=gmm`: the mixture BIC chose, its hit figures,
     and precision / recall / density / coverage with intervals beside the held-out ceiling."""
-    params = {"train_run": synthetic_train_run, "sampler": "gmm", "k": "1,2",
-              "scale": "0.5,1,2", "n_samples": "2000", "seed": "5", "n_decoded": "0",
-              "knn_n": "300"}
+    params = {
+        "train_run": synthetic_train_run,
+        "sampler": "gmm",
+        "k": "1,2",
+        "scale": "0.5,1,2",
+        "n_samples": "2000",
+        "seed": "5",
+        "n_decoded": "0",
+        "knn_n": "300",
+    }
     result = mlflow_run("evaluate", params, tracking_uri)
     assert result.returncode == 0, result.output[-4000:]
     run = newest_run(f"tags.train_run = '{synthetic_train_run}' and params.sampler = 'gmm'")
@@ -334,8 +370,12 @@ def test_gmm_sampler_logs_the_mixture_and_the_knn_test(synthetic_train_run, trac
     assert metrics["precision/gmm/b1"] >= metrics["precision_lo/heldout"] - 0.1
     assert metrics["precision/gmm/b2"] < metrics["precision/gmm/b1"]
     assert metrics["recall/gmm/b0.5"] < metrics["recall/gmm/b1"]
-    for path in ("hits/box_vs_knn_gmm.png", "hits/knn_scores.csv", "gmm/bic.csv",
-                 "hits/heatmap_gmm.png"):
+    for path in (
+        "hits/box_vs_knn_gmm.png",
+        "hits/knn_scores.csv",
+        "gmm/bic.csv",
+        "hits/heatmap_gmm.png",
+    ):
         assert _download(run.info.run_id, path, tmp_path).stat().st_size > 0, path
     with open(_download(run.info.run_id, "hits/knn_scores.csv", tmp_path / "k")) as handle:
         rows = list(csv.DictReader(handle))
@@ -346,6 +386,5 @@ def test_gmm_sampler_logs_the_mixture_and_the_knn_test(synthetic_train_run, trac
 def test_gmm_on_too_few_latents_is_a_clear_error(tracking_uri, tmp_path, capsys):
     latents = np.random.default_rng(3).standard_normal((40, 4)).astype(np.float32)
     run_id = log_synthetic_train_run(latents, 12, tmp_path / "few")
-    line = cli_error(cli, ["--train-run", run_id, "--sampler", "gmm", "--n-decoded", "0"],
-                     capsys)
+    line = cli_error(cli, ["--train-run", run_id, "--sampler", "gmm", "--n-decoded", "0"], capsys)
     assert "sampler=gmm needs at least 20 training latents" in line and "has 12" in line

@@ -39,13 +39,19 @@ def test_region_test_names_its_metrics_like_the_hit_figures(tmp_path):
     for b in ("0.5", "1"):
         for kind in ("precision", "recall", "density", "coverage"):
             key = f"gaussian/b{b}"
-            assert metrics[f"{kind}_lo/{key}"] <= metrics[f"{kind}/{key}"] <= metrics[
-                f"{kind}_hi/{key}"]
+            assert (
+                metrics[f"{kind}_lo/{key}"]
+                <= metrics[f"{kind}/{key}"]
+                <= metrics[f"{kind}_hi/{key}"]
+            )
     assert metrics["recall/gaussian/b0.5"] < metrics["recall/gaussian/b1"]
     files = region.files(tmp_path, "gaussian", {1.0: {0.5: (1.0, 0.9, 1.0)}}, None, "scale s")
     assert [p.name for p in files] == ["box_vs_knn_gaussian.png", "knn_scores.csv"]
     with files[1].open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == KNN_COLUMNS
-    assert [(r["sampler"], r["b"]) for r in rows] == [("gaussian", "0.5"), ("gaussian", "1"),
-                                                      ("heldout", "")]
+    assert [(r["sampler"], r["b"]) for r in rows] == [
+        ("gaussian", "0.5"),
+        ("gaussian", "1"),
+        ("heldout", ""),
+    ]

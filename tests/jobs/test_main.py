@@ -73,11 +73,25 @@ def test_search_runs_in_process_as_a_nested_run(
 def test_main_builds_every_request_once_and_points_them_at_train_runs():
     """main's parameters become the jobs' own requests (validated by the jobs' parsers);
     evaluate and search are pointed at a train run without re-parsing anything."""
-    request = parse_args(["--epochs", "2", "--image-size", "32", "--seed", "7",
-                          "--n-samples", "3000", "--n-trials", "4"])
+    request = parse_args(
+        [
+            "--epochs",
+            "2",
+            "--image-size",
+            "32",
+            "--seed",
+            "7",
+            "--n-samples",
+            "3000",
+            "--n-trials",
+            "4",
+        ]
+    )
     assert set(request.train) == {"I", "II"}
-    assert all(t.seed == 7 and t.case.training.epochs == 2 and t.case.image_size == 32
-               for t in request.train.values())
+    assert all(
+        t.seed == 7 and t.case.training.epochs == 2 and t.case.image_size == 32
+        for t in request.train.values()
+    )
     assert request.evaluate.n_samples == 3000 and request.evaluate.train_run is None
     assert request.search.n_trials == 4 and request.search.n_samples == 20_000
     pointed = for_train_run(request.evaluate, "abc123")

@@ -91,10 +91,14 @@ PARSE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("entry_point", "argv", "fragments"), PARSE_CASES,
-                         ids=[f"{c[0]}:{' '.join(c[1])}" for c in PARSE_CASES])
-def test_out_of_range_values_are_refused_when_parsed(entry_point, argv, fragments, tracking_uri,
-                                                     capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("entry_point", "argv", "fragments"),
+    PARSE_CASES,
+    ids=[f"{c[0]}:{' '.join(c[1])}" for c in PARSE_CASES],
+)
+def test_out_of_range_values_are_refused_when_parsed(
+    entry_point, argv, fragments, tracking_uri, capsys, monkeypatch
+):
     # the check comes before any work: no train run is looked up, no image read
     for module in ("aelatent.io.train_run", "aelatent.jobs.search"):
         monkeypatch.setattr(f"{module}.resolve_train_run", _no_work)
@@ -111,16 +115,42 @@ def _no_work(*args, **kwargs):
 
 
 def test_values_at_the_bounds_are_accepted():
-    request = evaluate.parse_args(["--b", "0.5,100000", "--k", "100000", "--scale", "99999.4",
-                                   "--seed", str(2**32 - 1), "--n-decoded", "64",
-                                   "--n-samples", "1000000000"])
+    request = evaluate.parse_args(
+        [
+            "--b",
+            "0.5,100000",
+            "--k",
+            "100000",
+            "--scale",
+            "99999.4",
+            "--seed",
+            str(2**32 - 1),
+            "--n-decoded",
+            "64",
+            "--n-samples",
+            "1000000000",
+        ]
+    )
     assert request.b == (0.5, 1e5) and request.k == (1e5,) and request.seed == 2**32 - 1
-    assert all("+" not in metric_key("hit_rate", "uniform", b, k)
-               for b in request.b for k in request.k)
+    assert all(
+        "+" not in metric_key("hit_rate", "uniform", b, k) for b in request.b for k in request.k
+    )
     assert evaluate.parse_args(["--b", "2,2,2.0"]).b == (2.0,)  # equal values are no clash
     assert evaluate.parse_args(["--b", "2,2.00001"]).b == (2.0, 2.00001)  # 6 digits apart
-    found = search.parse_args(["--b-min", "1e-6", "--b-max", "1e5", "--k", "1e5",
-                               "--n-samples", "10000000", "--seed", str(2**32 - 1)])
+    found = search.parse_args(
+        [
+            "--b-min",
+            "1e-6",
+            "--b-max",
+            "1e5",
+            "--k",
+            "1e5",
+            "--n-samples",
+            "10000000",
+            "--seed",
+            str(2**32 - 1),
+        ]
+    )
     assert (found.b_min, found.b_max, found.n_samples) == (1e-6, 1e5, 10_000_000)
 
 
@@ -139,21 +169,36 @@ def test_decoder_that_does_not_mirror_the_encoder_is_refused_when_read(tmp_path,
     """Issue 18, item 11: padding valid and decoder strides 1 make 11x11 images of 64x64."""
     from aelatent.jobs.train import cli
 
-    path = case_yaml(tmp_path, "unmirrored", **{
-        "model.encoder.padding": ["valid"] * 4, "model.decoder.padding": ["valid"] * 4,
-        "model.decoder.strides": [1] * 4})
+    path = case_yaml(
+        tmp_path,
+        "unmirrored",
+        **{
+            "model.encoder.padding": ["valid"] * 4,
+            "model.decoder.padding": ["valid"] * 4,
+            "model.decoder.strides": [1] * 4,
+        },
+    )
     line = cli_error(cli, ["--case", path], capsys)
     assert f"case file {path!r}" in line and "11x11" in line and "64x64" in line, line
     # mirrored but valid: 64 -> 31 -> 15 -> 7 -> 3 -> 7 -> 15 -> 31 -> 63
-    path = case_yaml(tmp_path, "valid", **{
-        "model.encoder.padding": ["valid"] * 4, "model.decoder.padding": ["valid"] * 4})
+    path = case_yaml(
+        tmp_path,
+        "valid",
+        **{"model.encoder.padding": ["valid"] * 4, "model.decoder.padding": ["valid"] * 4},
+    )
     line = cli_error(cli, ["--case", path], capsys)
     assert "63x63" in line and "64x64" in line, line
     # fits at its own 64 (64 -> 30 -> 13 -> 5 -> 1 -> 4 -> 16 -> 32 -> 64), but an image_size
     # override is checked too: at 16 the third 5x5 valid kernel meets a 1x1 feature map
-    path = case_yaml(tmp_path, "valid5", **{
-        "model.encoder.padding": ["valid"] * 4, "model.encoder.kernels": [5] * 4,
-        "model.decoder.strides": [4, 4, 2, 2]})
+    path = case_yaml(
+        tmp_path,
+        "valid5",
+        **{
+            "model.encoder.padding": ["valid"] * 4,
+            "model.encoder.kernels": [5] * 4,
+            "model.decoder.strides": [4, 4, 2, 2],
+        },
+    )
     assert load_case(path).image_size == 64
     line = cli_error(cli, ["--case", path, "--image-size", "16"], capsys)
     assert "layer 2 (kernel 5, padding valid) gets a 1x1 feature map" in line, line
@@ -173,18 +218,19 @@ def test_training_that_cannot_fit_in_memory_is_refused(tmp_path, capsys, monkeyp
     case = load_case("I")
     monkeypatch.setattr(limits, "available_memory_bytes", lambda: GIB)
     from aelatent.jobs.train import check_training_memory
+
     check_training_memory(case)
 
 
 def test_search_and_evaluate_memory_are_checked_before_sampling(
-        synthetic_train_run, capsys, monkeypatch):
+    synthetic_train_run, capsys, monkeypatch
+):
     monkeypatch.setattr(limits, "available_memory_bytes", lambda: 100 * 2**20)
     line = cli_error(search.cli, ["--n-samples", "10000000"], capsys)
     assert "n_samples=10000000" in line and "this machine has 0.0977 GiB" in line, line
     monkeypatch.setattr(limits, "available_memory_bytes", lambda: 2**20)
     monkeypatch.setattr(evaluate, "hit_grid", _no_work)
-    line = cli_error(evaluate.cli, ["--train-run", synthetic_train_run, "--n-decoded", "0"],
-                     capsys)
+    line = cli_error(evaluate.cli, ["--train-run", synthetic_train_run, "--n-decoded", "0"], capsys)
     assert "z_dim=16" in line and "fewer values of b, scale or k" in line, line
 
 
@@ -205,19 +251,30 @@ def test_divergence_stops_and_fails_the_run(tracking_uri, tmp_path, capsys):
     from aelatent.jobs.train import cli
 
     assert yaml.safe_load("learning_rate: 1e30")["learning_rate"] == "1e30"
-    path = case_yaml(tmp_path, "diverge", **{
-        "training.learning_rate": "1e30", "training.epochs": 3, "data.image_size": 16,
-        "model.z_dim": 8, "model.encoder.filters": [4, 4, 4, 4],
-        "model.decoder.filters": [4, 4, 4, "n_ch"]})
+    path = case_yaml(
+        tmp_path,
+        "diverge",
+        **{
+            "training.learning_rate": "1e30",
+            "training.epochs": 3,
+            "data.image_size": 16,
+            "model.z_dim": 8,
+            "model.encoder.filters": [4, 4, 4, 4],
+            "model.decoder.filters": [4, 4, 4, "n_ch"],
+        },
+    )
     line = cli_error(cli, ["--case", path], capsys)
     assert "training diverged at epoch 1; lower learning_rate" in line and path in line, line
-    run = newest_run("attributes.status = 'FAILED' and tags.entry_point = 'train' "
-                     "and tags.error LIKE 'training diverged%'")
+    run = newest_run(
+        "attributes.status = 'FAILED' and tags.entry_point = 'train' "
+        "and tags.error LIKE 'training diverged%'"
+    )
     assert run.data.tags["error"].startswith("training diverged at epoch 1")
     assert run.data.params["training.learning_rate"] == "1e+30"
     assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")) == 1
-    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
-                                         output_format="list")
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
     assert not [m for m in models if m.source_run_id == run.info.run_id]
     assert not (checkpoint_root() / run.info.run_id).exists()
 
@@ -226,16 +283,35 @@ def _objective_off_the_origin(n_samples: int = 2000) -> UniformSearchObjective:
     """No uniform vector hits (every window excludes 0); radii match for b near 0.09..0.11."""
     z_dim = 16
     real = np.random.default_rng(3).normal(0.25, 0.01, 500)
-    band = RadiusBand(float(np.percentile(real, 1)), float(np.percentile(real, 99)),
-                      float(np.median(real)))
-    return UniformSearchObjective(np.full(z_dim, 5.0), np.full(z_dim, 0.1), 2.0, band, n_samples,
-                                  seed=0, kind="typical", real_radii=real)
+    band = RadiusBand(
+        float(np.percentile(real, 1)), float(np.percentile(real, 99)), float(np.median(real))
+    )
+    return UniformSearchObjective(
+        np.full(z_dim, 5.0),
+        np.full(z_dim, 0.1),
+        2.0,
+        band,
+        n_samples,
+        seed=0,
+        kind="typical",
+        real_radii=real,
+    )
 
 
 def _request(b_min: float, b_max: float) -> SearchRequest:
-    return SearchRequest(train_run=None, case=None, k=2.0, n_trials=1, n_samples=2000,
-                         b_min=b_min, b_max=b_max, mode="single", storage=None,
-                         study_name=None, seed=0)
+    return SearchRequest(
+        train_run=None,
+        case=None,
+        k=2.0,
+        n_trials=1,
+        n_samples=2000,
+        b_min=b_min,
+        b_max=b_max,
+        mode="single",
+        storage=None,
+        study_name=None,
+        seed=0,
+    )
 
 
 def test_explain_zero_finds_the_narrow_radius_band_in_any_range():
@@ -258,10 +334,26 @@ def test_explain_zero_finds_the_narrow_radius_band_in_any_range():
 
 def test_search_over_the_widest_range_logs_its_artifacts(synthetic_train_run):
     """Issue 18, item 13: b_min..b_max at both bounds runs to the end, plots included."""
-    search.cli(["--train-run", synthetic_train_run, "--n-trials", "2", "--n-samples", "500",
-                "--b-min", "1e-6", "--b-max", "1e5", "--study-name", "limits-widest"])
-    parent = find_runs(f"tags.entry_point = 'search' and tags.train_run = '{synthetic_train_run}'"
-                       " and tags.study_name = 'limits-widest'")[0]
+    search.cli(
+        [
+            "--train-run",
+            synthetic_train_run,
+            "--n-trials",
+            "2",
+            "--n-samples",
+            "500",
+            "--b-min",
+            "1e-6",
+            "--b-max",
+            "1e5",
+            "--study-name",
+            "limits-widest",
+        ]
+    )
+    parent = find_runs(
+        f"tags.entry_point = 'search' and tags.train_run = '{synthetic_train_run}'"
+        " and tags.study_name = 'limits-widest'"
+    )[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["b_max"] == "100000" and parent.data.params["b_min"] == "1e-06"
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "search")}

@@ -23,10 +23,28 @@ def _loss_steps(client: mlflow.MlflowClient, run_id: str) -> list[int]:
 
 def test_killed_training_resumes_in_the_same_run(tracking_uri, tmp_path):
     checkpoints = str(tmp_path / "checkpoints")
-    command = [str(BIN / "mlflow"), "run", str(ROOT), "-e", "train", "--env-manager", "local",
-               "-P", "case=I", "-P", f"epochs={EPOCHS}", "-P", "image_size=32", "-P", "seed=5"]
+    command = [
+        str(BIN / "mlflow"),
+        "run",
+        str(ROOT),
+        "-e",
+        "train",
+        "--env-manager",
+        "local",
+        "-P",
+        "case=I",
+        "-P",
+        f"epochs={EPOCHS}",
+        "-P",
+        "image_size=32",
+        "-P",
+        "seed=5",
+    ]
     process = subprocess.Popen(
-        command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+        command,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=tracking_env(tracking_uri, AELATENT_CHECKPOINT_DIR=checkpoints),
     )
@@ -49,8 +67,9 @@ def test_killed_training_resumes_in_the_same_run(tracking_uri, tmp_path):
     done_before = len(_loss_steps(client, run_id))
     assert done_before < EPOCHS
 
-    resumed = mlflow_run("train", {"resume": run_id}, tracking_uri,
-                         AELATENT_CHECKPOINT_DIR=checkpoints)
+    resumed = mlflow_run(
+        "train", {"resume": run_id}, tracking_uri, AELATENT_CHECKPOINT_DIR=checkpoints
+    )
     assert resumed.returncode == 0, resumed.output[-3000:]
     assert f"resuming run {run_id}" in resumed.output
     run = mlflow.get_run(run_id)
@@ -60,8 +79,11 @@ def test_killed_training_resumes_in_the_same_run(tracking_uri, tmp_path):
     # The checkpoint is written before the epoch's metrics: a kill between the two can lose
     # one epoch's metrics, never log one twice.
     assert len(steps) == len(set(steps)) >= EPOCHS - 1 and steps[-1] == EPOCHS - 1
-    latents = np.load(mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path="latents/latents.npy", dst_path=str(tmp_path)))
+    latents = np.load(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="latents/latents.npy", dst_path=str(tmp_path)
+        )
+    )
     assert latents.shape == (400, 256)
     assert not (tmp_path / "checkpoints" / run_id).exists()
 

@@ -73,8 +73,7 @@ def _user_folder(root: Path) -> Path:
     return folder
 
 
-def test_report_refuses_a_folder_of_the_users_and_touches_nothing(tracking_uri, tmp_path,
-                                                                   capsys):
+def test_report_refuses_a_folder_of_the_users_and_touches_nothing(tracking_uri, tmp_path, capsys):
     folder = _user_folder(tmp_path)
     before = len(find_runs("tags.entry_point = 'report'"))
     line = cli_error(report.cli, ["--output", str(folder)], capsys)
@@ -85,18 +84,21 @@ def test_report_refuses_a_folder_of_the_users_and_touches_nothing(tracking_uri, 
 
 
 def test_report_into_an_earlier_report_removes_only_what_that_report_wrote(
-        synthetic_train_run, tracking_uri, tmp_path, capsys):
+    synthetic_train_run, tracking_uri, tmp_path, capsys
+):
     out = tmp_path / "report"
     report.cli(["--run-ids", synthetic_train_run, "--output", str(out)])
     marker = out / ".aelatent-report"
     assert marker.is_file() and "report.html" in marker.read_text()
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert {"report.html", "report.md"} <= written and any(
-        w.startswith("tables/") for w in written)
+    assert {"report.html", "report.md"} <= written and any(w.startswith("tables/") for w in written)
     stale = out / "tables" / "stale_from_an_old_report.csv"  # listed as the report's own
     stale.write_text("x\n")
-    marker.write_text(marker.read_text().replace('"files": [', '"files": [\n  '
-                                                 '"tables/stale_from_an_old_report.csv",'))
+    marker.write_text(
+        marker.read_text().replace(
+            '"files": [', '"files": [\n  "tables/stale_from_an_old_report.csv",'
+        )
+    )
     mine = out / "tables" / "my_notes.csv"  # put there by the user: not in the marker
     mine.write_text("keep me\n")
     (out / "notes.txt").write_text("mine too\n")
@@ -128,8 +130,15 @@ def test_output_that_is_a_file_fails_before_any_work(job, tracking_uri, tmp_path
 
 def _running_train_run(owner: str, heartbeat_at: float) -> str:
     client = MlflowClient()
-    run = client.create_run("0", tags={"entry_point": "train", "case": "LIVE",
-                                       OWNER_TAG: owner, HEARTBEAT_TAG: f"{heartbeat_at:.0f}"})
+    run = client.create_run(
+        "0",
+        tags={
+            "entry_point": "train",
+            "case": "LIVE",
+            OWNER_TAG: owner,
+            HEARTBEAT_TAG: f"{heartbeat_at:.0f}",
+        },
+    )
     return run.info.run_id
 
 
@@ -183,23 +192,44 @@ def test_a_train_run_records_its_owner(tiny_train_run):
 # ------------------------------------------------------------- 3, 4: SIGTERM and Ctrl-C
 
 
-def _start_evaluate(train_run: str, seed: str, tracking_uri: str,
-                    through_mlflow_run: bool) -> subprocess.Popen:
+def _start_evaluate(
+    train_run: str, seed: str, tracking_uri: str, through_mlflow_run: bool
+) -> subprocess.Popen:
     """Uniform finishes in a moment; gaussian and mvn take seconds over 8 scales each."""
-    params = {"train-run": train_run, "b": "1", "k": "1,2", "scale": "0.5,1,1.5,2,2.5,3,4,5",
-              "n-samples": "400000", "n-decoded": "0", "seed": seed}
+    params = {
+        "train-run": train_run,
+        "b": "1",
+        "k": "1,2",
+        "scale": "0.5,1,1.5,2,2.5,3,4,5",
+        "n-samples": "400000",
+        "n-decoded": "0",
+        "seed": seed,
+    }
     if through_mlflow_run:
-        command = [str(BIN / "mlflow"), "run", str(ROOT), "-e", "evaluate", "--env-manager",
-                   "local"]
+        command = [
+            str(BIN / "mlflow"),
+            "run",
+            str(ROOT),
+            "-e",
+            "evaluate",
+            "--env-manager",
+            "local",
+        ]
         for key, value in params.items():
             command += ["-P", f"{key.replace('-', '_')}={value}"]
     else:
         command = [sys.executable, str(ROOT / "mlproject" / "evaluate.py")]
         for key, value in params.items():
             command += [f"--{key}", value]
-    return subprocess.Popen(command, cwd=ROOT, env=tracking_env(tracking_uri),
-                            start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=tracking_env(tracking_uri),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_uniform(process: subprocess.Popen, seed: str) -> str:
@@ -236,10 +266,18 @@ def _assert_stopped(run_id: str, reason: str, returncode: int, stderr: str) -> N
     metrics = run.data.metrics
     assert "seconds/mvn" not in metrics, "the evaluation finished before the signal"
     assert metrics["hit_rate/uniform/b1/k2"] >= 0 and "radius_mean_theory/uniform/b1" in metrics
-    artifacts = {a.path for folder in ("hits", "misses", "radius", "stats")
-                 for a in MlflowClient().list_artifacts(run_id, folder)}
-    assert {"hits/hit_rates.csv", "hits/heatmap_uniform.png", "hits/rate_curves_uniform.png",
-            "misses/miss_counts_uniform.csv", "stats/windows.csv"} <= artifacts
+    artifacts = {
+        a.path
+        for folder in ("hits", "misses", "radius", "stats")
+        for a in MlflowClient().list_artifacts(run_id, folder)
+    }
+    assert {
+        "hits/hit_rates.csv",
+        "hits/heatmap_uniform.png",
+        "hits/rate_curves_uniform.png",
+        "misses/miss_counts_uniform.csv",
+        "stats/windows.csv",
+    } <= artifacts
     rows = mlflow.artifacts.load_text(f"runs:/{run_id}/hits/hit_rates.csv").splitlines()
     assert {row.split(",")[0] for row in rows[1:]} >= {"uniform", "heldout"}
 
@@ -260,7 +298,8 @@ def test_sigterm_during_evaluate_ends_the_run_killed(synthetic_train_run, tracki
 
 @pytest.mark.e2e
 def test_ctrl_c_during_mlflow_run_evaluate_ends_killed_and_keeps_finished_samplers(
-        synthetic_train_run, tracking_uri):
+    synthetic_train_run, tracking_uri
+):
     process = _start_evaluate(synthetic_train_run, "32", tracking_uri, through_mlflow_run=True)
     try:
         run_id = _wait_for_uniform(process, "32")
@@ -286,13 +325,14 @@ def test_a_signal_in_process_ends_the_run_killed(tracking_uri, capsys):
     assert signal.getsignal(signal.SIGTERM) == before  # the job's handler is gone again
     err = capsys.readouterr().err.strip()
     run = newest_run("tags.`mlflow.runName` = 'demo signalled'")
-    assert err == f"aelatent demo: error: terminated by SIGTERM; run {run.info.run_id} is " \
-                  "KILLED, what it logged is kept"
+    assert (
+        err == f"aelatent demo: error: terminated by SIGTERM; run {run.info.run_id} is "
+        "KILLED, what it logged is kept"
+    )
     assert run.info.status == "KILLED" and run.data.tags["error"] == "terminated by SIGTERM"
 
 
-def test_ctrl_c_before_the_job_run_starts_kills_the_launcher_run(tracking_uri, monkeypatch,
-                                                                 capsys):
+def test_ctrl_c_before_the_job_run_starts_kills_the_launcher_run(tracking_uri, monkeypatch, capsys):
     launcher = MlflowClient().create_run("0").info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
 
@@ -304,15 +344,15 @@ def test_ctrl_c_before_the_job_run_starts_kills_the_launcher_run(tracking_uri, m
     assert exit_info.value.code == 130
     assert "interrupted by Ctrl-C (SIGINT)" in capsys.readouterr().err
     run = mlflow.get_run(launcher)
-    assert run.info.status == "KILLED" and run.data.tags["error"] == \
-        "interrupted by Ctrl-C (SIGINT)"
+    assert (
+        run.info.status == "KILLED" and run.data.tags["error"] == "interrupted by Ctrl-C (SIGINT)"
+    )
 
 
 # ------------------------------------------------------------- common thread: a bug's reason
 
 
-def test_a_bug_fails_the_run_with_its_message_and_keeps_its_traceback(tracking_uri,
-                                                                      monkeypatch):
+def test_a_bug_fails_the_run_with_its_message_and_keeps_its_traceback(tracking_uri, monkeypatch):
     def job(argv):
         with entry_point_run("demo", "demo bug"):
             raise RuntimeError("division by zero in the objective\nsecond line")
@@ -373,12 +413,18 @@ def test_newest_finished_run_refuses_a_quote(tracking_uri):
 def test_unusable_tracking_store_is_one_line(kind, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder\n")
-    uri = {"sqlite under a file": f"sqlite:///{a_file}/mlflow.db",
-           "server down": "http://127.0.0.1:1"}[kind]
+    uri = {
+        "sqlite under a file": f"sqlite:///{a_file}/mlflow.db",
+        "server down": "http://127.0.0.1:1",
+    }[kind]
     env = tracking_env(uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
     done = subprocess.run(
         [sys.executable, str(ROOT / "mlproject" / "evaluate.py"), "--n-decoded", "0"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr, done.stderr

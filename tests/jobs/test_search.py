@@ -53,8 +53,9 @@ def load_study(storage: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def check_parent_and_children(parent: mlflow.entities.Run, n_trials: int, *,
-                              scores: bool = True) -> None:
+def check_parent_and_children(
+    parent: mlflow.entities.Run, n_trials: int, *, scores: bool = True
+) -> None:
     """The parent's summary and its trials; ``scores``: whether some b has objective > 0."""
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["mlflow.runName"].startswith("search case ")
@@ -67,7 +68,8 @@ def check_parent_and_children(parent: mlflow.entities.Run, n_trials: int, *,
         assert metrics["best_value_sweep"] >= metrics["best_value"] - 1e-12  # exact >= Optuna
         assert metrics["best_b_gap"] == pytest.approx(metrics["best_b"] - metrics["best_b_sweep"])
         assert metrics["best_b_in_interval"] == float(
-            metrics["best_b_lo"] <= metrics["best_b"] <= metrics["best_b_hi"])
+            metrics["best_b_lo"] <= metrics["best_b"] <= metrics["best_b_hi"]
+        )
     else:  # no best b to name, and the run says why
         assert not {key for key in metrics if key.startswith("best_")}, metrics
         assert "objective is 0 for every b" in parent.data.tags[NO_BEST_B_TAG]
@@ -220,14 +222,31 @@ def test_multi_objective_logs_the_pareto_front(tiny_train_run, tracking_uri, tmp
     assert {int(r["number"]) for r in front} == {t.number for t in study.best_trials}
 
 
-def test_knn_objective_searches_precision_and_recall(gaussian_train_run, tracking_uri,
-                                                      tmp_path, monkeypatch):
+def test_knn_objective_searches_precision_and_recall(
+    gaussian_train_run, tracking_uri, tmp_path, monkeypatch
+):
     """objective=knn in process: F = harmonic mean of k-NN precision and recall per trial,
     the grid sweep's best with its interval, the box's log10 P(hit) beside it."""
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     storage = f"sqlite:///{tmp_path / 'knn.db'}"
-    cli(["--train-run", gaussian_train_run, "--objective", "knn", "--knn-n", "150",
-         "--knn-k", "4", "--n-trials", "3", "--storage", storage, "--n-samples", "500"])
+    cli(
+        [
+            "--train-run",
+            gaussian_train_run,
+            "--objective",
+            "knn",
+            "--knn-n",
+            "150",
+            "--knn-k",
+            "4",
+            "--n-trials",
+            "3",
+            "--storage",
+            storage,
+            "--n-samples",
+            "500",
+        ]
+    )
     parent = newest_search(gaussian_train_run)
     assert parent.info.status == "FINISHED"
     assert parent.data.params["objective"] == "knn"
@@ -238,23 +257,32 @@ def test_knn_objective_searches_precision_and_recall(gaussian_train_run, trackin
     assert 0.3 < metrics["best_b_sweep"] < 2.5
     for name in ("best_b", "best_precision", "best_recall", "best_value_se"):
         assert name in metrics, name
-    f = 2 * metrics["best_precision"] * metrics["best_recall"] / (
-        metrics["best_precision"] + metrics["best_recall"])
+    f = (
+        2
+        * metrics["best_precision"]
+        * metrics["best_recall"]
+        / (metrics["best_precision"] + metrics["best_recall"])
+    )
     assert metrics["best_value"] <= f + 1e-12  # a mean of F over sets is at most F of means
     kids = children(parent)
     assert len(kids) == 3
     for kid in kids:
         assert {"objective", "objective_se", "precision", "recall", "log10_p_hit"} <= set(
-            kid.data.metrics)
-        assert kid.data.metrics["objective"] <= max(kid.data.metrics["precision"],
-                                                    kid.data.metrics["recall"]) + 1e-12
-    local = Path(mlflow.artifacts.download_artifacts(
-        run_id=parent.info.run_id, artifact_path="search", dst_path=str(tmp_path)))
+            kid.data.metrics
+        )
+        assert (
+            kid.data.metrics["objective"]
+            <= max(kid.data.metrics["precision"], kid.data.metrics["recall"]) + 1e-12
+        )
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="search", dst_path=str(tmp_path)
+        )
+    )
     with (local / "objective_curve.csv").open() as handle:
         curve = list(csv.DictReader(handle))
     assert len(curve) == 48 and {"precision", "recall", "objective_se"} <= set(curve[0])
-    assert max(float(r["objective"]) for r in curve) == pytest.approx(
-        metrics["best_value_sweep"])
+    assert max(float(r["objective"]) for r in curve) == pytest.approx(metrics["best_value_sweep"])
     with (local / "trials.csv").open() as handle:
         assert {"precision", "recall"} <= set(next(csv.DictReader(handle)))
     name = default_study_name(gaussian_train_run, 2.0, "single", "knn")

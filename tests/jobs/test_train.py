@@ -77,7 +77,8 @@ def test_train_run_is_complete(tiny_train_run, tmp_path):
     assert client.get_model_version(name, version).run_id == tiny_train_run
     assert resolve_train_run(registered).info.run_id == tiny_train_run
     assert [a.path for a in client.list_artifacts(tiny_train_run, "tables")] == [
-        "tables/windows.json"]
+        "tables/windows.json"
+    ]
 
     autoencoder = load_autoencoder(tiny_train_run)
     images = np.random.default_rng(0).random((3, 32, 32, 1), dtype=np.float32)

@@ -30,9 +30,15 @@ def test_curves_from_a_grid_its_intervals_and_the_ceiling(tmp_path):
     assert limits[2.0][0] == ceiling.rate[1] and limits[2.0][1] <= limits[2.0][0]
     assert all(math.isnan(p[1]) for p in grid_rate_curves(grid)[1.0].values())
 
-    path = save_hit_rate_curves(curves, limits, tmp_path / "hits" / "rate_curves_uniform.png",
-                                "b (box half-width)", title="uniform")
+    path = save_hit_rate_curves(
+        curves,
+        limits,
+        tmp_path / "hits" / "rate_curves_uniform.png",
+        "b (box half-width)",
+        title="uniform",
+    )
     assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG"
-    bare = save_hit_rate_curves({1.0: {1.0: (0.0, math.nan, math.nan)}}, None,
-                                tmp_path / "bare.png")
+    bare = save_hit_rate_curves(
+        {1.0: {1.0: (0.0, math.nan, math.nan)}}, None, tmp_path / "bare.png"
+    )
     assert bare.is_file()

@@ -130,8 +130,20 @@ def _windows_csv(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["component", "estimator", "mu", "mu_lo", "mu_hi", "mu_se", "hw",
-                         "hw_lo", "hw_hi", "hw_se"])
+        writer.writerow(
+            [
+                "component",
+                "estimator",
+                "mu",
+                "mu_lo",
+                "mu_hi",
+                "mu_se",
+                "hw",
+                "hw_lo",
+                "hw_hi",
+                "hw_se",
+            ]
+        )
         for c in range(8):
             writer.writerow([c, "kde" if c == 5 else "fit", 0.1, 0, 0.2, 0.05, 1, 0.9, 1.1, 0.05])
     return path
@@ -164,8 +176,11 @@ def _evaluate_new(root: Path, run_id: str = "eval2") -> RunData:
             f"hit_rate_hi/heldout/k{k}": min(rate + 0.1, 1.0),
             f"hits/heldout/k{k}": rate * 40,
         }
-    artifacts = _artifacts(root, run_id, ["hits/heatmap_uniform.png", "hits/heatmap_mvn.png",
-                                          "hits/rate_curves_uniform.png"])
+    artifacts = _artifacts(
+        root,
+        run_id,
+        ["hits/heatmap_uniform.png", "hits/heatmap_mvn.png", "hits/rate_curves_uniform.png"],
+    )
     artifacts["stats/windows.csv"] = _windows_csv(root / run_id / "stats/windows.csv")
     return RunData(
         run_id=run_id,
@@ -341,12 +356,19 @@ def test_hit_tables_show_intervals_and_the_ceiling(new_style, tmp_path):
     assert figures.rows[-1][:4] == ["heldout", None, 2, 39.0]
     texts = [b.text for b in _blocks(document, "hits") if isinstance(b, Paragraph)]
     assert any("Windows: estimate=auto" in t and "fit 7, kde 1" in t for t in texts)
-    curves = [b for b in _blocks(document, "hits") if isinstance(b, Figure)
-              and b.path.name == "hit_rates_I_uniform.png"]
+    curves = [
+        b
+        for b in _blocks(document, "hits")
+        if isinstance(b, Figure) and b.path.name == "hit_rates_I_uniform.png"
+    ]
     assert len(curves) == 1 and curves[0].path.is_file() and "ceiling" in curves[0].caption
     # the run's own rate curves are not repeated, nor listed as other figures
-    assert not any("rate_curves_uniform" in b.caption for s in document.sections
-                   for b in walk(s.blocks) if isinstance(b, Figure))
+    assert not any(
+        "rate_curves_uniform" in b.caption
+        for s in document.sections
+        for b in walk(s.blocks)
+        if isinstance(b, Figure)
+    )
 
 
 def test_uncertain_ghk_estimates_are_flagged(new_style, tmp_path):
@@ -359,7 +381,10 @@ def test_uncertain_ghk_estimates_are_flagged(new_style, tmp_path):
     notes = [b.text for b in _blocks(document, "hits") if isinstance(b, Paragraph)]
     assert any(t.startswith("† too uncertain to read") and "b=2 k=1" in t for t in notes)
     assert [r[-1] for r in _table(document, "hit_figures_I_mvn").rows[:4]] == [
-        False, False, True, False
+        False,
+        False,
+        True,
+        False,
     ]
 
 

@@ -78,9 +78,11 @@ class LatentAnalysis:
         # the study's counts, on the study's reading unless a column estimate was asked for
         estimate = self.thresholds.estimate
         values = component_observations(
-            self.components, estimate if estimate in ESTIMATES else "histogram")
-        values.update(value_range_observations(self.value_min, self.value_max,
-                                               self.histograms.half_range))
+            self.components, estimate if estimate in ESTIMATES else "histogram"
+        )
+        values.update(
+            value_range_observations(self.value_min, self.value_max, self.histograms.half_range)
+        )
         values.update(centre_observations(self.components.mean))
         # the same questions in the run's own units, beyond the windows' errors
         values.update(scale_free_observations(self.windows))
@@ -104,9 +106,14 @@ def check_latents_array(latents: np.ndarray) -> np.ndarray:
     return latents
 
 
-def analyse_latents(latents: np.ndarray, n_bins: int = DEFAULT_N_BINS,
-                    thresholds: DominanceThresholds = STUDY_THRESHOLDS, *,
-                    seed: int = 0, window_rows: np.ndarray | None = None) -> LatentAnalysis:
+def analyse_latents(
+    latents: np.ndarray,
+    n_bins: int = DEFAULT_N_BINS,
+    thresholds: DominanceThresholds = STUDY_THRESHOLDS,
+    *,
+    seed: int = 0,
+    window_rows: np.ndarray | None = None,
+) -> LatentAnalysis:
     """Histograms, per-component statistics, radii, correlations and PCA of ``latents``.
 
     ``latents`` is ``[n_images, z_dim]`` (float32 as the encoder gives it; not modified).
@@ -118,11 +125,21 @@ def analyse_latents(latents: np.ndarray, n_bins: int = DEFAULT_N_BINS,
     n, z_dim = latents.shape
     histograms = component_histograms(latents, n_bins=n_bins)
     mean, covariance = mean_and_covariance(latents)
-    windows = estimate_windows(latents if window_rows is None else latents[window_rows],
-                               thresholds.estimate, n_bins=n_bins, seed=seed)
-    stats = component_stats(latents, histograms, thresholds, mean=mean,
-                            variance=np.diag(covariance).copy(), seed=seed,
-                            windows=(windows.mu, windows.hw))
+    windows = estimate_windows(
+        latents if window_rows is None else latents[window_rows],
+        thresholds.estimate,
+        n_bins=n_bins,
+        seed=seed,
+    )
+    stats = component_stats(
+        latents,
+        histograms,
+        thresholds,
+        mean=mean,
+        variance=np.diag(covariance).copy(),
+        seed=seed,
+        windows=(windows.mu, windows.hw),
+    )
     correlation = correlation_matrix(covariance)
     score = np.nan_to_num(stats.dominance_score, nan=-np.inf)
     ranked = np.argsort(-score, kind="stable")

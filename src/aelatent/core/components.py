@@ -74,8 +74,9 @@ WINDOW_ESTIMATORS = ("auto", "fit", "kde", "robust", "histogram")
 def check_estimate(name: str) -> str:
     """``name`` if it is one of WINDOW_ESTIMATORS; a UserError that lists them otherwise."""
     if name not in WINDOW_ESTIMATORS:
-        raise UserError(f"estimate={name!r} is unknown; expected one of "
-                        f"{', '.join(WINDOW_ESTIMATORS)}")
+        raise UserError(
+            f"estimate={name!r} is unknown; expected one of {', '.join(WINDOW_ESTIMATORS)}"
+        )
     return name
 
 
@@ -186,8 +187,9 @@ def peak_and_fwhm(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np
     return mu, hw
 
 
-def _top_parabola_vertex(counts: np.ndarray, top: np.ndarray, first: np.ndarray,
-                         last: np.ndarray) -> np.ndarray:
+def _top_parabola_vertex(
+    counts: np.ndarray, top: np.ndarray, first: np.ndarray, last: np.ndarray
+) -> np.ndarray:
     """Vertex offset, in bins from ``top``, of the parabola fitted to bins first..last."""
     z_dim, n_bins = counts.shape
     rows = np.arange(z_dim)
@@ -197,7 +199,7 @@ def _top_parabola_vertex(counts: np.ndarray, top: np.ndarray, first: np.ndarray,
     c = np.where(inside, counts, 0.0)
     s = [inside.sum(axis=1).astype(np.float64)] + [(u**k).sum(axis=1) for k in range(1, 5)]
     t = [c.sum(axis=1), (u * c).sum(axis=1), (u * u * c).sum(axis=1)]
-    normal = np.stack([np.stack(s[i:i + 3], axis=-1) for i in range(3)], axis=-2)
+    normal = np.stack([np.stack(s[i : i + 3], axis=-1) for i in range(3)], axis=-2)
     enough = s[0] >= 4
     normal[~enough] = np.eye(3)
     coef = np.linalg.solve(normal, np.stack(t, axis=-1)[..., None])[..., 0]
@@ -233,7 +235,7 @@ def transposed_copy(latents: np.ndarray) -> np.ndarray:
     out = np.empty(latents.shape[::-1], dtype=latents.dtype)
     start = 0
     for block in row_blocks(latents, TRANSPOSE_BLOCK_VALUES):
-        out[:, start:start + len(block)] = block.T
+        out[:, start : start + len(block)] = block.T
         start += len(block)
     return out
 
@@ -263,7 +265,7 @@ def column_quantiles(latents: np.ndarray, quantiles: tuple[float, ...]) -> np.nd
         select(start, pivot, [r for r in ranks if r < pivot])
         above = [r for r in ranks if r > pivot]
         if above == [pivot + 1]:  # the next order statistic is the minimum of the rest
-            order_stats[pivot + 1] = work[:, pivot + 1:stop].min(axis=1)
+            order_stats[pivot + 1] = work[:, pivot + 1 : stop].min(axis=1)
         else:
             select(pivot + 1, stop, above)
 
@@ -280,8 +282,9 @@ def adaptive_bin_count(n: int) -> int:
     return int(min(100, max(10, math.ceil(2.0 * n ** (1.0 / 3.0)))))
 
 
-def gaussian_fit_r2(latents: np.ndarray, mean: np.ndarray, sigma: np.ndarray,
-                    n_bins: int | None = None) -> np.ndarray:
+def gaussian_fit_r2(
+    latents: np.ndarray, mean: np.ndarray, sigma: np.ndarray, n_bins: int | None = None
+) -> np.ndarray:
     """R^2 of the Gaussian (mean, sigma) against adaptive-bin counts over mean +- 4 sigma."""
     n = latents.shape[0]
     n_bins = n_bins or adaptive_bin_count(n)
@@ -299,8 +302,9 @@ def gaussian_fit_r2(latents: np.ndarray, mean: np.ndarray, sigma: np.ndarray,
     return r2
 
 
-def qq_correlation(latents: np.ndarray, max_samples: int = QQ_MAX_SAMPLES,
-                   seed: int = 0) -> np.ndarray:
+def qq_correlation(
+    latents: np.ndarray, max_samples: int = QQ_MAX_SAMPLES, seed: int = 0
+) -> np.ndarray:
     """Normal probability-plot correlation per component on a bounded fixed-seed subsample."""
     n = latents.shape[0]
     if n > max_samples:
@@ -317,16 +321,23 @@ def qq_correlation(latents: np.ndarray, max_samples: int = QQ_MAX_SAMPLES,
     values -= values.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r: np.ndarray = (normal @ values) / np.sqrt(
-            (normal @ normal) * (values * values).sum(axis=0))
+            (normal @ normal) * (values * values).sum(axis=0)
+        )
     return r
 
 
-def component_stats(latents: np.ndarray, histograms: ComponentHistograms,
-                    thresholds: DominanceThresholds | None = None, *,
-                    mean: np.ndarray | None = None, variance: np.ndarray | None = None,
-                    qq_min: float = QQ_MIN, r2_min: float = R2_MIN,
-                    seed: int = 0,
-                    windows: tuple[np.ndarray, np.ndarray] | None = None) -> ComponentStats:
+def component_stats(
+    latents: np.ndarray,
+    histograms: ComponentHistograms,
+    thresholds: DominanceThresholds | None = None,
+    *,
+    mean: np.ndarray | None = None,
+    variance: np.ndarray | None = None,
+    qq_min: float = QQ_MIN,
+    r2_min: float = R2_MIN,
+    seed: int = 0,
+    windows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> ComponentStats:
     """All per-component statistics. ``mean``/``variance`` (ddof=1) may be passed if known.
 
     ``windows``: (mu, hw) of the hit windows; when given, the thresholds judge them (the

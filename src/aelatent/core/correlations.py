@@ -86,5 +86,6 @@ def pca_spectrum(covariance: np.ndarray) -> PcaSpectrum:
     eigenvalues = np.clip(np.linalg.eigvalsh(covariance)[::-1], 0.0, None)
     total = eigenvalues.sum()
     ratio = eigenvalues / total if total > 0 else np.zeros_like(eigenvalues)
-    return PcaSpectrum(eigenvalues=eigenvalues, explained_ratio=ratio,
-                       cumulative_ratio=np.cumsum(ratio))
+    return PcaSpectrum(
+        eigenvalues=eigenvalues, explained_ratio=ratio, cumulative_ratio=np.cumsum(ratio)
+    )

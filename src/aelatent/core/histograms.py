@@ -56,7 +56,7 @@ def row_blocks(latents: np.ndarray, block_values: int = BLOCK_VALUES) -> Iterato
     """Consecutive blocks of rows holding about ``block_values`` values each (views, no copy)."""
     rows = max(1, block_values // max(1, latents.shape[1]))
     for start in range(0, latents.shape[0], rows):
-        yield latents[start:start + rows]
+        yield latents[start : start + rows]
 
 
 def symmetric_range(value_min: float, value_max: float, step: float = RANGE_STEP) -> float:
@@ -102,8 +102,9 @@ def count_per_component(latents: np.ndarray, edges: np.ndarray, exact: bool = Tr
     return total.reshape(z_dim, n_bins + 1)[:, :n_bins].copy()
 
 
-def _snap_to_edges(x: np.ndarray, index: np.ndarray, edges: np.ndarray,
-                   candidates: np.ndarray) -> None:
+def _snap_to_edges(
+    x: np.ndarray, index: np.ndarray, edges: np.ndarray, candidates: np.ndarray
+) -> None:
     """Put values that sit within rounding of an edge into the bin ``np.histogram`` uses.
 
     ``(x - lo) * scale`` can be one bin off only next to an edge, so only those few values
@@ -122,9 +123,12 @@ def _snap_to_edges(x: np.ndarray, index: np.ndarray, edges: np.ndarray,
     index.ravel()[candidates] = bins
 
 
-def component_histograms(latents: np.ndarray, n_bins: int = DEFAULT_N_BINS,
-                         half_range: float | None = None,
-                         step: float = RANGE_STEP) -> ComponentHistograms:
+def component_histograms(
+    latents: np.ndarray,
+    n_bins: int = DEFAULT_N_BINS,
+    half_range: float | None = None,
+    step: float = RANGE_STEP,
+) -> ComponentHistograms:
     """Histograms of every component on ``n_bins`` equal bins over ``[-r, r]``.
 
     ``r`` defaults to the smallest multiple of ``step`` covering all values, so every value

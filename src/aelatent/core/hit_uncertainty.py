@@ -59,8 +59,9 @@ def wilson_interval(hits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 WindowDraws = list[tuple[np.ndarray, np.ndarray]]
 
 
-def windows_log10_se(sampler: Sampler, windows: Windows, k: float, *, seed: int = 0,
-                     draws: WindowDraws | None = None) -> float:
+def windows_log10_se(
+    sampler: Sampler, windows: Windows, k: float, *, seed: int = 0, draws: WindowDraws | None = None
+) -> float:
     """Standard error of ``log10 P(hit)`` from the windows' own uncertainty alone.
 
     ``draws``: the bootstrap's window draws (``sample_windows(windows, MVN_WINDOW_DRAWS,
@@ -81,8 +82,9 @@ def windows_log10_se(sampler: Sampler, windows: Windows, k: float, *, seed: int 
     return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
 
 
-def log10_p_hit_interval(sampler: Sampler, windows: Windows, k: float, *,
-                         seed: int = 0, draws: WindowDraws | None = None) -> PropagatedLog10:
+def log10_p_hit_interval(
+    sampler: Sampler, windows: Windows, k: float, *, seed: int = 0, draws: WindowDraws | None = None
+) -> PropagatedLog10:
     """``log10 P(hit)`` of ``sampler`` at multiple ``k`` and its error: the windows', and
     for an estimated probability (GHK) its own, added in quadrature."""
     value = sampler.window_log10_probability(*windows.bounds(k))
@@ -124,8 +126,7 @@ def hit_intervals(
     for j, scale in enumerate(grid.scales):
         at_scale = sampler.with_scale(float(scale))
         for i, k in enumerate(grid.ks):
-            se[j, i] = log10_p_hit_interval(at_scale, windows, float(k), seed=seed,
-                                            draws=draws).se
+            se[j, i] = log10_p_hit_interval(at_scale, windows, float(k), seed=seed, draws=draws).se
             ghk[j, i] = getattr(at_scale, "last_relative_se", math.nan)  # GHK: mvn, gmm
     return HitIntervals(
         hit_lo, hit_hi, se, grid.log10_p_hit - Z95 * se, grid.log10_p_hit + Z95 * se, ghk

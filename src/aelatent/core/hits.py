@@ -160,9 +160,12 @@ def hit_grid(
     slope = (scales_a[:, None] * inv_hw[None, :]).astype(np.float32)  # [n_b, d]
     labelled = getattr(sampler, "draw_labelled_base", None)
     # one offset per vector (a mixture: its component's mean), or one for all: rows of `table`
-    table = np.atleast_2d(np.asarray(
-        cast(Any, sampler).component_offsets if labelled is not None else sampler.offset,
-        dtype=np.float64))
+    table = np.atleast_2d(
+        np.asarray(
+            cast(Any, sampler).component_offsets if labelled is not None else sampler.offset,
+            dtype=np.float64,
+        )
+    )
     table_intercept = ((table - mu_a) * inv_hw).astype(np.float32)  # [n_offsets, d]
     table_sq = np.einsum("ij,ij->i", table, table)
     table32 = table.astype(np.float32)

@@ -147,8 +147,9 @@ class KnnSearchObjective:
         pr = np.stack([self.scores(x) for x in grid], axis=1)  # [R, G, 2]
         f = harmonic_mean(pr[..., 0], pr[..., 1])
         se = f.std(axis=0, ddof=1) / math.sqrt(self.replicates)
-        return KnnObjectiveCurve(grid, f.mean(axis=0), se, pr[..., 0].mean(axis=0),
-                                 pr[..., 1].mean(axis=0), f)
+        return KnnObjectiveCurve(
+            grid, f.mean(axis=0), se, pr[..., 0].mean(axis=0), pr[..., 1].mean(axis=0), f
+        )
 
     def __call__(self, x: float) -> KnnObjectiveValue:
         return _value_at(self.curve(np.array([float(x)])), 0)
@@ -179,6 +180,10 @@ def best_of_curve(curve: KnnObjectiveCurve) -> KnnBest | None:
 
 
 def _value_at(curve: KnnObjectiveCurve, i: int) -> KnnObjectiveValue:
-    return KnnObjectiveValue(float(curve.b[i]), float(curve.objective[i]),
-                             float(curve.precision[i]), float(curve.recall[i]),
-                             float(curve.objective_se[i]))
+    return KnnObjectiveValue(
+        float(curve.b[i]),
+        float(curve.objective[i]),
+        float(curve.precision[i]),
+        float(curve.recall[i]),
+        float(curve.objective_se[i]),
+    )

@@ -145,10 +145,12 @@ class LatentMixture:
         }
 
     def describe(self) -> str:
-        return (f"gmm: {self.n_components} {self.covariance_type}-covariance components by BIC "
-                f"in the top {self.subspace_dim} principal directions "
-                f"({100 * self.variance_kept:.1f}% of the variance; {self.n_fit} vectors), "
-                f"weights {', '.join(f'{w:.3f}' for w in self.weights)}")
+        return (
+            f"gmm: {self.n_components} {self.covariance_type}-covariance components by BIC "
+            f"in the top {self.subspace_dim} principal directions "
+            f"({100 * self.variance_kept:.1f}% of the variance; {self.n_fit} vectors), "
+            f"weights {', '.join(f'{w:.3f}' for w in self.weights)}"
+        )
 
     @functools.cached_property
     def covariances(self) -> np.ndarray:
@@ -161,14 +163,21 @@ class LatentMixture:
         d = self.subspace_dim
         top = self.basis[:, :d]
         rest = self.basis[:, d:]
-        covariance: np.ndarray = (top @ self.sub_covariances[component] @ top.T
-                                  + (rest * self.residual_variances) @ rest.T)
+        covariance: np.ndarray = (
+            top @ self.sub_covariances[component] @ top.T
+            + (rest * self.residual_variances) @ rest.T
+        )
         return covariance
 
 
-def choose_subspace_dim(eigenvalues: np.ndarray, n_fit: int, *,
-                        variance_fraction: float = DEFAULT_VARIANCE_FRACTION,
-                        max_dim: int = DEFAULT_MAX_DIM, min_per_dim: int = MIN_PER_DIM) -> int:
+def choose_subspace_dim(
+    eigenvalues: np.ndarray,
+    n_fit: int,
+    *,
+    variance_fraction: float = DEFAULT_VARIANCE_FRACTION,
+    max_dim: int = DEFAULT_MAX_DIM,
+    min_per_dim: int = MIN_PER_DIM,
+) -> int:
     """The fewest leading eigen-directions holding ``variance_fraction`` of the variance,
     at most ``max_dim``, ``n_fit // min_per_dim`` and the number of directions; at least 1."""
     eig = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
@@ -210,8 +219,9 @@ def fit_latent_mixture(
         raise MixtureError("sampler=gmm: the latents contain NaN or infinite values")
     unknown = [t for t in covariance_types if t not in COVARIANCE_TYPES]
     if unknown or not covariance_types:
-        raise ValueError(f"covariance_types must be among {COVARIANCE_TYPES}, got "
-                         f"{list(covariance_types)}")
+        raise ValueError(
+            f"covariance_types must be among {COVARIANCE_TYPES}, got {list(covariance_types)}"
+        )
     mean, cov = mean_and_covariance(x)
     eigenvalues, basis = np.linalg.eigh(0.5 * (cov + cov.T))
     order = np.argsort(eigenvalues)[::-1]
@@ -220,8 +230,13 @@ def fit_latent_mixture(
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=max_fit, replace=False)) if n > max_fit else np.arange(n)
     n_fit = rows.size
-    d = choose_subspace_dim(eigenvalues, n_fit, variance_fraction=variance_fraction,
-                            max_dim=max_dim, min_per_dim=min_per_dim)
+    d = choose_subspace_dim(
+        eigenvalues,
+        n_fit,
+        variance_fraction=variance_fraction,
+        max_dim=max_dim,
+        min_per_dim=min_per_dim,
+    )
     y = (np.asarray(x[rows], dtype=np.float64) - mean) @ basis[:, :d]
     reg = REG_COVAR * max(float(np.mean(eigenvalues[:d])), 1e-300)
     largest = max(1, min(int(max_components), n_fit // min_per_dim))
@@ -230,8 +245,14 @@ def fit_latent_mixture(
     with threadpool_limits(1):
         for kind in covariance_types:
             for k in range(1, largest + 1):
-                model = GaussianMixture(k, covariance_type=kind, reg_covar=reg,
-                                        random_state=seed, n_init=1, max_iter=200)
+                model = GaussianMixture(
+                    k,
+                    covariance_type=kind,
+                    reg_covar=reg,
+                    random_state=seed,
+                    n_init=1,
+                    max_iter=200,
+                )
                 model.fit(y)
                 bic[(k, kind)] = float(model.bic(y))
                 if best is None or bic[(k, kind)] < bic[best[0]]:
@@ -271,8 +292,14 @@ class GMMSampler:
 
     name = "gmm"
 
-    def __init__(self, mixture: LatentMixture, scale: float = 1.0, *, ghk_draws: int = 2048,
-                 ghk_seed: int = 0) -> None:
+    def __init__(
+        self,
+        mixture: LatentMixture,
+        scale: float = 1.0,
+        *,
+        ghk_draws: int = 2048,
+        ghk_seed: int = 0,
+    ) -> None:
         scale = float(scale)
         if not (scale > 0 and math.isfinite(scale)):
             raise ValueError(f"scale must be a positive finite number, got {scale!r}")
@@ -285,16 +312,17 @@ class GMMSampler:
         self._offsets32 = mixture.means.astype(np.float32)
         self._mean32 = mixture.mean.astype(np.float32)
         self._basis_t32 = mixture.basis.T.astype(np.float32)  # coefficients @ basis.T
-        self._sub_chol32 = np.stack(
-            [_cholesky(c).T for c in mixture.sub_covariances]).astype(np.float32)  # [K, d, d]
-        self._rest_sd32 = np.sqrt(np.clip(mixture.residual_variances, 0.0, None)).astype(
-            np.float32)
+        self._sub_chol32 = np.stack([_cholesky(c).T for c in mixture.sub_covariances]).astype(
+            np.float32
+        )  # [K, d, d]
+        self._rest_sd32 = np.sqrt(np.clip(mixture.residual_variances, 0.0, None)).astype(np.float32)
         self._d = d
         self._cumulative = np.cumsum(mixture.weights) / np.sum(mixture.weights)
 
     @classmethod
-    def from_latents(cls, latents: np.ndarray, scale: float = 1.0, *, seed: int = 0,
-                     **fit_options: Any) -> GMMSampler:
+    def from_latents(
+        cls, latents: np.ndarray, scale: float = 1.0, *, seed: int = 0, **fit_options: Any
+    ) -> GMMSampler:
         """Fit the mixture (BIC, seeded by ``seed``) and sample from it."""
         return cls(fit_latent_mixture(latents, seed=seed, **fit_options), scale, ghk_seed=seed)
 
@@ -319,8 +347,9 @@ class GMMSampler:
         # z_dim + 1 normals per vector, the last one picks the component (through its normal
         # CDF): a stream of whole vectors, so drawing in chunks draws the same vectors
         full = rng.standard_normal((n, self.z_dim + 1), dtype=np.float32)
-        labels = np.searchsorted(self._cumulative, ndtr(full[:, -1].astype(np.float64)),
-                                 side="right")
+        labels = np.searchsorted(
+            self._cumulative, ndtr(full[:, -1].astype(np.float64)), side="right"
+        )
         labels = np.minimum(labels, self.mixture.n_components - 1)
         e = full[:, :-1]
         d = self._d
@@ -366,11 +395,18 @@ class GMMSampler:
         hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), (self.z_dim,))
         means = self.mixture.means
         draws = self.component_draws()
-        logs = np.stack([
-            ghk_log_replicates((lo - means[c]) / self.scale, (hi - means[c]) / self.scale,
-                               self.mixture.covariances[c], n_draws=draws, seed=self.ghk_seed)
-            for c in range(self.mixture.n_components)
-        ])  # [K, replicates]
+        logs = np.stack(
+            [
+                ghk_log_replicates(
+                    (lo - means[c]) / self.scale,
+                    (hi - means[c]) / self.scale,
+                    self.mixture.covariances[c],
+                    n_draws=draws,
+                    seed=self.ghk_seed,
+                )
+                for c in range(self.mixture.n_components)
+            ]
+        )  # [K, replicates]
         with np.errstate(divide="ignore"):
             log_w = np.log(self.mixture.weights)[:, None]
         log_p, rel_se = ghk_combine(logsumexp(log_w + logs, axis=0))
@@ -383,8 +419,9 @@ class GMMSampler:
         means = self.mixture.means
         first = second = 0.0
         for c, w in enumerate(self.mixture.weights):
-            moments = mvn_radius_moments(means[c], self.scale**2 * self.mixture.covariance(c),
-                                         "exact")
+            moments = mvn_radius_moments(
+                means[c], self.scale**2 * self.mixture.covariance(c), "exact"
+            )
             first += w * moments.mean
             second += w * (moments.std**2 + moments.mean**2)
         return RadiusMoments(first, math.sqrt(max(second - first**2, 0.0)))

@@ -265,8 +265,9 @@ class UniformSearchObjective:
             radius_hi = band.hi / self.norm
         # the band objective's terms are 0/1: exact counts by sorted interval ends
         self._hit = _IntervalCount(self.hit_lo, self.hit_hi)
-        self._both = _IntervalCount(np.maximum(self.hit_lo, radius_lo),
-                                    np.minimum(self.hit_hi, radius_hi))
+        self._both = _IntervalCount(
+            np.maximum(self.hit_lo, radius_lo), np.minimum(self.hit_hi, radius_hi)
+        )
 
     @property
     def z_dim(self) -> int:
@@ -290,8 +291,13 @@ class UniformSearchObjective:
         if not (b > 0 and math.isfinite(b)):
             raise ValueError(f"b must be a positive finite number, got {b}")
         curve = self.curve(np.array([float(b)]))
-        return ObjectiveValue(float(b), float(curve.objective[0]), float(curve.hit_rate[0]),
-                              float(curve.radius_agreement[0]), float(curve.objective_se[0]))
+        return ObjectiveValue(
+            float(b),
+            float(curve.objective[0]),
+            float(curve.hit_rate[0]),
+            float(curve.radius_agreement[0]),
+            float(curve.objective_se[0]),
+        )
 
     def curve(self, b: np.ndarray) -> ObjectiveCurve:
         """The objective with its standard error and its parts at every ``b``."""
@@ -350,14 +356,18 @@ class UniformSearchObjective:
         if values[i] <= 0:
             return best
         left, right = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-        found = optimize.minimize_scalar(lambda x: -self(float(x)).objective,
-                                         bounds=(left, right), method="bounded",
-                                         options={"xatol": 1e-6 * grid[i]})
+        found = optimize.minimize_scalar(
+            lambda x: -self(float(x)).objective,
+            bounds=(left, right),
+            method="bounded",
+            options={"xatol": 1e-6 * grid[i]},
+        )
         refined = self(float(found.x))
         return refined if refined.objective > best.objective else best
 
-    def _plateau(self, best: ObjectiveValue, grid: np.ndarray,
-                 values: np.ndarray) -> tuple[float, float]:
+    def _plateau(
+        self, best: ObjectiveValue, grid: np.ndarray, values: np.ndarray
+    ) -> tuple[float, float]:
         """Smallest and largest b not significantly worse than ``best``: the dense grid's,
         each end then bisected against its first rejected neighbour."""
         best_terms, _ = self.terms(best.b)
@@ -375,8 +385,10 @@ class UniformSearchObjective:
         good = np.array([as_good(x, v) for x, v in zip(grid, values, strict=True)])
         kept = np.append(grid[good], best.b)
         ends = []
-        for kept_end, beyond in ((kept.min(), grid[grid < kept.min()][-1:]),
-                                 (kept.max(), grid[grid > kept.max()][:1])):
+        for kept_end, beyond in (
+            (kept.min(), grid[grid < kept.min()][-1:]),
+            (kept.max(), grid[grid > kept.max()][:1]),
+        ):
             inner = float(kept_end)
             if beyond.size:  # bisect towards the first rejected grid point
                 outer = float(beyond[0])

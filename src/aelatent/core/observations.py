@@ -25,8 +25,9 @@ def metric_number(x: float) -> str:
     return f"{x:g}"
 
 
-def component_observations(stats: ComponentStats, estimate: str = "histogram",
-                           mu_near_zero: float = MU_NEAR_ZERO) -> dict[str, float]:
+def component_observations(
+    stats: ComponentStats, estimate: str = "histogram", mu_near_zero: float = MU_NEAR_ZERO
+) -> dict[str, float]:
     """Observations 1, 2 and 4-8 and the number of dominant components.
 
     ``frac_gaussian_like``, ``frac_mu_near_0`` (|mu| < ``mu_near_zero``),
@@ -45,11 +46,15 @@ def component_observations(stats: ComponentStats, estimate: str = "histogram",
     return values
 
 
-def value_range_observations(value_min: float, value_max: float,
-                             half_range: float) -> dict[str, float]:
+def value_range_observations(
+    value_min: float, value_max: float, half_range: float
+) -> dict[str, float]:
     """Observation 3: ``value_min``, ``value_max``, symmetric ``value_range`` r of [-r, r]."""
-    return {"value_min": float(value_min), "value_max": float(value_max),
-            "value_range": float(half_range)}
+    return {
+        "value_min": float(value_min),
+        "value_max": float(value_max),
+        "value_range": float(half_range),
+    }
 
 
 def axes_for_fraction(vector: np.ndarray, fraction: float = CENTRE_FRACTION) -> int:

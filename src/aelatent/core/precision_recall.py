@@ -156,9 +156,13 @@ def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
     return radii
 
 
-def real_manifold(real: np.ndarray, k: int = DEFAULT_K, *,
-                  max_vectors: int | None = DEFAULT_MAX_VECTORS,
-                  rng: np.random.Generator | None = None) -> RealManifold:
+def real_manifold(
+    real: np.ndarray,
+    k: int = DEFAULT_K,
+    *,
+    max_vectors: int | None = DEFAULT_MAX_VECTORS,
+    rng: np.random.Generator | None = None,
+) -> RealManifold:
     """The real set (at most ``max_vectors`` rows, drawn by ``rng``) with its k-NN radii."""
     x = _as_matrix(real, "real latents")
     x = subsample(x, max_vectors, rng if rng is not None else np.random.default_rng(0))
@@ -200,8 +204,9 @@ def real_ball_counts(manifold: RealManifold, generated: np.ndarray) -> np.ndarra
         return _cross_pass(g, np.zeros(g.shape[0]), manifold.vectors, manifold.radii)[0]
 
 
-def _cross_pass(g: np.ndarray, g_radii: np.ndarray, r: np.ndarray, r_radii: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cross_pass(
+    g: np.ndarray, g_radii: np.ndarray, r: np.ndarray, r_radii: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per generated vector the number of real balls holding it; per real vector whether a
     generated ball holds it (recall) and whether its own ball holds a generated vector."""
     g_sq = np.einsum("ij,ij->i", g, g)
@@ -233,8 +238,15 @@ def _scores(counts: np.ndarray, recalled: np.ndarray, covered: np.ndarray, k: in
     per_vector = counts / k
     density = float(per_vector.mean())
     se = float(per_vector.std(ddof=1) / math.sqrt(m)) if m > 1 else math.nan
-    return KnnScores(precision, recall, Score(density, max(0.0, density - Z95 * se),
-                                              density + Z95 * se), coverage, m, n, k)
+    return KnnScores(
+        precision,
+        recall,
+        Score(density, max(0.0, density - Z95 * se), density + Z95 * se),
+        coverage,
+        m,
+        n,
+        k,
+    )
 
 
 def _wilson(count: int, n: int) -> Score:
@@ -242,8 +254,9 @@ def _wilson(count: int, n: int) -> Score:
     return Score(count / n, float(lo[0]), float(hi[0]))
 
 
-def knn_scores_cdist(real: np.ndarray, generated: np.ndarray, k: int = DEFAULT_K
-                     ) -> tuple[float, float, float, float]:
+def knn_scores_cdist(
+    real: np.ndarray, generated: np.ndarray, k: int = DEFAULT_K
+) -> tuple[float, float, float, float]:
     """The straightforward reference: ``(precision, recall, density, coverage)`` from whole
     distance matrices by ``scipy.spatial.distance.cdist``, radii by sorting."""
     from scipy.spatial.distance import cdist

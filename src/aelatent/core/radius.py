@@ -46,7 +46,7 @@ def radii(latents: np.ndarray) -> np.ndarray:
     out = np.empty(latents.shape[0])
     start = 0
     for block in row_blocks(latents):
-        out[start:start + len(block)] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+        out[start : start + len(block)] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
         start += len(block)
     return np.sqrt(out, out=out)
 

@@ -323,8 +323,14 @@ class MVNSampler:
 
     def with_ghk_draws(self, ghk_draws: int) -> MVNSampler:
         """The same sampler with a cheaper (or dearer) GHK estimate of its window probability."""
-        return MVNSampler(self._mean, self._cov, self.scale, ghk_draws=ghk_draws,
-                          ghk_seed=self.ghk_seed, _chol=self._chol)
+        return MVNSampler(
+            self._mean,
+            self._cov,
+            self.scale,
+            ghk_draws=ghk_draws,
+            ghk_seed=self.ghk_seed,
+            _chol=self._chol,
+        )
 
     def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """GHK estimate of log10 P(lo <= z <= hi): an estimate, not an exact value.
@@ -397,8 +403,9 @@ def ghk_log_probability(
     Returns ``(-inf, nan)`` when the window is empty.
     """
     with one_blas_thread():  # 256 x 256 factors: threads cost more than they give
-        log_each = ghk_log_replicates(lo, hi, cov, n_draws=n_draws,
-                                      n_replicates=n_replicates, seed=seed)
+        log_each = ghk_log_replicates(
+            lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates, seed=seed
+        )
     return ghk_combine(log_each)
 
 
@@ -427,8 +434,9 @@ def ghk_log_replicates(
     BLAS thread (its factors are a few hundred wide: threads cost more than they give,
     :mod:`aelatent.core.threads`)."""
     with one_blas_thread():
-        return _ghk_log_replicates(lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates,
-                                   seed=seed)
+        return _ghk_log_replicates(
+            lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates, seed=seed
+        )
 
 
 def _ghk_log_replicates(

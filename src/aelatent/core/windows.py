@@ -513,6 +513,7 @@ def sample_windows(
 
 def needed_multiple(latents: np.ndarray, windows: Windows) -> np.ndarray:
     """Per vector, the smallest k for which it lies in every window: ``max |z - mu| / hw``."""
-    k: np.ndarray = np.max(np.abs(np.asarray(latents, dtype=np.float64) - windows.mu) / windows.hw,
-                           axis=1)
+    k: np.ndarray = np.max(
+        np.abs(np.asarray(latents, dtype=np.float64) - windows.mu) / windows.hw, axis=1
+    )
     return k

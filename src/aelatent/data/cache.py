@@ -147,8 +147,9 @@ def _build_entry(
     )
     del images  # workers write through their own maps
     failures: dict[int, str] = {}
-    bar = progress_bar(n, f"decoding {source.name} to {image_size}px", "img",
-                       enabled=progress, mininterval=1.0)
+    bar = progress_bar(
+        n, f"decoding {source.name} to {image_size}px", "img", enabled=progress, mininterval=1.0
+    )
     try:
         for done, failed in _decode_all(source, image_size, partial, workers):
             failures.update(failed)

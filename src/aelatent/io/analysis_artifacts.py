@@ -32,9 +32,16 @@ MATRIX_PNG = "correlations/matrix.png"
 TOP_PAIRS_CSV = "correlations/top_pairs.csv"
 SPECTRUM_PNG = "pca/spectrum.png"
 SPECTRUM_CSV = "pca/spectrum.csv"
-DATA_PATHS = (COUNTS_NPY, EDGES_NPY, COMPONENTS_CSV, WINDOWS_CSV,
-              DOMINANT_MD, RADIUS_CSV, TOP_PAIRS_CSV,
-              SPECTRUM_CSV)
+DATA_PATHS = (
+    COUNTS_NPY,
+    EDGES_NPY,
+    COMPONENTS_CSV,
+    WINDOWS_CSV,
+    DOMINANT_MD,
+    RADIUS_CSV,
+    TOP_PAIRS_CSV,
+    SPECTRUM_CSV,
+)
 PLOT_PATHS = (COMPONENTS_PNG, DOMINANT_PNG, RADIUS_PNG, PAIR_PNG, MATRIX_PNG, SPECTRUM_PNG)
 ARTIFACT_PATHS = DATA_PATHS + PLOT_PATHS
 
@@ -114,10 +121,25 @@ def dominant_table(analysis: LatentAnalysis) -> str:
     if len(dominant) == 0:
         return "\n".join([*lines, "None.", ""])
     mu, hw = analysis.windows.mu, analysis.windows.hw  # what the thresholds judged
-    lines += ["component: mu, hw", "",
-              " · ".join(f"{j}: {_number(mu[j])}, {_number(hw[j])}" for j in dominant), ""]
-    head = ("component", "mu", "hw", "mu_fit", "hw_fit", "sigma", "median", "hw_robust",
-            "fit_r2", "qq_r", "gaussian_like")
+    lines += [
+        "component: mu, hw",
+        "",
+        " · ".join(f"{j}: {_number(mu[j])}, {_number(hw[j])}" for j in dominant),
+        "",
+    ]
+    head = (
+        "component",
+        "mu",
+        "hw",
+        "mu_fit",
+        "hw_fit",
+        "sigma",
+        "median",
+        "hw_robust",
+        "fit_r2",
+        "qq_r",
+        "gaussian_like",
+    )
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for j in dominant:
         cells = [str(j)] + [_number(getattr(stats, name)[j]) for name in head[1:-1]]
@@ -128,8 +150,7 @@ def dominant_table(analysis: LatentAnalysis) -> str:
 
 def components_columns(analysis: LatentAnalysis) -> dict[str, np.ndarray]:
     """The table of ``stats/components.csv``: the statistics, then ``dominant_significant``."""
-    return {**analysis.components.columns(),
-            "dominant_significant": analysis.dominant_significant}
+    return {**analysis.components.columns(), "dominant_significant": analysis.dominant_significant}
 
 
 def write_analysis(analysis: LatentAnalysis, out_dir: Path, plots: bool = True) -> None:
@@ -144,16 +165,25 @@ def write_analysis(analysis: LatentAnalysis, out_dir: Path, plots: bool = True) 
     write_csv(out_dir / WINDOWS_CSV, analysis.windows.columns())
     (out_dir / DOMINANT_MD).write_text(dominant_table(analysis))
     radius = analysis.radius
-    write_csv(out_dir / RADIUS_CSV, {"bin_lo": radius.edges[:-1], "bin_hi": radius.edges[1:],
-                                     "count": radius.counts})
+    write_csv(
+        out_dir / RADIUS_CSV,
+        {"bin_lo": radius.edges[:-1], "bin_hi": radius.edges[1:], "count": radius.counts},
+    )
     pairs = analysis.pairs
-    write_csv(out_dir / TOP_PAIRS_CSV, {"rank": np.arange(1, len(pairs.r) + 1), "i": pairs.i,
-                                        "j": pairs.j, "r": pairs.r})
+    write_csv(
+        out_dir / TOP_PAIRS_CSV,
+        {"rank": np.arange(1, len(pairs.r) + 1), "i": pairs.i, "j": pairs.j, "r": pairs.r},
+    )
     pca = analysis.pca
-    write_csv(out_dir / SPECTRUM_CSV, {
-        "pc": np.arange(1, len(pca.eigenvalues) + 1), "eigenvalue": pca.eigenvalues,
-        "explained_ratio": pca.explained_ratio, "cumulative_ratio": pca.cumulative_ratio,
-    })
+    write_csv(
+        out_dir / SPECTRUM_CSV,
+        {
+            "pc": np.arange(1, len(pca.eigenvalues) + 1),
+            "eigenvalue": pca.eigenvalues,
+            "explained_ratio": pca.explained_ratio,
+            "cumulative_ratio": pca.cumulative_ratio,
+        },
+    )
     if plots:
         write_plots(analysis, out_dir)
 
@@ -163,25 +193,41 @@ def write_plots(analysis: LatentAnalysis, out_dir: Path) -> None:
     hist = analysis.histograms
     stats = analysis.components
     rule = analysis.thresholds
-    analysis_plots.plot_component_grid(hist.counts, hist.edges, stats.dominant,
-                                       out_dir / COMPONENTS_PNG)
+    analysis_plots.plot_component_grid(
+        hist.counts, hist.edges, stats.dominant, out_dir / COMPONENTS_PNG
+    )
     mu, hw = analysis.windows.mu, analysis.windows.hw
     dominant = analysis.dominant_components
     most_dominant_first = dominant[np.argsort(-stats.dominance_score[dominant], kind="stable")]
     analysis_plots.plot_dominant(
-        hist.counts, hist.edges, most_dominant_first.tolist(), mu, hw, stats.mu_fit,
-        stats.sigma, out_dir / DOMINANT_PNG,
+        hist.counts,
+        hist.edges,
+        most_dominant_first.tolist(),
+        mu,
+        hw,
+        stats.mu_fit,
+        stats.sigma,
+        out_dir / DOMINANT_PNG,
         rule=f"|mu| >= {rule.mu_abs:g} or hw >= {rule.hw:g}, {rule.estimate}",
     )
     radius = analysis.radius
-    analysis_plots.plot_radius(radius.counts, radius.edges, radius.mean, radius.std,
-                               radius.percentiles, out_dir / RADIUS_PNG)
+    analysis_plots.plot_radius(
+        radius.counts,
+        radius.edges,
+        radius.mean,
+        radius.std,
+        radius.percentiles,
+        out_dir / RADIUS_PNG,
+    )
     i, j = analysis.dominant_pair
-    analysis_plots.plot_pair(analysis.pair_sample, (i, j), float(analysis.correlation[i, j]),
-                             out_dir / PAIR_PNG)
+    analysis_plots.plot_pair(
+        analysis.pair_sample, (i, j), float(analysis.correlation[i, j]), out_dir / PAIR_PNG
+    )
     analysis_plots.plot_correlation_matrix(analysis.correlation, out_dir / MATRIX_PNG)
     pca = analysis.pca
     analysis_plots.plot_pca_spectrum(
-        pca.explained_ratio, pca.cumulative_ratio,
-        {fraction: pca.n_for(fraction) for fraction in VARIANCE_FRACTIONS}, out_dir / SPECTRUM_PNG,
+        pca.explained_ratio,
+        pca.cumulative_ratio,
+        {fraction: pca.n_for(fraction) for fraction in VARIANCE_FRACTIONS},
+        out_dir / SPECTRUM_PNG,
     )

@@ -60,8 +60,11 @@ def load_checkpoint(run_id: str) -> tuple[keras.Model, int] | None:
     directory = checkpoint_dir(run_id)
     if not (directory / STATE_FILE).is_file():
         try:
-            directory = Path(mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=CHECKPOINT_ARTIFACT))
+            directory = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=CHECKPOINT_ARTIFACT
+                )
+            )
         except Exception:
             return None
         if not (directory / STATE_FILE).is_file():

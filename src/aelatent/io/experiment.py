@@ -92,8 +92,11 @@ def choose_experiment() -> None:
     except MlflowException as exc:  # deleted, or no such id: the user's variable is wrong
         if exc.error_code not in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
             raise
-        which = f"MLFLOW_EXPERIMENT_NAME={name!r}" if name else (
-            f"MLFLOW_EXPERIMENT_ID={experiment_id!r}")
+        which = (
+            f"MLFLOW_EXPERIMENT_NAME={name!r}"
+            if name
+            else (f"MLFLOW_EXPERIMENT_ID={experiment_id!r}")
+        )
         raise UserError(f"{which}: {str(exc).splitlines()[0]}") from None
 
 
@@ -138,9 +141,7 @@ class ProjectExperimentProvider(DefaultExperimentProvider):
         from mlflow.tracking import get_tracking_uri
         from mlflow.utils.uri import is_databricks_uri
 
-        return launched_project(sys.argv) is not None and not is_databricks_uri(
-            get_tracking_uri()
-        )
+        return launched_project(sys.argv) is not None and not is_databricks_uri(get_tracking_uri())
 
     def get_experiment_id(self) -> str:
         return ensure_experiment()

@@ -124,16 +124,19 @@ def _absent(value: Any) -> bool:
 
 
 def _integer(value: Any, name: str, lo: int, hi: int, why: str = "") -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float,
-                                                                     np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, np.integer, float, np.floating)
+    ):
         raise bad_request(f"{name}={value!r} is not an integer; give {lo} to {hi}")
-    if isinstance(value, (float, np.floating)) and not (math.isfinite(value)
-                                                         and float(value).is_integer()):
+    if isinstance(value, (float, np.floating)) and not (
+        math.isfinite(value) and float(value).is_integer()
+    ):
         raise bad_request(f"{name}={value!r} is not an integer; give {lo} to {hi}")
     number = int(value)
     if not lo <= number <= hi:
-        raise bad_request(f"{name}={number} is out of range; give {lo} to {hi}"
-                          + (f" ({why})" if why else ""))
+        raise bad_request(
+            f"{name}={number} is out of range; give {lo} to {hi}" + (f" ({why})" if why else "")
+        )
     return number
 
 
@@ -141,30 +144,39 @@ def _scale(value: Any, name: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise bad_request(f"{name}={value!r} is not a number; give a positive finite number, "
-                          "e.g. 1.5") from None
+        raise bad_request(
+            f"{name}={value!r} is not a number; give a positive finite number, e.g. 1.5"
+        ) from None
     if not (math.isfinite(number) and number > 0):
-        raise bad_request(f"{name}={number!r} must be a positive finite number, e.g. 1.5 "
-                          "(leave it out for the logged default)")
+        raise bad_request(
+            f"{name}={number!r} must be a positive finite number, e.g. 1.5 "
+            "(leave it out for the logged default)"
+        )
     if number > MAX_SCALE:
-        raise bad_request(f"{name}={number:g} is out of range; at most {MAX_SCALE:g} (the latents "
-                          "span a few units)")
+        raise bad_request(
+            f"{name}={number:g} is out of range; at most {MAX_SCALE:g} (the latents "
+            "span a few units)"
+        )
     return number
 
 
-def parse_request(model_input: Any, default_sampler: str,
-                  default_scales: Mapping[str, float]) -> GenerateRequest:
+def parse_request(
+    model_input: Any, default_sampler: str, default_scales: Mapping[str, float]
+) -> GenerateRequest:
     """The request as a :class:`GenerateRequest`, or a one-line :func:`bad_request`."""
     if isinstance(model_input, Mapping):
         model_input = pd.DataFrame([dict(model_input)])
     elif isinstance(model_input, list) and all(isinstance(r, Mapping) for r in model_input):
         model_input = pd.DataFrame(model_input)
     if not isinstance(model_input, pd.DataFrame):
-        raise bad_request(f"expected a table with columns n, seed[, sampler, b, scale], got "
-                          f"{type(model_input).__name__}")
+        raise bad_request(
+            f"expected a table with columns n, seed[, sampler, b, scale], got "
+            f"{type(model_input).__name__}"
+        )
     if len(model_input) != 1:
-        raise bad_request(f"one request per call, got {len(model_input)} rows; ask for n images "
-                          "in one row")
+        raise bad_request(
+            f"one request per call, got {len(model_input)} rows; ask for n images in one row"
+        )
     unknown = sorted(set(model_input.columns) - set(INPUT_SCHEMA.input_names()))
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r}; expected n, seed, sampler, b, scale")
@@ -178,29 +190,50 @@ def parse_request(model_input: Any, default_sampler: str,
     if not _absent(row.get("sampler")):
         sampler = str(row["sampler"]).strip().lower()
         if sampler not in GENERATOR_SAMPLERS:
-            raise bad_request(f"sampler={row['sampler']!r} is unknown; choose one of "
-                              f"{', '.join(GENERATOR_SAMPLERS)}")
+            raise bad_request(
+                f"sampler={row['sampler']!r} is unknown; choose one of "
+                f"{', '.join(GENERATOR_SAMPLERS)}"
+            )
     # a NaN b or scale is a value given (JSON NaN, null) and refused: only a field left out
     # takes the default
-    given = {name: _scale(row[name], name) for name in ("b", "scale")
-             if name in row and row[name] is not None}
+    given = {
+        name: _scale(row[name], name)
+        for name in ("b", "scale")
+        if name in row and row[name] is not None
+    }
     if len(given) == 2 and given["b"] != given["scale"]:
-        raise bad_request(f"b={given['b']:g} and scale={given['scale']:g} differ; they name the "
-                          "same value, give one")
+        raise bad_request(
+            f"b={given['b']:g} and scale={given['scale']:g} differ; they name the "
+            "same value, give one"
+        )
     scale = next(iter(given.values()), None)
-    return GenerateRequest(n, seed, sampler,
-                           float(default_scales.get(sampler, 1.0)) if scale is None else scale)
+    return GenerateRequest(
+        n, seed, sampler, float(default_scales.get(sampler, 1.0)) if scale is None else scale
+    )
 
 
 # --- the samplers' parameters ------------------------------------------------------------
 
 
-GMM_ARRAYS = ("mean", "basis", "eigenvalues", "weights", "sub_means", "sub_covariances",
-              "residual_variances")
+GMM_ARRAYS = (
+    "mean",
+    "basis",
+    "eigenvalues",
+    "weights",
+    "sub_means",
+    "sub_covariances",
+    "residual_variances",
+)
 
 
-def build_samplers(mu: np.ndarray, hw: np.ndarray, latents: np.ndarray, *, seed: int = 0,
-                   fitted: Mapping[str, Sampler] | None = None) -> dict[str, Sampler]:
+def build_samplers(
+    mu: np.ndarray,
+    hw: np.ndarray,
+    latents: np.ndarray,
+    *,
+    seed: int = 0,
+    fitted: Mapping[str, Sampler] | None = None,
+) -> dict[str, Sampler]:
     """Every sampler at scale 1, as evaluate builds them: uniform in [-1, 1]^z_dim; independent
     Gaussians with the windows' centres and widths (sigma = hw / 2.355); the multivariate
     normal with the training latents' mean and covariance; the Gaussian mixture chosen by
@@ -254,9 +287,13 @@ def samplers_from_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Sampler]
     if "gmm.mean" in arrays:
         gmm = {key: np.asarray(arrays[f"gmm.{key}"], dtype=np.float64) for key in GMM_ARRAYS}
         mixture = LatentMixture(
-            mean=gmm["mean"], basis=gmm["basis"], eigenvalues=gmm["eigenvalues"],
-            subspace_dim=int(arrays["gmm.subspace_dim"]), weights=gmm["weights"],
-            sub_means=gmm["sub_means"], sub_covariances=gmm["sub_covariances"],
+            mean=gmm["mean"],
+            basis=gmm["basis"],
+            eigenvalues=gmm["eigenvalues"],
+            subspace_dim=int(arrays["gmm.subspace_dim"]),
+            weights=gmm["weights"],
+            sub_means=gmm["sub_means"],
+            sub_covariances=gmm["sub_covariances"],
             residual_variances=gmm["residual_variances"],
             covariance_type=str(arrays["gmm.covariance_type"]),
         )
@@ -290,13 +327,16 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
             self.samplers = samplers_from_arrays({k: arrays[k] for k in arrays.files})
         self.decoder = keras.saving.load_model(context.artifacts["decoder"], compile=False)
 
-    def predict(self, context: Any, model_input: pd.DataFrame,
-                params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         # pd.DataFrame: a hint MLflow infers no schema from; SIGNATURE declares the input
         request = parse_request(model_input, self.config["sampler"], self.config["scales"])
         if request.sampler not in self.samplers:
-            raise bad_request(f"sampler={request.sampler!r} is not in this generator; choose one "
-                              f"of {', '.join(self.samplers)}")
+            raise bad_request(
+                f"sampler={request.sampler!r} is not in this generator; choose one "
+                f"of {', '.join(self.samplers)}"
+            )
         sampler = self.samplers[request.sampler].with_scale(request.scale)
         z = sampler.sample(request.n, np.random.default_rng(request.seed))
         images = np.asarray(self.decoder(z, training=False), dtype=np.float32)
@@ -327,11 +367,13 @@ def parse_generator_choice(text: str) -> tuple[str, float] | None:
     try:
         scale = float(number)
     except ValueError:
-        raise UserError(f"log_generator={text!r}: {number.strip()!r} is not a number; {hint}, "
-                        "e.g. uniform:2") from None
+        raise UserError(
+            f"log_generator={text!r}: {number.strip()!r} is not a number; {hint}, e.g. uniform:2"
+        ) from None
     if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
-        raise UserError(f"log_generator={text!r}: the scale must be > 0, finite and at most "
-                        f"{MAX_SCALE:g}")
+        raise UserError(
+            f"log_generator={text!r}: the scale must be > 0, finite and at most {MAX_SCALE:g}"
+        )
     return sampler.strip(), scale
 
 
@@ -344,8 +386,10 @@ def check_has_decoder(run_id: str) -> None:
     try:
         get_model_info(f"runs:/{run_id}/{MODEL_NAME}")
     except (MlflowException, OSError):
-        raise UserError(f"run {run_id!r} has no model {MODEL_NAME!r} whose decoder a generator "
-                        "needs; pass -P log_generator=none") from None
+        raise UserError(
+            f"run {run_id!r} has no model {MODEL_NAME!r} whose decoder a generator "
+            "needs; pass -P log_generator=none"
+        ) from None
 
 
 def has_decoder(run_id: str) -> bool:
@@ -391,12 +435,16 @@ def log_generator(
     from aelatent.model import decoder_of
 
     if sampler not in GENERATOR_SAMPLERS:
-        raise UserError(f"sampler {sampler!r} cannot be logged as a generator; choose one of "
-                        f"{', '.join(GENERATOR_SAMPLERS)}")
+        raise UserError(
+            f"sampler {sampler!r} cannot be logged as a generator; choose one of "
+            f"{', '.join(GENERATOR_SAMPLERS)}"
+        )
     samplers = build_samplers(mu, hw, latents, seed=seed, fitted=fitted)
     if sampler not in samplers:
-        raise UserError(f"sampler {sampler!r} cannot be logged as a generator: the "
-                        f"{latents.shape[0]} training latents are too few to fit it")
+        raise UserError(
+            f"sampler {sampler!r} cannot be logged as a generator: the "
+            f"{latents.shape[0]} training latents are too few to fit it"
+        )
     scales = {name: 1.0 for name in samplers}
     scales[sampler] = float(scale)
     samplers[sampler].with_scale(scale)  # a bad scale fails here, before anything is logged
@@ -438,14 +486,17 @@ def log_generator(
     uri = f"runs:/{active.info.run_id}/{GENERATOR_NAME}"
     axis = "b" if sampler == "uniform" else "scale"
     mlflow.set_tag(GENERATOR_TAG, f"{sampler} {axis}={scale:g}: {uri}")
-    print(f"aelatent: logged the generator ({sampler}, {axis} = {scale:g}, decoder of run "
-          f"{train_run[:8]}) as {uri} (model {info.model_id}); serve it with: mlflow models "
-          f"serve -m {uri} --env-manager local", file=sys.stderr, flush=True)
+    print(
+        f"aelatent: logged the generator ({sampler}, {axis} = {scale:g}, decoder of run "
+        f"{train_run[:8]}) as {uri} (model {info.model_id}); serve it with: mlflow models "
+        f"serve -m {uri} --env-manager local",
+        file=sys.stderr,
+        flush=True,
+    )
     return uri
 
 
-def log_search_generator(run_id: str, train_run: str, mu: np.ndarray, hw: np.ndarray
-                         ) -> str | None:
+def log_search_generator(run_id: str, train_run: str, mu: np.ndarray, hw: np.ndarray) -> str | None:
     """The search's winner: the uniform sampler at the run's ``best_b`` metric plus the train
     run's decoder, into the active (search) run; None, with one line why, when the search found
     no best b or the train run has no model."""
@@ -456,9 +507,18 @@ def log_search_generator(run_id: str, train_run: str, mu: np.ndarray, hw: np.nda
         print("aelatent search: no best b, so no generator is logged", file=sys.stderr)
         return None
     if not has_decoder(train_run):
-        print(f"aelatent search: train run {train_run!r} has no model, so no generator is logged",
-              file=sys.stderr)
+        print(
+            f"aelatent search: train run {train_run!r} has no model, so no generator is logged",
+            file=sys.stderr,
+        )
         return None
     latents, _ = load_latent_split(train_run)
-    return log_generator(train_run, "uniform", best_b, mu=mu, hw=hw, latents=latents,
-                         source=f"search run {run_id} (best_b)")
+    return log_generator(
+        train_run,
+        "uniform",
+        best_b,
+        mu=mu,
+        hw=hw,
+        latents=latents,
+        source=f"search run {run_id} (best_b)",
+    )

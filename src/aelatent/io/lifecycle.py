@@ -107,13 +107,17 @@ def keep_killed_under_launcher(run_id: str, reason: str) -> None:
     with suppress(OSError):
         subprocess.Popen(
             [sys.executable, "-m", "aelatent.io.lifecycle", run_id, str(os.getppid()), reason],
-            start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, close_fds=True,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
         )
 
 
-def restore_killed(run_id: str, launcher_pid: int, reason: str, wait_s: float = 120.0,
-                   settle_s: float = 15.0) -> bool:
+def restore_killed(
+    run_id: str, launcher_pid: int, reason: str, wait_s: float = 120.0, settle_s: float = 15.0
+) -> bool:
     """Wait for the launcher to exit, then set the run KILLED again if it is FAILED with
     ``reason`` in its ``error`` tag (a launcher that is slow to write gets ``settle_s``)."""
     from mlflow.tracking import MlflowClient
@@ -147,8 +151,11 @@ def tracking_store_problem(exc: BaseException, tracking_uri: str) -> str | None:
     import sqlalchemy.exc
     from mlflow.exceptions import MlflowException
 
-    store_errors = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    sqlalchemy.exc.DBAPIError)
+    store_errors = (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        sqlalchemy.exc.DBAPIError,
+    )
     cause = next((e for e in _chain(exc) if isinstance(e, store_errors)), None)
     if cause is not None and _probe(tracking_uri) is not None:
         return _store_message(tracking_uri, cause)
@@ -172,11 +179,14 @@ def _probe(tracking_uri: str) -> BaseException | None:
     """The error of one cheap request to the store (no HTTP retries), or None if it works."""
     from mlflow.tracking import MlflowClient
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    }
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = os.environ.get(
-        "MLFLOW_HTTP_REQUEST_TIMEOUT") or "10"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = (
+        os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or "10"
+    )
     try:
         MlflowClient(tracking_uri).search_experiments(max_results=1)
     except Exception as problem:  # any failure means the store is unusable
@@ -201,16 +211,23 @@ def _store_message(tracking_uri: str, cause: BaseException) -> str:
         what = "the server did not answer in time"
     else:
         what = failure_reason(cause)[:200]
-    check = ("check that the tracking server is running and the URI is right" if server else
-             "check that the URI names a database file in a folder you can write, e.g. "
-             "sqlite:///mlflow.db")
-    if not server and not tracking_uri.startswith(("sqlite:", "file:", "/")) \
-            and "://" in tracking_uri:  # a database server (postgresql://, mysql://, ...)
-        check = ("check that the database server is running and the URI's host, port, user, "
-                 "password and database name")
+    check = (
+        "check that the tracking server is running and the URI is right"
+        if server
+        else "check that the URI names a database file in a folder you can write, e.g. "
+        "sqlite:///mlflow.db"
+    )
+    if (
+        not server
+        and not tracking_uri.startswith(("sqlite:", "file:", "/"))
+        and "://" in tracking_uri
+    ):  # a database server (postgresql://, mysql://, ...)
+        check = (
+            "check that the database server is running and the URI's host, port, user, "
+            "password and database name"
+        )
     shown = re.sub(r"(//[^/:@]+):[^@/]*@", r"\1:***@", tracking_uri)  # no password in logs
-    return f"the MLflow tracking store MLFLOW_TRACKING_URI={shown} cannot be used " \
-           f"({what}): {check}"
+    return f"the MLflow tracking store MLFLOW_TRACKING_URI={shown} cannot be used ({what}): {check}"
 
 
 # ---------------------------------------------------------------------- a run's owner
@@ -269,8 +286,10 @@ def live_owner(run: Run, now: float | None = None) -> str | None:
         if pid == os.getpid() or not _process_exists(pid):
             return None
         return f"process {pid} on this machine ({host}), last heartbeat {age:.0f} s ago"
-    return (f"process {pid} on {host}, last heartbeat {age:.0f} s ago; if that process is gone, "
-            f"resume after {STALE_S - age:.0f} s")
+    return (
+        f"process {pid} on {host}, last heartbeat {age:.0f} s ago; if that process is gone, "
+        f"resume after {STALE_S - age:.0f} s"
+    )
 
 
 def _process_exists(pid: int) -> bool:

@@ -67,7 +67,7 @@ def dataset_digest(image_set: ImageSet) -> str:
     digest.update("\n".join(image_set.ids).encode())
     digest.update("\n".join(map(str, image_set.partitions)).encode())
     for start in range(0, len(image_set.images), _CHUNK_ROWS):
-        digest.update(np.ascontiguousarray(image_set.images[start:start + _CHUNK_ROWS]).data)
+        digest.update(np.ascontiguousarray(image_set.images[start : start + _CHUNK_ROWS]).data)
     return digest.hexdigest()[:DIGEST_CHARS]
 
 
@@ -87,8 +87,11 @@ def image_set_tags(image_set: ImageSet) -> dict[str, str]:
     from aelatent.data.images import PARTITIONS
 
     tags = {f"n_{p}": str(len(image_set.indices(p))) for p in PARTITIONS}
-    tags |= {"n_images": str(len(image_set.images)), "image_size": str(image_set.image_size),
-             "n_channels": str(image_set.n_channels)}
+    tags |= {
+        "n_images": str(len(image_set.images)),
+        "image_size": str(image_set.image_size),
+        "n_channels": str(image_set.n_channels),
+    }
     return tags
 
 
@@ -101,8 +104,9 @@ def log_image_set(image_set: ImageSet, data: str) -> None:
     with warnings.catch_warnings():  # a local path resolves to two alike source classes
         warnings.simplefilter("ignore")
         source = resolve_dataset_source(dataset_source(data))
-    dataset = mlflow.data.from_numpy(image_set.images, source=source, name=image_set.name,
-                                     digest=dataset_digest(image_set))
+    dataset = mlflow.data.from_numpy(
+        image_set.images, source=source, name=image_set.name, digest=dataset_digest(image_set)
+    )
     mlflow.log_input(dataset, context=TRAINING, tags=image_set_tags(image_set))
 
 
@@ -119,8 +123,11 @@ def log_train_dataset(train_run_id: str) -> int:
     relogged = [
         DatasetInput(
             item.dataset,
-            [InputTag(CONTEXT_TAG, EVALUATION), InputTag("train_run", train_run_id),
-             *(tag for tag in item.tags if tag.key not in (CONTEXT_TAG, "train_run"))],
+            [
+                InputTag(CONTEXT_TAG, EVALUATION),
+                InputTag("train_run", train_run_id),
+                *(tag for tag in item.tags if tag.key not in (CONTEXT_TAG, "train_run")),
+            ],
         )
         for item in inputs
     ]
@@ -145,8 +152,9 @@ def train_run_line(train_run_id: str) -> str:
 
     run = MlflowClient().get_run(train_run_id)
     dataset = run.data.tags.get("dataset")
-    return (f"Train run: {run_link(run)} (`{train_run_id}`)"
-            + (f", dataset `{dataset}`." if dataset else "."))
+    return f"Train run: {run_link(run)} (`{train_run_id}`)" + (
+        f", dataset `{dataset}`." if dataset else "."
+    )
 
 
 def set_description(*paragraphs: str) -> None:
@@ -160,8 +168,9 @@ def _axis(sampler: str) -> str:
     return "b" if sampler == "uniform" else "scale"
 
 
-def evaluation_note(grids: Sequence[HitGrid], intervals: Sequence[HitIntervals],
-                    ceiling: HeldoutCeiling) -> str:
+def evaluation_note(
+    grids: Sequence[HitGrid], intervals: Sequence[HitIntervals], ceiling: HeldoutCeiling
+) -> str:
     """Two lines: the best sampler and b (or scale) by hit rate at the largest k, each
     sampler's best beside it; and the held-out ceiling at that k."""
     if not grids:
@@ -171,22 +180,36 @@ def evaluation_note(grids: Sequence[HitGrid], intervals: Sequence[HitIntervals],
     for grid, ci in zip(grids, intervals, strict=True):
         i = int(np.argmax(grid.ks))
         j = int(np.argmax(grid.hit_rate[:, i]))  # the first (smallest) scale among ties
-        best.append((float(grid.hit_rate[j, i]), grid.sampler, float(grid.scales[j]),
-                     float(ci.hit_lo[j, i]), float(ci.hit_hi[j, i]), grid.n))
+        best.append(
+            (
+                float(grid.hit_rate[j, i]),
+                grid.sampler,
+                float(grid.scales[j]),
+                float(ci.hit_lo[j, i]),
+                float(ci.hit_hi[j, i]),
+                grid.n,
+            )
+        )
     top = max(best, key=lambda b: b[0])  # the first sampler among ties
     others = "; ".join(f"{s} {_axis(s)} = {x:g}: {r:.3g}" for r, s, x, *_ in best)
     if top[0] > 0:
         rate, sampler, scale, lo, hi, n = top
-        first = (f"**Best generator at k = {k:g}** (the largest k): **{sampler}, {_axis(sampler)} "
-                 f"= {scale:g}**, hit rate {rate:.3g} [{lo:.3g}, {hi:.3g}] of {n:,} vectors "
-                 f"(each sampler's best: {others}).")
+        first = (
+            f"**Best generator at k = {k:g}** (the largest k): **{sampler}, {_axis(sampler)} "
+            f"= {scale:g}**, hit rate {rate:.3g} [{lo:.3g}, {hi:.3g}] of {n:,} vectors "
+            f"(each sampler's best: {others})."
+        )
     else:
-        first = (f"**No generator hit the real region at k = {k:g}** (the largest k): 0 of "
-                 f"{top[5]:,} vectors at every b and scale.")
+        first = (
+            f"**No generator hit the real region at k = {k:g}** (the largest k): 0 of "
+            f"{top[5]:,} vectors at every b and scale."
+        )
     i = int(np.argmax(ceiling.ks))
-    second = (f"**Held-out ceiling**: {ceiling.rate[i]:.3g} [{ceiling.lo[i]:.3g}, "
-              f"{ceiling.hi[i]:.3g}] of the {ceiling.n:,} held-out real latents lie in the "
-              f"windows at k = {float(ceiling.ks[i]):g}.")
+    second = (
+        f"**Held-out ceiling**: {ceiling.rate[i]:.3g} [{ceiling.lo[i]:.3g}, "
+        f"{ceiling.hi[i]:.3g}] of the {ceiling.n:,} held-out real latents lie in the "
+        f"windows at k = {float(ceiling.ks[i]):g}."
+    )
     return f"{first}\n\n{second}"
 
 
@@ -225,8 +248,12 @@ def register_trained_model(model_uri: str, case: str, dataset: str) -> str | Non
         version = mlflow.register_model(model_uri, name, tags=tags)
     except MlflowException as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"aelatent train: the model is logged ({model_uri}) but not registered as "
-              f"{name!r}: {reason}", file=sys.stderr, flush=True)
+        print(
+            f"aelatent train: the model is logged ({model_uri}) but not registered as "
+            f"{name!r}: {reason}",
+            file=sys.stderr,
+            flush=True,
+        )
         mlflow.set_tag(REGISTRY_ERROR_TAG, reason[:5000])
         return None
     uri = f"models:/{name}/{version.version}"
@@ -245,16 +272,20 @@ def train_run_of_model(uri: str) -> str:
     text = uri.strip()
     found = _MODEL_URI.fullmatch(text)
     if found is None:
-        raise UserError(f"train_run={text!r} is not a registered model: give {MODEL_URI_FORMS}, "
-                        f"e.g. {MODEL_PREFIX}I/1, or a train run id")
+        raise UserError(
+            f"train_run={text!r} is not a registered model: give {MODEL_URI_FORMS}, "
+            f"e.g. {MODEL_PREFIX}I/1, or a train run id"
+        )
     name, version, alias = found["name"], found["version"], found["alias"]
     client = MlflowClient()
     model = _registered_model(client, name, text)
     if alias is not None:
         if alias not in model.aliases:
             known = ", ".join(sorted(model.aliases)) or "none"
-            raise UserError(f"train_run={text!r}: registered model {name!r} has no alias "
-                            f"{alias!r} (its aliases: {known})")
+            raise UserError(
+                f"train_run={text!r}: registered model {name!r} has no alias "
+                f"{alias!r} (its aliases: {known})"
+            )
         version = str(model.aliases[alias])
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
     if version == "latest":
@@ -263,12 +294,16 @@ def train_run_of_model(uri: str) -> str:
         version = str(versions[-1])
     if not version.isdigit() or int(version) not in versions:
         known = ", ".join(map(str, versions)) or "none"
-        raise UserError(f"train_run={text!r}: registered model {name!r} has no version "
-                        f"{version!r} (its versions: {known})")
+        raise UserError(
+            f"train_run={text!r}: registered model {name!r} has no version "
+            f"{version!r} (its versions: {known})"
+        )
     model_version = client.get_model_version(name, version)
     if not model_version.run_id:
-        raise UserError(f"train_run={text!r}: version {version} of {name!r} was not logged by "
-                        "a run; give the train run id instead")
+        raise UserError(
+            f"train_run={text!r}: version {version} of {name!r} was not logged by "
+            "a run; give the train run id instead"
+        )
     return model_version.run_id
 
 
@@ -284,5 +319,7 @@ def _registered_model(client, name: str, uri: str):
             raise
     names = sorted(m.name for m in client.search_registered_models(max_results=100))
     known = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
-    raise UserError(f"train_run={uri!r}: no registered model {name!r} in "
-                    f"{mlflow.get_tracking_uri()} (registered: {known})")
+    raise UserError(
+        f"train_run={uri!r}: no registered model {name!r} in "
+        f"{mlflow.get_tracking_uri()} (registered: {known})"
+    )

@@ -101,14 +101,20 @@ def load_latent_split(run_id: str) -> tuple[np.ndarray, np.ndarray]:
     latents = load_latents(run_id)
     partitions = load_partitions(run_id, latents.shape[0])
     if partitions is None:
-        raise UserError(f"run {run_id!r} has no artifact {INDEX_PATH!r}: the partitions of its "
-                        "latents (training rows for the windows, held-out rows for the ceiling)")
+        raise UserError(
+            f"run {run_id!r} has no artifact {INDEX_PATH!r}: the partitions of its "
+            "latents (training rows for the windows, held-out rows for the ceiling)"
+        )
     train = partitions == "train"
     if not train.any():
-        raise UserError(f"run {run_id!r} has no latents of the train partition to estimate "
-                        f"windows from ({INDEX_PATH})")
+        raise UserError(
+            f"run {run_id!r} has no latents of the train partition to estimate "
+            f"windows from ({INDEX_PATH})"
+        )
     if train.all():
-        raise UserError(f"run {run_id!r} has no held-out latents (partition val or test in "
-                        f"{INDEX_PATH}): the real-data ceiling needs them; retrain with a "
-                        "validation split")
+        raise UserError(
+            f"run {run_id!r} has no held-out latents (partition val or test in "
+            f"{INDEX_PATH}): the real-data ceiling needs them; retrain with a "
+            "validation split"
+        )
     return latents[train], latents[~train]

@@ -53,8 +53,9 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see --help)")
 
 
-def parse_float_list(text: str, name: str, *, positive: bool = True,
-                     maximum: float | None = None, why: str = "") -> list[float]:
+def parse_float_list(
+    text: str, name: str, *, positive: bool = True, maximum: float | None = None, why: str = ""
+) -> list[float]:
     """``"1,1.5,2"`` -> ``[1.0, 1.5, 2.0]``; every value finite, (by default) > 0 and at most
     ``maximum`` when given (``why``: the reason, for the message)."""
     values: list[float] = []
@@ -70,14 +71,17 @@ def parse_float_list(text: str, name: str, *, positive: bool = True,
         if positive and value <= 0:
             raise UserError(f"{name}={text!r}: every value must be > 0, got {value:g}")
         if maximum is not None and value > maximum:
-            raise UserError(f"{name}={text!r}: {part.strip()} is out of range; every value must "
-                            f"be at most {maximum:g}" + (f" ({why})" if why else ""))
+            raise UserError(
+                f"{name}={text!r}: {part.strip()} is out of range; every value must "
+                f"be at most {maximum:g}" + (f" ({why})" if why else "")
+            )
         values.append(value)
     return values
 
 
-def parse_int(text: str, name: str, *, minimum: int, maximum: int | None = None,
-              why: str = "") -> int:
+def parse_int(
+    text: str, name: str, *, minimum: int, maximum: int | None = None, why: str = ""
+) -> int:
     """An integer ``minimum <= value`` (``<= maximum`` when given; ``why``: the bound's reason)."""
     allowed = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
     try:
@@ -87,8 +91,10 @@ def parse_int(text: str, name: str, *, minimum: int, maximum: int | None = None,
             f"{name}={text!r} is not an integer; expected an integer {allowed}"
         ) from None
     if value < minimum or (maximum is not None and value > maximum):
-        raise UserError(f"{name}={value} is out of range; expected an integer {allowed}"
-                        + (f" ({why})" if why else ""))
+        raise UserError(
+            f"{name}={value} is out of range; expected an integer {allowed}"
+            + (f" ({why})" if why else "")
+        )
     return value
 
 

@@ -52,27 +52,33 @@ ENTRY_POINT = "analyse"
 MAX_BINS = 10_000
 
 
-def analyse_and_log(latents: np.ndarray, thresholds: DominanceThresholds = DEFAULT_THRESHOLDS,
-                    n_bins: int = DEFAULT_N_BINS,
-                    window_rows: np.ndarray | None = None) -> LatentAnalysis:
+def analyse_and_log(
+    latents: np.ndarray,
+    thresholds: DominanceThresholds = DEFAULT_THRESHOLDS,
+    n_bins: int = DEFAULT_N_BINS,
+    window_rows: np.ndarray | None = None,
+) -> LatentAnalysis:
     """Analyse ``latents``; log artifacts, ``analysis_*`` params and metrics to the active run.
 
     ``window_rows``: the rows (training partition) the windows are estimated from.
     """
     if mlflow.active_run() is None:
         raise RuntimeError("analyse_and_log needs an active MLflow run")
-    analysis = analyse_latents(latents, n_bins=n_bins, thresholds=thresholds,
-                               window_rows=window_rows)
+    analysis = analyse_latents(
+        latents, n_bins=n_bins, thresholds=thresholds, window_rows=window_rows
+    )
     with tempfile.TemporaryDirectory(prefix="aelatent-analysis-") as tmp:
         write_analysis(analysis, Path(tmp))
         mlflow.log_artifacts(tmp)
         log_csv_table(Path(tmp) / WINDOWS_CSV, WINDOWS_TABLE)  # shown in the UI as a table
-    mlflow.log_params({
-        "analysis_mu_threshold": thresholds.mu_abs,
-        "analysis_hw_threshold": thresholds.hw,
-        "analysis_estimate": thresholds.estimate,
-        "analysis_n_bins": n_bins,
-    })
+    mlflow.log_params(
+        {
+            "analysis_mu_threshold": thresholds.mu_abs,
+            "analysis_hw_threshold": thresholds.hw,
+            "analysis_estimate": thresholds.estimate,
+            "analysis_n_bins": n_bins,
+        }
+    )
     mlflow.log_metrics(analysis.metrics())
     return analysis
 
@@ -99,16 +105,24 @@ def _positive_float(text: str, name: str) -> float:
 
 def parse_args(argv: Sequence[str] | None) -> AnalyseRequest:
     parser = ArgumentParser(prog="aelatent analyse", description=__doc__)
-    parser.add_argument("--train-run", default=NEWEST,
-                        help="train run id, models:/<name>/<version or @alias>, or 'newest'")
+    parser.add_argument(
+        "--train-run",
+        default=NEWEST,
+        help="train run id, models:/<name>/<version or @alias>, or 'newest'",
+    )
     parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
-    parser.add_argument("--mu-threshold", default=str(DEFAULT_THRESHOLDS.mu_abs),
-                        help="dominant if |mu| >= this")
-    parser.add_argument("--hw-threshold", default=str(DEFAULT_THRESHOLDS.hw),
-                        help="dominant if hw >= this")
-    parser.add_argument("--estimate", default=DEFAULT_THRESHOLDS.estimate,
-                        help="window estimator (stats/windows.csv), also the mu and hw the "
-                             f"thresholds judge: {', '.join(WINDOW_ESTIMATORS)}")
+    parser.add_argument(
+        "--mu-threshold", default=str(DEFAULT_THRESHOLDS.mu_abs), help="dominant if |mu| >= this"
+    )
+    parser.add_argument(
+        "--hw-threshold", default=str(DEFAULT_THRESHOLDS.hw), help="dominant if hw >= this"
+    )
+    parser.add_argument(
+        "--estimate",
+        default=DEFAULT_THRESHOLDS.estimate,
+        help="window estimator (stats/windows.csv), also the mu and hw the "
+        f"thresholds judge: {', '.join(WINDOW_ESTIMATORS)}",
+    )
     parser.add_argument("--n-bins", default=str(DEFAULT_N_BINS), help="histogram bins")
     args = parser.parse_args(argv)
     n_bins = parse_int(args.n_bins, "n_bins", minimum=2)
@@ -144,9 +158,11 @@ def main(argv: Sequence[str] | None = None) -> str:
         partitions = load_partitions(run_id, latents.shape[0])  # windows from the train rows
         window_rows = None if partitions is None else partitions == "train"
         analysis = analyse_and_log(latents, request.thresholds, request.n_bins, window_rows)
-        print(f"aelatent analyse: train run {run_id} (case {case}): "
-              f"{int(analysis.components.dominant.sum())} of {analysis.z_dim} components "
-              f"dominant; logged to run {run.info.run_id}")
+        print(
+            f"aelatent analyse: train run {run_id} (case {case}): "
+            f"{int(analysis.components.dominant.sum())} of {analysis.z_dim} components "
+            f"dominant; logged to run {run.info.run_id}"
+        )
         return run.info.run_id
 
 

@@ -109,8 +109,10 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
     def check(run_id: str, train: np.ndarray) -> None:
         check_evaluate_memory(request, int(train.shape[1]))
         if "gmm" in request.samplers and train.shape[0] < GMM_MIN_LATENTS:
-            raise UserError(f"sampler=gmm needs at least {GMM_MIN_LATENTS} training latents to "
-                            f"fit a mixture; train run {run_id!r} has {train.shape[0]}")
+            raise UserError(
+                f"sampler=gmm needs at least {GMM_MIN_LATENTS} training latents to "
+                f"fit a mixture; train run {run_id!r} has {train.shape[0]}"
+            )
         knn.check_knn_sizes(request.knn_k, request.knn_n, int(train.shape[0]))
         if request.n_decoded > 0:
             _check_has_model(run_id)
@@ -119,8 +121,9 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
 
             check_has_decoder(run_id)
 
-    return read_train_run(request.train_run, request.case, request.estimate, request.seed,
-                          check=check)
+    return read_train_run(
+        request.train_run, request.case, request.estimate, request.seed, check=check
+    )
 
 
 def _check_has_model(run_id: str) -> None:
@@ -255,8 +258,9 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
         set_description(train_line)  # the findings join it when every sampler is done
         ceiling = heldout_ceiling(inputs.heldout, inputs.windows, np.asarray(request.k))
         mlflow.log_metrics(ceiling_metrics(ceiling))
-        mlflow.log_metrics(grid_method_metrics(
-            inputs.windows, request.b, request.k, request.grid_spacing))
+        mlflow.log_metrics(
+            grid_method_metrics(inputs.windows, request.b, request.k, request.grid_spacing)
+        )
         print(_ceiling_summary(ceiling, inputs.windows.estimator), flush=True)
         samplers = {name: build_sampler(name, inputs, request.seed) for name in request.samplers}
         for fitted in samplers.values():
@@ -267,8 +271,9 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
                 print(fitted.mixture.describe(), flush=True)
         region = None  # the k-NN test (knn_n = 0: none)
         if request.knn_n > 0:
-            region = knn.RegionTest(inputs.latents, inputs.heldout, request.knn_k,
-                                    request.knn_n, request.seed)
+            region = knn.RegionTest(
+                inputs.latents, inputs.heldout, request.knn_k, request.knn_n, request.seed
+            )
             mlflow.log_metrics(region.start_metrics())
             print(region.heldout_summary(), flush=True)
         grids: list[HitGrid] = []
@@ -292,8 +297,11 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
             intervals = hit_intervals(grid, sampler, inputs.windows, seed=request.seed)
             metrics = grid_metrics(grid, theory, intervals)
             if region is not None:  # the k-NN test at the same b or scales
-                metrics.update(region.score(name, sampler, [float(s) for s in grid.scales],
-                                            SAMPLERS.index(name)))
+                metrics.update(
+                    region.score(
+                        name, sampler, [float(s) for s in grid.scales], SAMPLERS.index(name)
+                    )
+                )
             all_intervals.append(intervals)
             seconds = time.perf_counter() - started
             theory_means[name] = [t.mean for t in theory]
@@ -302,17 +310,25 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
             files = [
                 save_hit_heatmap(grid, out / "hits" / f"heatmap_{name}.png", label),
                 save_hit_rate_curves(
-                    grid_rate_curves(grid, intervals), ceiling_rates(ceiling),
-                    out / "hits" / f"rate_curves_{name}.png", label,
+                    grid_rate_curves(grid, intervals),
+                    ceiling_rates(ceiling),
+                    out / "hits" / f"rate_curves_{name}.png",
+                    label,
                     title=f"{name}: hit rate of {grid.n:,} vectors (95% interval)",
                 ),
                 write_miss_counts(out / "misses" / f"miss_counts_{name}.csv", grid),
                 save_miss_counts(grid, out / "misses" / f"miss_counts_{name}.png", label),
-                *([] if region is None else region.files(
-                    out, name, grid_rate_curves(grid, intervals), ceiling_rates(ceiling), label)),
+                *(
+                    []
+                    if region is None
+                    else region.files(
+                        out, name, grid_rate_curves(grid, intervals), ceiling_rates(ceiling), label
+                    )
+                ),
                 # the combined table, rewritten with every sampler finished so far
-                write_hit_rates(out / HIT_RATES_CSV, grids, all_intervals, ceiling,
-                                inputs.windows.estimator),
+                write_hit_rates(
+                    out / HIT_RATES_CSV, grids, all_intervals, ceiling, inputs.windows.estimator
+                ),
             ]
             log_files(out, files)
             mlflow.log_metrics(metrics)
@@ -322,18 +338,35 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
                 print(region.summary(name), flush=True)
         log_csv_table(out / HIT_RATES_CSV, HIT_RATES_TABLE)  # the whole grid, as a UI table
         set_description(evaluation_note(grids, all_intervals, ceiling), train_line)
-        log_files(out, [save_radius_overlay(radii(inputs.latents), grids,
-                                            out / "radius" / "radii.png", theory_means,
-                                            SCALE_LABELS)])
+        log_files(
+            out,
+            [
+                save_radius_overlay(
+                    radii(inputs.latents),
+                    grids,
+                    out / "radius" / "radii.png",
+                    theory_means,
+                    SCALE_LABELS,
+                )
+            ],
+        )
         if request.n_decoded > 0:
             log_files(out, decode_grids(request, inputs, samplers, out))
         if request.generator is not None:  # last: every figure above is logged already
             from aelatent.io.generator_model import log_generator
 
             chosen, scale = request.generator
-            log_generator(inputs.run_id, chosen, scale, mu=inputs.mu, hw=inputs.hw,
-                          latents=inputs.latents, source=f"evaluate run {run.info.run_id}",
-                          seed=request.seed, fitted=samplers)
+            log_generator(
+                inputs.run_id,
+                chosen,
+                scale,
+                mu=inputs.mu,
+                hw=inputs.hw,
+                latents=inputs.latents,
+                source=f"evaluate run {run.info.run_id}",
+                seed=request.seed,
+                fitted=samplers,
+            )
         return run.info.run_id
 
 

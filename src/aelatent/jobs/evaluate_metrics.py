@@ -37,8 +37,9 @@ def metric_key(kind: str, sampler: str, b: float, k: float | None = None) -> str
     return key if k is None else f"{key}/k{k:g}"
 
 
-def grid_metrics(grid: HitGrid, theory: Sequence[RadiusMoments],
-                 intervals: HitIntervals) -> dict[str, float]:
+def grid_metrics(
+    grid: HitGrid, theory: Sequence[RadiusMoments], intervals: HitIntervals
+) -> dict[str, float]:
     """Every figure of one sampler's grid, each with its interval beside it."""
     metrics: dict[str, float] = {}
     for j, b in enumerate(grid.scales):
@@ -76,8 +77,9 @@ def ceiling_metrics(ceiling: HeldoutCeiling) -> dict[str, float]:
     return metrics
 
 
-def grid_method_metrics(windows: Windows, bs: Sequence[float], ks: Sequence[float],
-                        spacing: float) -> dict[str, float]:
+def grid_method_metrics(
+    windows: Windows, bs: Sequence[float], ks: Sequence[float], spacing: float
+) -> dict[str, float]:
     """Method 1: log10 of the grid's points over [-b, b]^d and of those inside the windows."""
     metrics: dict[str, float] = {}
     for b in bs:
@@ -87,13 +89,31 @@ def grid_method_metrics(windows: Windows, bs: Sequence[float], ks: Sequence[floa
     return metrics
 
 
-HIT_RATE_COLUMNS = ["sampler", "b", "k", "hits", "n", "hit_rate", "hit_rate_lo", "hit_rate_hi",
-                    "log10_p_hit", "log10_p_hit_lo", "log10_p_hit_hi", "log10_p_hit_se",
-                    "p_method", "windows"]
+HIT_RATE_COLUMNS = [
+    "sampler",
+    "b",
+    "k",
+    "hits",
+    "n",
+    "hit_rate",
+    "hit_rate_lo",
+    "hit_rate_hi",
+    "log10_p_hit",
+    "log10_p_hit_lo",
+    "log10_p_hit_hi",
+    "log10_p_hit_se",
+    "p_method",
+    "windows",
+]
 
 
-def write_hit_rates(path: Path, grids: Sequence[HitGrid], intervals: Sequence[HitIntervals],
-                    ceiling: HeldoutCeiling, estimator: str) -> Path:
+def write_hit_rates(
+    path: Path,
+    grids: Sequence[HitGrid],
+    intervals: Sequence[HitIntervals],
+    ceiling: HeldoutCeiling,
+    estimator: str,
+) -> Path:
     """One row per (sampler, b, k) with intervals, and the held-out ceiling per k."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
@@ -103,15 +123,46 @@ def write_hit_rates(path: Path, grids: Sequence[HitGrid], intervals: Sequence[Hi
             method = "ghk_estimate" if grid.sampler in GHK_SAMPLERS else "exact"
             for j, b in enumerate(grid.scales):
                 for i, k in enumerate(grid.ks):
-                    numbers = (grid.hit_rate, ci.hit_lo, ci.hit_hi, grid.log10_p_hit,
-                               ci.log10_lo, ci.log10_hi, ci.log10_se)
-                    writer.writerow([grid.sampler, f"{b:g}", f"{k:g}", int(grid.hits[j, i]),
-                                     grid.n, *(repr(float(a[j, i])) for a in numbers),
-                                     method, estimator])
+                    numbers = (
+                        grid.hit_rate,
+                        ci.hit_lo,
+                        ci.hit_hi,
+                        grid.log10_p_hit,
+                        ci.log10_lo,
+                        ci.log10_hi,
+                        ci.log10_se,
+                    )
+                    writer.writerow(
+                        [
+                            grid.sampler,
+                            f"{b:g}",
+                            f"{k:g}",
+                            int(grid.hits[j, i]),
+                            grid.n,
+                            *(repr(float(a[j, i])) for a in numbers),
+                            method,
+                            estimator,
+                        ]
+                    )
         for i, k in enumerate(ceiling.ks):
-            writer.writerow(["heldout", "", f"{k:g}", int(ceiling.hits[i]), ceiling.n,
-                             repr(float(ceiling.rate[i])), repr(float(ceiling.lo[i])),
-                             repr(float(ceiling.hi[i])), "", "", "", "", "real", estimator])
+            writer.writerow(
+                [
+                    "heldout",
+                    "",
+                    f"{k:g}",
+                    int(ceiling.hits[i]),
+                    ceiling.n,
+                    repr(float(ceiling.rate[i])),
+                    repr(float(ceiling.lo[i])),
+                    repr(float(ceiling.hi[i])),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "real",
+                    estimator,
+                ]
+            )
     return path
 
 

@@ -104,15 +104,20 @@ def parse_samplers(text: str) -> tuple[str, ...]:
     return tuple(s for s in SAMPLERS if s in names)
 
 
-DESCRIPTION = ("Hit rates of random generators of latent vectors for every b (or scale) and "
-               "k, exact probabilities, the k-NN region test and decoded samples "
-               "(docs/science.md).")
+DESCRIPTION = (
+    "Hit rates of random generators of latent vectors for every b (or scale) and "
+    "k, exact probabilities, the k-NN region test and decoded samples "
+    "(docs/science.md)."
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
     parser = ArgumentParser(prog="aelatent evaluate", description=DESCRIPTION)
-    parser.add_argument("--train-run", default=NEWEST,
-                        help="train run id, models:/<name>/<version or @alias>, or 'newest'")
+    parser.add_argument(
+        "--train-run",
+        default=NEWEST,
+        help="train run id, models:/<name>/<version or @alias>, or 'newest'",
+    )
     parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
     parser.add_argument("--sampler", default=ALL, help="uniform, gaussian, mvn, gmm or all")
     parser.add_argument("--b", default=DEFAULT_B, help="uniform box half-widths, comma list")
@@ -121,19 +126,32 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
     parser.add_argument("--n-samples", default=DEFAULT_N_SAMPLES)
     parser.add_argument("--seed", default="0")
     parser.add_argument("--n-decoded", default=DEFAULT_N_DECODED, help="images per grid, 0: none")
-    parser.add_argument("--estimate", default=DEFAULT_ESTIMATOR,
-                        help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}")
-    parser.add_argument("--grid-spacing", default=DEFAULT_GRID_SPACING,
-                        help="method 1: spacing of the grid over [-b, b]^z_dim")
-    parser.add_argument("--log-generator", default="none",
-                        help="none, or <sampler>:<b or scale> to log as the pyfunc 'generator'")
+    parser.add_argument(
+        "--estimate",
+        default=DEFAULT_ESTIMATOR,
+        help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}",
+    )
+    parser.add_argument(
+        "--grid-spacing",
+        default=DEFAULT_GRID_SPACING,
+        help="method 1: spacing of the grid over [-b, b]^z_dim",
+    )
+    parser.add_argument(
+        "--log-generator",
+        default="none",
+        help="none, or <sampler>:<b or scale> to log as the pyfunc 'generator'",
+    )
     parser.add_argument("--knn-k", default=knn.DEFAULT_KNN_K, help="k of the k-NN balls")
-    parser.add_argument("--knn-n", default=knn.DEFAULT_KNN_N,
-                        help="real and generated vectors of the k-NN test; 0: no k-NN test")
+    parser.add_argument(
+        "--knn-n",
+        default=knn.DEFAULT_KNN_N,
+        help="real and generated vectors of the k-NN test; 0: no k-NN test",
+    )
     args = parser.parse_args(argv)
     raw = dict(vars(args))
-    n_samples = parse_int(args.n_samples, "n_samples", minimum=1, maximum=MAX_N_SAMPLES,
-                          why=EVALUATE_N_SAMPLES_WHY)
+    n_samples = parse_int(
+        args.n_samples, "n_samples", minimum=1, maximum=MAX_N_SAMPLES, why=EVALUATE_N_SAMPLES_WHY
+    )
     train_run, case = parse_train_run_choice(args.train_run, args.case)
     spacing = parse_float_list(args.grid_spacing, "grid_spacing")
     if len(spacing) != 1:
@@ -147,14 +165,14 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
         scale=_labelled_values(args.scale, "scale", MAX_SCALE),
         n_samples=n_samples,
         seed=parse_int(args.seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY),
-        n_decoded=parse_int(args.n_decoded, "n_decoded", minimum=0, maximum=MAX_N_DECODED,
-                            why=N_DECODED_WHY),
+        n_decoded=parse_int(
+            args.n_decoded, "n_decoded", minimum=0, maximum=MAX_N_DECODED, why=N_DECODED_WHY
+        ),
         estimate=check_estimate(args.estimate),
         grid_spacing=spacing[0],
         raw=raw,
         knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
-        knn_n=parse_int(args.knn_n, "knn_n", minimum=0, maximum=knn.MAX_KNN_N,
-                        why=knn.KNN_N_WHY),
+        knn_n=parse_int(args.knn_n, "knn_n", minimum=0, maximum=knn.MAX_KNN_N, why=knn.KNN_N_WHY),
         generator=_parse_generator(args.log_generator),
     )
 
@@ -184,7 +202,6 @@ def check_evaluate_memory(request: EvaluateRequest, z_dim: int) -> None:
     n_scales = sum(len(request.scales_for(name)) for name in request.samplers)
     check_memory(
         evaluate_memory_bytes(z_dim, request.n_samples, n_scales, len(request.k)),
-        f"evaluating {n_scales} values of b and scale with {len(request.k)} of k "
-        f"at z_dim={z_dim}",
+        f"evaluating {n_scales} values of b and scale with {len(request.k)} of k at z_dim={z_dim}",
         "give fewer values of b, scale or k",
     )

@@ -36,11 +36,19 @@ DEFAULT_KNN_K = "5"
 DEFAULT_KNN_N = "2000"
 MAX_KNN_K = 1000
 MAX_KNN_N = 100_000
-KNN_N_WHY = ("the distances grow as knn_n^2: 20,000 real and generated vectors of 256 "
-             "components take about 10 s per sampler and b on two cores")
+KNN_N_WHY = (
+    "the distances grow as knn_n^2: 20,000 real and generated vectors of 256 "
+    "components take about 10 s per sampler and b on two cores"
+)
 KNN_SCORES_CSV = "hits/knn_scores.csv"
-KNN_COLUMNS = ["sampler", "b", "n_generated", "n_real", "k",
-               *(f"{name}{end}" for name in SCORES for end in ("", "_lo", "_hi"))]
+KNN_COLUMNS = [
+    "sampler",
+    "b",
+    "n_generated",
+    "n_real",
+    "k",
+    *(f"{name}{end}" for name in SCORES for end in ("", "_lo", "_hi")),
+]
 HELDOUT = "heldout"
 REAL_SEED_TAG = 77  # the real subsample's stream: default_rng([seed, 77])
 HELDOUT_SEED_TAG = 78
@@ -64,16 +72,17 @@ def knn_metric_key(kind: str, sampler: str, b: float | None = None) -> str:
 
 
 def build_manifold(train: np.ndarray, k: int, n: int, seed: int) -> RealManifold:
-    return real_manifold(train, k, max_vectors=n,
-                         rng=np.random.default_rng([seed, REAL_SEED_TAG]))
+    return real_manifold(train, k, max_vectors=n, rng=np.random.default_rng([seed, REAL_SEED_TAG]))
 
 
-def heldout_scores(manifold: RealManifold, heldout: np.ndarray, n: int,
-                   seed: int) -> KnnScores | None:
+def heldout_scores(
+    manifold: RealManifold, heldout: np.ndarray, n: int, seed: int
+) -> KnnScores | None:
     """The ceiling: held-out real latents (at most ``n``) as the generated set; None when
     there are too few of them for their own k-NN radii."""
-    vectors = subsample(np.asarray(heldout, dtype=np.float64), n,
-                        np.random.default_rng([seed, HELDOUT_SEED_TAG]))
+    vectors = subsample(
+        np.asarray(heldout, dtype=np.float64), n, np.random.default_rng([seed, HELDOUT_SEED_TAG])
+    )
     try:
         check_k(manifold.k, vectors.shape[0], "held-out")
     except ValueError:
@@ -81,8 +90,14 @@ def heldout_scores(manifold: RealManifold, heldout: np.ndarray, n: int,
     return knn_scores(manifold, vectors)
 
 
-def sampler_scores(manifold: RealManifold, sampler: Sampler, scales: Sequence[float], n: int,
-                   seed: int, sampler_index: int) -> dict[float, KnnScores]:
+def sampler_scores(
+    manifold: RealManifold,
+    sampler: Sampler,
+    scales: Sequence[float],
+    n: int,
+    seed: int,
+    sampler_index: int,
+) -> dict[float, KnnScores]:
     """``{scale: scores}``: ``n`` vectors per scale, the same base draws at every scale."""
     out: dict[float, KnnScores] = {}
     for s in scales:
@@ -104,8 +119,11 @@ def knn_metrics(sampler: str, scores: Mapping[float, KnnScores] | KnnScores) -> 
 
 
 def size_metrics(manifold: RealManifold, n: int, heldout: KnnScores | None) -> dict[str, float]:
-    metrics = {"knn_k": float(manifold.k), "knn_n_real": float(manifold.n),
-               "knn_n_generated": float(n)}
+    metrics = {
+        "knn_k": float(manifold.k),
+        "knn_n_real": float(manifold.n),
+        "knn_n_generated": float(n),
+    }
     if heldout is not None:
         metrics["knn_n_heldout"] = float(heldout.n_generated)
     return metrics
@@ -126,14 +144,18 @@ def ceiling_points(heldout: KnnScores | None) -> dict[str, tuple[float, float, f
     return {name: (s.value, s.lo, s.hi) for name, s in heldout.as_dict().items()}
 
 
-def write_knn_scores(path: Path, per_sampler: Mapping[str, Mapping[float, KnnScores]],
-                     heldout: KnnScores | None) -> Path:
+def write_knn_scores(
+    path: Path, per_sampler: Mapping[str, Mapping[float, KnnScores]], heldout: KnnScores | None
+) -> Path:
     """One row per (sampler, b or scale) and one for the held-out latents."""
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def row(sampler: str, b: str, one: KnnScores) -> list:
-        values = [repr(float(getattr(s, f))) for s in one.as_dict().values()
-                  for f in ("value", "lo", "hi")]
+        values = [
+            repr(float(getattr(s, f)))
+            for s in one.as_dict().values()
+            for f in ("value", "lo", "hi")
+        ]
         return [sampler, b, one.n_generated, one.n_real, one.k, *values]
 
     with path.open("w", newline="") as handle:
@@ -172,23 +194,35 @@ class RegionTest:
             metrics.update(knn_metrics(HELDOUT, self.heldout))
         return metrics
 
-    def score(self, name: str, sampler: Sampler, scales: Sequence[float],
-              sampler_index: int) -> dict[str, float]:
-        self.scores[name] = sampler_scores(self.manifold, sampler, scales, self.n, self.seed,
-                                           sampler_index)
+    def score(
+        self, name: str, sampler: Sampler, scales: Sequence[float], sampler_index: int
+    ) -> dict[str, float]:
+        self.scores[name] = sampler_scores(
+            self.manifold, sampler, scales, self.n, self.seed, sampler_index
+        )
         return knn_metrics(name, self.scores[name])
 
-    def files(self, out: Path, name: str, rates: Mapping[float, Mapping[float, tuple]],
-              ceiling: Mapping[float, tuple] | None, scale_label: str) -> list[Path]:
+    def files(
+        self,
+        out: Path,
+        name: str,
+        rates: Mapping[float, Mapping[float, tuple]],
+        ceiling: Mapping[float, tuple] | None,
+        scale_label: str,
+    ) -> list[Path]:
         """``hits/box_vs_knn_<name>.png`` and the table of every sampler so far."""
         from aelatent.plots.evaluation import save_box_vs_knn
 
         return [
             save_box_vs_knn(
-                rates, ceiling, curves(self.scores[name]), ceiling_points(self.heldout),
-                out / "hits" / f"box_vs_knn_{name}.png", scale_label,
+                rates,
+                ceiling,
+                curves(self.scores[name]),
+                ceiling_points(self.heldout),
+                out / "hits" / f"box_vs_knn_{name}.png",
+                scale_label,
                 title=f"{name}: box test and k-NN test (k = {self.manifold.k}, "
-                      f"{self.n:,} generated against {self.manifold.n:,} real vectors)",
+                f"{self.n:,} generated against {self.manifold.n:,} real vectors)",
             ),
             write_knn_scores(out / KNN_SCORES_CSV, self.scores, self.heldout),
         ]
@@ -198,8 +232,11 @@ class RegionTest:
 
     def heldout_summary(self) -> str:
         if self.heldout is None:
-            return (f"k-NN test: fewer than {self.manifold.k + 1} held-out latents, no ceiling")
-        values = ", ".join(f"{n} {s.value:.3f} [{s.lo:.3f}, {s.hi:.3f}]"
-                           for n, s in self.heldout.as_dict().items())
-        return (f"held-out real latents ({self.heldout.n_generated}) against the k-NN balls of "
-                f"{self.manifold.n} training latents (k = {self.manifold.k}): {values}")
+            return f"k-NN test: fewer than {self.manifold.k + 1} held-out latents, no ceiling"
+        values = ", ".join(
+            f"{n} {s.value:.3f} [{s.lo:.3f}, {s.hi:.3f}]" for n, s in self.heldout.as_dict().items()
+        )
+        return (
+            f"held-out real latents ({self.heldout.n_generated}) against the k-NN balls of "
+            f"{self.manifold.n} training latents (k = {self.manifold.k}): {values}"
+        )

@@ -72,8 +72,9 @@ def parse_args(argv: Sequence[str] | None) -> MainRequest:
         data=args.data,
         output=None if args.output in ("", AUTO) else Path(args.output),
         train=trains,
-        evaluate=evaluate.parse_args(["--sampler", "all", "--n-samples", args.n_samples,
-                                      "--seed", args.seed]),
+        evaluate=evaluate.parse_args(
+            ["--sampler", "all", "--n-samples", args.n_samples, "--seed", args.seed]
+        ),
         search=search.parse_args(["--n-trials", args.n_trials, "--seed", args.seed]),
     )
 

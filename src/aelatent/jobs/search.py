@@ -100,21 +100,16 @@ from aelatent.jobs.search_trials import TrialRunner, _finite
 ENTRY_POINT = "search"
 
 
-
 ARTIFACT_DIR = "search"
-
 
 
 CURVE_POINTS = 600
 
 
-
 NO_BEST_B_TAG = "no_best_b"  # why: the objective is 0 for every b in the range
 
 
-
 OUTSIDE_TAG = "best_b_unconfirmed"  # Optuna's best is not as good as the exact optimum
-
 
 
 @contextlib.contextmanager
@@ -130,7 +125,6 @@ def _quiet_optuna() -> Iterator[None]:
             yield
         finally:
             optuna.logging.set_verbosity(verbosity)
-
 
 
 @dataclass(frozen=True)
@@ -149,12 +143,10 @@ class StudyTarget:
     box: UniformSearchObjective  # the box test on the same windows: b_theory, log10 P(hit)
 
 
-
 def main(argv: Sequence[str] | None = None) -> None:
     request = parse_args(argv)
     objective, target = prepare(request)
     search(request, objective, target)
-
 
 
 def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
@@ -167,8 +159,9 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
     train_id, case = run.info.run_id, run.data.tags.get("case", "?")
     url = request.storage or default_storage_url(mlflow.get_tracking_uri())
     storage = open_storage(url)
-    name = request.study_name or default_study_name(train_id, request.k, request.mode,
-                                                    request.objective, request.radius_band)
+    name = request.study_name or default_study_name(
+        train_id, request.k, request.mode, request.objective, request.radius_band
+    )
     definition = study_definition(request, train_id)
     resumed = check_existing_study(storage, name, definition)
 
@@ -177,30 +170,41 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
     real_radii = np.concatenate([radii(train.latents), radii(train.heldout)])  # every real one
     band = radius_band(real_radii, request.radius_band)
     if not band.lo > 0:
-        raise UserError(f"train run {train_id!r}: the real radii at percentile "
-                        f"{request.radius_band[0]:g} are 0; raise radius_band's lower percentile")
+        raise UserError(
+            f"train run {train_id!r}: the real radii at percentile "
+            f"{request.radius_band[0]:g} are 0; raise radius_band's lower percentile"
+        )
     box_kind = DEFAULT_OBJECTIVE if request.knn else request.objective
-    box = UniformSearchObjective(windows.mu, windows.hw, request.k, band, request.n_samples,
-                                 request.seed, kind=box_kind, real_radii=real_radii)
+    box = UniformSearchObjective(
+        windows.mu,
+        windows.hw,
+        request.k,
+        band,
+        request.n_samples,
+        request.seed,
+        kind=box_kind,
+        real_radii=real_radii,
+    )
     objective: SearchObjective = box
     if request.knn:
         manifold = knn.build_manifold(train.latents, request.knn_k, request.knn_n, request.seed)
         z_dim = train.z_dim
-        objective = KnnSearchObjective(manifold, lambda b: UniformSampler(b, z_dim),
-                                       request.knn_n, request.seed)
-    target = StudyTarget(storage, url, name, definition, resumed, train_id, case,
-                         len(real_radii), windows, box)
+        objective = KnnSearchObjective(
+            manifold, lambda b: UniformSampler(b, z_dim), request.knn_n, request.seed
+        )
+    target = StudyTarget(
+        storage, url, name, definition, resumed, train_id, case, len(real_radii), windows, box
+    )
     return objective, target
-
 
 
 def _check_knn_sizes(request: SearchRequest) -> Callable[[str, np.ndarray], None] | None:
     """objective=knn: k must fit the real set (checked before the windows are estimated)."""
     if not request.knn:
         return None
-    return lambda _run_id, latents: knn.check_knn_sizes(request.knn_k, request.knn_n,
-                                                        int(latents.shape[0]))
-
+    return lambda _run_id, latents: knn.check_knn_sizes(
+        request.knn_k, request.knn_n, int(latents.shape[0])
+    )
 
 
 def search(
@@ -256,8 +260,9 @@ def search(
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
-            mlflow.log_artifact(str(write_csv(Path(tmp) / WINDOWS_CSV, target.windows.columns())),
-                                "stats")
+            mlflow.log_artifact(
+                str(write_csv(Path(tmp) / WINDOWS_CSV, target.windows.columns())), "stats"
+            )
             log_csv_table(Path(tmp) / WINDOWS_CSV, WINDOWS_TABLE)
         log_train_dataset(train_id)  # context "evaluation"
         set_description(train_run_line(train_id))
@@ -283,7 +288,6 @@ def search(
         return parent_id
 
 
-
 def _log_params_once(params: dict[str, Any]) -> None:
     """Log what ``mlflow run`` has not logged already (it logs the entry point's own values)."""
     active = mlflow.active_run()
@@ -292,7 +296,6 @@ def _log_params_once(params: dict[str, Any]) -> None:
     missing = {k: v for k, v in params.items() if k not in present}
     if missing:
         mlflow.log_params(missing)
-
 
 
 def summary_metrics(
@@ -322,34 +325,38 @@ def summary_metrics(
     }
     if sweep is None:
         return metrics
-    metrics.update({
-        "best_b_sweep": sweep.b,
-        "best_value_sweep": sweep.value.objective,
-        "best_value_sweep_se": sweep.value.objective_se,
-        "best_b_lo": sweep.lo,
-        "best_b_hi": sweep.hi,
-    })
+    metrics.update(
+        {
+            "best_b_sweep": sweep.b,
+            "best_value_sweep": sweep.value.objective,
+            "best_value_sweep_se": sweep.value.objective_se,
+            "best_b_lo": sweep.lo,
+            "best_b_hi": sweep.hi,
+        }
+    )
     if best is None or not (_objective_of(best) or 0.0) > 0:
         return metrics
     value = objective(float(best.params["b"]))
-    metrics.update({
-        "best_b": value.b,
-        "best_value": value.objective,
-        "best_value_se": value.objective_se,
-        **{f"best_{part}": x for part, x in value.parts().items()},
-        "best_trial": best.number,
-        "best_b_gap": value.b - sweep.b,
-        "best_b_in_interval": float(sweep.contains(value.b)),
-    })
+    metrics.update(
+        {
+            "best_b": value.b,
+            "best_value": value.objective,
+            "best_value_se": value.objective_se,
+            **{f"best_{part}": x for part, x in value.parts().items()},
+            "best_trial": best.number,
+            "best_b_gap": value.b - sweep.b,
+            "best_b_in_interval": float(sweep.contains(value.b)),
+        }
+    )
     log10_p = _finite(box.log10_p_hit(value.b))
     if log10_p is not None:
         metrics["best_log10_p_hit"] = log10_p
     return metrics
 
 
-
-def sweep_objective(objective: SearchObjective, request: SearchRequest
-                    ) -> tuple[Curve, Sweep | None]:
+def sweep_objective(
+    objective: SearchObjective, request: SearchRequest
+) -> tuple[Curve, Sweep | None]:
     """The objective over the whole b range, and its best b with the interval as good.
 
     The box objectives: a dense exact maximiser and a 600-point curve for the plot; knn: one
@@ -360,7 +367,6 @@ def sweep_objective(objective: SearchObjective, request: SearchRequest
         return curve, best_of_curve(curve)
     sweep = objective.best_in(request.b_min, request.b_max)
     return objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS)), sweep
-
 
 
 def _log_summary(
@@ -380,26 +386,31 @@ def _log_summary(
         write_curve_csv(curve, out / "objective_curve.csv")
         if request.multi:
             write_pareto_csv(study, out / "pareto_front.csv", parts)
-        save_objective_curve(objective, curve, study, request, b_theory, sweep,
-                             out / "objective_curve.png")
+        save_objective_curve(
+            objective, curve, study, request, b_theory, sweep, out / "objective_curve.png"
+        )
         save_optuna_plots(study, out, request.multi, parts)
         mlflow.log_artifacts(tmp, artifact_path=ARTIFACT_DIR)
         log_csv_table(out / "trials.csv", TRIALS_TABLE)  # every trial, as a UI table
     mlflow.log_metrics(metrics)
     if sweep is None:
-        message = (explain_zero(box, request) if objective is box
-                   else explain_knn_zero(request))
+        message = explain_zero(box, request) if objective is box else explain_knn_zero(request)
         mlflow.set_tag(NO_BEST_B_TAG, message[:5000])
         print(f"aelatent search: no best b: {message}", file=sys.stderr)
         return
-    exact = (f"{'exact ' if objective is box else ''}optimum of the sampled objective "
-             f"b = {sweep.b:.4g} "
-             f"({sweep.value.objective:.4g} +- {sweep.value.objective_se:.2g}), as good within "
-             f"error for b in [{sweep.lo:.4g}, {sweep.hi:.4g}]")
+    exact = (
+        f"{'exact ' if objective is box else ''}optimum of the sampled objective "
+        f"b = {sweep.b:.4g} "
+        f"({sweep.value.objective:.4g} +- {sweep.value.objective_se:.2g}), as good within "
+        f"error for b in [{sweep.lo:.4g}, {sweep.hi:.4g}]"
+    )
     if "best_b" not in metrics:
         mlflow.set_tag(OUTSIDE_TAG, "every Optuna trial scored 0")
-        print(f"aelatent search: every Optuna trial scored 0, yet the {exact}; run more trials "
-              "or narrow b_min..b_max", file=sys.stderr)
+        print(
+            f"aelatent search: every Optuna trial scored 0, yet the {exact}; run more trials "
+            "or narrow b_min..b_max",
+            file=sys.stderr,
+        )
         return
     print(
         f"aelatent search: best b = {metrics['best_b']:.4g} (objective "
@@ -409,11 +420,15 @@ def _log_summary(
         file=sys.stderr,
     )
     if not metrics["best_b_in_interval"]:
-        mlflow.set_tag(OUTSIDE_TAG, f"Optuna's best b {metrics['best_b']:.4g} is outside "
-                                    f"[{sweep.lo:.4g}, {sweep.hi:.4g}]")
-        print(f"aelatent search: Optuna's best b {metrics['best_b']:.4g} is outside the interval "
-              "of the exact optimum; run more trials", file=sys.stderr)
-
+        mlflow.set_tag(
+            OUTSIDE_TAG,
+            f"Optuna's best b {metrics['best_b']:.4g} is outside [{sweep.lo:.4g}, {sweep.hi:.4g}]",
+        )
+        print(
+            f"aelatent search: Optuna's best b {metrics['best_b']:.4g} is outside the interval "
+            "of the exact optimum; run more trials",
+            file=sys.stderr,
+        )
 
 
 def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> str:
@@ -447,7 +462,6 @@ def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> s
     )
 
 
-
 def explain_knn_zero(request: SearchRequest) -> str:
     """Why the k-NN objective is 0 everywhere: no generated vector in any real ball."""
     return (
@@ -458,10 +472,8 @@ def explain_knn_zero(request: SearchRequest) -> str:
     )
 
 
-
 def cli(argv: Sequence[str] | None = None) -> None:
     run_entry_point(ENTRY_POINT, main, argv)
-
 
 
 if __name__ == "__main__":

@@ -91,8 +91,9 @@ def write_pareto_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS)
             )
 
 
-def save_optuna_plots(study: Study, out: Path, multi: bool,
-                      parts: Sequence[str] = BOX_PARTS) -> list[Path]:
+def save_optuna_plots(
+    study: Study, out: Path, multi: bool, parts: Sequence[str] = BOX_PARTS
+) -> list[Path]:
     """Optuna's own matplotlib plots: history, objective vs b (slice) and the Pareto front."""
     import matplotlib
 
@@ -109,9 +110,7 @@ def save_optuna_plots(study: Study, out: Path, multi: bool,
         "slice_b.png": lambda: ovm.plot_slice(study, params=["b"], target=target, target_name=name),
     }
     if multi:
-        plots["pareto_front.png"] = lambda: ovm.plot_pareto_front(
-            study, target_names=list(parts)
-        )
+        plots["pareto_front.png"] = lambda: ovm.plot_pareto_front(study, target_names=list(parts))
     written: list[Path] = []
     # Optuna switches matplotlib's global style; keep that inside these plots
     with warnings.catch_warnings(), matplotlib.rc_context():
@@ -130,8 +129,12 @@ def save_optuna_plots(study: Study, out: Path, multi: bool,
     return written
 
 
-PART_LABELS = {"hit_rate": "hit rate (k={k:g})", "radius_agreement": "radius agreement",
-               "precision": "k-NN precision", "recall": "k-NN recall"}
+PART_LABELS = {
+    "hit_rate": "hit rate (k={k:g})",
+    "radius_agreement": "radius agreement",
+    "precision": "k-NN precision",
+    "recall": "k-NN recall",
+}
 
 
 def save_objective_curve(
@@ -152,34 +155,53 @@ def save_objective_curve(
 
     grid = curve.b
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (part, values), color in zip(curve.parts().items(), ("tab:blue", "tab:green"),
-                                     strict=True):
+    for (part, values), color in zip(curve.parts().items(), ("tab:blue", "tab:green"), strict=True):
         label = PART_LABELS[part].format(k=request.k)
         if part == "radius_agreement" and objective.kind == "typical":
             label += " (typicality)"
         ax.plot(grid, values, color=color, lw=1, label=label)
     ax.plot(grid, curve.objective, color="black", lw=2, label=f"objective ({objective.kind})")
-    ax.fill_between(grid, curve.objective - Z95 * curve.objective_se,
-                    curve.objective + Z95 * curve.objective_se, color="black", alpha=0.15, lw=0)
+    ax.fill_between(
+        grid,
+        curve.objective - Z95 * curve.objective_se,
+        curve.objective + Z95 * curve.objective_se,
+        color="black",
+        alpha=0.15,
+        lw=0,
+    )
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     tb = [t.params["b"] for t in done if "b" in t.params]
     tv = [_objective_of(t) or 0.0 for t in done if "b" in t.params]
     ax.scatter(tb, tv, s=18, color="tab:red", zorder=3, label=f"Optuna trials ({len(tb)})")
     if sweep is not None:
-        ax.axvspan(sweep.lo, sweep.hi, color="tab:orange", alpha=0.3,
-                   label=f"best b {sweep.b:.3g} [{sweep.lo:.3g}, {sweep.hi:.3g}]")
+        ax.axvspan(
+            sweep.lo,
+            sweep.hi,
+            color="tab:orange",
+            alpha=0.3,
+            label=f"best b {sweep.b:.3g} [{sweep.lo:.3g}, {sweep.hi:.3g}]",
+        )
         ax.axvline(sweep.b, color="tab:orange", lw=1)
     else:
-        ax.text(0.5, 0.5, "objective 0 for every b: no best b", transform=ax.transAxes,
-                ha="center", va="center", color="tab:red")
+        ax.text(
+            0.5,
+            0.5,
+            "objective 0 for every b: no best b",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="tab:red",
+        )
     ax.axvline(b_theory, color="tab:purple", ls="--", lw=1, label=f"radius theory b={b_theory:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel("b (uniform in [-b, b] per component)")
     ax.set_ylabel("fraction of sampled vectors")
     ax.set_ylim(-0.02, 1.02)
-    what = (f"{objective.replicates} sets of {objective.n_samples} vectors per b, k-NN k="
-            f"{objective.k}" if isinstance(objective, KnnSearchObjective)
-            else f"{objective.n_samples} vectors per b")
+    what = (
+        f"{objective.replicates} sets of {objective.n_samples} vectors per b, k-NN k={objective.k}"
+        if isinstance(objective, KnnSearchObjective)
+        else f"{objective.n_samples} vectors per b"
+    )
     ax.set_title(f"uniform generator, {what} (band: 95% MC error)", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -189,5 +211,12 @@ def save_objective_curve(
 
 def write_curve_csv(curve: Curve, path: Path) -> None:
     """The objective curve the plot shows, for re-plotting and for the report."""
-    write_csv(path, {"b": curve.b, "objective": curve.objective,
-                     "objective_se": curve.objective_se, **curve.parts()})
+    write_csv(
+        path,
+        {
+            "b": curve.b,
+            "objective": curve.objective,
+            "objective_se": curve.objective_se,
+            **curve.parts(),
+        },
+    )

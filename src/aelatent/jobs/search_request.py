@@ -108,8 +108,9 @@ class SearchRequest:
         return self.objective == KNN_OBJECTIVE
 
 
-def _one_number(text: str, name: str, *, positive: bool, maximum: float | None = None,
-                why: str = "") -> float:
+def _one_number(
+    text: str, name: str, *, positive: bool, maximum: float | None = None, why: str = ""
+) -> float:
     values = parse_float_list(text, name, positive=positive, maximum=maximum, why=why)
     if len(values) != 1:
         raise UserError(f"{name}={text!r}: give one number, not a list")
@@ -120,20 +121,27 @@ def parse_band(text: str) -> tuple[float, float]:
     """``"1,99"`` -> (1.0, 99.0): two percentiles with 0 <= lo < hi <= 100."""
     values = parse_float_list(text, "radius_band", positive=False)
     if len(values) != 2 or not 0 <= values[0] < values[1] <= 100:
-        raise UserError(f"radius_band={text!r} is out of range; expected two percentiles lo,hi "
-                        "with 0 <= lo < hi <= 100, e.g. 1,99")
+        raise UserError(
+            f"radius_band={text!r} is out of range; expected two percentiles lo,hi "
+            "with 0 <= lo < hi <= 100, e.g. 1,99"
+        )
     return values[0], values[1]
 
 
-DESCRIPTION = ("The b for which uniform [-b, b]^N best lands on the real latents: an Optuna "
-               "study over b, each trial a nested MLflow run (docs/science.md, 'The search "
-               "objective').")
+DESCRIPTION = (
+    "The b for which uniform [-b, b]^N best lands on the real latents: an Optuna "
+    "study over b, each trial a nested MLflow run (docs/science.md, 'The search "
+    "objective')."
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser = ArgumentParser(prog="aelatent search", description=DESCRIPTION)
-    parser.add_argument("--train-run", default=NEWEST,
-                        help="train run id, models:/<name>/<version or @alias>, or 'newest'")
+    parser.add_argument(
+        "--train-run",
+        default=NEWEST,
+        help="train run id, models:/<name>/<version or @alias>, or 'newest'",
+    )
     parser.add_argument("--case", default=ANY_CASE, help="with train_run=newest: of this case")
     parser.add_argument("--k", default="2", help="half-width multiple of the hit test")
     parser.add_argument("--n-trials", default="30", help="trials this worker runs")
@@ -144,28 +152,43 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     parser.add_argument("--study-name", default=AUTO, help="'auto' = from train run, k and mode")
     parser.add_argument("--seed", default="0", help="seed of the draws and of the TPE sampler")
-    parser.add_argument("--estimate", default=DEFAULT_ESTIMATOR,
-                        help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}")
-    parser.add_argument("--objective", default=DEFAULT_OBJECTIVE,
-                        help="typical (hit x radius typicality), band (hit AND radius in band) "
-                        "or knn (harmonic mean of k-NN precision and recall)")
-    parser.add_argument("--radius-band", default="1,99",
-                        help="percentiles lo,hi of the real radii outside which a radius counts 0")
-    parser.add_argument("--knn-k", default=knn.DEFAULT_KNN_K,
-                        help="objective=knn: k of the k-NN balls")
-    parser.add_argument("--knn-n", default=knn.DEFAULT_KNN_N,
-                        help="objective=knn: real and generated vectors per k-NN test")
+    parser.add_argument(
+        "--estimate",
+        default=DEFAULT_ESTIMATOR,
+        help=f"window estimator: {', '.join(WINDOW_ESTIMATORS)}",
+    )
+    parser.add_argument(
+        "--objective",
+        default=DEFAULT_OBJECTIVE,
+        help="typical (hit x radius typicality), band (hit AND radius in band) "
+        "or knn (harmonic mean of k-NN precision and recall)",
+    )
+    parser.add_argument(
+        "--radius-band",
+        default="1,99",
+        help="percentiles lo,hi of the real radii outside which a radius counts 0",
+    )
+    parser.add_argument(
+        "--knn-k", default=knn.DEFAULT_KNN_K, help="objective=knn: k of the k-NN balls"
+    )
+    parser.add_argument(
+        "--knn-n",
+        default=knn.DEFAULT_KNN_N,
+        help="objective=knn: real and generated vectors per k-NN test",
+    )
     args = parser.parse_args(argv)
 
     k = _one_number(args.k, "k", positive=True, maximum=MAX_K, why=SEARCH_RANGE_WHY)
     b_min = _one_number(args.b_min, "b_min", positive=False)
-    b_max = _one_number(args.b_max, "b_max", positive=False, maximum=MAX_SCALE,
-                        why=SEARCH_RANGE_WHY)
+    b_max = _one_number(
+        args.b_max, "b_max", positive=False, maximum=MAX_SCALE, why=SEARCH_RANGE_WHY
+    )
     if b_min <= 0:
         raise UserError(f"b_min={b_min:g} is out of range; b_min must be > 0 (b scales U[-b, b])")
     if b_min < MIN_B_MIN:
-        raise UserError(f"b_min={b_min:g} is out of range; expected at least {MIN_B_MIN:g} "
-                        f"({B_MIN_WHY})")
+        raise UserError(
+            f"b_min={b_min:g} is out of range; expected at least {MIN_B_MIN:g} ({B_MIN_WHY})"
+        )
     if b_min >= b_max:
         raise UserError(f"b_min={b_min:g} must be smaller than b_max={b_max:g}")
     mode = args.mode.strip().lower()
@@ -180,13 +203,22 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     study_name = args.study_name.strip()
     objective = args.objective.strip().lower()
     if objective not in SEARCH_OBJECTIVES:
-        raise UserError(f"objective={args.objective!r} is unknown; choose one of "
-                        f"{', '.join(SEARCH_OBJECTIVES)}")
+        raise UserError(
+            f"objective={args.objective!r} is unknown; choose one of {', '.join(SEARCH_OBJECTIVES)}"
+        )
     train_run, case = parse_train_run_choice(args.train_run, args.case)
-    n_samples = parse_int(args.n_samples, "n_samples", minimum=100,
-                          maximum=MAX_SEARCH_N_SAMPLES, why=SEARCH_N_SAMPLES_WHY)
-    check_memory(search_memory_bytes(n_samples), f"the search objective of n_samples={n_samples}",
-                 "lower n_samples")
+    n_samples = parse_int(
+        args.n_samples,
+        "n_samples",
+        minimum=100,
+        maximum=MAX_SEARCH_N_SAMPLES,
+        why=SEARCH_N_SAMPLES_WHY,
+    )
+    check_memory(
+        search_memory_bytes(n_samples),
+        f"the search objective of n_samples={n_samples}",
+        "lower n_samples",
+    )
     return SearchRequest(
         train_run=train_run,
         case=case,

@@ -138,8 +138,12 @@ def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
         except (sqlalchemy.exc.SQLAlchemyError, ValueError, RuntimeError) as exc:
             error = _first_line(exc)
             break
-    check = ("; check that the database server is running and its host, port, user, password "
-             "and database name" if backend != "sqlite" else "")
+    check = (
+        "; check that the database server is running and its host, port, user, password "
+        "and database name"
+        if backend != "sqlite"
+        else ""
+    )
     if "driver is not installed" in error and backend == "postgresql":
         check = "; pip install 'aelatent[server]' (psycopg)"
     raise UserError(f"storage={redact(url)!r} cannot be opened: {error}{check}")
@@ -175,13 +179,17 @@ class FailStaleTrial:
         from aelatent.io.tracking import ERROR_TAG
 
         client = MlflowClient()
-        reason = (f"its search worker stopped during trial {number} of study {study_name!r} "
-                  f"(no Optuna heartbeat for {self.grace_s} s): the trial is FAIL and queued "
-                  "again")
+        reason = (
+            f"its search worker stopped during trial {number} of study {study_name!r} "
+            f"(no Optuna heartbeat for {self.grace_s} s): the trial is FAIL and queued "
+            "again"
+        )
         runs = mlflow.search_runs(
-            search_all_experiments=True, output_format="list",
+            search_all_experiments=True,
+            output_format="list",
             filter_string=f"tags.study_name = '{study_name}' and tags.trial = '{number}' "
-                          "and attributes.status = 'RUNNING'")
+            "and attributes.status = 'RUNNING'",
+        )
         for run in runs:
             for run_id in (run.info.run_id, run.data.tags.get("mlflow.parentRunId")):
                 if run_id and client.get_run(run_id).info.status == "RUNNING":
@@ -266,8 +274,13 @@ class TrialSeededSampler(BaseSampler):
         self._tpe.reseed_rng()
 
 
-def default_study_name(train_run_id: str, k: float, mode: str, objective: str = DEFAULT_OBJECTIVE,
-                       band: tuple[float, float] = BAND_PERCENTILES) -> str:
+def default_study_name(
+    train_run_id: str,
+    k: float,
+    mode: str,
+    objective: str = DEFAULT_OBJECTIVE,
+    band: tuple[float, float] = BAND_PERCENTILES,
+) -> str:
     """One name per question asked: studies of the first (band) objective keep their names."""
     name = f"uniform-b-{train_run_id}-k{k:g}"
     if objective != "band":

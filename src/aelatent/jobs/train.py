@@ -74,17 +74,28 @@ def parse_args(argv: Sequence[str] | None) -> TrainRequest:
     return build_request(args.case, args.data, args.epochs, args.image_size, args.seed)
 
 
-def build_request(case_arg: str, data: str, epochs: str, image_size: str, seed: str,
-                  resume_run: str | None = None) -> TrainRequest:
+def build_request(
+    case_arg: str, data: str, epochs: str, image_size: str, seed: str, resume_run: str | None = None
+) -> TrainRequest:
     case = load_case(case_arg)
     n_epochs = None if epochs == AUTO else parse_int(epochs, "epochs", minimum=1)
-    size = None if image_size == AUTO else parse_int(
-        image_size, "image_size", minimum=1, maximum=MAX_IMAGE_SIZE, why=IMAGE_SIZE_WHY)
+    size = (
+        None
+        if image_size == AUTO
+        else parse_int(
+            image_size, "image_size", minimum=1, maximum=MAX_IMAGE_SIZE, why=IMAGE_SIZE_WHY
+        )
+    )
     if n_epochs is None and data != BUILT_IN:
         n_epochs = case.training.epochs_celeba
     case = case.with_overrides(epochs=n_epochs, image_size=size)
-    request = TrainRequest(case=case, case_arg=case_arg, data=data, resume_run=resume_run,
-                           seed=parse_int(seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY))
+    request = TrainRequest(
+        case=case,
+        case_arg=case_arg,
+        data=data,
+        resume_run=resume_run,
+        seed=parse_int(seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY),
+    )
     check_training_memory(case)
     return request
 
@@ -94,8 +105,9 @@ def check_training_memory(case: CaseConfig, n_channels: int = 3) -> None:
     (``n_channels``: 3, the most any data set here has, so the estimate holds for all)."""
     shapes = network_shapes(case.model, case.image_size, n_channels, case.source)
     check_memory(
-        train_memory_bytes(shapes.n_weights, shapes.activations_per_image,
-                           case.training.batch_size),
+        train_memory_bytes(
+            shapes.n_weights, shapes.activations_per_image, case.training.batch_size
+        ),
         f"training case {case.name} (image_size={case.image_size}, "
         f"model.z_dim={case.model.z_dim}, {shapes.n_weights:,} weights, "
         f"batch_size={case.training.batch_size}, {case.source})",
@@ -116,8 +128,14 @@ def resume_request(run_id: str) -> TrainRequest:
         )
     params = run.data.params
     try:
-        return build_request(params["case_arg"], params["data"], params["training.epochs"],
-                             params["data.image_size"], params["seed"], resume_run=run_id)
+        return build_request(
+            params["case_arg"],
+            params["data"],
+            params["training.epochs"],
+            params["data.image_size"],
+            params["seed"],
+            resume_run=run_id,
+        )
     except KeyError as missing:
         raise UserError(f"resume={run_id!r} logged no parameter {missing}: cannot resume") from None
 
@@ -153,16 +171,28 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
     tags = {"case": case.name, "dataset": image_set.name}
     if request.resume_run:
         _mark_launcher_run(request.resume_run)
-    with entry_point_run("train", f"train case {case.name}", tags, nested=nested,
-                         run_id=request.resume_run, owned=True) as run:
+    with entry_point_run(
+        "train",
+        f"train case {case.name}",
+        tags,
+        nested=nested,
+        run_id=request.resume_run,
+        owned=True,
+    ) as run:
         run_id = run.info.run_id
         if request.resume_run is None:
-            mlflow.log_params({
-                **case.flat_params(), "case_arg": request.case_arg, "data": request.data,
-                "seed": request.seed, "n_images": len(image_set.images),
-                "n_channels": image_set.n_channels, "n_train": len(image_set.indices("train")),
-                "n_val": len(image_set.indices("val")),
-            })
+            mlflow.log_params(
+                {
+                    **case.flat_params(),
+                    "case_arg": request.case_arg,
+                    "data": request.data,
+                    "seed": request.seed,
+                    "n_images": len(image_set.images),
+                    "n_channels": image_set.n_channels,
+                    "n_train": len(image_set.indices("train")),
+                    "n_val": len(image_set.indices("val")),
+                }
+            )
             log_image_set(image_set, request.data)  # the runs table's Datasets column
         accelerator = configure_accelerator()
         if request.resume_run is None:
@@ -172,7 +202,9 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
         with accelerator.strategy.scope():  # mirrored variables and the dtype policy
             checkpoint = load_checkpoint(run_id) if request.resume_run else None
             autoencoder, epochs_done = checkpoint or (
-                build_autoencoder(case, image_set.n_channels), 0)
+                build_autoencoder(case, image_set.n_channels),
+                0,
+            )
         if checkpoint:
             print(f"aelatent train: resuming run {run_id} after epoch {epochs_done}", flush=True)
             mlflow.set_tag("resumed_after_epoch", str(epochs_done))
@@ -185,11 +217,16 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
         )
         started = time.perf_counter()
         history = autoencoder.fit(
-            train_data, validation_data=val_data, epochs=case.training.epochs,
+            train_data,
+            validation_data=val_data,
+            epochs=case.training.epochs,
             initial_epoch=epochs_done,
             shuffle=False,  # tf.data shuffles; Keras warns that it ignores its own here
-            callbacks=[keras.callbacks.TerminateOnNaN(), EpochCheckpoint(run_id),
-                       mlflow.keras.MlflowCallback()],
+            callbacks=[
+                keras.callbacks.TerminateOnNaN(),
+                EpochCheckpoint(run_id),
+                mlflow.keras.MlflowCallback(),
+            ],
             verbose=1 if sys.stdout.isatty() else 2,
         )
         diverged = diverged_epoch(history.history, epochs_done)
@@ -202,12 +239,17 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
             )
         seconds = time.perf_counter() - started
         epochs_run = case.training.epochs - epochs_done
-        metrics = {"train_seconds": seconds,
-                   "train_images_per_second":
-                       len(image_set.indices("train")) * epochs_run / max(seconds, 1e-9)}
+        metrics = {
+            "train_seconds": seconds,
+            "train_images_per_second": len(image_set.indices("train"))
+            * epochs_run
+            / max(seconds, 1e-9),
+        }
         if history.history:
-            metrics |= {"final_loss": history.history["loss"][-1],
-                        "final_val_loss": history.history["val_loss"][-1]}
+            metrics |= {
+                "final_loss": history.history["loss"][-1],
+                "final_val_loss": history.history["val_loss"][-1],
+            }
         mlflow.log_metrics(metrics)
         model_uri = log_trained_model(autoencoder, image_set)
         register_trained_model(model_uri, case.name, image_set.name)  # aelatent-case-<case>
@@ -242,17 +284,21 @@ def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> str:
 
     originals, reconstructions = reconstruct_examples(autoencoder, image_set)
     model_info = mlflow.keras.log_model(
-        autoencoder, name=MODEL_NAME, signature=infer_signature(originals[:2], reconstructions[:2]))
+        autoencoder, name=MODEL_NAME, signature=infer_signature(originals[:2], reconstructions[:2])
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        save_reconstructions(originals, reconstructions, out / "reconstructions.png",
-                             labels=("train", "val"))
+        save_reconstructions(
+            originals, reconstructions, out / "reconstructions.png", labels=("train", "val")
+        )
         mlflow.log_artifact(str(out / "reconstructions.png"))
         (out / "latents").mkdir()
         encoder = encoder_of(autoencoder)
         # Streamed into a memory-mapped .npy: memory does not grow with the data set.
         latents = np.lib.format.open_memmap(
-            out / LATENTS_PATH, mode="w+", dtype=np.float32,
+            out / LATENTS_PATH,
+            mode="w+",
+            dtype=np.float32,
             shape=(len(image_set.images), int(encoder.output.shape[-1])),
         )
         encode_images(encoder, image_set.images, out=latents, progress=True)
@@ -275,8 +321,9 @@ def _mark_launcher_run(resumed: str) -> None:
         client.set_tag(launcher, "mlflow.runName", f"resume of {resumed[:8]}")
 
 
-def reconstruct_examples(autoencoder: keras.Model,
-                         image_set: ImageSet) -> tuple[np.ndarray, np.ndarray]:
+def reconstruct_examples(
+    autoencoder: keras.Model, image_set: ImageSet
+) -> tuple[np.ndarray, np.ndarray]:
     """Half training images, half validation images (people the network never saw)."""
     half = N_RECONSTRUCTIONS // 2
     rows = []

@@ -33,8 +33,9 @@ def _stairs(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.concatenate([[edges[0]], x, [edges[-1]]]), np.concatenate([[0.0], y, [0.0]])
 
 
-def plot_component_grid(counts: np.ndarray, edges: np.ndarray, dominant: np.ndarray,
-                        path: Path) -> Path:
+def plot_component_grid(
+    counts: np.ndarray, edges: np.ndarray, dominant: np.ndarray, path: Path
+) -> Path:
     """All components' number distributions in one figure: a grid of small histograms.
 
     Drawn as one polygon collection in a single axes (256 sub-axes would take seconds).
@@ -59,12 +60,19 @@ def plot_component_grid(counts: np.ndarray, edges: np.ndarray, dominant: np.ndar
     fig = Figure(figsize=(size, size * n_rows / n_cols + 0.8))
     ax = fig.add_axes((0.01, 0.01, 0.98, 0.98 - 0.8 / (size * n_rows / n_cols + 0.8)))
     ax.add_collection(LineCollection(zero_lines, colors="#bbbbbb", linewidths=0.5))
-    ax.add_collection(PolyCollection(polygons, facecolors=colours, edgecolors=colours,
-                                     linewidths=0.4, alpha=0.85))
+    ax.add_collection(
+        PolyCollection(polygons, facecolors=colours, edgecolors=colours, linewidths=0.4, alpha=0.85)
+    )
     for j in range(z_dim):
         row, col = divmod(j, n_cols)
-        ax.text(col + 0.05, n_rows - 1 - row + 0.95, str(j), fontsize=6, va="top",
-                color=DOMINANT_COLOUR if dominant[j] else "#333333")
+        ax.text(
+            col + 0.05,
+            n_rows - 1 - row + 0.95,
+            str(j),
+            fontsize=6,
+            va="top",
+            color=DOMINANT_COLOUR if dominant[j] else "#333333",
+        )
     ax.set_xlim(0, n_cols)
     ax.set_ylim(0, n_rows)
     ax.set_axis_off()
@@ -76,26 +84,40 @@ def plot_component_grid(counts: np.ndarray, edges: np.ndarray, dominant: np.ndar
     return _save(fig, path)
 
 
-def plot_dominant(counts: np.ndarray, edges: np.ndarray, components: Sequence[int],
-                  mu: np.ndarray, hw: np.ndarray, mu_fit: np.ndarray, sigma: np.ndarray,
-                  path: Path, rule: str = "") -> Path:
+def plot_dominant(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    components: Sequence[int],
+    mu: np.ndarray,
+    hw: np.ndarray,
+    mu_fit: np.ndarray,
+    sigma: np.ndarray,
+    path: Path,
+    rule: str = "",
+) -> Path:
     """The dominant components' histograms with their fitted Gaussians (at most 48 panels)."""
     shown = list(components)[:MAX_DOMINANT_PANELS]
     if not shown:
         fig = Figure(figsize=(6, 2))
-        fig.text(0.5, 0.5, f"no dominant components{f' ({rule})' if rule else ''}",
-                 ha="center", va="center")
+        fig.text(
+            0.5,
+            0.5,
+            f"no dominant components{f' ({rule})' if rule else ''}",
+            ha="center",
+            va="center",
+        )
         return _save(fig, path)
     n_cols = min(6, len(shown))
     n_rows = math.ceil(len(shown) / n_cols)
     height = 2.2 * n_rows + 0.7
     fig = Figure(figsize=(2.8 * n_cols, height))
     # A fixed layout: constrained layout takes seconds for dozens of panels.
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.35 / height, top=1 - 0.75 / height,
-                        wspace=0.25, hspace=0.45)
+    fig.subplots_adjust(
+        left=0.04, right=0.99, bottom=0.35 / height, top=1 - 0.75 / height, wspace=0.25, hspace=0.45
+    )
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     width = float(edges[1] - edges[0])
-    for ax in axes.ravel()[len(shown):]:
+    for ax in axes.ravel()[len(shown) :]:
         ax.set_axis_off()
     for ax, j in zip(axes.ravel(), shown, strict=False):
         n = counts[j].sum()
@@ -111,15 +133,27 @@ def plot_dominant(counts: np.ndarray, edges: np.ndarray, components: Sequence[in
         ax.set_xlim(lo, hi)
         ax.set_title(f"{j}: mu {mu[j]:.3g}, hw {hw[j]:.3g}", fontsize=9)
         ax.tick_params(labelsize=7)
-    fig.suptitle(f"Dominant components{f' ({rule})' if rule else ''}: histogram, "
-                 "fitted Gaussian (black), peak mu (line)"
-                 + (f"; the {MAX_DOMINANT_PANELS} most dominant of {len(components)}"
-                    if len(components) > MAX_DOMINANT_PANELS else ""), fontsize=10)
+    fig.suptitle(
+        f"Dominant components{f' ({rule})' if rule else ''}: histogram, "
+        "fitted Gaussian (black), peak mu (line)"
+        + (
+            f"; the {MAX_DOMINANT_PANELS} most dominant of {len(components)}"
+            if len(components) > MAX_DOMINANT_PANELS
+            else ""
+        ),
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
-def plot_radius(counts: np.ndarray, edges: np.ndarray, mean: float, std: float,
-                percentiles: dict[int, float], path: Path) -> Path:
+def plot_radius(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    mean: float,
+    std: float,
+    percentiles: dict[int, float],
+    path: Path,
+) -> Path:
     """Number distribution of the radii |z| with mean and outer percentiles marked."""
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
@@ -127,8 +161,9 @@ def plot_radius(counts: np.ndarray, edges: np.ndarray, mean: float, std: float,
     ax.axvline(mean, color="black", lw=1.2, label=f"mean {mean:.4g} (std {std:.3g})")
     for q, ls in ((1, ":"), (99, ":"), (5, "--"), (95, "--")):
         if q in percentiles:
-            ax.axvline(percentiles[q], color="black", lw=0.8, ls=ls,
-                       label=f"p{q} {percentiles[q]:.4g}")
+            ax.axvline(
+                percentiles[q], color="black", lw=0.8, ls=ls, label=f"p{q} {percentiles[q]:.4g}"
+            )
     ax.set_xlabel("radius |z|")
     ax.set_ylabel("number of latent vectors")
     ax.set_title(f"Radius distribution of the real latents (n = {int(counts.sum())})")
@@ -143,8 +178,10 @@ def plot_pair(sample: np.ndarray, pair: tuple[int, int], r: float, path: Path) -
     ax.scatter(sample[:, 0], sample[:, 1], s=5, alpha=0.5, color=NORMAL_COLOUR, linewidths=0)
     ax.set_xlabel(f"component {pair[0]}")
     ax.set_ylabel(f"component {pair[1]}")
-    ax.set_title(f"The two most dominant components\n{len(sample)} random latent vectors, "
-                 f"r = {r:.3f}", fontsize=10)
+    ax.set_title(
+        f"The two most dominant components\n{len(sample)} random latent vectors, r = {r:.3f}",
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
@@ -161,8 +198,9 @@ def plot_correlation_matrix(corr: np.ndarray, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_pca_spectrum(explained_ratio: np.ndarray, cumulative_ratio: np.ndarray,
-                      n_for: dict[float, int], path: Path) -> Path:
+def plot_pca_spectrum(
+    explained_ratio: np.ndarray, cumulative_ratio: np.ndarray, n_for: dict[float, int], path: Path
+) -> Path:
     """Explained-variance fraction per principal component (log) and its running sum."""
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
@@ -178,7 +216,12 @@ def plot_pca_spectrum(explained_ratio: np.ndarray, cumulative_ratio: np.ndarray,
     for fraction, n in n_for.items():
         twin.axhline(fraction, color="grey", lw=0.6, ls=":")
         twin.axvline(n, color="grey", lw=0.6, ls="--")
-        twin.annotate(f"{fraction:.0%}: {n}", (n, fraction), xytext=(4, -12),
-                      textcoords="offset points", fontsize=8)
+        twin.annotate(
+            f"{fraction:.0%}: {n}",
+            (n, fraction),
+            xytext=(4, -12),
+            textcoords="offset points",
+            fontsize=8,
+        )
     ax.set_title("PCA spectrum of the real latents")
     return _save(fig, path)

@@ -23,8 +23,12 @@ from aelatent.core.hits import HitGrid
 if TYPE_CHECKING:
     from aelatent.core.hit_uncertainty import HeldoutCeiling, HitIntervals
 
-SCALE_LABELS = {"uniform": "b (box half-width)", "gaussian": "scale s", "mvn": "scale s",
-                "gmm": "scale s"}
+SCALE_LABELS = {
+    "uniform": "b (box half-width)",
+    "gaussian": "scale s",
+    "mvn": "scale s",
+    "gmm": "scale s",
+}
 """What the b-axis of each sampler is (uniform: the box; the others: a width factor)."""
 
 RateInterval = tuple[float, float, float]
@@ -203,8 +207,17 @@ def save_hit_rate_curves(
             rate, lo, hi = np.array([p for _, p in points], dtype=np.float64).reshape(-1, 3).T
             below = np.nan_to_num(np.clip(rate - lo, 0.0, None))
             above = np.nan_to_num(np.clip(hi - rate, 0.0, None))
-            ax.errorbar(scales, rate, yerr=[below, above], color=colours[k], marker="o",
-                        markersize=3.5, capsize=3, lw=1.2, label=f"k = {k:g}")
+            ax.errorbar(
+                scales,
+                rate,
+                yerr=[below, above],
+                color=colours[k],
+                marker="o",
+                markersize=3.5,
+                capsize=3,
+                lw=1.2,
+                label=f"k = {k:g}",
+            )
             positive += [v for v in (*rate, *hi) if v > 0]
         if ceiling and k in ceiling:
             rate_c, lo_c, hi_c = ceiling[k]
@@ -235,8 +248,12 @@ def save_hit_rate_curves(
     return _save(fig, path)
 
 
-KNN_STYLES = {"precision": ("tab:red", "o"), "recall": ("tab:blue", "s"),
-              "coverage": ("tab:green", "^"), "density": ("0.35", "D")}
+KNN_STYLES = {
+    "precision": ("tab:red", "o"),
+    "recall": ("tab:blue", "s"),
+    "coverage": ("tab:green", "^"),
+    "density": ("0.35", "D"),
+}
 """Colour and marker of each k-NN figure in :func:`save_box_vs_knn`."""
 
 
@@ -312,8 +329,15 @@ def save_box_vs_knn(
     return _save(fig, path)
 
 
-def _error_line(ax: plt.Axes, points: Mapping[float, RateInterval], colour, marker: str,
-                label: str, *, dashed: bool = False) -> None:
+def _error_line(
+    ax: plt.Axes,
+    points: Mapping[float, RateInterval],
+    colour,
+    marker: str,
+    label: str,
+    *,
+    dashed: bool = False,
+) -> None:
     """One curve over the scales with its 95% interval as error bars (none where NaN)."""
     ordered = sorted(points.items())
     if not ordered:
@@ -322,5 +346,15 @@ def _error_line(ax: plt.Axes, points: Mapping[float, RateInterval], colour, mark
     value, lo, hi = np.array([p for _, p in ordered], dtype=np.float64).reshape(-1, 3).T
     below = np.nan_to_num(np.clip(value - lo, 0.0, None))
     above = np.nan_to_num(np.clip(hi - value, 0.0, None))
-    ax.errorbar(scales, value, yerr=[below, above], color=colour, marker=marker, markersize=3.5,
-                capsize=3, lw=1.2, ls=":" if dashed else "-", label=label)
+    ax.errorbar(
+        scales,
+        value,
+        yerr=[below, above],
+        color=colour,
+        marker=marker,
+        markersize=3.5,
+        capsize=3,
+        lw=1.2,
+        ls=":" if dashed else "-",
+        label=label,
+    )

@@ -173,8 +173,14 @@ def write_document(document: Document, out_dir: Path) -> ReportFiles:
     and the marker listing them (written first, so even an interrupted report is known)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_names = _table_file_names(document)
-    _write_marker(out_dir, [out_dir / HTML_NAME, out_dir / MARKDOWN_NAME,
-                            *(out_dir / TABLES_DIR / n for n in csv_names.values())])
+    _write_marker(
+        out_dir,
+        [
+            out_dir / HTML_NAME,
+            out_dir / MARKDOWN_NAME,
+            *(out_dir / TABLES_DIR / n for n in csv_names.values()),
+        ],
+    )
     tables = []
     for table in _all_tables(document):
         path = out_dir / TABLES_DIR / csv_names[id(table)]

@@ -42,8 +42,11 @@ NEW_METRICS = {
 
 def _data(*metrics: dict[str, float]) -> ReportData:
     cases = [
-        CaseData(label, label, RunData(f"train{label}", f"train case {label}", "train",
-                                       "FINISHED", metrics=dict(m)))
+        CaseData(
+            label,
+            label,
+            RunData(f"train{label}", f"train case {label}", "train", "FINISHED", metrics=dict(m)),
+        )
         for label, m in zip(("I", "II"), metrics, strict=False)
     ]
     return ReportData(cases=cases, selection="fake", tracking_uri="sqlite:///x.db", created="now")
@@ -59,8 +62,14 @@ def _scale_free(document: Document) -> tuple[Table, list]:
 def test_a_new_run_fills_the_table_and_an_old_one_shows_dashes(tmp_path: Path):
     document = build_document(_data(NEW_METRICS, OLD_METRICS), tmp_path / "work")
     table, blocks = _scale_free(document)
-    assert table.columns[:6] == ["level", "level in s", "case I: study", "case I: significant",
-                                 "case I: in s", "case I: significant in s"]
+    assert table.columns[:6] == [
+        "level",
+        "level in s",
+        "case I: study",
+        "case I: significant",
+        "case I: in s",
+        "case I: significant in s",
+    ]
     rows = {row[1] or row[0]: row for row in table.rows}
     assert len(rows) == len(SCALE_FREE_LEVELS)
     assert rows["|mu| >= 0.25 s"][2:6] == [37.0, 4.0, 4.0, 4.0]
@@ -80,8 +89,11 @@ def test_a_new_run_fills_the_table_and_an_old_one_shows_dashes(tmp_path: Path):
 def test_only_old_runs_still_render(tmp_path: Path):
     document = build_document(_data(OLD_METRICS), tmp_path / "work")
     table, blocks = _scale_free(document)
-    assert all(cell is None or cell == "" or isinstance(cell, float)
-               for row in table.rows for cell in row[2:])
+    assert all(
+        cell is None or cell == "" or isinstance(cell, float)
+        for row in table.rows
+        for cell in row[2:]
+    )
     assert any(isinstance(b, Note) and "scale-free" in b.text for b in blocks)
     files = write_document(document, tmp_path / "out")
     assert "Scale-free observations" in files.markdown.read_text()

@@ -15,9 +15,18 @@ from aelatent.reporting.document import Figure, Note, Paragraph, walk
 from aelatent.reporting.render import write_document
 from aelatent.reporting.sections.search import OBJECTIVE_CURVE
 
-FOUND = {"best_b": 1.84, "best_b_lo": 1.83, "best_b_hi": 1.85, "best_value": 0.66,
-         "best_value_se": 0.002, "best_b_sweep": 1.842, "best_value_sweep": 0.661,
-         "best_b_gap": -0.002, "best_b_in_interval": 1.0, "b_theory": 1.73}
+FOUND = {
+    "best_b": 1.84,
+    "best_b_lo": 1.83,
+    "best_b_hi": 1.85,
+    "best_value": 0.66,
+    "best_value_se": 0.002,
+    "best_b_sweep": 1.842,
+    "best_value_sweep": 0.661,
+    "best_b_gap": -0.002,
+    "best_b_in_interval": 1.0,
+    "b_theory": 1.73,
+}
 
 
 def _png(path: Path) -> Path:
@@ -29,14 +38,31 @@ def _png(path: Path) -> Path:
     return path
 
 
-def _search_blocks(tmp_path: Path, metrics: dict[str, float], tags: dict[str, str],
-                   curve: bool = True, params: dict[str, str] | None = None) -> list:
+def _search_blocks(
+    tmp_path: Path,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    curve: bool = True,
+    params: dict[str, str] | None = None,
+) -> list:
     artifacts = {OBJECTIVE_CURVE: _png(tmp_path / "a" / "curve.png")} if curve else {}
-    search = RunData("s1", "search case I", "search", "FINISHED", tags=tags, metrics=metrics,
-                     artifacts=artifacts, params=params or {})
+    search = RunData(
+        "s1",
+        "search case I",
+        "search",
+        "FINISHED",
+        tags=tags,
+        metrics=metrics,
+        artifacts=artifacts,
+        params=params or {},
+    )
     train = RunData("t1", "train case I", "train", "FINISHED")
-    data = ReportData(cases=[CaseData("I", "I", train, [], search)], selection="fake",
-                      tracking_uri="sqlite:///x.db", created="now")
+    data = ReportData(
+        cases=[CaseData("I", "I", train, [], search)],
+        selection="fake",
+        tracking_uri="sqlite:///x.db",
+        created="now",
+    )
     document = build_document(data, tmp_path / "work")
     write_document(document, tmp_path / "out")  # renders without error
     section = next(s for s in document.sections if s.key == "search")

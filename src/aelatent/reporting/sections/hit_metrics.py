@@ -128,8 +128,10 @@ def windows_text(runs: Iterable[RunData]) -> str:
         if table is not None:
             chosen = Counter(r.get("estimator", "") for r in read_csv(table))
             if chosen and set(chosen) != {estimate}:
-                text += " (per component: " + ", ".join(
-                    f"{name} {count}" for name, count in sorted(chosen.items())
-                ) + ")"
+                text += (
+                    " (per component: "
+                    + ", ".join(f"{name} {count}" for name, count in sorted(chosen.items()))
+                    + ")"
+                )
         parts.append(f"{text}, estimated from the training latents (run {run.run_id[:8]})")
     return "; ".join(parts)

@@ -196,14 +196,24 @@ def hit_figures_table(
             cell = cells.get((b, k))
             if cell is not None:
                 rows.append(
-                    [sampler, cell_value(b), cell_value(k),
-                     *[cell.get(c) for c in HIT_FIGURE_COLUMNS], too_uncertain(cell)]
+                    [
+                        sampler,
+                        cell_value(b),
+                        cell_value(k),
+                        *[cell.get(c) for c in HIT_FIGURE_COLUMNS],
+                        too_uncertain(cell),
+                    ]
                 )
     for k in ks:
         if k in ceiling:
             rows.append(
-                ["heldout", None, cell_value(k), *[ceiling[k].get(c) for c in HIT_FIGURE_COLUMNS],
-                 False]
+                [
+                    "heldout",
+                    None,
+                    cell_value(k),
+                    *[ceiling[k].get(c) for c in HIT_FIGURE_COLUMNS],
+                    False,
+                ]
             )
     return Table(
         f"hit_figures_{name}",
@@ -248,8 +258,10 @@ def hit_rate_curves(
         "error bars: Wilson 95% intervals" if has_bars else "no intervals logged",
         "dashed: held-out real latents (ceiling)" if limits else "no ceiling logged",
     ]
-    caption = (f"hit rate against {SCALE_LABELS.get(sampler, 'b')} per k, sampler {sampler}; "
-               + "; ".join(notes))
+    caption = (
+        f"hit rate against {SCALE_LABELS.get(sampler, 'b')} per k, sampler {sampler}; "
+        + "; ".join(notes)
+    )
     return [Figure(path, caption)]
 
 

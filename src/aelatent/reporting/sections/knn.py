@@ -77,8 +77,12 @@ def knn_blocks(slug: str, sampler: str, runs: list[RunData]) -> list[Block]:
     """The k-NN table of one sampler (one row per b or scale, the ceiling last), or a note."""
     cells = knn_cells(runs, sampler)
     if not cells:
-        return [Note(f"Not logged: no k-NN figures (precision/{sampler}/...) in the evaluate "
-                     "runs, which predate them or ran with knn_n=0; rerun evaluate to get them.")]
+        return [
+            Note(
+                f"Not logged: no k-NN figures (precision/{sampler}/...) in the evaluate "
+                "runs, which predate them or ran with knn_n=0; rerun evaluate to get them."
+            )
+        ]
 
     def number(text: str) -> float:
         try:
@@ -99,8 +103,11 @@ def knn_blocks(slug: str, sampler: str, runs: list[RunData]) -> list[Block]:
     sizes = next((r.metrics for r in runs if "knn_k" in r.metrics), {})
     blocks: list[Block] = []
     if sizes:
-        blocks.append(Paragraph(
-            f"k-NN test: k = {sizes['knn_k']:.0f}, "
-            f"{sizes.get('knn_n_generated', math.nan):.0f} generated against "
-            f"{sizes.get('knn_n_real', math.nan):.0f} real vectors."))
+        blocks.append(
+            Paragraph(
+                f"k-NN test: k = {sizes['knn_k']:.0f}, "
+                f"{sizes.get('knn_n_generated', math.nan):.0f} generated against "
+                f"{sizes.get('knn_n_real', math.nan):.0f} real vectors."
+            )
+        )
     return [*blocks, Table(f"knn_{slug}", ["b", *KNN_FIGURES], rows, caption=caption)]

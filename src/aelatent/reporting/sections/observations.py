@@ -70,18 +70,43 @@ class ScaleFreeLevel:
 # aelatent.core.significance: the study's questions in the run's own units, beyond doubt
 SCALE_METRIC = "scale_median_hw"
 SCALE_FREE_LEVELS = (
-    ScaleFreeLevel("|mu| >= 0.25", "|mu| >= 0.25 s", "n_mu_abs_ge_0.25", "n_sig_mu_abs_ge_0.25",
-                   "n_mu_abs_ge_0.25s", "n_sig_mu_abs_ge_0.25s"),
-    ScaleFreeLevel("|mu| >= 1", "|mu| >= 1 s", "n_mu_abs_ge_1", "n_sig_mu_abs_ge_1",
-                   "n_mu_abs_ge_1s", "n_sig_mu_abs_ge_1s"),
+    ScaleFreeLevel(
+        "|mu| >= 0.25",
+        "|mu| >= 0.25 s",
+        "n_mu_abs_ge_0.25",
+        "n_sig_mu_abs_ge_0.25",
+        "n_mu_abs_ge_0.25s",
+        "n_sig_mu_abs_ge_0.25s",
+    ),
+    ScaleFreeLevel(
+        "|mu| >= 1",
+        "|mu| >= 1 s",
+        "n_mu_abs_ge_1",
+        "n_sig_mu_abs_ge_1",
+        "n_mu_abs_ge_1s",
+        "n_sig_mu_abs_ge_1s",
+    ),
     ScaleFreeLevel("hw >= 1", "", "n_hw_ge_1", "n_sig_hw_ge_1", None, None),
-    ScaleFreeLevel("hw >= 1.5", "hw >= 1.5 s", "n_hw_ge_1.5", "n_sig_hw_ge_1.5",
-                   "n_hw_ge_1.5s", "n_sig_hw_ge_1.5s"),
+    ScaleFreeLevel(
+        "hw >= 1.5",
+        "hw >= 1.5 s",
+        "n_hw_ge_1.5",
+        "n_sig_hw_ge_1.5",
+        "n_hw_ge_1.5s",
+        "n_sig_hw_ge_1.5s",
+    ),
     ScaleFreeLevel("", "hw >= 2 s", None, None, "n_hw_ge_2s", "n_sig_hw_ge_2s"),
-    ScaleFreeLevel("hw >= 3", "hw >= 3 s", "n_hw_ge_3", "n_sig_hw_ge_3",
-                   "n_hw_ge_3s", "n_sig_hw_ge_3s"),
-    ScaleFreeLevel("dominant (the run's rule)", "dominant: |mu| >= 0.25 s or hw >= 1.5 s",
-                   "n_dominant", None, None, "n_dominant_sig"),
+    ScaleFreeLevel(
+        "hw >= 3", "hw >= 3 s", "n_hw_ge_3", "n_sig_hw_ge_3", "n_hw_ge_3s", "n_sig_hw_ge_3s"
+    ),
+    ScaleFreeLevel(
+        "dominant (the run's rule)",
+        "dominant: |mu| >= 0.25 s or hw >= 1.5 s",
+        "n_dominant",
+        None,
+        None,
+        "n_dominant_sig",
+    ),
 )
 
 
@@ -139,8 +164,9 @@ def scale_free_observations(ctx: SectionContext) -> list[Block]:
     cases = ctx.data.cases
     columns = ["level", "level in s"]
     for c in cases:
-        columns += [f"case {c.label}: {k}" for k in ("study", "significant", "in s",
-                                                     "significant in s")]
+        columns += [
+            f"case {c.label}: {k}" for k in ("study", "significant", "in s", "significant in s")
+        ]
     rows = []
     for level in SCALE_FREE_LEVELS:
         row: list = [level.absolute, level.in_s]

@@ -10,10 +10,32 @@ from aelatent.reporting.document import Block, Note, Paragraph, Section, Table
 from aelatent.reporting.sections.context import ENV, IMAGE_PATTERNS, SectionContext, slug
 from aelatent.reporting.sections.formatting import cell_value
 
-SEARCH_PARAMS = ("k", "objective", "radius_band", "knn_k", "knn_n", "n_trials", "n_samples",
-                 "b_min", "b_max", "mode", "seed", "study_name")
-SEARCH_FIRST = ("best_b", "best_b_lo", "best_b_hi", "best_value", "best_value_se", "best_b_sweep",
-                "best_value_sweep", "best_b_gap", "best_b_in_interval", "b_theory")
+SEARCH_PARAMS = (
+    "k",
+    "objective",
+    "radius_band",
+    "knn_k",
+    "knn_n",
+    "n_trials",
+    "n_samples",
+    "b_min",
+    "b_max",
+    "mode",
+    "seed",
+    "study_name",
+)
+SEARCH_FIRST = (
+    "best_b",
+    "best_b_lo",
+    "best_b_hi",
+    "best_value",
+    "best_value_se",
+    "best_b_sweep",
+    "best_value_sweep",
+    "best_b_gap",
+    "best_b_in_interval",
+    "b_theory",
+)
 OBJECTIVE_CURVE = "search/objective_curve.png"
 MAX_TRIAL_ROWS = 10
 
@@ -38,12 +60,17 @@ def search_summary(run: RunData) -> Block:
     interval = f"[{m['best_b_lo']:.4g}, {m['best_b_hi']:.4g}]"
     knn = run.params.get("objective") == "knn"  # a grid sweep over replicate sets
     maximiser = "the best of the 48-point sweep" if knn else "the exact maximiser"
-    exact = (f"{maximiser} of the sampled objective is b = {m['best_b_sweep']:.4g} "
-             f"(objective {m['best_value_sweep']:.3g}), as good within error for b in {interval}")
+    exact = (
+        f"{maximiser} of the sampled objective is b = {m['best_b_sweep']:.4g} "
+        f"(objective {m['best_value_sweep']:.3g}), as good within error for b in {interval}"
+    )
     if "best_b" not in m:
         return Note(f"Every Optuna trial scored 0; {exact}.")
-    verdict = ("inside that interval: Optuna and the exact curve agree" if
-               m.get("best_b_in_interval") else "OUTSIDE that interval: run more trials")
+    verdict = (
+        "inside that interval: Optuna and the exact curve agree"
+        if m.get("best_b_in_interval")
+        else "OUTSIDE that interval: run more trials"
+    )
     return Paragraph(
         f"Best b = {m['best_b']:.4g} {interval} (objective {m['best_value']:.3g} "
         f"± {1.96 * m.get('best_value_se', math.nan):.2g}); {exact}; Optuna's b is {verdict}."
@@ -87,10 +114,15 @@ def search_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
         blocks.append(trials_table(run, slug(case)))
     images = run.find(*IMAGE_PATTERNS)
     if run.find(OBJECTIVE_CURVE):
-        blocks += ctx.figure(run, OBJECTIVE_CURVE, caption=(
-            "objective over b: the exact curve with its 95% Monte Carlo band (black), "
-            "its two parts, the Optuna trials (red) and the interval of the best b "
-            "(shaded)"))
+        blocks += ctx.figure(
+            run,
+            OBJECTIVE_CURVE,
+            caption=(
+                "objective over b: the exact curve with its 95% Monte Carlo band (black), "
+                "its two parts, the Optuna trials (red) and the interval of the best b "
+                "(shaded)"
+            ),
+        )
         images = [i for i in images if i[0] != OBJECTIVE_CURVE]
     if images:
         blocks += ctx.figure(run, *(path for path, _ in images), caption="search")

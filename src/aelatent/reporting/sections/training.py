@@ -41,9 +41,7 @@ def configuration_section(ctx: SectionContext) -> Section:
             ["parameter", *[f"case {c.label}" for c in cases], "differs"],
             rows,
             caption="Parameters of the train runs",
-            max_rows=max(
-                MAX_CONFIG_ROWS, sum(config_rank(r[0], r[-1] == "yes") < 2 for r in rows)
-            ),
+            max_rows=max(MAX_CONFIG_ROWS, sum(config_rank(r[0], r[-1] == "yes") < 2 for r in rows)),
         ),
     ]
     summary_keys = [k for k in SUMMARY_KEYS if any(k in c.train.metrics for c in cases)]
@@ -56,9 +54,7 @@ def configuration_section(ctx: SectionContext) -> Section:
                 caption="End of training",
             )
         )
-    curves = {
-        c.label: {k: c.train.histories.get(k, []) for k in TRAIN_HISTORY_KEYS} for c in cases
-    }
+    curves = {c.label: {k: c.train.histories.get(k, []) for k in TRAIN_HISTORY_KEYS} for c in cases}
     if any(points for series in curves.values() for points in series.values()):
         path = training_curves(curves, ctx.work_dir / "training_curves.png")
         blocks.append(
