@@ -47,6 +47,9 @@ same scrambled Sobol replicates; the sum is formed per replicate in log space an
 standard error taken over the replicates, so the errors of the components (which share
 their random numbers) are combined correctly. The GHK budget of ``mvn`` (2,048 draws) is
 split evenly over the components, at least 256 each.
+
+Why one module of this size: fitting, sampling and the GHK probability share the mixture's
+arrays, and a third of the length is this docstring's reasons for each choice.
 """
 
 from __future__ import annotations

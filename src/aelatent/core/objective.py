@@ -39,6 +39,10 @@ fixed seed is a deterministic function of ``b`` (no re-sampling noise between tr
 is what a sequential optimiser needs), each evaluation costs O(n_samples) instead of
 O(n_samples x N), and the whole curve over a dense grid of b is cheap: the exact maximiser
 over a range (:meth:`UniformSearchObjective.best_in`) cross-checks what the optimiser found.
+
+Why one module of this size: the two objectives, their exact curve and its maximiser all
+read the same per-vector hit intervals and radii; apart, each would reach into the others'
+arrays.
 """
 
 from __future__ import annotations

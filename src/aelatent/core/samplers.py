@@ -23,6 +23,9 @@ summed in log space so that 0.25**220 does not underflow). For the multivariate 
 exact value is computable at 256 dimensions (Genz's algorithm is itself a Monte Carlo
 method, with an absolute error far above probabilities such as 1e-100); it is the GHK
 importance-sampling estimate, see :meth:`MVNSampler.window_log10_probability`.
+
+Why one module of this size: the Sampler protocol, its implementations with their exact
+probabilities and GHK for mvn are read together whenever a sampler is added.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ estimates comes from their influence functions (the delta method; Var = Var(IF) 
 evaluated on at most ``COVARIANCE_ROWS`` random vectors, so that correlations between
 components carry into every propagated probability. For ``histogram`` it is a per-component
 bootstrap of the bin counts (multinomial; correlations between components ignored).
+
+Why one module of this size: every window estimator with its standard errors and the
+parametric bootstrap share the covariance of (mu, hw), and are compared side by side.
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ a one-line message: the scoring server answers HTTP 400 and keeps serving.
 
 The vectors are the core samplers' own (:mod:`aelatent.core.samplers`), drawn from
 ``numpy.random.default_rng(seed)``: the same request gives the same images.
+
+Why one module of this size: the request's parsing, the stored samplers and the pyfunc
+model change together whenever the request changes.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ This module runs the job (prepare, the worker's trials, the summary); its parts 
 it: :mod:`~aelatent.jobs.search_request` (the parameters), :mod:`~aelatent.jobs.search_study`
 (the Optuna storage and study), :mod:`~aelatent.jobs.search_trials` (one trial as a nested
 run) and :mod:`~aelatent.jobs.search_artifacts` (the CSVs and plots).
+
+Why this size: prepare, the worker's loop and the summary (with its explanations when no b
+scores) read the same objective and study; every part that stands alone is beside it.
 """
 
 from __future__ import annotations
