@@ -123,7 +123,7 @@ def progress_bar(
     if not enabled:
         return _NoProgress()
     if interactive():
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # ~50 ms; only a terminal shows a bar
 
         return tqdm(total=total, desc=desc, unit=unit, **tqdm_kwargs)
     return LineProgress(total, desc, unit)

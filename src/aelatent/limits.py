@@ -151,7 +151,7 @@ def available_memory_bytes() -> int | None:
     neither can be read (then nothing is refused)."""
     total: int | None = None
     try:
-        import psutil
+        import psutil  # optional: not in the served generator's requirements
 
         total = int(psutil.virtual_memory().total)
     except (ImportError, OSError):

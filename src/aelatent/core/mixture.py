@@ -65,7 +65,7 @@ from scipy.special import logsumexp, ndtr
 
 from aelatent.core.correlations import mean_and_covariance
 from aelatent.core.radius_theory import RadiusMoments, mvn_radius_moments
-from aelatent.core.samplers import LN10, ghk_combine, ghk_log_replicates
+from aelatent.core.samplers import LN10, cholesky_psd, ghk_combine, ghk_log_replicates
 from aelatent.errors import UserError
 
 Residual = Literal["sample", "isotropic"]
@@ -206,8 +206,8 @@ def fit_latent_mixture(
     seed: int = 0,
 ) -> LatentMixture:
     """Fit the mixture of the module docstring to real latents ``[n, D]``; BIC chooses."""
-    from sklearn.mixture import GaussianMixture
-    from threadpoolctl import threadpool_limits
+    from sklearn.mixture import GaussianMixture  # ~1.1 s; only the gmm fit needs sklearn
+    from threadpoolctl import threadpool_limits  # not in a served generator's env
 
     x = np.asarray(latents)
     if x.ndim != 2 or x.shape[1] < 1:
@@ -431,6 +431,4 @@ class GMMSampler:
 
 
 def _cholesky(cov: np.ndarray) -> np.ndarray:
-    from aelatent.core.samplers import cholesky_psd
-
     return cholesky_psd(np.asarray(cov, dtype=np.float64))

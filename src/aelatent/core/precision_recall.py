@@ -64,6 +64,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from aelatent.core.hit_uncertainty import wilson_interval
 from aelatent.core.threads import blas_threads_for
@@ -144,8 +145,8 @@ def subsample(x: np.ndarray, max_vectors: int | None, rng: np.random.Generator) 
 
 def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
     """Distance of every row to its k-th nearest *other* row (exact, brute force)."""
-    from sklearn import config_context
-    from sklearn.neighbors import NearestNeighbors
+    from sklearn import config_context  # sklearn: ~0.5 s, only for the k-NN test
+    from sklearn.neighbors import NearestNeighbors  # sklearn: only for the k-NN test
 
     x = _as_matrix(x, "vectors")
     k = check_k(k, x.shape[0], "")
@@ -259,8 +260,6 @@ def knn_scores_cdist(
 ) -> tuple[float, float, float, float]:
     """The straightforward reference: ``(precision, recall, density, coverage)`` from whole
     distance matrices by ``scipy.spatial.distance.cdist``, radii by sorting."""
-    from scipy.spatial.distance import cdist
-
     real = _as_matrix(real, "real latents")
     generated = _as_matrix(generated, "generated vectors")
 

@@ -499,7 +499,7 @@ def _sobol_log_uniforms(d: int, per: int, n_replicates: int, seed: int) -> np.nd
     Cached: every window of one evaluation reuses the same points (common random numbers
     across k and scales, and scrambling 256 dimensions is not free).
     """
-    from scipy.stats import qmc
+    from scipy.stats import qmc  # scipy.stats: ~0.5 s, only for Sobol points
 
     seeds = np.random.SeedSequence(seed).spawn(n_replicates)
     with warnings.catch_warnings():  # "balance properties" warning for non powers of 2

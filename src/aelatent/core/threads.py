@@ -18,7 +18,7 @@ from typing import Any
 def _controller() -> Any:
     """threadpoolctl's view of the loaded BLAS/OpenMP libraries, found once: finding them
     reads /proc and every library (24 ms), more than a small problem takes."""
-    from threadpoolctl import ThreadpoolController
+    from threadpoolctl import ThreadpoolController  # not in a served generator's env
 
     return ThreadpoolController()
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from mlflow.tracking.default_experiment.abstract_context import DefaultExperimentProvider
 
+from aelatent.errors import UserError
+
 EXPERIMENT_NAME = "aelatent"
 PROJECT_NAME = "aelatent"  # `name:` in MLproject
 KIND_TAG = "mlflow.experimentKind"
@@ -35,10 +37,8 @@ _MLPROJECT_NAME = re.compile(r"^name:\s*['\"]?([^'\"\s#]+)", re.MULTILINE)
 
 def ensure_experiment(name: str = EXPERIMENT_NAME) -> str:
     """The id of the experiment ``name``, created (with its kind tag) if it does not exist."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    from aelatent.errors import UserError
+    from mlflow.exceptions import MlflowException  # cycle: MLflow imports this module
+    from mlflow.tracking import MlflowClient  # cycle: MLflow imports this module
 
     client = MlflowClient()
     found = client.get_experiment_by_name(name)
@@ -60,8 +60,8 @@ def ensure_experiment(name: str = EXPERIMENT_NAME) -> str:
 def mark_experiment(experiment_id: str) -> None:
     """Tag the experiment as model training (MLflow 3's UI opens it on the runs table), unless
     it has a kind already; a store that refuses (permissions) leaves it as it is."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+    from mlflow.exceptions import MlflowException  # cycle: MLflow imports this module
+    from mlflow.tracking import MlflowClient  # cycle: MLflow imports this module
 
     client = MlflowClient()
     try:
@@ -75,10 +75,8 @@ def choose_experiment() -> None:
     """Before a job's own (top-level) run: the experiment of ``MLFLOW_EXPERIMENT_NAME`` (made
     if missing) or ``MLFLOW_EXPERIMENT_ID``, else ``aelatent``. Set every time, so a process
     that runs several jobs (tests, a notebook) follows the variables as they are now."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from aelatent.errors import UserError
+    import mlflow  # cycle: MLflow imports this module
+    from mlflow.exceptions import MlflowException  # cycle: MLflow imports this module
 
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
     experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
@@ -138,8 +136,8 @@ class ProjectExperimentProvider(DefaultExperimentProvider):
     """
 
     def in_context(self) -> bool:
-        from mlflow.tracking import get_tracking_uri
-        from mlflow.utils.uri import is_databricks_uri
+        from mlflow.tracking import get_tracking_uri  # cycle: MLflow imports this module
+        from mlflow.utils.uri import is_databricks_uri  # cycle: MLflow imports this module
 
         return launched_project(sys.argv) is not None and not is_databricks_uri(get_tracking_uri())
 

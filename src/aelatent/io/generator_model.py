@@ -55,14 +55,17 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
+from mlflow.models import ModelSignature, get_model_info
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import Array, ColSpec, DataType, Schema
+from PIL import Image
 
+import aelatent
 from aelatent.core.mixture import GMMSampler, LatentMixture
 from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
 from aelatent.core.windows import FWHM_PER_SIGMA
 from aelatent.errors import UserError
+from aelatent.io.run_artifacts import MODEL_NAME, load_autoencoder, load_latent_split
 from aelatent.limits import MAX_SCALE, MAX_SEED
 
 GENERATOR_NAME = "generator"  # artifact path: runs:/<run_id>/generator
@@ -309,8 +312,6 @@ def samplers_from_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Sampler]
 
 def png_base64(image: np.ndarray) -> str:
     """A float image [h, w, c] in [0, 1] (c = 1 or 3) as a base64 PNG (8 bits)."""
-    from PIL import Image
-
     pixels = np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
@@ -323,7 +324,7 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
     """Sampler plus decoder: ``predict({"n": 4, "seed": 0})`` -> 4 decoded images."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        import keras
+        import keras  # TensorFlow: only a served generator loads its decoder
 
         self.config = json.loads(Path(context.artifacts["config"]).read_text())
         with np.load(context.artifacts["samplers"], allow_pickle=False) as arrays:
@@ -382,10 +383,6 @@ def parse_generator_choice(text: str) -> tuple[str, float] | None:
 
 def check_has_decoder(run_id: str) -> None:
     """A UserError, before any work, when the train run has no model to decode with."""
-    from mlflow.models import get_model_info
-
-    from aelatent.io.run_artifacts import MODEL_NAME
-
     try:
         get_model_info(f"runs:/{run_id}/{MODEL_NAME}")
     except (MlflowException, OSError):
@@ -433,9 +430,7 @@ def log_generator(
     the training latents (the mvn sampler's mean and covariance, the gmm's fit, seeded by
     ``seed``); ``fitted``: samplers the caller has built already; ``source``: what chose it.
     """
-    import aelatent
-    from aelatent.io.run_artifacts import load_autoencoder
-    from aelatent.model import decoder_of
+    from aelatent.model import decoder_of  # TensorFlow: off evaluate's and search's start
 
     if sampler not in GENERATOR_SAMPLERS:
         raise UserError(
@@ -503,8 +498,6 @@ def log_search_generator(run_id: str, train_run: str, mu: np.ndarray, hw: np.nda
     """The search's winner: the uniform sampler at the run's ``best_b`` metric plus the train
     run's decoder, into the active (search) run; None, with one line why, when the search found
     no best b or the train run has no model."""
-    from aelatent.io.run_artifacts import load_latent_split
-
     best_b = mlflow.get_run(run_id).data.metrics.get("best_b")
     if best_b is None:
         print("aelatent search: no best b, so no generator is logged", file=sys.stderr)

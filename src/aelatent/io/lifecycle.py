@@ -32,7 +32,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
 
+import requests
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 OWNER_TAG = "aelatent.owner"
 HEARTBEAT_TAG = "aelatent.heartbeat"
@@ -120,8 +123,6 @@ def restore_killed(
 ) -> bool:
     """Wait for the launcher to exit, then set the run KILLED again if it is FAILED with
     ``reason`` in its ``error`` tag (a launcher that is slow to write gets ``settle_s``)."""
-    from mlflow.tracking import MlflowClient
-
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and _process_exists(launcher_pid):
         time.sleep(0.1)
@@ -147,9 +148,7 @@ def tracking_store_problem(exc: BaseException, tracking_uri: str) -> str | None:
     :class:`OSError` or an :class:`~mlflow.exceptions.MlflowException` is checked by asking
     the store one cheap question (HTTP retries off), so a bug elsewhere keeps its traceback.
     """
-    import requests
-    import sqlalchemy.exc
-    from mlflow.exceptions import MlflowException
+    import sqlalchemy.exc  # ~150 ms on every job's start; needed only when one fails
 
     store_errors = (
         requests.exceptions.ConnectionError,
@@ -177,8 +176,6 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def _probe(tracking_uri: str) -> BaseException | None:
     """The error of one cheap request to the store (no HTTP retries), or None if it works."""
-    from mlflow.tracking import MlflowClient
-
     saved = {
         k: os.environ.get(k)
         for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
@@ -202,8 +199,6 @@ def _probe(tracking_uri: str) -> BaseException | None:
 
 def _store_message(tracking_uri: str, cause: BaseException) -> str:
     """One line: the URI, what went wrong, what to check."""
-    import requests
-
     server = tracking_uri.startswith(("http://", "https://"))
     if any(isinstance(e, requests.exceptions.ConnectionError) for e in _chain(cause)):
         what = "no connection"
@@ -241,8 +236,6 @@ def owner_tags() -> dict[str, str]:
 @contextmanager
 def heartbeat(run_id: str, every_s: float = HEARTBEAT_S) -> Iterator[None]:
     """Tag the run with this process as its owner and renew the heartbeat until the block ends."""
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient()
     for key, value in owner_tags().items():
         client.set_tag(run_id, key, value)

@@ -27,16 +27,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import mlflow
+import mlflow.data
 import numpy as np
+import pandas as pd
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.entities import DatasetInput, InputTag, Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
+from aelatent.data.images import BUILT_IN, PARTITIONS, ImageSet
+from aelatent.data.orl import orl_directory
 from aelatent.errors import UserError
 
 if TYPE_CHECKING:
-    from mlflow.entities import Run
-
     from aelatent.core.hit_uncertainty import HeldoutCeiling, HitIntervals
     from aelatent.core.hits import HitGrid
-    from aelatent.data.images import ImageSet
 
 NOTE_TAG = "mlflow.note.content"  # the run's description in the UI (Markdown)
 CONTEXT_TAG = "mlflow.data.context"
@@ -73,19 +79,13 @@ def dataset_digest(image_set: ImageSet) -> str:
 
 def dataset_source(data: str) -> str:
     """Where the images were read: the built-in faces' folder, else the data folder or zip."""
-    from aelatent.data.images import BUILT_IN
-
     if data == BUILT_IN:
-        from aelatent.data.orl import orl_directory
-
         return str(orl_directory())
     return str(Path(data).expanduser().resolve())
 
 
 def image_set_tags(image_set: ImageSet) -> dict[str, str]:
     """The partition sizes and the image format, as the dataset input's tags."""
-    from aelatent.data.images import PARTITIONS
-
     tags = {f"n_{p}": str(len(image_set.indices(p))) for p in PARTITIONS}
     tags |= {
         "n_images": str(len(image_set.images)),
@@ -97,10 +97,6 @@ def image_set_tags(image_set: ImageSet) -> dict[str, str]:
 
 def log_image_set(image_set: ImageSet, data: str) -> None:
     """Log the training images as the active run's dataset (context ``training``)."""
-    import mlflow
-    import mlflow.data
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-
     with warnings.catch_warnings():  # a local path resolves to two alike source classes
         warnings.simplefilter("ignore")
         source = resolve_dataset_source(dataset_source(data))
@@ -113,10 +109,6 @@ def log_image_set(image_set: ImageSet, data: str) -> None:
 def log_train_dataset(train_run_id: str) -> int:
     """Log the train run's datasets in the active run, with context ``evaluation``; returns
     how many (0 for train runs made before datasets were logged)."""
-    import mlflow
-    from mlflow.entities import DatasetInput, InputTag
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient()
     run = client.get_run(train_run_id)
     inputs = run.inputs.dataset_inputs if run.inputs else []
@@ -148,8 +140,6 @@ def run_link(run: Run) -> str:
 
 def train_run_line(train_run_id: str) -> str:
     """``Train run: [train case I](link) (`<id>`), dataset orl.``"""
-    from mlflow.tracking import MlflowClient
-
     run = MlflowClient().get_run(train_run_id)
     dataset = run.data.tags.get("dataset")
     return f"Train run: {run_link(run)} (`{train_run_id}`)" + (
@@ -159,8 +149,6 @@ def train_run_line(train_run_id: str) -> str:
 
 def set_description(*paragraphs: str) -> None:
     """The active run's description (``mlflow.note.content``): paragraphs of Markdown."""
-    import mlflow
-
     mlflow.set_tag(NOTE_TAG, "\n\n".join(p for p in paragraphs if p)[:5000])
 
 
@@ -218,9 +206,6 @@ def evaluation_note(
 
 def log_csv_table(path: Path, artifact_file: str) -> None:
     """Log a CSV file the job wrote as an MLflow table (``.json``) of the active run."""
-    import mlflow
-    import pandas as pd
-
     mlflow.log_table(pd.read_csv(path), artifact_file=artifact_file)
 
 
@@ -236,9 +221,6 @@ def register_trained_model(model_uri: str, case: str, dataset: str) -> str | Non
     """Register the active train run's model as a new version of ``aelatent-case-<case>``;
     returns ``models:/<name>/<version>``. A store that cannot register (no registry, no
     permission) leaves the logged model as it is, with one line and the reason in a tag."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     active = mlflow.active_run()
     name = registered_model_name(case)
     tags = {"case": case, "dataset": dataset}
@@ -267,8 +249,6 @@ def is_model_uri(text: str) -> bool:
 
 def train_run_of_model(uri: str) -> str:
     """The id of the run that logged a registered model version (``models:/...``)."""
-    from mlflow.tracking import MlflowClient
-
     text = uri.strip()
     found = _MODEL_URI.fullmatch(text)
     if found is None:
@@ -309,9 +289,6 @@ def train_run_of_model(uri: str) -> str:
 
 def _registered_model(client, name: str, uri: str):
     """The registered model ``name``; a one-line error naming those that exist."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_registered_model(name)
     except MlflowException as exc:

@@ -65,7 +65,7 @@ def load_latents(run_id: str) -> np.ndarray:
 
 def load_autoencoder(run_id: str):
     """The train run's autoencoder as a Keras model (layers ``encoder`` and ``decoder``)."""
-    import mlflow.keras
+    import mlflow.keras  # TensorFlow: only when a model is loaded
 
     try:
         return mlflow.keras.load_model(f"runs:/{run_id}/{MODEL_NAME}")

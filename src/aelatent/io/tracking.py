@@ -36,6 +36,7 @@ from aelatent.io.lifecycle import (
     stop_signals,
     tracking_store_problem,
 )
+from aelatent.io.mlflow_native import is_model_uri, train_run_of_model
 
 NEWEST = "newest"
 ANY_CASE = "any"
@@ -296,8 +297,6 @@ def resolve_train_run(train_run: str | None, case: str | None = None) -> Run:
     ``models:/aelatent-case-I@champion``: the run that logged it), or the newest finished
     train run (of ``case``)."""
     if train_run:
-        from aelatent.io.mlflow_native import is_model_uri, train_run_of_model
-
         if is_model_uri(train_run):
             train_run = train_run_of_model(train_run)
         run = get_run(train_run, expected_entry_point="train")

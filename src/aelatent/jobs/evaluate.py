@@ -37,7 +37,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.models import get_model_info
 
 from aelatent.core.hit_uncertainty import (
     HitIntervals,
@@ -65,6 +68,7 @@ from aelatent.core.windows import (
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
+from aelatent.io.generator_model import check_has_decoder, log_generator
 from aelatent.io.mlflow_native import (
     HIT_RATES_TABLE,
     WINDOWS_TABLE,
@@ -74,6 +78,7 @@ from aelatent.io.mlflow_native import (
     set_description,
     train_run_line,
 )
+from aelatent.io.run_artifacts import MODEL_NAME, load_autoencoder
 from aelatent.io.tracking import (
     entry_point_run,
     run_entry_point,
@@ -95,6 +100,16 @@ from aelatent.jobs.evaluate_request import (
     check_evaluate_memory,
     parse_args,
 )
+from aelatent.plots.evaluation import (
+    SCALE_LABELS,
+    ceiling_rates,
+    grid_rate_curves,
+    save_hit_heatmap,
+    save_hit_rate_curves,
+    save_miss_counts,
+    save_radius_overlay,
+)
+from aelatent.plots.image_grids import save_image_rows
 
 HIT_RATES_CSV = "hits/hit_rates.csv"
 
@@ -117,8 +132,6 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
         if request.n_decoded > 0:
             _check_has_model(run_id)
         if request.generator is not None:
-            from aelatent.io.generator_model import check_has_decoder
-
             check_has_decoder(run_id)
 
     return read_train_run(
@@ -128,11 +141,6 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
 
 def _check_has_model(run_id: str) -> None:
     """The run's ``model`` resolves (MLflow 3 keeps it as a logged model, not a run artifact)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.models import get_model_info
-
-    from aelatent.io.run_artifacts import MODEL_NAME
-
     try:
         get_model_info(f"runs:/{run_id}/{MODEL_NAME}")
     except (MlflowException, OSError):
@@ -172,9 +180,7 @@ def decode_grids(
     request: EvaluateRequest, inputs: TrainRun, samplers: dict[str, Sampler], out: Path
 ) -> list[Path]:
     """Decoded sampled vectors per sampler and scale, beside decoded real latents."""
-    from aelatent.io.run_artifacts import load_autoencoder
-    from aelatent.model import decoder_of
-    from aelatent.plots.image_grids import save_image_rows
+    from aelatent.model import decoder_of  # TensorFlow: only the decoder paths import it
 
     decoder = decoder_of(load_autoencoder(inputs.run_id))
     n = request.n_decoded
@@ -221,18 +227,6 @@ def decode_grids(
 
 def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False) -> str:
     """Run the evaluation in an MLflow run (started, or resumed under ``mlflow run``)."""
-    import mlflow
-
-    from aelatent.plots.evaluation import (
-        SCALE_LABELS,
-        ceiling_rates,
-        grid_rate_curves,
-        save_hit_heatmap,
-        save_hit_rate_curves,
-        save_miss_counts,
-        save_radius_overlay,
-    )
-
     tags = {TRAIN_RUN_TAG: inputs.run_id, "case": inputs.case, "dataset": inputs.dataset}
     name = f"evaluate case {inputs.case} {','.join(request.samplers)}"
     with (
@@ -353,8 +347,6 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
         if request.n_decoded > 0:
             log_files(out, decode_grids(request, inputs, samplers, out))
         if request.generator is not None:  # last: every figure above is logged already
-            from aelatent.io.generator_model import log_generator
-
             chosen, scale = request.generator
             log_generator(
                 inputs.run_id,
@@ -372,8 +364,6 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
 
 def log_files(out: Path, paths: Sequence[Path]) -> None:
     """Log files written under ``out`` at the same relative paths in the active run."""
-    import mlflow
-
     for path in paths:
         folder = path.parent.relative_to(out).as_posix()
         mlflow.log_artifact(str(path), None if folder == "." else folder)

@@ -13,6 +13,7 @@ from aelatent.core.windows import (
     check_estimate,
 )
 from aelatent.errors import UserError
+from aelatent.io.generator_model import parse_generator_choice
 from aelatent.io.tracking import (
     ANY_CASE,
     NEWEST,
@@ -178,8 +179,6 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
 
 
 def _parse_generator(text: str) -> tuple[str, float] | None:
-    from aelatent.io.generator_model import parse_generator_choice
-
     return parse_generator_choice(text)
 
 

@@ -31,6 +31,7 @@ from aelatent.core.precision_recall import (
 )
 from aelatent.core.samplers import Sampler
 from aelatent.errors import UserError
+from aelatent.plots.evaluation import save_box_vs_knn
 
 DEFAULT_KNN_K = "5"
 DEFAULT_KNN_N = "2000"
@@ -211,8 +212,6 @@ class RegionTest:
         scale_label: str,
     ) -> list[Path]:
         """``hits/box_vs_knn_<name>.png`` and the table of every sampler so far."""
-        from aelatent.plots.evaluation import save_box_vs_knn
-
         return [
             save_box_vs_knn(
                 rates,

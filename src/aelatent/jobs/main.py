@@ -15,8 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import mlflow
+
 from aelatent.io.tracking import ArgumentParser, entry_point_run, parse_int, run_entry_point
+from aelatent.jobs import evaluate, search, train
+from aelatent.jobs.report import print_where, write_report
 from aelatent.limits import MAX_SEED, SEED_WHY
+from aelatent.reporting.render import check_output_folder
 
 if TYPE_CHECKING:
     from aelatent.jobs.evaluate_request import EvaluateRequest
@@ -50,8 +55,6 @@ class MainRequest:
 def parse_args(argv: Sequence[str] | None) -> MainRequest:
     """main's parameters, each handed to the parser of the job it belongs to (so a value
     means the same as in the stand-alone entry point, and a typo fails here, in a second)."""
-    from aelatent.jobs import evaluate, search, train
-
     parser = ArgumentParser(prog="aelatent main", description=__doc__)
     parser.add_argument("--data", default="orl", help="'orl' (built-in faces) or a folder/zip")
     parser.add_argument("--epochs", default=AUTO, help="'auto' = each case YAML's epochs")
@@ -89,11 +92,6 @@ def for_train_run(request: RequestT, train_run: str) -> RequestT:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import mlflow
-
-    from aelatent.jobs.report import print_where
-    from aelatent.reporting.render import check_output_folder
-
     request = parse_args(argv)
     if request.output is not None:  # a bad folder fails now, not after the training
         check_output_folder(request.output.resolve())
@@ -115,8 +113,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run_study(request: MainRequest, seconds: dict[str, float]) -> ReportResult:
     """Every step as a child run of the active (parent) run, timed into ``seconds``."""
-    from aelatent.jobs.report import write_report
-
     children: list[str] = []
     trains: dict[str, str] = {}
     for case in CASES:
@@ -145,22 +141,16 @@ def _timed(seconds: dict[str, float], name: str) -> Iterator[None]:
 
 def run_train(request: TrainRequest) -> str:
     """Train one case as a nested run (in this process); returns the train run id."""
-    from aelatent.jobs import train
-
     return train.train(request, train.load_training_images(request), nested=True)
 
 
 def run_evaluate(request: EvaluateRequest) -> str:
     """Evaluate every sampler on one train run as a nested run; returns its run id."""
-    from aelatent.jobs import evaluate
-
     return evaluate.evaluate(request, evaluate.load_train_inputs(request), nested=True)
 
 
 def run_search(request: SearchRequest) -> str:
     """Search b on one train run as a nested run, its trials nested in it; returns its run id."""
-    from aelatent.jobs import search
-
     objective, target = search.prepare(request)
     return search.search(request, objective, target, nested=True)
 

@@ -57,6 +57,7 @@ from aelatent.core.windows import (
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
+from aelatent.io.generator_model import log_search_generator
 from aelatent.io.mlflow_native import (
     TRIALS_TABLE,
     WINDOWS_TABLE,
@@ -285,7 +286,6 @@ def search(
                 with optuna_progress(n_trials, "aelatent search") as progress:
                     study.optimize(runner, n_trials=n_trials, **progress)
         _log_summary(study, objective, box, request, b_theory, parent_id)
-        from aelatent.io.generator_model import log_search_generator
 
         log_search_generator(parent_id, train_id, target.windows.mu, target.windows.hw)
         return parent_id

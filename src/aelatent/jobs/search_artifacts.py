@@ -95,11 +95,11 @@ def save_optuna_plots(
     study: Study, out: Path, multi: bool, parts: Sequence[str] = BOX_PARTS
 ) -> list[Path]:
     """Optuna's own matplotlib plots: history, objective vs b (slice) and the Pareto front."""
-    import matplotlib
+    import matplotlib  # Agg before pyplot; only when plotting
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
+    import matplotlib.pyplot as plt  # Agg before pyplot; only when plotting
+    from optuna.visualization import matplotlib as ovm  # Agg before pyplot; only when plotting
 
     target = (lambda t: _objective_of(t) or 0.0) if multi else None
     name = "objective"
@@ -148,10 +148,10 @@ def save_objective_curve(
 ) -> None:
     """The exact objective over the whole b range with its 95% band, its parts, the interval
     of b as good as the best (shaded) and the Optuna trials on top."""
-    import matplotlib
+    import matplotlib  # Agg before pyplot; only when plotting
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # Agg before pyplot; only when plotting
 
     grid = curve.b
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from aelatent.core.objective import (
 )
 from aelatent.errors import UserError
 from aelatent.io.tracking import (
+    ERROR_TAG,
     parse_int,
 )
 from aelatent.jobs.search_request import (
@@ -73,7 +75,7 @@ def default_storage_url(tracking_uri: str) -> str:
 def redact(url: str) -> str:
     """The storage URL without its password, for logs and tags."""
     try:
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # ~0.3 s; only once a storage is opened
 
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not an SQLAlchemy URL: nothing we could redact reliably
@@ -102,8 +104,8 @@ def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
     tables but no Optuna study table (the MLflow store itself, say) is refused, because
     Optuna would add its tables to it.
     """
-    import sqlalchemy.exc
-    from sqlalchemy.engine import make_url
+    import sqlalchemy.exc  # ~0.3 s; only once a storage is opened
+    from sqlalchemy.engine import make_url  # ~0.3 s; only once a storage is opened
 
     try:
         backend = make_url(url).get_backend_name()
@@ -129,9 +131,12 @@ def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
             raise
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
             error = _first_line(exc)
-            racing = "already exists" in error or "UNIQUE" in error
+            # SQLite: "table ... already exists", "UNIQUE constraint failed"; PostgreSQL:
+            # "duplicate key value violates unique constraint" (concurrent CREATE TABLE)
+            racing = any(s in error.lower() for s in ("already exists", "unique", "duplicate"))
             if not racing or attempt + 1 == attempts:
                 break  # a real error, or a race that does not settle
+            time.sleep(0.5 * (attempt + 1))  # let the winner finish creating the tables
         except ImportError as exc:
             error = f"its database driver is not installed ({_first_line(exc.__cause__ or exc)})"
             break
@@ -176,8 +181,6 @@ class FailStaleTrial:
             self.close_runs(study.study_name, trial.number)
 
     def close_runs(self, study_name: str, number: int) -> None:
-        from aelatent.io.tracking import ERROR_TAG
-
         client = MlflowClient()
         reason = (
             f"its search worker stopped during trial {number} of study {study_name!r} "
@@ -199,7 +202,7 @@ class FailStaleTrial:
 
 def _refuse_foreign_database(url: str, backend: str) -> None:
     """A clear error when ``url`` is some other application's database (e.g. MLflow's)."""
-    import sqlalchemy
+    import sqlalchemy  # ~0.3 s; only once a storage is opened
 
     engine = sqlalchemy.create_engine(url, **_engine_kwargs(backend))
     try:

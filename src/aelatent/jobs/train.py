@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 
 from aelatent.config import CaseConfig, load_case, network_shapes
 from aelatent.data.images import BUILT_IN, ImageSet
@@ -155,15 +157,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -> str:
     """Train, log the model and reconstructions, encode every image, analyse; returns the run id."""
-    import keras
-    import mlflow
-    import mlflow.keras
-    import tensorflow as tf
+    import keras  # TensorFlow: only when training
+    import mlflow.keras  # TensorFlow: only when training
+    import tensorflow as tf  # TensorFlow: only when training
 
-    from aelatent.accelerator import configure_accelerator
-    from aelatent.data.pipeline import autoencoder_dataset
-    from aelatent.io.checkpoints import EpochCheckpoint, load_checkpoint, remove_checkpoint
-    from aelatent.model import build_autoencoder
+    from aelatent.accelerator import configure_accelerator  # TensorFlow: only when training
+    from aelatent.data.pipeline import autoencoder_dataset  # TensorFlow: only when training
+    from aelatent.io.checkpoints import (  # TensorFlow: only when training
+        EpochCheckpoint,
+        load_checkpoint,
+        remove_checkpoint,
+    )
+    from aelatent.model import build_autoencoder  # TensorFlow: only when training
 
     case = request.case
     keras.utils.set_random_seed(request.seed)
@@ -273,14 +278,12 @@ def diverged_epoch(history: dict[str, list[float]], initial_epoch: int = 0) -> i
 def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> str:
     """The model, reconstructions, the latents of every image and their analysis; returns
     the logged model's URI."""
-    import mlflow
-    import mlflow.keras
-    from mlflow.models import infer_signature
+    import mlflow.keras  # TensorFlow: only when training
 
-    from aelatent.data.pipeline import encode_images
-    from aelatent.jobs.analyse import analyse_and_log
-    from aelatent.model import encoder_of
-    from aelatent.plots.image_grids import save_reconstructions
+    from aelatent.data.pipeline import encode_images  # TensorFlow: only when training
+    from aelatent.jobs.analyse import analyse_and_log  # ~1 s: only after training
+    from aelatent.model import encoder_of  # TensorFlow: only when training
+    from aelatent.plots.image_grids import save_reconstructions  # pyplot: only after training
 
     originals, reconstructions = reconstruct_examples(autoencoder, image_set)
     model_info = mlflow.keras.log_model(
@@ -313,8 +316,6 @@ def _mark_launcher_run(resumed: str) -> None:
     """``mlflow run`` made a fresh run for this call; label it as the launcher of a resume."""
     launcher = os.environ.pop("MLFLOW_RUN_ID", None)
     if launcher and launcher != resumed:
-        from mlflow.tracking import MlflowClient
-
         client = MlflowClient()
         client.set_tag(launcher, "entry_point", "resume")
         client.set_tag(launcher, "resumed_run", resumed)
