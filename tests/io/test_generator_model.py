@@ -350,7 +350,7 @@ def test_served_generator_answers_http_and_survives_bad_input(
         for bad, fragment in [
             ('{"inputs": {"n": 0, "seed": 1}}', "n=0 is out of range"),
             ('{"inputs": {"n": 65, "seed": 1}}', "n=65 is out of range"),
-            ('{"inputs": {"n": 2, "seed": 1, "sampler": "gmm"}}', "sampler='gmm' is unknown"),
+            ('{"inputs": {"n": 2, "seed": 1, "sampler": "vae"}}', "sampler='vae' is unknown"),
             ('{"inputs": {"n": 2, "seed": 1, "b": NaN}}', "b=nan must be a positive finite"),
             ('{"inputs": {"n": 2, "seed": 1, "scale": -2}}', "scale=-2.0 must be a positive"),
         ]:
