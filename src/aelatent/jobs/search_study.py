@@ -100,7 +100,7 @@ def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
     SQLite waits up to a minute for a lock held by another worker ("database is locked").
     A heartbeat marks trials of killed workers FAIL and re-queues them once, so a kill
     neither loses a trial nor leaves a zombie RUNNING one. Two workers creating the tables
-    of a new file at the same moment can collide; that is retried. A database that holds
+    of a new file or database at the same moment can collide; that is retried. A database that holds
     tables but no Optuna study table (the MLflow store itself, say) is refused, because
     Optuna would add its tables to it.
     """
