@@ -41,7 +41,7 @@ demo: setup
 
 ## The whole suite with the coverage of src/aelatent (lines and branches; pyproject.toml).
 test: setup browser postgres
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m pytest --cov --cov-report=term --durations=25
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not e2e"
