@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 import mlflow
+import mlflow.keras
 
 CHECKPOINT_ARTIFACT = "checkpoint"
 MODEL_FILE = "autoencoder.keras"
@@ -76,3 +77,15 @@ def load_checkpoint(run_id: str) -> tuple[keras.Model, int] | None:
 def remove_checkpoint(run_id: str) -> None:
     """A finished run keeps its final model in MLflow; the local checkpoint is no longer needed."""
     shutil.rmtree(checkpoint_dir(run_id), ignore_errors=True)
+
+
+class SynchronousMlflowCallback(mlflow.keras.MlflowCallback):  # type: ignore[misc]
+    """MLflow's Keras callback (optimizer params, model summary), its epoch metrics logged
+    synchronously. MLflow queues them (``synchronous=False``): a killed training lost every
+    epoch still in the queue, and a fast one could finish before any reached the store.
+    Synchronously, a kill loses at most the epoch in flight (its checkpoint is written first,
+    by :class:`EpochCheckpoint`), so a resumed run's history is whole."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs:
+            mlflow.log_metrics({name: float(value) for name, value in logs.items()}, step=epoch)

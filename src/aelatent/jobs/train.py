@@ -165,6 +165,7 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
     from aelatent.data.pipeline import autoencoder_dataset  # TensorFlow: only when training
     from aelatent.io.checkpoints import (  # TensorFlow: only when training
         EpochCheckpoint,
+        SynchronousMlflowCallback,
         load_checkpoint,
         remove_checkpoint,
     )
@@ -230,7 +231,7 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
             callbacks=[
                 keras.callbacks.TerminateOnNaN(),
                 EpochCheckpoint(run_id),
-                mlflow.keras.MlflowCallback(),
+                SynchronousMlflowCallback(),
             ],
             verbose=1 if sys.stdout.isatty() else 2,
         )
