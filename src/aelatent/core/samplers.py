@@ -39,7 +39,7 @@ import numpy as np
 from scipy.special import log_ndtr, logsumexp, ndtri_exp
 
 from aelatent.core.correlations import mean_and_covariance
-from aelatent.core.threads import one_blas_thread
+from aelatent.core.threads import on_one_blas_thread
 
 LN10 = math.log(10.0)
 GHK_BLOCK = 32  # columns per block of the GHK recursion
@@ -405,10 +405,9 @@ def ghk_log_probability(
 
     Returns ``(-inf, nan)`` when the window is empty.
     """
-    with one_blas_thread():  # 256 x 256 factors: threads cost more than they give
-        log_each = ghk_log_replicates(
-            lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates, seed=seed
-        )
+    log_each = ghk_log_replicates(
+        lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates, seed=seed
+    )
     return ghk_combine(log_each)
 
 
@@ -424,25 +423,8 @@ def ghk_combine(log_each: np.ndarray) -> tuple[float, float]:
     return log_mean, float(np.std(ratio, ddof=1) / math.sqrt(ratio.size))
 
 
+@on_one_blas_thread  # factors a few hundred wide: threads cost more than they give
 def ghk_log_replicates(
-    lo: np.ndarray,
-    hi: np.ndarray,
-    cov: np.ndarray,
-    *,
-    n_draws: int = 2048,
-    n_replicates: int = 8,
-    seed: int = 0,
-) -> np.ndarray:
-    """``n_replicates`` independent GHK estimates of ln P(lo <= x <= hi), x ~ N(0, cov), on one
-    BLAS thread (its factors are a few hundred wide: threads cost more than they give,
-    :mod:`aelatent.core.threads`)."""
-    with one_blas_thread():
-        return _ghk_log_replicates(
-            lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates, seed=seed
-        )
-
-
-def _ghk_log_replicates(
     lo: np.ndarray,
     hi: np.ndarray,
     cov: np.ndarray,

@@ -10,8 +10,12 @@ dimensions took 3 to 5 times longer on the default two threads than on one, unde
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @functools.cache
@@ -26,6 +30,17 @@ def _controller() -> Any:
 def one_blas_thread() -> AbstractContextManager[object]:
     """Every BLAS/OpenMP library limited to one thread inside the ``with`` block."""
     return _controller().limit(limits=1)  # type: ignore[no-any-return]
+
+
+def on_one_blas_thread(function: Callable[P, R]) -> Callable[P, R]:
+    """``function`` always run inside :func:`one_blas_thread` (``__wrapped__``: without)."""
+
+    @functools.wraps(function)
+    def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+        with one_blas_thread():
+            return function(*args, **kwargs)
+
+    return limited
 
 
 def blas_threads_for(work: int, threshold: int) -> AbstractContextManager[object]:

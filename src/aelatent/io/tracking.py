@@ -99,6 +99,16 @@ def parse_int(
     return value
 
 
+def add_train_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--train-run`` and ``--case``, the same for every entry point that reads a train run."""
+    parser.add_argument(
+        "--train-run",
+        default=NEWEST,
+        help="train run id, models:/<name>/<version or @alias>, or 'newest'",
+    )
+    parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
+
+
 def parse_train_run_choice(train_run: str, case: str) -> tuple[str | None, str | None]:
     """``train_run`` and ``case`` parameters: ``newest``/empty and ``any``/empty mean None
     (the newest finished train run, of any case), as :func:`resolve_train_run` takes them."""

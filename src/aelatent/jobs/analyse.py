@@ -38,9 +38,8 @@ from aelatent.io.mlflow_native import (
 )
 from aelatent.io.run_artifacts import load_latents, load_partitions
 from aelatent.io.tracking import (
-    ANY_CASE,
-    NEWEST,
     ArgumentParser,
+    add_train_run_arguments,
     entry_point_run,
     parse_int,
     parse_train_run_choice,
@@ -105,12 +104,7 @@ def _positive_float(text: str, name: str) -> float:
 
 def parse_args(argv: Sequence[str] | None) -> AnalyseRequest:
     parser = ArgumentParser(prog="aelatent analyse", description=__doc__)
-    parser.add_argument(
-        "--train-run",
-        default=NEWEST,
-        help="train run id, models:/<name>/<version or @alias>, or 'newest'",
-    )
-    parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
+    add_train_run_arguments(parser)
     parser.add_argument(
         "--mu-threshold", default=str(DEFAULT_THRESHOLDS.mu_abs), help="dominant if |mu| >= this"
     )

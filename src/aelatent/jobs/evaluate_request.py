@@ -15,9 +15,8 @@ from aelatent.core.windows import (
 from aelatent.errors import UserError
 from aelatent.io.generator_model import parse_generator_choice
 from aelatent.io.tracking import (
-    ANY_CASE,
-    NEWEST,
     ArgumentParser,
+    add_train_run_arguments,
     parse_float_list,
     parse_int,
     parse_train_run_choice,
@@ -114,12 +113,7 @@ DESCRIPTION = (
 
 def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
     parser = ArgumentParser(prog="aelatent evaluate", description=DESCRIPTION)
-    parser.add_argument(
-        "--train-run",
-        default=NEWEST,
-        help="train run id, models:/<name>/<version or @alias>, or 'newest'",
-    )
-    parser.add_argument("--case", default=ANY_CASE, help="with 'newest': the case (I, II, ...)")
+    add_train_run_arguments(parser)
     parser.add_argument("--sampler", default=ALL, help="uniform, gaussian, mvn, gmm or all")
     parser.add_argument("--b", default=DEFAULT_B, help="uniform box half-widths, comma list")
     parser.add_argument("--k", default=DEFAULT_K, help="half-width multiples, comma list")

@@ -28,9 +28,8 @@ from aelatent.core.windows import (
 )
 from aelatent.errors import UserError
 from aelatent.io.tracking import (
-    ANY_CASE,
-    NEWEST,
     ArgumentParser,
+    add_train_run_arguments,
     parse_float_list,
     parse_int,
     parse_train_run_choice,
@@ -137,12 +136,7 @@ DESCRIPTION = (
 
 def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser = ArgumentParser(prog="aelatent search", description=DESCRIPTION)
-    parser.add_argument(
-        "--train-run",
-        default=NEWEST,
-        help="train run id, models:/<name>/<version or @alias>, or 'newest'",
-    )
-    parser.add_argument("--case", default=ANY_CASE, help="with train_run=newest: of this case")
+    add_train_run_arguments(parser)
     parser.add_argument("--k", default="2", help="half-width multiple of the hit test")
     parser.add_argument("--n-trials", default="30", help="trials this worker runs")
     parser.add_argument("--n-samples", default="20000", help="uniform vectors per evaluation")
