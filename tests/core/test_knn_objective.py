@@ -1,8 +1,9 @@
 """The k-NN search objective: its standard error and its best-b interval, measured.
 
 Truth is the same objective on many more replicate generated sets (independent seeds);
-the intervals are checked for coverage, with the pass line at the binomial 0.1% quantile
-of the nominal 95% (a correct interval fails one run in a thousand).
+the intervals (the value's, and the bracket of the best b) are checked for coverage, with
+the pass line at the binomial 0.1% quantile of the nominal 95% (a correct interval fails
+one run in a thousand).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import pytest
 from scipy import stats
 
 from aelatent.core.knn_objective import (
+    REFINE_POINTS,
     KnnSearchObjective,
     best_of_curve,
     harmonic_mean,
+    merge_curves,
+    refined_best,
 )
 from aelatent.core.precision_recall import real_manifold
 from aelatent.core.samplers import UniformSampler
@@ -53,17 +57,40 @@ def test_value_interval_covers_the_many_replicate_mean():
     assert np.mean(covered) >= _pass_line(len(seeds))
 
 
-def test_best_interval_covers_the_true_optimum():
-    """The best grid point of the 100-replicate curve lies in the R = 5 interval."""
+def test_best_bracket_covers_the_true_optimum_and_refining_narrows_it():
+    """The optimum of the 100-replicate curve (its best point on a fine grid) lies in the
+    R = 5 bracket, of the first grid and of the refined one; refining narrows the bracket."""
     grid = np.geomspace(0.6, 2.0, 10)
-    truth = grid[np.argmax(_objective(seed=10_000, replicates=100).curve(grid).objective)]
+    fine = np.geomspace(0.6, 2.0, 80)
+    truth = fine[np.argmax(_objective(seed=10_000, replicates=100).curve(fine).objective)]
     seeds = range(30)
-    inside = []
+    coarse_in, refined_in, coarse_width, refined_width = [], [], [], []
     for seed in seeds:
-        best = best_of_curve(_objective(seed).curve(grid))
-        assert best is not None
-        inside.append(best.contains(truth))
-    assert np.mean(inside) >= _pass_line(len(seeds))
+        objective = _objective(seed)
+        curve = objective.curve(grid)
+        coarse = best_of_curve(curve)
+        merged, refined = refined_best(objective, curve)
+        assert coarse is not None and refined is not None
+        assert np.all(np.diff(merged.b) > 0) and set(grid) <= set(merged.b)
+        assert merged.b.size == grid.size + REFINE_POINTS
+        assert refined.lo <= refined.b <= refined.hi
+        assert refined.value.objective >= coarse.value.objective  # a superset of points
+        coarse_in.append(coarse.contains(truth))
+        refined_in.append(refined.contains(truth))
+        coarse_width.append(coarse.hi - coarse.lo)
+        refined_width.append(refined.hi - refined.lo)
+    assert np.mean(coarse_in) >= _pass_line(len(seeds))
+    assert np.mean(refined_in) >= _pass_line(len(seeds))
+    assert np.median(refined_width) < np.median(coarse_width)
+
+
+def test_merged_curve_keeps_every_replicate_value():
+    objective = _objective(seed=1)
+    a, b = objective.curve(np.array([0.5, 1.5])), objective.curve(np.array([1.0]))
+    merged = merge_curves(a, b)
+    assert merged.b.tolist() == [0.5, 1.0, 1.5]
+    np.testing.assert_array_equal(merged.per_replicate[:, 1], b.per_replicate[:, 0])
+    np.testing.assert_array_equal(merged.objective[[0, 2]], a.objective)
 
 
 def test_the_same_distribution_wins_near_its_own_width():

@@ -111,6 +111,11 @@ CASES = [
         ["--train-run", "{few}", "--n-decoded", "0", "--sampler", "gmm"],
         ["sampler=gmm needs at least 20 training latents", "has 10"],
     ),
+    (
+        "search",
+        ["--train-run", "{few}", "--sampler", "gmm", "--objective", "knn", "--knn-n", "5"],
+        ["sampler=gmm needs at least 20 training latents", "has 10"],
+    ),
     ("search", ["--train-run", "{constant}"], ["component 2", "constant"]),
     ("search", ["--train-run", "{mismatch}"], ["{mismatch}", "5 rows"]),
     ("search", ["--estimate", "peak"], ["estimate='peak'", "auto, fit, kde"]),

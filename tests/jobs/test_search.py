@@ -24,6 +24,8 @@ from conftest import (
     mlflow_run,
 )
 
+from aelatent.core.knn_objective import GRID_POINTS as KNN_GRID_POINTS
+from aelatent.core.knn_objective import REFINE_POINTS
 from aelatent.jobs.search import NO_BEST_B_TAG, cli
 from aelatent.jobs.search_study import (
     TrialSeededSampler,
@@ -281,13 +283,61 @@ def test_knn_objective_searches_precision_and_recall(
     )
     with (local / "objective_curve.csv").open() as handle:
         curve = list(csv.DictReader(handle))
-    assert len(curve) == 48 and {"precision", "recall", "objective_se"} <= set(curve[0])
+    # the 48-point grid and the finer one inside its bracket of the optimum
+    assert len(curve) == KNN_GRID_POINTS + REFINE_POINTS
+    assert {"precision", "recall", "objective_se"} <= set(curve[0])
     assert max(float(r["objective"]) for r in curve) == pytest.approx(metrics["best_value_sweep"])
     with (local / "trials.csv").open() as handle:
         assert {"precision", "recall"} <= set(next(csv.DictReader(handle)))
     name = default_study_name(gaussian_train_run, 2.0, "single", "knn")
     assert name.endswith("-k2-knn") and parent.data.tags["study_name"] == name
     assert load_study(storage, name).user_attrs["knn_n"] == 150
+
+
+def test_knn_searches_the_scale_of_a_fitted_mixture(tiny_train_run, tracking_uri, tmp_path):
+    """sampler=gmm through `mlflow run`: the axis is the mixture's width factor, named
+    `scale` in Optuna, in the trials and in the parent's metrics; trial 0 is the fitted
+    width; the winner is logged as the gmm generator."""
+    storage = f"sqlite:///{tmp_path / 'gmm.db'}"
+    params = {
+        "train_run": tiny_train_run,
+        "sampler": "gmm",
+        "objective": "knn",
+        "knn_n": "150",
+        "n_trials": "3",
+        "storage": storage,
+        "b_min": "0.2",
+        "b_max": "5",
+    }
+    result = mlflow_run("search", params, tracking_uri)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "best gmm scale = " in result.output and "fitted width scale = 1" in result.output
+    parent = newest_search(tiny_train_run)
+    assert parent.data.params["sampler"] == "gmm"
+    metrics = parent.data.metrics
+    assert metrics["best_scale_lo"] <= metrics["best_scale_sweep"] <= metrics["best_scale_hi"]
+    assert {"best_scale", "best_scale_in_interval", "objective_at_scale_1"} <= set(metrics)
+    assert not {"best_b", "b_theory", "best_log10_p_hit"} & set(metrics)
+    assert metrics["best_value"] > 0
+    kids = children(parent)
+    assert len(kids) == 3
+    for kid in kids:
+        assert float(kid.data.params["scale"]) == pytest.approx(kid.data.metrics["scale"])
+        assert {"precision", "recall", "objective"} <= set(kid.data.metrics)
+        assert "log10_p_hit" not in kid.data.metrics and "b" not in kid.data.params
+    name = default_study_name(tiny_train_run, 2.0, "single", "knn", sampler="gmm")
+    assert name.startswith("gmm-scale-") and parent.data.tags["study_name"] == name
+    first = load_study(storage, name).trials[0]
+    assert first.params == {"scale": 1.0} and first.user_attrs["source"] == "fitted width"
+    assert parent.data.tags["generator"].startswith(f"gmm scale={metrics['best_scale']:g}")
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="search", dst_path=str(tmp_path)
+        )
+    )
+    assert (local / "slice_scale.png").stat().st_size > 1000
+    with (local / "trials.csv").open() as handle:
+        assert "scale" in next(csv.DictReader(handle))
 
 
 def test_same_seed_same_trials_and_workers_do_not_repeat_each_other():
@@ -337,6 +387,8 @@ def test_bad_input_fails_the_mlflow_run(tiny_train_run, tracking_uri):
         (["--knn-k", "two"], ["knn_k='two'", "integer"]),
         (["--knn-n", "0"], ["knn_n=0", ">= 1"]),
         (["--knn-n", "10000000"], ["knn_n=10000000", "100000"]),
+        (["--sampler", "vae"], ["sampler='vae'", "uniform, gaussian, mvn, gmm"]),
+        (["--sampler", "gmm"], ["sampler=gmm needs objective=knn", "objective=typical"]),
         (["--radius-band", "5"], ["radius_band='5'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "99,1"], ["radius_band='99,1'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "0,101"], ["radius_band='0,101'", "0 <= lo < hi <= 100"]),

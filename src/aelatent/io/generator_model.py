@@ -494,13 +494,25 @@ def log_generator(
     return uri
 
 
-def log_search_generator(run_id: str, train_run: str, mu: np.ndarray, hw: np.ndarray) -> str | None:
-    """The search's winner: the uniform sampler at the run's ``best_b`` metric plus the train
-    run's decoder, into the active (search) run; None, with one line why, when the search found
-    no best b or the train run has no model."""
-    best_b = mlflow.get_run(run_id).data.metrics.get("best_b")
-    if best_b is None:
-        print("aelatent search: no best b, so no generator is logged", file=sys.stderr)
+def log_search_generator(
+    run_id: str,
+    train_run: str,
+    mu: np.ndarray,
+    hw: np.ndarray,
+    *,
+    sampler: str = "uniform",
+    latents: np.ndarray | None = None,
+    fitted: Mapping[str, Sampler] | None = None,
+) -> str | None:
+    """The search's winner: ``sampler`` at the run's ``best_b`` (uniform) or ``best_scale``
+    metric plus the train run's decoder, into the active (search) run; None, with one line
+    why, when the search found no best value or the train run has no model. ``latents``: the
+    training latents (read from the train run when not given); ``fitted``: samplers the search
+    built (its gmm), used as they are."""
+    axis = "b" if sampler == "uniform" else "scale"
+    best = mlflow.get_run(run_id).data.metrics.get(f"best_{axis}")
+    if best is None:
+        print(f"aelatent search: no best {axis}, so no generator is logged", file=sys.stderr)
         return None
     if not has_decoder(train_run):
         print(
@@ -508,13 +520,15 @@ def log_search_generator(run_id: str, train_run: str, mu: np.ndarray, hw: np.nda
             file=sys.stderr,
         )
         return None
-    latents, _ = load_latent_split(train_run)
+    if latents is None:
+        latents, _ = load_latent_split(train_run)
     return log_generator(
         train_run,
-        "uniform",
-        best_b,
+        sampler,
+        best,
         mu=mu,
         hw=hw,
         latents=latents,
-        source=f"search run {run_id} (best_b)",
+        source=f"search run {run_id} (best_{axis})",
+        fitted=fitted,
     )

@@ -123,11 +123,8 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
 
     def check(run_id: str, train: np.ndarray) -> None:
         check_evaluate_memory(request, int(train.shape[1]))
-        if "gmm" in request.samplers and train.shape[0] < GMM_MIN_LATENTS:
-            raise UserError(
-                f"sampler=gmm needs at least {GMM_MIN_LATENTS} training latents to "
-                f"fit a mixture; train run {run_id!r} has {train.shape[0]}"
-            )
+        if "gmm" in request.samplers:
+            check_gmm_fits(run_id, int(train.shape[0]))
         knn.check_knn_sizes(request.knn_k, request.knn_n, int(train.shape[0]))
         if request.n_decoded > 0:
             _check_has_model(run_id)
@@ -137,6 +134,15 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
     return read_train_run(
         request.train_run, request.case, request.estimate, request.seed, check=check
     )
+
+
+def check_gmm_fits(run_id: str, n_latents: int) -> None:
+    """A mixture needs :data:`GMM_MIN_LATENTS` training latents; UserError naming both."""
+    if n_latents < GMM_MIN_LATENTS:
+        raise UserError(
+            f"sampler=gmm needs at least {GMM_MIN_LATENTS} training latents to "
+            f"fit a mixture; train run {run_id!r} has {n_latents}"
+        )
 
 
 def _check_has_model(run_id: str) -> None:

@@ -42,7 +42,7 @@ from aelatent.console import optuna_progress
 from aelatent.core.knn_objective import GRID_POINTS as KNN_GRID_POINTS
 from aelatent.core.knn_objective import (
     KnnSearchObjective,
-    best_of_curve,
+    refined_best,
 )
 from aelatent.core.objective import (
     DEFAULT_OBJECTIVE,
@@ -51,7 +51,7 @@ from aelatent.core.objective import (
     theory_b,
 )
 from aelatent.core.radius import radii
-from aelatent.core.samplers import UniformSampler
+from aelatent.core.samplers import Sampler
 from aelatent.core.windows import (
     Windows,
 )
@@ -73,6 +73,7 @@ from aelatent.io.tracking import (
 )
 from aelatent.io.train_run import read_run
 from aelatent.jobs import knn_evaluation as knn
+from aelatent.jobs.evaluate import build_sampler, check_gmm_fits
 from aelatent.jobs.search_artifacts import (
     save_objective_curve,
     save_optuna_plots,
@@ -145,6 +146,8 @@ class StudyTarget:
     n_real: int
     windows: Windows
     box: UniformSearchObjective  # the box test on the same windows: b_theory, log10 P(hit)
+    family: Sampler  # the searched sampler at scale 1 (gmm: the mixture BIC chose)
+    latents: np.ndarray  # the training latents (the generator's mvn and gmm fits)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -164,7 +167,7 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
     url = request.storage or default_storage_url(mlflow.get_tracking_uri())
     storage = open_storage(url)
     name = request.study_name or default_study_name(
-        train_id, request.k, request.mode, request.objective, request.radius_band
+        train_id, request.k, request.mode, request.objective, request.radius_band, request.sampler
     )
     definition = study_definition(request, train_id)
     resumed = check_existing_study(storage, name, definition)
@@ -190,25 +193,47 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
         real_radii=real_radii,
     )
     objective: SearchObjective = box
+    family = build_sampler(request.sampler, train, request.seed)  # at scale 1
     if request.knn:
         manifold = knn.build_manifold(train.latents, request.knn_k, request.knn_n, request.seed)
-        z_dim = train.z_dim
-        objective = KnnSearchObjective(
-            manifold, lambda b: UniformSampler(b, z_dim), request.knn_n, request.seed
-        )
+        objective = KnnSearchObjective(manifold, family.with_scale, request.knn_n, request.seed)
     target = StudyTarget(
-        storage, url, name, definition, resumed, train_id, case, len(real_radii), windows, box
+        storage,
+        url,
+        name,
+        definition,
+        resumed,
+        train_id,
+        case,
+        len(real_radii),
+        windows,
+        box,
+        family,
+        train.latents,
     )
     return objective, target
 
 
 def _check_knn_sizes(request: SearchRequest) -> Callable[[str, np.ndarray], None] | None:
-    """objective=knn: k must fit the real set (checked before the windows are estimated)."""
+    """objective=knn: k must fit the real set, and a mixture its latents (checked before the
+    windows are estimated)."""
     if not request.knn:
         return None
-    return lambda _run_id, latents: knn.check_knn_sizes(
-        request.knn_k, request.knn_n, int(latents.shape[0])
-    )
+
+    def check(run_id: str, latents: np.ndarray) -> None:
+        if request.sampler == "gmm":
+            check_gmm_fits(run_id, int(latents.shape[0]))
+        knn.check_knn_sizes(request.knn_k, request.knn_n, int(latents.shape[0]))
+
+    return check
+
+
+def start_point(request: SearchRequest, box: UniformSearchObjective) -> tuple[float, str]:
+    """The creator's first trial, a good start that TPE refines: radius theory's b for uniform,
+    the fitted width (scale 1) for the others."""
+    if request.sampler == "uniform":
+        return theory_b(box.band.median, box.z_dim), "radius theory"
+    return 1.0, "fitted width"
 
 
 def search(
@@ -225,7 +250,7 @@ def search(
     """
     url, name, train_id, case = target.url, target.name, target.train_run, target.case
     box = target.box
-    b_theory = theory_b(box.band.median, box.z_dim)
+    start, start_source = start_point(request, box)
     tags = {"train_run": train_id, "case": case}
     parent_tags = {
         **tags,
@@ -252,6 +277,7 @@ def search(
                 "b_min": f"{request.b_min:g}",
                 "b_max": f"{request.b_max:g}",
                 "mode": request.mode,
+                "sampler": request.sampler,
                 "storage": redact(url),
                 "study_name": name,
                 "seed": request.seed,
@@ -277,17 +303,24 @@ def search(
             mlflow.set_tag("resumed", str(not created).lower())  # joined an existing study
             runner = TrialRunner(objective, box, request, name, parent_id, tags)
             n_trials = request.n_trials
-            if created and request.b_min <= b_theory <= request.b_max:
-                # radius theory's b first: a good start that TPE refines (only the creator
-                # adds it, so concurrent workers do not evaluate it twice)
-                runner.add_fixed_trial(study, b_theory, "radius theory")
+            if created and request.b_min <= start <= request.b_max:
+                # only the creator adds it, so concurrent workers do not evaluate it twice
+                runner.add_fixed_trial(study, start, start_source)
                 n_trials -= 1
             if n_trials:  # a bar on a terminal, a few lines in a log
                 with optuna_progress(n_trials, "aelatent search") as progress:
                     study.optimize(runner, n_trials=n_trials, **progress)
-        _log_summary(study, objective, box, request, b_theory, parent_id)
+        _log_summary(study, objective, box, request, start, parent_id)
 
-        log_search_generator(parent_id, train_id, target.windows.mu, target.windows.hw)
+        log_search_generator(
+            parent_id,
+            train_id,
+            target.windows.mu,
+            target.windows.hw,
+            sampler=request.sampler,
+            latents=target.latents,
+            fitted={request.sampler: target.family},
+        )
         return parent_id
 
 
@@ -305,20 +338,24 @@ def summary_metrics(
     study: Study,
     objective: SearchObjective,
     box: UniformSearchObjective,
-    b_theory: float,
+    request: SearchRequest,
+    start: float,
     sweep: Sweep | None,
     parent_id: str,
 ) -> dict[str, float]:
-    """The parent run's metrics: Optuna's best b beside the exact optimum and its interval.
-
-    Nothing named ``best_*`` when the objective is 0 for every b (there is no best b).
-    """
+    """The parent run's metrics: Optuna's best ``b`` (or ``scale``) beside the exact optimum
+    and its interval, named after the axis (``best_b``, ``best_b_lo``, ... or ``best_scale``,
+    ...). Nothing named ``best_*`` when the objective is 0 everywhere (there is no best)."""
+    axis = request.axis
     best = best_trial(study)
-    at_theory = objective(b_theory)
+    at_start = objective(start).objective
     trials = study.get_trials(deepcopy=False)
     metrics: dict[str, float] = {
-        "b_theory": b_theory,
-        "objective_at_b_theory": at_theory.objective,
+        **(
+            {"b_theory": start, "objective_at_b_theory": at_start}
+            if axis == "b"
+            else {"objective_at_scale_1": at_start}
+        ),
         "n_windows_excluding_0": box.n_windows_excluding_zero,
         "radius_band_lo": box.band.lo,
         "radius_band_hi": box.band.hi,
@@ -330,28 +367,28 @@ def summary_metrics(
         return metrics
     metrics.update(
         {
-            "best_b_sweep": sweep.b,
+            f"best_{axis}_sweep": sweep.b,
             "best_value_sweep": sweep.value.objective,
             "best_value_sweep_se": sweep.value.objective_se,
-            "best_b_lo": sweep.lo,
-            "best_b_hi": sweep.hi,
+            f"best_{axis}_lo": sweep.lo,
+            f"best_{axis}_hi": sweep.hi,
         }
     )
     if best is None or not (_objective_of(best) or 0.0) > 0:
         return metrics
-    value = objective(float(best.params["b"]))
+    value = objective(float(best.params[axis]))
     metrics.update(
         {
-            "best_b": value.b,
+            f"best_{axis}": value.b,
             "best_value": value.objective,
             "best_value_se": value.objective_se,
             **{f"best_{part}": x for part, x in value.parts().items()},
             "best_trial": best.number,
-            "best_b_gap": value.b - sweep.b,
-            "best_b_in_interval": float(sweep.contains(value.b)),
+            f"best_{axis}_gap": value.b - sweep.b,
+            f"best_{axis}_in_interval": float(sweep.contains(value.b)),
         }
     )
-    log10_p = _finite(box.log10_p_hit(value.b))
+    log10_p = _finite(box.log10_p_hit(value.b)) if axis == "b" else None
     if log10_p is not None:
         metrics["best_log10_p_hit"] = log10_p
     return metrics
@@ -360,14 +397,14 @@ def summary_metrics(
 def sweep_objective(
     objective: SearchObjective, request: SearchRequest
 ) -> tuple[Curve, Sweep | None]:
-    """The objective over the whole b range, and its best b with the interval as good.
+    """The objective over the whole range, and its best value with the interval as good.
 
     The box objectives: a dense exact maximiser and a 600-point curve for the plot; knn: one
-    curve on the k-NN sweep's grid (each point is a k-NN test per replicate), read for both.
+    curve on the k-NN sweep's grid, refined around its best point (:func:`refined_best`).
     """
     if isinstance(objective, KnnSearchObjective):
-        curve = objective.curve(np.geomspace(request.b_min, request.b_max, KNN_GRID_POINTS))
-        return curve, best_of_curve(curve)
+        grid = np.geomspace(request.b_min, request.b_max, KNN_GRID_POINTS)
+        return refined_best(objective, objective.curve(grid))
     sweep = objective.best_in(request.b_min, request.b_max)
     return objective.curve(np.geomspace(request.b_min, request.b_max, CURVE_POINTS)), sweep
 
@@ -377,37 +414,43 @@ def _log_summary(
     objective: SearchObjective,
     box: UniformSearchObjective,
     request: SearchRequest,
-    b_theory: float,
+    start: float,
     parent_id: str,
 ) -> None:
+    axis = request.axis
     curve, sweep = sweep_objective(objective, request)
-    metrics = summary_metrics(study, objective, box, b_theory, sweep, parent_id)
+    metrics = summary_metrics(study, objective, box, request, start, sweep, parent_id)
     parts = list(curve.parts())
     with tempfile.TemporaryDirectory() as tmp:  # artifacts first: nothing below can lose them
         out = Path(tmp)
-        write_trials_csv(study, out / "trials.csv", parts)
-        write_curve_csv(curve, out / "objective_curve.csv")
+        write_trials_csv(study, out / "trials.csv", parts, axis)
+        write_curve_csv(curve, out / "objective_curve.csv", axis)
         if request.multi:
-            write_pareto_csv(study, out / "pareto_front.csv", parts)
+            write_pareto_csv(study, out / "pareto_front.csv", parts, axis)
         save_objective_curve(
-            objective, curve, study, request, b_theory, sweep, out / "objective_curve.png"
+            objective, curve, study, request, start, sweep, out / "objective_curve.png"
         )
-        save_optuna_plots(study, out, request.multi, parts)
+        save_optuna_plots(study, out, request.multi, parts, axis)
         mlflow.log_artifacts(tmp, artifact_path=ARTIFACT_DIR)
         log_csv_table(out / "trials.csv", TRIALS_TABLE)  # every trial, as a UI table
     mlflow.log_metrics(metrics)
     if sweep is None:
         message = explain_zero(box, request) if objective is box else explain_knn_zero(request)
         mlflow.set_tag(NO_BEST_B_TAG, message[:5000])
-        print(f"aelatent search: no best b: {message}", file=sys.stderr)
+        print(f"aelatent search: no best {axis}: {message}", file=sys.stderr)
         return
-    exact = (
-        f"{'exact ' if objective is box else ''}optimum of the sampled objective "
-        f"b = {sweep.b:.4g} "
-        f"({sweep.value.objective:.4g} +- {sweep.value.objective_se:.2g}), as good within "
-        f"error for b in [{sweep.lo:.4g}, {sweep.hi:.4g}]"
+    where = (
+        f"as good within error for {axis} in"
+        if objective is box
+        else "the optimum lies in"  # the refined sweep's bracket
     )
-    if "best_b" not in metrics:
+    exact = (
+        f"{'exact optimum' if objective is box else 'best point of the refined sweep'} of the "
+        f"sampled objective {axis} = {sweep.b:.4g} ({sweep.value.objective:.4g} +- "
+        f"{sweep.value.objective_se:.2g}), {where} [{sweep.lo:.4g}, {sweep.hi:.4g}]"
+    )
+    best = f"best_{axis}"
+    if best not in metrics:
         mlflow.set_tag(OUTSIDE_TAG, "every Optuna trial scored 0")
         print(
             f"aelatent search: every Optuna trial scored 0, yet the {exact}; run more trials "
@@ -415,20 +458,21 @@ def _log_summary(
             file=sys.stderr,
         )
         return
+    start_text = f"radius theory b = {start:.4g}" if axis == "b" else "fitted width scale = 1"
     print(
-        f"aelatent search: best b = {metrics['best_b']:.4g} (objective "
+        f"aelatent search: best {request.sampler} {axis} = {metrics[best]:.4g} (objective "
         f"{metrics['best_value']:.4g} +- {metrics['best_value_se']:.2g}, trial "
-        f"{metrics['best_trial']:g}); {exact}; radius theory b = {b_theory:.4g}; "
+        f"{metrics['best_trial']:g}); {exact}; {start_text}; "
         f"{metrics['n_trials_study']:g} trials in the study",
         file=sys.stderr,
     )
-    if not metrics["best_b_in_interval"]:
+    if not metrics[f"{best}_in_interval"]:
         mlflow.set_tag(
             OUTSIDE_TAG,
-            f"Optuna's best b {metrics['best_b']:.4g} is outside [{sweep.lo:.4g}, {sweep.hi:.4g}]",
+            f"Optuna's best {axis} {metrics[best]:.4g} is outside [{sweep.lo:.4g}, {sweep.hi:.4g}]",
         )
         print(
-            f"aelatent search: Optuna's best b {metrics['best_b']:.4g} is outside the interval "
+            f"aelatent search: Optuna's best {axis} {metrics[best]:.4g} is outside the interval "
             "of the exact optimum; run more trials",
             file=sys.stderr,
         )
@@ -467,11 +511,18 @@ def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> s
 
 def explain_knn_zero(request: SearchRequest) -> str:
     """Why the k-NN objective is 0 everywhere: no generated vector in any real ball."""
+    advice = (
+        "the real region is not reached by a centred uniform generator. Try sampler=gaussian, "
+        "mvn or gmm"
+        if request.sampler == "uniform"
+        else f"no width of the {request.sampler} sampler reaches the real region; widen "
+        "b_min..b_max or try another sampler"
+    )
     return (
-        f"the objective is 0 for every b in [{request.b_min:g}, {request.b_max:g}]: no uniform "
-        f"vector lands in the k-NN ball (k={request.knn_k}) of any of the real latents, so "
-        "precision and recall are 0; the real region is not reached by a centred uniform "
-        "generator. Try the evaluate entry point's gaussian, mvn or gmm samplers"
+        f"the objective is 0 for every {request.axis} in [{request.b_min:g}, "
+        f"{request.b_max:g}]: no {request.sampler} vector lands in the k-NN ball "
+        f"(k={request.knn_k}) of any of the real latents, so precision and recall are 0; "
+        f"{advice}"
     )
 
 

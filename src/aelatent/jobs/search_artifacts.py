@@ -34,16 +34,19 @@ from aelatent.jobs.search_study import (
 BOX_PARTS = ("hit_rate", "radius_agreement")
 
 
-def write_trials_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS) -> None:
+def write_trials_csv(
+    study: Study, path: Path, parts: Sequence[str] = BOX_PARTS, axis: str = "b"
+) -> None:
     """Every trial of the study (all workers, all runs so far), oldest first; ``parts``: the
-    objective's two parts (the box's, or knn's precision and recall)."""
+    objective's two parts (the box's, or knn's precision and recall); ``axis``: the searched
+    parameter (``b`` or ``scale``)."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             [
                 "number",
                 "state",
-                "b",
+                axis,
                 "objective",
                 "objective_se",
                 *parts,
@@ -60,7 +63,7 @@ def write_trials_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS)
                 [
                     t.number,
                     t.state.name,
-                    t.params.get("b", ""),
+                    t.params.get(axis, ""),
                     attrs.get("objective", ""),
                     attrs.get("objective_se", ""),
                     *(attrs.get(part, "") for part in parts),
@@ -73,17 +76,19 @@ def write_trials_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS)
             )
 
 
-def write_pareto_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS) -> None:
-    """The Pareto-optimal trials of a multi-objective study, by increasing b."""
-    front = sorted(study.best_trials, key=lambda t: t.params.get("b", math.inf))
+def write_pareto_csv(
+    study: Study, path: Path, parts: Sequence[str] = BOX_PARTS, axis: str = "b"
+) -> None:
+    """The Pareto-optimal trials of a multi-objective study, by increasing b (or scale)."""
+    front = sorted(study.best_trials, key=lambda t: t.params.get(axis, math.inf))
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["number", "b", *parts, "objective"])
+        writer.writerow(["number", axis, *parts, "objective"])
         for t in front:
             writer.writerow(
                 [
                     t.number,
-                    t.params.get("b", ""),
+                    t.params.get(axis, ""),
                     t.values[0],
                     t.values[1],
                     t.user_attrs.get("objective", ""),
@@ -92,9 +97,10 @@ def write_pareto_csv(study: Study, path: Path, parts: Sequence[str] = BOX_PARTS)
 
 
 def save_optuna_plots(
-    study: Study, out: Path, multi: bool, parts: Sequence[str] = BOX_PARTS
+    study: Study, out: Path, multi: bool, parts: Sequence[str] = BOX_PARTS, axis: str = "b"
 ) -> list[Path]:
-    """Optuna's own matplotlib plots: history, objective vs b (slice) and the Pareto front."""
+    """Optuna's own matplotlib plots: history, objective vs b or scale (``slice_<axis>.png``)
+    and the Pareto front."""
     import matplotlib  # Agg before pyplot; only when plotting
 
     matplotlib.use("Agg")
@@ -107,7 +113,9 @@ def save_optuna_plots(
         "optimization_history.png": lambda: ovm.plot_optimization_history(
             study, target=target, target_name=name
         ),
-        "slice_b.png": lambda: ovm.plot_slice(study, params=["b"], target=target, target_name=name),
+        f"slice_{axis}.png": lambda: ovm.plot_slice(
+            study, params=[axis], target=target, target_name=name
+        ),
     }
     if multi:
         plots["pareto_front.png"] = lambda: ovm.plot_pareto_front(study, target_names=list(parts))
@@ -118,7 +126,7 @@ def save_optuna_plots(
         for filename, plot in plots.items():
             axes = plot()
             ax = axes.ravel()[0] if isinstance(axes, np.ndarray) else axes
-            if filename == "slice_b.png":
+            if filename.startswith("slice_"):
                 ax.set_xscale("log")
             fig = ax.figure
             fig.set_size_inches(7, 4.5)
@@ -142,18 +150,19 @@ def save_objective_curve(
     curve: Curve,
     study: Study,
     request: SearchRequest,
-    b_theory: float,
+    start: float,
     sweep: Sweep | None,
     path: Path,
 ) -> None:
-    """The exact objective over the whole b range with its 95% band, its parts, the interval
-    of b as good as the best (shaded) and the Optuna trials on top."""
+    """The exact objective over the whole b (or scale) range with its 95% band, its parts,
+    the interval of the best (shaded), the first trial's value (radius theory's b or the
+    fitted width) and the Optuna trials on top."""
     import matplotlib  # Agg before pyplot; only when plotting
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # Agg before pyplot; only when plotting
 
-    grid = curve.b
+    grid, axis = curve.b, request.axis
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (part, values), color in zip(curve.parts().items(), ("tab:blue", "tab:green"), strict=True):
         label = PART_LABELS[part].format(k=request.k)
@@ -170,8 +179,8 @@ def save_objective_curve(
         lw=0,
     )
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    tb = [t.params["b"] for t in done if "b" in t.params]
-    tv = [_objective_of(t) or 0.0 for t in done if "b" in t.params]
+    tb = [t.params[axis] for t in done if axis in t.params]
+    tv = [_objective_of(t) or 0.0 for t in done if axis in t.params]
     ax.scatter(tb, tv, s=18, color="tab:red", zorder=3, label=f"Optuna trials ({len(tb)})")
     if sweep is not None:
         ax.axvspan(
@@ -179,42 +188,48 @@ def save_objective_curve(
             sweep.hi,
             color="tab:orange",
             alpha=0.3,
-            label=f"best b {sweep.b:.3g} [{sweep.lo:.3g}, {sweep.hi:.3g}]",
+            label=f"best {axis} {sweep.b:.3g} [{sweep.lo:.3g}, {sweep.hi:.3g}]",
         )
         ax.axvline(sweep.b, color="tab:orange", lw=1)
     else:
         ax.text(
             0.5,
             0.5,
-            "objective 0 for every b: no best b",
+            f"objective 0 for every {axis}: no best {axis}",
             transform=ax.transAxes,
             ha="center",
             va="center",
             color="tab:red",
         )
-    ax.axvline(b_theory, color="tab:purple", ls="--", lw=1, label=f"radius theory b={b_theory:.3g}")
+    start_label = f"radius theory b={start:.3g}" if axis == "b" else "fitted width (scale 1)"
+    ax.axvline(start, color="tab:purple", ls="--", lw=1, label=start_label)
     ax.set_xscale("log")
-    ax.set_xlabel("b (uniform in [-b, b] per component)")
+    ax.set_xlabel(
+        "b (uniform in [-b, b] per component)"
+        if axis == "b"
+        else f"scale (width factor of the fitted {request.sampler})"
+    )
     ax.set_ylabel("fraction of sampled vectors")
     ax.set_ylim(-0.02, 1.02)
     what = (
-        f"{objective.replicates} sets of {objective.n_samples} vectors per b, k-NN k={objective.k}"
+        f"{objective.replicates} sets of {objective.n_samples} vectors per {axis}, "
+        f"k-NN k={objective.k}"
         if isinstance(objective, KnnSearchObjective)
         else f"{objective.n_samples} vectors per b"
     )
-    ax.set_title(f"uniform generator, {what} (band: 95% MC error)", fontsize=10)
+    ax.set_title(f"{request.sampler} generator, {what} (band: 95% MC error)", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write_curve_csv(curve: Curve, path: Path) -> None:
+def write_curve_csv(curve: Curve, path: Path, axis: str = "b") -> None:
     """The objective curve the plot shows, for re-plotting and for the report."""
     write_csv(
         path,
         {
-            "b": curve.b,
+            axis: curve.b,
             "objective": curve.objective,
             "objective_se": curve.objective_se,
             **curve.parts(),

@@ -65,6 +65,15 @@ OBJECTIVE_VERSIONS = {
 }
 
 
+SEARCH_SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")  # as evaluate builds them
+
+
+def objective_version(objective: str, sampler: str) -> str:
+    """What a study optimises, stored with it: a study of another sampler is another question."""
+    version = OBJECTIVE_VERSIONS[objective]
+    return version if sampler == "uniform" else version.replace("uniform:", f"{sampler}:", 1)
+
+
 SEARCH_OBJECTIVES = (*OBJECTIVES, KNN_OBJECTIVE)
 
 
@@ -97,6 +106,12 @@ class SearchRequest:
     radius_band: tuple[float, float] = BAND_PERCENTILES
     knn_k: int = int(knn.DEFAULT_KNN_K)
     knn_n: int = int(knn.DEFAULT_KNN_N)
+    sampler: str = "uniform"
+
+    @property
+    def axis(self) -> str:
+        """The searched axis: uniform's half-width ``b``, the others' width factor ``scale``."""
+        return "b" if self.sampler == "uniform" else "scale"
 
     @property
     def multi(self) -> bool:
@@ -128,10 +143,25 @@ def parse_band(text: str) -> tuple[float, float]:
 
 
 DESCRIPTION = (
-    "The b for which uniform [-b, b]^N best lands on the real latents: an Optuna "
-    "study over b, each trial a nested MLflow run (docs/science.md, 'The search "
+    "The b for which uniform [-b, b]^N best lands on the real latents (or, with "
+    "objective=knn, the width factor of the gaussian, mvn or gmm sampler): an Optuna "
+    "study over it, each trial a nested MLflow run (docs/science.md, 'The search "
     "objective')."
 )
+
+
+def parse_sampler(text: str, objective: str) -> str:
+    """``uniform`` with any objective; the scale samplers with ``knn`` only (the box
+    objectives are uniform's: its exact hit probability and radius law)."""
+    sampler = text.strip().lower()
+    if sampler not in SEARCH_SAMPLERS:
+        raise UserError(f"sampler={text!r} is unknown; choose one of {', '.join(SEARCH_SAMPLERS)}")
+    if sampler != "uniform" and objective != KNN_OBJECTIVE:
+        raise UserError(
+            f"sampler={sampler} needs objective={KNN_OBJECTIVE} (objective={objective} is "
+            "the box test of uniform b); give -P objective=knn or sampler=uniform"
+        )
+    return sampler
 
 
 def parse_args(argv: Sequence[str] | None) -> SearchRequest:
@@ -140,8 +170,18 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser.add_argument("--k", default="2", help="half-width multiple of the hit test")
     parser.add_argument("--n-trials", default="30", help="trials this worker runs")
     parser.add_argument("--n-samples", default="20000", help="uniform vectors per evaluation")
-    parser.add_argument("--b-min", default="0.05", help="lower end of the b range (> 0)")
-    parser.add_argument("--b-max", default="12", help="upper end of the b range (> b_min)")
+    parser.add_argument(
+        "--sampler",
+        default="uniform",
+        help="generator searched: uniform (its b), or gaussian, mvn, gmm (their scale; "
+        "objective=knn)",
+    )
+    parser.add_argument(
+        "--b-min", default="0.05", help="lower end of the searched range of b or scale (> 0)"
+    )
+    parser.add_argument(
+        "--b-max", default="12", help="upper end of the searched range of b or scale (> b_min)"
+    )
     parser.add_argument("--mode", default="single", help="single (objective) or multi (Pareto)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     parser.add_argument("--study-name", default=AUTO, help="'auto' = from train run, k and mode")
@@ -230,4 +270,5 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         radius_band=parse_band(args.radius_band),
         knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
         knn_n=parse_int(args.knn_n, "knn_n", minimum=1, maximum=knn.MAX_KNN_N, why=knn.KNN_N_WHY),
+        sampler=parse_sampler(args.sampler, objective),
     )

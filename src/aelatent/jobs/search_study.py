@@ -32,8 +32,8 @@ from aelatent.io.tracking import (
     parse_int,
 )
 from aelatent.jobs.search_request import (
-    OBJECTIVE_VERSIONS,
     SearchRequest,
+    objective_version,
 )
 
 OPTUNA_DB = "optuna.db"
@@ -283,8 +283,11 @@ def default_study_name(
     mode: str,
     objective: str = DEFAULT_OBJECTIVE,
     band: tuple[float, float] = BAND_PERCENTILES,
+    sampler: str = "uniform",
 ) -> str:
     """One name per question asked: studies of the first (band) objective keep their names."""
+    if sampler != "uniform":  # k-NN only: neither k nor the radius band enter its objective
+        return f"{sampler}-scale-{train_run_id}-{objective}" + ("-multi" if mode == "multi" else "")
     name = f"uniform-b-{train_run_id}-k{k:g}"
     if objective != "band":
         name += f"-{objective}"
@@ -303,7 +306,7 @@ def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any
         "seed": request.seed,
         "mode": request.mode,
         "estimate": request.estimate,
-        "objective": OBJECTIVE_VERSIONS[request.objective],
+        "objective": objective_version(request.objective, request.sampler),
         "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
         **knn_part,
     }

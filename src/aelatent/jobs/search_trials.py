@@ -1,5 +1,6 @@
-"""One trial of the search: the objective at one ``b``, logged as a nested MLflow run and
-stored in the Optuna study (by TPE, or added as a fixed trial such as radius theory's b)."""
+"""One trial of the search: the objective at one ``b`` (or ``scale``), logged as a nested
+MLflow run and stored in the Optuna study (by TPE, or added as a fixed trial such as radius
+theory's b)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,10 @@ def _finite(value: float) -> float | None:
 
 
 class TrialRunner:
-    """The Optuna objective: evaluate ``b`` and log the trial as a nested MLflow run."""
+    """The Optuna objective: evaluate the axis value and log the trial as a nested MLflow run.
+
+    Optuna's parameter, the run's parameter and its metric are named after the axis: ``b``
+    for uniform, ``scale`` for the others."""
 
     def __init__(
         self,
@@ -54,9 +58,10 @@ class TrialRunner:
         self.parent_run_id = parent_run_id
         self.tags = tags
         self.worker = _worker_id()
+        self.axis = request.axis
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        b = trial.suggest_float("b", self.request.b_min, self.request.b_max, log=True)
+        b = trial.suggest_float(self.axis, self.request.b_min, self.request.b_max, log=True)
         value, attrs = self._evaluate_and_log(b, str(trial.number))
         for key, attr in attrs.items():
             trial.set_user_attr(key, attr)
@@ -77,9 +82,9 @@ class TrialRunner:
         value, attrs = self._evaluate_and_log(b, source)
         study.add_trial(
             optuna.trial.create_trial(
-                params={"b": b},
+                params={self.axis: b},
                 distributions={
-                    "b": FloatDistribution(self.request.b_min, self.request.b_max, log=True)
+                    self.axis: FloatDistribution(self.request.b_min, self.request.b_max, log=True)
                 },
                 values=self._values(value),
                 user_attrs={**attrs, "source": source},
@@ -103,15 +108,16 @@ class TrialRunner:
         with mlflow.start_run(run_name=f"trial {label}", nested=True, tags=tags) as child:
             value = self.objective(b)
             metrics = {
-                "b": b,
+                self.axis: b,
                 "objective": value.objective,
                 "objective_se": value.objective_se,
                 **value.parts(),
             }
-            log10_p = _finite(self.box.log10_p_hit(b))
+            # uniform's box test beside any objective (the others have no b)
+            log10_p = _finite(self.box.log10_p_hit(b)) if self.axis == "b" else None
             if log10_p is not None:
                 metrics["log10_p_hit"] = log10_p
-            mlflow.log_param("b", repr(b))
+            mlflow.log_param(self.axis, repr(b))
             mlflow.log_metrics(metrics)
         return value, {
             "objective": value.objective,

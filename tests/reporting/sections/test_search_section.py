@@ -101,5 +101,16 @@ def test_a_run_from_before_the_interval_still_renders(tmp_path: Path):
 def test_a_knn_search_names_its_sweep_not_an_exact_maximiser(tmp_path: Path):
     blocks = _search_blocks(tmp_path, FOUND, {}, params={"objective": "knn", "knn_n": "2000"})
     text = _texts(blocks, Paragraph)
-    assert "the best of the 48-point sweep of the sampled objective is b = 1.842" in text
+    assert "the best point of the refined sweep of the sampled objective is b = 1.842" in text
+    assert "the optimum lies in [1.83, 1.85]" in text
     assert "exact maximiser of the sampled objective is" not in text
+
+
+def test_a_scale_search_names_its_sampler_and_axis(tmp_path: Path):
+    scale = {key.replace("best_b", "best_scale"): value for key, value in FOUND.items()}
+    del scale["b_theory"]
+    params = {"objective": "knn", "sampler": "gmm"}
+    blocks = _search_blocks(tmp_path, scale, {}, params=params)
+    text = _texts(blocks, Paragraph)
+    assert "Best gmm scale = 1.84 [1.83, 1.85]" in text and "scale = 1.842" in text
+    assert "interval of the best scale" in next(b for b in blocks if isinstance(b, Figure)).caption

@@ -11,6 +11,7 @@ from aelatent.reporting.sections.context import ENV, IMAGE_PATTERNS, SectionCont
 from aelatent.reporting.sections.formatting import cell_value
 
 SEARCH_PARAMS = (
+    "sampler",
     "k",
     "objective",
     "radius_band",
@@ -35,6 +36,13 @@ SEARCH_FIRST = (
     "best_b_gap",
     "best_b_in_interval",
     "b_theory",
+    "best_scale",
+    "best_scale_lo",
+    "best_scale_hi",
+    "best_scale_sweep",
+    "best_scale_gap",
+    "best_scale_in_interval",
+    "objective_at_scale_1",
 )
 OBJECTIVE_CURVE = "search/objective_curve.png"
 MAX_TRIAL_ROWS = 10
@@ -48,32 +56,43 @@ def no_search(case: CaseData) -> Note:
     )
 
 
+def search_axis(run: RunData) -> str:
+    """``b`` for a uniform search (and runs from before the sampler parameter), else ``scale``."""
+    return "b" if run.params.get("sampler", "uniform") == "uniform" else "scale"
+
+
 def search_summary(run: RunData) -> Block:
-    """One line on a search run's answer: best b with its interval, or why there is none."""
-    m = run.metrics
+    """One line on a search run's answer: best b (or scale) with its interval, or why there is
+    none."""
+    m, axis = run.metrics, search_axis(run)
+    best = f"best_{axis}"
     if "no_best_b" in run.tags:
-        return Note(f"No best b: {run.tags['no_best_b']}")
-    if "best_b_lo" not in m:
-        if "best_b" in m:  # a search run from before the interval was logged
-            return Paragraph(f"Best b = {m['best_b']:.4g} (no interval logged by this run).")
-        return Note("Not logged: the search run has no best_b metric.")
-    interval = f"[{m['best_b_lo']:.4g}, {m['best_b_hi']:.4g}]"
+        return Note(f"No best {axis}: {run.tags['no_best_b']}")
+    if f"{best}_lo" not in m:
+        if best in m:  # a search run from before the interval was logged
+            return Paragraph(f"Best {axis} = {m[best]:.4g} (no interval logged by this run).")
+        return Note(f"Not logged: the search run has no {best} metric.")
+    interval = f"[{m[f'{best}_lo']:.4g}, {m[f'{best}_hi']:.4g}]"
     knn = run.params.get("objective") == "knn"  # a grid sweep over replicate sets
-    maximiser = "the best of the 48-point sweep" if knn else "the exact maximiser"
+    maximiser = "the best point of the refined sweep" if knn else "the exact maximiser"
+    where = "the optimum lies in" if knn else f"as good within error for {axis} in"
+    sampler = run.params.get("sampler", "uniform")
     exact = (
-        f"{maximiser} of the sampled objective is b = {m['best_b_sweep']:.4g} "
-        f"(objective {m['best_value_sweep']:.3g}), as good within error for b in {interval}"
+        f"{maximiser} of the sampled objective is {axis} = {m[f'{best}_sweep']:.4g} "
+        f"(objective {m['best_value_sweep']:.3g}), {where} {interval}"
     )
-    if "best_b" not in m:
+    if best not in m:
         return Note(f"Every Optuna trial scored 0; {exact}.")
     verdict = (
         "inside that interval: Optuna and the exact curve agree"
-        if m.get("best_b_in_interval")
+        if m.get(f"{best}_in_interval")
         else "OUTSIDE that interval: run more trials"
     )
+    named = axis if axis == "b" else f"{sampler} {axis}"
     return Paragraph(
-        f"Best b = {m['best_b']:.4g} {interval} (objective {m['best_value']:.3g} "
-        f"± {1.96 * m.get('best_value_se', math.nan):.2g}); {exact}; Optuna's b is {verdict}."
+        f"Best {named} = {m[best]:.4g} {interval} (objective "
+        f"{m['best_value']:.3g} ± {1.96 * m.get('best_value_se', math.nan):.2g}); {exact}; "
+        f"Optuna's {axis} is {verdict}."
     )
 
 
@@ -84,9 +103,11 @@ def search_section(ctx: SectionContext) -> Section:
             "by Optuna: the box hit rate weighted by how typical the sampled radius is among "
             "the real radii (objective 'typical'; 'band' runs count a hit with a radius "
             "inside the real band; 'knn' runs maximise the harmonic mean of k-NN precision "
-            "and recall). Beside it the exact maximiser of the same sampled "
+            "and recall, and may search the width factor ('scale') of the gaussian, mvn or "
+            "gmm sampler instead of b). Beside it the exact maximiser of the same sampled "
             "objective, the interval of b whose objective is not significantly below the "
-            "best, and the b that radius theory predicts."
+            "best (knn: the refined sweep's bracket of the optimum), and the b that radius "
+            "theory predicts."
         )
     ]
     blocks += ctx.per_case(lambda c: search_panel(ctx, c))
@@ -118,9 +139,10 @@ def search_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
             run,
             OBJECTIVE_CURVE,
             caption=(
-                "objective over b: the exact curve with its 95% Monte Carlo band (black), "
-                "its two parts, the Optuna trials (red) and the interval of the best b "
-                "(shaded)"
+                f"objective over {search_axis(run)}: the exact curve with its 95% Monte "
+                "Carlo band (black), "
+                "its two parts, the Optuna trials (red) and the interval of the best "
+                f"{search_axis(run)} (shaded)"
             ),
         )
         images = [i for i in images if i[0] != OBJECTIVE_CURVE]
@@ -133,12 +155,13 @@ def search_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
 
 def trials_table(run: RunData, name: str) -> Table:
     """The trials (child runs), best objective first; the CSV has every one."""
-    metric_keys = sorted({k for t in run.children for k in t.metrics} - {"b"})
+    axis = search_axis(run)
+    metric_keys = sorted({k for t in run.children for k in t.metrics} - {axis})
     if "objective" in metric_keys:
         metric_keys.remove("objective")
         metric_keys.insert(0, "objective")
     rows = [
-        [t.name, cell_value(t.params.get("b")), *[t.metrics.get(k) for k in metric_keys]]
+        [t.name, cell_value(t.params.get(axis)), *[t.metrics.get(k) for k in metric_keys]]
         for t in run.children
     ]
     rows.sort(
@@ -148,7 +171,7 @@ def trials_table(run: RunData, name: str) -> Table:
     )
     return Table(
         f"search_trials_{name}",
-        ["trial", "b", *metric_keys],
+        ["trial", axis, *metric_keys],
         rows,
         caption=f"{len(rows)} trials (child runs), best first",
         max_rows=MAX_TRIAL_ROWS,
