@@ -127,3 +127,17 @@ def test_too_few_or_broken_latents_are_refused():
     bad[3, 2] = np.nan
     with pytest.raises(MixtureError, match="NaN"):
         fit_latent_mixture(bad)
+
+
+def test_a_batch_of_windows_matches_one_window_at_a_time(sampler):
+    """The mixture's batched GHK: each window within 4 combined standard errors of its own
+    estimate (the batch shares one variable order per component, so only GHK noise differs)."""
+    x = planted(500, 2)
+    mu, hw = x.mean(axis=0), 2.355 * x.std(axis=0)
+    ks = np.array([0.8, 1.0, 1.5])
+    lo, hi = mu - ks[:, None] * hw, mu + ks[:, None] * hw
+    batched = sampler.window_log10_probabilities(lo, hi)
+    for j, k in enumerate(ks):
+        single = sampler.window_log10_probability(lo[j], hi[j])
+        tolerance = 4 * math.sqrt(2) * sampler.last_relative_se / math.log(10)
+        assert math.isfinite(single) and abs(batched[j] - single) < tolerance, (k, batched, single)

@@ -77,7 +77,9 @@ def windows_log10_se(
     quick = cheaper(MVN_GHK_DRAWS)
     if draws is None:
         draws = sample_windows(windows, MVN_WINDOW_DRAWS, np.random.default_rng(seed))
-    values = np.array([quick.window_log10_probability(m - k * w, m + k * w) for m, w in draws])
+    centres = np.stack([m for m, _ in draws])
+    widths = np.stack([w for _, w in draws])
+    values = quick.window_log10_probabilities(centres - k * widths, centres + k * widths)
     values = values[np.isfinite(values)]
     return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
 

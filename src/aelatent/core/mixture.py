@@ -416,6 +416,28 @@ class GMMSampler:
         self.last_relative_se = rel_se
         return log_p / LN10
 
+    def window_log10_probabilities(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """:meth:`window_log10_probability` of a batch of windows ``[B, z_dim]``, one GHK pass
+        per component (:func:`~aelatent.core.samplers.ghk_log_replicates`): ``[B]``."""
+        lo, hi = np.atleast_2d(lo), np.atleast_2d(hi)
+        means = self.mixture.means
+        logs = np.stack(
+            [
+                ghk_log_replicates(
+                    (lo - means[c]) / self.scale,
+                    (hi - means[c]) / self.scale,
+                    self.mixture.covariances[c],
+                    n_draws=self.component_draws(),
+                    seed=self.ghk_seed,
+                )
+                for c in range(self.mixture.n_components)
+            ]
+        )  # [K, B, replicates]
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.mixture.weights)[:, None, None]
+        mixed = logsumexp(log_w + logs, axis=0)  # [B, replicates]
+        return np.array([ghk_combine(row)[0] for row in mixed]) / LN10
+
     def radius_moments(self) -> RadiusMoments:
         """Mean and std of ``|z|`` at this scale: the components' exact moments, mixed
         (``E R = sum w_c E R_c``, ``E R^2 = sum w_c E R_c^2``)."""

@@ -352,6 +352,18 @@ class MVNSampler:
         self.last_relative_se = rel_se
         return log_p / LN10
 
+    def window_log10_probabilities(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """:meth:`window_log10_probability` of a batch of windows ``[B, z_dim]`` in one GHK
+        pass (:func:`ghk_log_replicates`): ``[B]`` estimates."""
+        logs = ghk_log_replicates(
+            (np.atleast_2d(lo) - self._mean) / self.scale,
+            (np.atleast_2d(hi) - self._mean) / self.scale,
+            self._cov,
+            n_draws=self.ghk_draws,
+            seed=self.ghk_seed,
+        )
+        return np.array([ghk_combine(row)[0] for row in logs]) / LN10
+
     def independent_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """The product of the marginal window probabilities: exact only without correlations."""
         sd = self.scale * np.sqrt(np.diag(self._cov))
@@ -435,43 +447,61 @@ def ghk_log_replicates(
 ) -> np.ndarray:
     """The ``n_replicates`` independent GHK estimates of ``ln P`` (:func:`ghk_log_probability`).
 
-    All ``-inf`` when the window is empty. Estimates of several windows or covariances with
-    the same ``seed`` share their scrambled points replicate by replicate (common random
-    numbers), so a sum over them (a mixture's components) is combined per replicate first.
+    ``lo``, ``hi``: one window ``[d]`` (returns ``[n_replicates]``), or a batch ``[B, d]`` of
+    windows under the same covariance (returns ``[B, n_replicates]``). A batch is one pass of
+    the recursion over ``B x n_draws`` paths: one Cholesky factor, variables ordered by the
+    batch's mean window (any order is unbiased; the order only sets the variance), so the
+    per-variable Python work is paid once, not ``B`` times. All ``-inf`` for an empty
+    window. Estimates with the same ``seed`` share their scrambled points replicate by
+    replicate (common random numbers), so a sum over them (a mixture's components) is
+    combined per replicate first.
     """
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
-    d = lo.size
+    single = lo.ndim == 1
+    lo, hi = np.atleast_2d(lo), np.atleast_2d(hi)
+    batch, d = lo.shape
     sd = np.sqrt(np.diag(cov))
-    order = np.argsort(log_normal_interval(lo / sd, hi / sd), kind="stable")
+    order = np.argsort(log_normal_interval(lo.mean(0) / sd, hi.mean(0) / sd), kind="stable")
     chol = cholesky_psd(np.asarray(cov, dtype=np.float64)[np.ix_(order, order)])
-    lo, hi = lo[order], hi[order]
+    lo, hi = lo[:, order], hi[:, order]
     n_rep = max(1, int(n_replicates))
     per = max(1, int(n_draws) // n_rep)
     log_u = _sobol_log_uniforms(d, per, n_rep, int(seed))
     n = log_u.shape[0]
-    # shift[:, j] = sum_{i < j} L[j, i] e_i: rank-1 updates inside a block of columns, one
+    # shift[..., j] = sum_{i < j} L[j, i] e_i: rank-1 updates inside a block of columns, one
     # matrix product per block for the columns after it (BLAS-3 instead of d growing gemv)
-    shift = np.zeros((n, d))
-    e = np.zeros((n, d))
-    log_w = np.zeros(n)
+    shift = np.zeros((batch, n, d))
+    e = np.zeros((batch, n, d))
+    log_w = np.zeros((batch, n))
+    empty = False
     for start in range(0, d, GHK_BLOCK):
         stop = min(start + GHK_BLOCK, d)
         for i in range(start, stop):
-            a = (lo[i] - shift[:, i]) / chol[i, i]
-            b = (hi[i] - shift[:, i]) / chol[i, i]
+            a = (lo[:, i, None] - shift[:, :, i]) / chol[i, i]
+            b = (hi[:, i, None] - shift[:, :, i]) / chol[i, i]
             log_p, log_lower, upper = _log_normal_interval(a, b)
-            if not np.any(np.isfinite(log_p)):
-                return np.full(n_rep, -math.inf)
+            empty = not np.any(np.isfinite(log_p))
+            if empty:  # every window of the batch is empty: nothing left to estimate
+                break
             log_w += log_p
             # e_i = Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), mirrored when the window is above 0
             draw = ndtri_exp(np.logaddexp(log_lower, log_u[:, i] + log_p))
-            e[:, i] = np.nan_to_num(np.where(upper, -draw, draw), nan=0.0, posinf=0.0, neginf=0.0)
+            e[:, :, i] = np.nan_to_num(
+                np.where(upper, -draw, draw), nan=0.0, posinf=0.0, neginf=0.0
+            )
             if i + 1 < stop:
-                shift[:, i + 1 : stop] += np.multiply.outer(e[:, i], chol[i + 1 : stop, i])
+                shift[:, :, i + 1 : stop] += e[:, :, i, None] * chol[i + 1 : stop, i]
+        if empty:
+            break
         if stop < d:
-            shift[:, stop:] += e[:, start:stop] @ chol[stop:, start:stop].T
-    return logsumexp(log_w.reshape(-1, per), axis=1) - math.log(per)
+            shift[:, :, stop:] += e[:, :, start:stop] @ chol[stop:, start:stop].T
+    if empty:
+        out = np.full((batch, n_rep), -math.inf)
+    else:
+        with np.errstate(divide="ignore"):  # a window empty on its own: its paths weigh 0
+            out = logsumexp(log_w.reshape(batch, n_rep, per), axis=2) - math.log(per)
+    return out[0] if single else out
 
 
 @functools.lru_cache(maxsize=8)
