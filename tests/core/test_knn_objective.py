@@ -21,7 +21,7 @@ from aelatent.core.knn_objective import (
     refined_best,
 )
 from aelatent.core.precision_recall import real_manifold
-from aelatent.core.samplers import UniformSampler
+from aelatent.core.samplers import MVNSampler, UniformSampler
 
 D = 4
 N = 150
@@ -99,6 +99,19 @@ def test_the_same_distribution_wins_near_its_own_width():
     assert best is not None
     assert best.lo <= 1.25 and best.hi >= 0.8
     assert best.value.precision > 0.8 and best.value.recall > 0.8
+
+
+def test_a_fitted_generator_searches_to_its_own_width():
+    """The scale axis: an mvn fitted to the real distribution's samples, scored against other
+    samples of it, has its best scale near 1 (the fitted width) and 1 in its bracket."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 0.5, (800, 16))
+    fitted = MVNSampler.from_latents(x[:400])
+    manifold = real_manifold(x[400:], 5, max_vectors=None)
+    best = KnnSearchObjective(manifold, fitted.with_scale, 400, 0).best_in(0.3, 3.0)
+    assert best is not None
+    assert best.lo <= 1.0 <= best.hi and 0.8 < best.b < 1.25
+    assert best.value.precision > 0.7 and best.value.recall > 0.7
 
 
 def test_nothing_lands_gives_no_best():
