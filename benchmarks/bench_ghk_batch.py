@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_seconds
 
 from aelatent.core.hit_uncertainty import MVN_GHK_DRAWS, MVN_WINDOW_DRAWS, sample_windows
 from aelatent.core.mixture import GMMSampler
@@ -41,16 +40,6 @@ def latents(n: int = 400, dim: int = 256, seed: int = 0) -> np.ndarray:
     centres = 1.5 * rng.standard_normal((3, 8))
     x = (centres[clusters] + rng.standard_normal((n, 8))) @ directions / 3
     return (x + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
-
-
-def median_seconds(work, repeats: int) -> float:
-    work()  # warm-up (Sobol points are cached)
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def measure(name: str, sampler, lo: np.ndarray, hi: np.ndarray, repeats: int) -> dict:

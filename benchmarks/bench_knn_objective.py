@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
+from timing import median_seconds
 
 from aelatent.core.hits import hit_grid
 from aelatent.core.knn_objective import (
@@ -102,12 +101,7 @@ def timing(repeats: int) -> dict[str, Any]:
     windows = estimate_windows(real, "auto")
 
     def seconds(work) -> float:
-        runs = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            work()
-            runs.append(time.perf_counter() - start)
-        return statistics.median(runs)
+        return median_seconds(work, repeats, warm_up=False)
 
     one_knn = seconds(lambda: knn.scores(0.8)) / knn.replicates
     one_box = seconds(

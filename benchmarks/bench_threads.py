@@ -18,27 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_seconds
 
 from aelatent.core import samplers
 from aelatent.core.precision_recall import _cross_pass, real_manifold
 from aelatent.core.threads import one_blas_thread
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def median_seconds(work, repeats: int) -> float:
-    work()  # warm-up
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def main() -> None:

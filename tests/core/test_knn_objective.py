@@ -127,3 +127,21 @@ def test_bad_construction():
         KnnSearchObjective(manifold, lambda b: UniformSampler(b, D), 50, 0, replicates=1)
     with pytest.raises(ValueError, match="positive finite"):
         KnnSearchObjective(manifold, lambda b: UniformSampler(b, D), 50, 0)(float("nan"))
+
+
+def test_as_good_is_the_paired_test_of_the_bracket():
+    """A value with the best's own replicate values is as good; the bracket's ends (the first
+    significantly worse grid points) and far-off widths are not."""
+    objective = _objective(seed=2)
+    best = objective.best_in(0.25, 4.0, n_points=24)
+    assert best is not None
+    assert best.as_good(best.per_replicate)
+    assert best.as_good(objective.replicate_values(best.b))
+    assert not best.as_good(objective.replicate_values(0.3))
+    if best.hi < 4.0:  # an end inside the range is a significantly worse point
+        assert not best.as_good(objective.replicate_values(best.hi))
+
+
+def test_a_one_point_grid_needs_no_refinement():
+    best = _objective(seed=0).best_in(1.0, 1.0, n_points=1)
+    assert best is not None and best.lo == best.hi == best.b == 1.0

@@ -141,3 +141,12 @@ def test_a_batch_of_windows_matches_one_window_at_a_time(sampler):
         single = sampler.window_log10_probability(lo[j], hi[j])
         tolerance = 4 * math.sqrt(2) * sampler.last_relative_se / math.log(10)
         assert math.isfinite(single) and abs(batched[j] - single) < tolerance, (k, batched, single)
+
+
+def test_an_empty_window_in_a_batch_is_minus_infinity_there_only(sampler):
+    x = planted(500, 3)
+    mu, hw = x.mean(axis=0), 2.355 * x.std(axis=0)
+    lo, hi = np.stack([mu - hw, mu - hw]), np.stack([mu + hw, mu + hw])
+    hi[1, 7] = lo[1, 7] - 0.1
+    values = sampler.window_log10_probabilities(lo, hi)
+    assert math.isfinite(values[0]) and values[1] == -math.inf

@@ -214,3 +214,10 @@ def test_a_batch_of_windows_is_one_ghk_pass_with_the_same_answers():
     empty[2, 5] = lo[2, 5] - 1.0  # one empty window in the batch: -inf there only
     values = s.window_log10_probabilities(lo, empty)
     assert values[2] == -math.inf and np.all(np.isfinite(np.delete(values, 2)))
+
+
+def test_a_batch_of_empty_windows_is_minus_infinity_without_work():
+    s = MVNSampler(np.zeros(3), np.eye(3) + 0.5)
+    lo = np.array([[0.0, 0.0, 1.0], [0.0, 2.0, 0.0]])
+    hi = np.array([[1.0, 1.0, 0.5], [1.0, 1.0, 1.0]])  # each row has lo > hi somewhere
+    assert np.all(s.window_log10_probabilities(lo, hi) == -math.inf)

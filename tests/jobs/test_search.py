@@ -27,6 +27,7 @@ from conftest import (
 from aelatent.core.knn_objective import GRID_POINTS as KNN_GRID_POINTS
 from aelatent.core.knn_objective import REFINE_POINTS
 from aelatent.jobs.search import NO_BEST_B_TAG, cli
+from aelatent.jobs.search_request import parse_args
 from aelatent.jobs.search_study import (
     TrialSeededSampler,
     default_storage_url,
@@ -338,6 +339,52 @@ def test_knn_searches_the_scale_of_a_fitted_mixture(tiny_train_run, tracking_uri
     assert (local / "slice_scale.png").stat().st_size > 1000
     with (local / "trials.csv").open() as handle:
         assert "scale" in next(csv.DictReader(handle))
+
+
+def test_a_scale_search_in_multi_mode_names_its_axis_everywhere(
+    gaussian_train_run, tracking_uri, tmp_path, monkeypatch, capsys
+):
+    """sampler=mvn in process, mode=multi, over a range that stops below the fitted width:
+    the Pareto front is over scale, the interval reaches b_max and says so; the study can
+    be continued with another k (the box's k does not enter a scale search) but not asked
+    for another sampler under the same name."""
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    storage = f"sqlite:///{tmp_path / 'mvn.db'}"
+    base = ["--train-run", gaussian_train_run, "--storage", storage, "--sampler", "mvn"]
+    base += ["--objective", "knn", "--knn-n", "150", "--b-min", "0.2", "--b-max", "0.5"]
+    cli([*base, "--mode", "multi", "--n-trials", "3", "--study-name", "mvn-multi"])
+    parent = newest_search(gaussian_train_run)
+    assert parent.data.tags["mlflow.runName"].startswith("search mvn case ")
+    assert parent.data.params["knn_sweep"] == "48+12"
+    assert parent.data.metrics["best_scale_hi"] == pytest.approx(0.5)
+    assert "reaches b_max=0.5" in parent.data.tags["best_at_range_end"]
+    # the fitted width, outside the range, is still logged as the reference: here it beats
+    # every scale searched, as the range-end tag warns
+    metrics = parent.data.metrics
+    assert metrics["objective_at_scale_1"] > metrics["best_value_sweep"]
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="search", dst_path=str(tmp_path)
+        )
+    )
+    with (local / "pareto_front.csv").open() as handle:
+        front = list(csv.DictReader(handle))
+    assert front and list(front[0])[:4] == ["number", "scale", "precision", "recall"]
+    assert all(0.2 <= float(row["scale"]) <= 0.5 for row in front)
+
+    cli([*base, "--n-trials", "1", "--study-name", "mvn-single", "--k", "3"])
+    cli([*base, "--n-trials", "1", "--study-name", "mvn-single", "--k", "1"])  # k unused
+    assert len(load_study(storage, "mvn-single").trials) == 2
+    other = [a if a != "mvn" else "gaussian" for a in base]
+    err = cli_error(cli, [*other, "--n-trials", "1", "--study-name", "mvn-single"], capsys)
+    assert "study_name='mvn-single' was made for" in err and "mvn: harmonic mean" in err
+
+
+def test_the_range_defaults_follow_the_axis():
+    assert (parse_args([]).b_min, parse_args([]).b_max) == (0.05, 12.0)
+    scale = parse_args(["--sampler", "gmm", "--objective", "knn"])
+    assert (scale.axis, scale.b_min, scale.b_max) == ("scale", 0.25, 4.0)
+    assert parse_args(["--sampler", "mvn", "--objective", "knn", "--b-max", "2"]).b_max == 2.0
 
 
 def test_same_seed_same_trials_and_workers_do_not_repeat_each_other():

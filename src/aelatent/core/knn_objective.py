@@ -80,12 +80,15 @@ class KnnObjectiveCurve:
 class KnnBest:
     """The best grid value of the replicate-mean ``F`` and the bracket of the optimum: from
     the nearest grid point significantly worse below it to the one above (or the grid's end).
-    Every grid point inside is as good within error; the optimum of a unimodal ``F`` lies
-    inside, not necessarily on a grid point."""
+    Every grid point strictly between the ends is as good within error; the ends are the
+    first worse ones (or the range's ends), so the optimum of a unimodal ``F`` lies inside,
+    not necessarily on a grid point. ``per_replicate``: ``F`` of each replicate at the best,
+    for paired comparisons (:meth:`as_good`)."""
 
     value: KnnObjectiveValue
     lo: float
     hi: float
+    per_replicate: np.ndarray
 
     @property
     def b(self) -> float:
@@ -93,6 +96,11 @@ class KnnBest:
 
     def contains(self, b: float) -> bool:
         return self.lo <= b <= self.hi
+
+    def as_good(self, per_replicate: np.ndarray) -> bool:
+        """Whether a value with these replicate ``F`` (the same sets) is not significantly
+        worse than the best: the paired test that draws the bracket."""
+        return bool(_not_worse(self.per_replicate[:, None], np.asarray(per_replicate)[:, None])[0])
 
 
 def harmonic_mean(precision: np.ndarray | float, recall: np.ndarray | float) -> np.ndarray:
@@ -155,6 +163,11 @@ class KnnSearchObjective:
             grid, f.mean(axis=0), se, pr[..., 0].mean(axis=0), pr[..., 1].mean(axis=0), f
         )
 
+    def replicate_values(self, x: float) -> np.ndarray:
+        """``F`` of each replicate set at ``x``: ``[R]``."""
+        scores = self.scores(x)
+        return harmonic_mean(scores[:, 0], scores[:, 1])
+
     def __call__(self, x: float) -> KnnObjectiveValue:
         return _value_at(self.curve(np.array([float(x)])), 0)
 
@@ -172,18 +185,28 @@ def best_of_curve(curve: KnnObjectiveCurve) -> KnnBest | None:
     if not np.any(curve.objective > 0):
         return None
     best = int(np.argmax(curve.objective))
-    replicates = curve.per_replicate.shape[0]
-    diff = curve.per_replicate[:, best : best + 1] - curve.per_replicate  # [R, G]
-    se = diff.std(axis=0, ddof=1) / math.sqrt(replicates)
-    t = float(stats.t.ppf(0.975, replicates - 1))
-    as_good = diff.mean(axis=0) <= t * se
+    as_good = _not_worse(curve.per_replicate[:, best : best + 1], curve.per_replicate)
     lo = hi = best
     while lo > 0 and as_good[lo - 1]:
         lo -= 1
     while hi < curve.b.size - 1 and as_good[hi + 1]:
         hi += 1
     lo, hi = max(lo - 1, 0), min(hi + 1, curve.b.size - 1)  # out to the first worse points
-    return KnnBest(_value_at(curve, best), float(curve.b[lo]), float(curve.b[hi]))
+    return KnnBest(
+        _value_at(curve, best),
+        float(curve.b[lo]),
+        float(curve.b[hi]),
+        curve.per_replicate[:, best].copy(),
+    )
+
+
+def _not_worse(best: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """``[G]``: the paired difference ``best - others`` (``[R, 1]`` and ``[R, G]``), averaged
+    over the replicates, is within ``t_{0.975, R-1}`` of its standard error."""
+    replicates = others.shape[0]
+    diff = best - others
+    se = diff.std(axis=0, ddof=1) / math.sqrt(replicates)
+    return np.asarray(diff.mean(axis=0) <= float(stats.t.ppf(0.975, replicates - 1)) * se)
 
 
 def refined_best(
@@ -202,6 +225,8 @@ def refined_best(
         return curve, coarse
     fine = np.geomspace(coarse.lo, coarse.hi, n_points + 2)[1:-1]
     fine = fine[~np.isin(fine, curve.b)]
+    if fine.size == 0:  # a one-point grid: nothing between the ends
+        return curve, coarse
     merged = merge_curves(curve, objective.curve(fine))
     return merged, best_of_curve(merged)
 

@@ -62,8 +62,8 @@ from PIL import Image
 
 import aelatent
 from aelatent.core.mixture import GMMSampler, LatentMixture
+from aelatent.core.sampler_family import SAMPLERS, build_sampler
 from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
-from aelatent.core.windows import FWHM_PER_SIGMA
 from aelatent.errors import UserError
 from aelatent.io.run_artifacts import MODEL_NAME, load_autoencoder, load_latent_split
 from aelatent.limits import MAX_SCALE, MAX_SEED
@@ -240,22 +240,17 @@ def build_samplers(
     seed: int = 0,
     fitted: Mapping[str, Sampler] | None = None,
 ) -> dict[str, Sampler]:
-    """Every sampler at scale 1, as evaluate builds them: uniform in [-1, 1]^z_dim; independent
-    Gaussians with the windows' centres and widths (sigma = hw / 2.355); the multivariate
-    normal with the training latents' mean and covariance; the Gaussian mixture chosen by
-    BIC (seeded by ``seed``; left out when the latents are too few to carry one).
-    ``fitted``: samplers already built at scale 1 (evaluate's), used as they are."""
-    z_dim = int(np.asarray(mu).size)
-    samplers: dict[str, Sampler] = {
-        "uniform": UniformSampler(1.0, z_dim),
-        "gaussian": GaussianSampler(np.asarray(mu), np.asarray(hw) / FWHM_PER_SIGMA),
-        "mvn": MVNSampler.from_latents(latents),
-    }
-    if fitted is not None and "gmm" in fitted:
-        samplers["gmm"] = fitted["gmm"]
-    else:
-        with contextlib.suppress(UserError):  # too few latents: the other three still serve
-            samplers["gmm"] = GMMSampler.from_latents(latents, seed=seed)
+    """Every sampler at scale 1, as evaluate and search build them
+    (:func:`aelatent.core.sampler_family.build_sampler`); gmm is left out when the latents are
+    too few to carry one (the other three still serve). ``fitted``: samplers already built
+    at scale 1 (evaluate's or the search's), used as they are."""
+    samplers: dict[str, Sampler] = {}
+    for name in SAMPLERS:
+        if fitted is not None and name in fitted:
+            samplers[name] = fitted[name]
+            continue
+        with contextlib.suppress(UserError):  # only gmm can be refused: too few latents
+            samplers[name] = build_sampler(name, mu, hw, latents, seed=seed)
     return samplers
 
 

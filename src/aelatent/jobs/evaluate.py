@@ -42,13 +42,13 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.models import get_model_info
 
+from aelatent.core import sampler_family
 from aelatent.core.hit_uncertainty import (
     HitIntervals,
     heldout_ceiling,
     hit_intervals,
 )
 from aelatent.core.hits import HitGrid, hit_grid
-from aelatent.core.mixture import MIN_LATENTS as GMM_MIN_LATENTS
 from aelatent.core.mixture import GMMSampler
 from aelatent.core.radius import radii
 from aelatent.core.radius_theory import (
@@ -57,14 +57,12 @@ from aelatent.core.radius_theory import (
     mvn_radius_moments,
     uniform_radius_moments,
 )
+from aelatent.core.sampler_family import check_gmm_fits
 from aelatent.core.samplers import (
     GaussianSampler,
     MVNSampler,
     Sampler,
     UniformSampler,
-)
-from aelatent.core.windows import (
-    FWHM_PER_SIGMA,
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
@@ -136,15 +134,6 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
     )
 
 
-def check_gmm_fits(run_id: str, n_latents: int) -> None:
-    """A mixture needs :data:`GMM_MIN_LATENTS` training latents; UserError naming both."""
-    if n_latents < GMM_MIN_LATENTS:
-        raise UserError(
-            f"sampler=gmm needs at least {GMM_MIN_LATENTS} training latents to "
-            f"fit a mixture; train run {run_id!r} has {n_latents}"
-        )
-
-
 def _check_has_model(run_id: str) -> None:
     """The run's ``model`` resolves (MLflow 3 keeps it as a logged model, not a run artifact)."""
     try:
@@ -156,17 +145,9 @@ def _check_has_model(run_id: str) -> None:
 
 
 def build_sampler(name: str, inputs: TrainRun, seed: int = 0) -> Sampler:
-    """The sampler at scale 1; ``with_scale`` gives the rest of its axis. ``seed``: the
-    mixture's fit (gmm)."""
-    if name == "uniform":
-        return UniformSampler(1.0, inputs.latents.shape[1])
-    if name == "gaussian":  # the Gaussian with the windows' centres and widths
-        return GaussianSampler(inputs.mu, inputs.hw / FWHM_PER_SIGMA)
-    if name == "mvn":
-        return MVNSampler.from_latents(inputs.latents)
-    if name == "gmm":  # a Gaussian mixture in the principal subspace, chosen by BIC
-        return GMMSampler.from_latents(inputs.latents, seed=seed)
-    raise UserError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
+    """The sampler at scale 1 (:func:`aelatent.core.sampler_family.build_sampler`); ``seed``:
+    the mixture's fit (gmm)."""
+    return sampler_family.build_sampler(name, inputs.mu, inputs.hw, inputs.latents, seed=seed)
 
 
 def radius_theory(sampler: Sampler, scale: float) -> RadiusMoments:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aelatent.core.sampler_family import SAMPLERS
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     WINDOW_ESTIMATORS,
@@ -36,9 +37,6 @@ from aelatent.limits import (
     check_memory,
     evaluate_memory_bytes,
 )
-
-SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
-
 
 GHK_SAMPLERS = ("mvn", "gmm")  # log10_p_hit is a GHK estimate, with its ghk_rel_se
 

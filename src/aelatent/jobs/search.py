@@ -24,6 +24,7 @@ scores) read the same objective and study; every part that stands alone is besid
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import tempfile
 import warnings
@@ -41,6 +42,8 @@ from optuna.trial import TrialState
 from aelatent.console import optuna_progress
 from aelatent.core.knn_objective import GRID_POINTS as KNN_GRID_POINTS
 from aelatent.core.knn_objective import (
+    REFINE_POINTS,
+    KnnBest,
     KnnSearchObjective,
     refined_best,
 )
@@ -51,6 +54,7 @@ from aelatent.core.objective import (
     theory_b,
 )
 from aelatent.core.radius import radii
+from aelatent.core.sampler_family import build_sampler, check_gmm_fits
 from aelatent.core.samplers import Sampler
 from aelatent.core.windows import (
     Windows,
@@ -73,7 +77,6 @@ from aelatent.io.tracking import (
 )
 from aelatent.io.train_run import read_run
 from aelatent.jobs import knn_evaluation as knn
-from aelatent.jobs.evaluate import build_sampler, check_gmm_fits
 from aelatent.jobs.search_artifacts import (
     save_objective_curve,
     save_optuna_plots,
@@ -115,6 +118,15 @@ NO_BEST_B_TAG = "no_best_b"  # why: the objective is 0 for every b in the range
 
 
 OUTSIDE_TAG = "best_b_unconfirmed"  # Optuna's best is not as good as the exact optimum
+
+
+RANGE_END_TAG = "best_at_range_end"  # the interval reaches b_min or b_max: widen the range
+
+
+KNN_SWEEP = f"{KNN_GRID_POINTS}+{REFINE_POINTS}"  # param knn_sweep: the grid, then the refinement
+
+# The tags no_best_b and best_b_unconfirmed keep their names for a scale search too: the
+# report and older runs read them by name; their text names the axis.
 
 
 @contextlib.contextmanager
@@ -193,7 +205,9 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
         real_radii=real_radii,
     )
     objective: SearchObjective = box
-    family = build_sampler(request.sampler, train, request.seed)  # at scale 1
+    family = build_sampler(  # at scale 1
+        request.sampler, train.mu, train.hw, train.latents, seed=request.seed
+    )
     if request.knn:
         manifold = knn.build_manifold(train.latents, request.knn_k, request.knn_n, request.seed)
         objective = KnnSearchObjective(manifold, family.with_scale, request.knn_n, request.seed)
@@ -265,7 +279,8 @@ def search(
         file=sys.stderr,
         flush=True,
     )
-    with entry_point_run(ENTRY_POINT, f"search case {case}", parent_tags, nested=nested) as run:
+    what = "search" if request.sampler == "uniform" else f"search {request.sampler}"
+    with entry_point_run(ENTRY_POINT, f"{what} case {case}", parent_tags, nested=nested) as run:
         parent_id = run.info.run_id
         _log_params_once(
             {
@@ -286,7 +301,11 @@ def search(
                 "estimate": request.estimate,
                 "objective": request.objective,
                 "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
-                **({"knn_k": request.knn_k, "knn_n": request.knn_n} if request.knn else {}),
+                **(
+                    {"knn_k": request.knn_k, "knn_n": request.knn_n, "knn_sweep": KNN_SWEEP}
+                    if request.knn
+                    else {}
+                ),
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -377,6 +396,10 @@ def summary_metrics(
     if best is None or not (_objective_of(best) or 0.0) > 0:
         return metrics
     value = objective(float(best.params[axis]))
+    agrees = sweep.contains(value.b)
+    if isinstance(objective, KnnSearchObjective) and isinstance(sweep, KnnBest):
+        # the bracket's ends are significantly worse points: inside is not enough
+        agrees = agrees and sweep.as_good(objective.replicate_values(value.b))
     metrics.update(
         {
             f"best_{axis}": value.b,
@@ -385,7 +408,7 @@ def summary_metrics(
             **{f"best_{part}": x for part, x in value.parts().items()},
             "best_trial": best.number,
             f"best_{axis}_gap": value.b - sweep.b,
-            f"best_{axis}_in_interval": float(sweep.contains(value.b)),
+            f"best_{axis}_in_interval": float(agrees),
         }
     )
     log10_p = _finite(box.log10_p_hit(value.b)) if axis == "b" else None
@@ -439,6 +462,7 @@ def _log_summary(
         mlflow.set_tag(NO_BEST_B_TAG, message[:5000])
         print(f"aelatent search: no best {axis}: {message}", file=sys.stderr)
         return
+    _warn_at_range_end(sweep, request)
     where = (
         f"as good within error for {axis} in"
         if objective is box
@@ -476,6 +500,27 @@ def _log_summary(
             "of the exact optimum; run more trials",
             file=sys.stderr,
         )
+
+
+def _warn_at_range_end(sweep: Sweep, request: SearchRequest) -> None:
+    """Tag and say when the interval of the best reaches an end of the searched range: the
+    optimum may lie beyond it (nothing significantly worse was seen on that side)."""
+    ends = [
+        f"{name}={end:g}"
+        for name, edge, end in (
+            ("b_min", sweep.lo, request.b_min),
+            ("b_max", sweep.hi, request.b_max),
+        )
+        if math.isclose(edge, end, rel_tol=1e-9)
+    ]
+    if not ends:
+        return
+    message = (
+        f"the interval of the best {request.axis} reaches {' and '.join(ends)}: the optimum may "
+        "lie outside the searched range; widen b_min..b_max"
+    )
+    mlflow.set_tag(RANGE_END_TAG, message)
+    print(f"aelatent search: {message}", file=sys.stderr)
 
 
 def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> str:

@@ -21,6 +21,7 @@ from aelatent.core.objective import (
     ObjectiveCurve,
     UniformSearchObjective,
 )
+from aelatent.core.sampler_family import SAMPLERS
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     WINDOW_ESTIMATORS,
@@ -65,7 +66,12 @@ OBJECTIVE_VERSIONS = {
 }
 
 
-SEARCH_SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")  # as evaluate builds them
+SEARCH_SAMPLERS = SAMPLERS  # as evaluate builds them (aelatent.core.sampler_family)
+
+
+# b_min, b_max = auto: uniform's b from near 0 to well past any latent's spread; a fitted
+# sampler's scale from a quarter to four times its fitted width (1)
+AXIS_RANGES = {"b": (0.05, 12.0), "scale": (0.25, 4.0)}
 
 
 def objective_version(objective: str, sampler: str) -> str:
@@ -177,10 +183,15 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         "objective=knn)",
     )
     parser.add_argument(
-        "--b-min", default="0.05", help="lower end of the searched range of b or scale (> 0)"
+        "--b-min",
+        default=AUTO,
+        help="lower end of the searched range of b or scale (> 0); auto: 0.05 for b, 0.25 "
+        "for scale",
     )
     parser.add_argument(
-        "--b-max", default="12", help="upper end of the searched range of b or scale (> b_min)"
+        "--b-max",
+        default=AUTO,
+        help="upper end of the searched range of b or scale (> b_min); auto: 12 for b, 4 for scale",
     )
     parser.add_argument("--mode", default="single", help="single (objective) or multi (Pareto)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
@@ -213,9 +224,24 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     args = parser.parse_args(argv)
 
     k = _one_number(args.k, "k", positive=True, maximum=MAX_K, why=SEARCH_RANGE_WHY)
-    b_min = _one_number(args.b_min, "b_min", positive=False)
-    b_max = _one_number(
-        args.b_max, "b_max", positive=False, maximum=MAX_SCALE, why=SEARCH_RANGE_WHY
+    objective = args.objective.strip().lower()
+    if objective not in SEARCH_OBJECTIVES:
+        raise UserError(
+            f"objective={args.objective!r} is unknown; choose one of {', '.join(SEARCH_OBJECTIVES)}"
+        )
+    sampler = parse_sampler(args.sampler, objective)
+    auto_min, auto_max = AXIS_RANGES["b" if sampler == "uniform" else "scale"]
+    b_min = (
+        auto_min
+        if args.b_min.strip().lower() == AUTO
+        else _one_number(args.b_min, "b_min", positive=False)
+    )
+    b_max = (
+        auto_max
+        if args.b_max.strip().lower() == AUTO
+        else _one_number(
+            args.b_max, "b_max", positive=False, maximum=MAX_SCALE, why=SEARCH_RANGE_WHY
+        )
     )
     if b_min <= 0:
         raise UserError(f"b_min={b_min:g} is out of range; b_min must be > 0 (b scales U[-b, b])")
@@ -235,11 +261,6 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
             "postgresql://user@host/db"
         )
     study_name = args.study_name.strip()
-    objective = args.objective.strip().lower()
-    if objective not in SEARCH_OBJECTIVES:
-        raise UserError(
-            f"objective={args.objective!r} is unknown; choose one of {', '.join(SEARCH_OBJECTIVES)}"
-        )
     train_run, case = parse_train_run_choice(args.train_run, args.case)
     n_samples = parse_int(
         args.n_samples,
@@ -270,5 +291,5 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         radius_band=parse_band(args.radius_band),
         knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
         knn_n=parse_int(args.knn_n, "knn_n", minimum=1, maximum=knn.MAX_KNN_N, why=knn.KNN_N_WHY),
-        sampler=parse_sampler(args.sampler, objective),
+        sampler=sampler,
     )

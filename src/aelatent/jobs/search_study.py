@@ -297,9 +297,14 @@ def default_study_name(
 
 
 def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any]:
-    """What the study's objective depends on, stored as its user attributes."""
+    """What the study's objective depends on, stored as its user attributes.
+
+    A scale search leaves out what does not enter its objective (the box's k, n_samples and
+    radius band; the window estimator unless the gaussian is built from the windows), so
+    continuing it with another of those is not refused.
+    """
     knn_part = {"knn_k": request.knn_k, "knn_n": request.knn_n} if request.knn else {}
-    return {
+    definition: dict[str, Any] = {
         "train_run": train_run_id,
         "k": request.k,
         "n_samples": request.n_samples,
@@ -310,6 +315,13 @@ def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any
         "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
         **knn_part,
     }
+    if request.sampler != "uniform":
+        unused = ["k", "n_samples", "radius_band"]
+        if request.sampler != "gaussian":
+            unused.append("estimate")
+        for key in unused:
+            del definition[key]
+    return definition
 
 
 def _directions(mode: str) -> list[StudyDirection]:

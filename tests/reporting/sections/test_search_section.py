@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 
 from aelatent.reporting.collect import CaseData, ReportData, RunData
 from aelatent.reporting.content import build_document
-from aelatent.reporting.document import Figure, Note, Paragraph, walk
+from aelatent.reporting.document import Figure, Note, Paragraph, Table, walk
 from aelatent.reporting.render import write_document
 from aelatent.reporting.sections.search import OBJECTIVE_CURVE
 
@@ -44,6 +44,7 @@ def _search_blocks(
     tags: dict[str, str],
     curve: bool = True,
     params: dict[str, str] | None = None,
+    children: list[RunData] | None = None,
 ) -> list:
     artifacts = {OBJECTIVE_CURVE: _png(tmp_path / "a" / "curve.png")} if curve else {}
     search = RunData(
@@ -55,6 +56,7 @@ def _search_blocks(
         metrics=metrics,
         artifacts=artifacts,
         params=params or {},
+        children=children or [],
     )
     train = RunData("t1", "train case I", "train", "FINISHED")
     data = ReportData(
@@ -99,18 +101,41 @@ def test_a_run_from_before_the_interval_still_renders(tmp_path: Path):
 
 
 def test_a_knn_search_names_its_sweep_not_an_exact_maximiser(tmp_path: Path):
-    blocks = _search_blocks(tmp_path, FOUND, {}, params={"objective": "knn", "knn_n": "2000"})
+    params = {"objective": "knn", "knn_n": "2000", "knn_sweep": "48+12"}
+    blocks = _search_blocks(tmp_path, FOUND, {}, params=params)
     text = _texts(blocks, Paragraph)
     assert "the best point of the refined sweep of the sampled objective is b = 1.842" in text
     assert "the optimum lies in [1.83, 1.85]" in text
     assert "exact maximiser of the sampled objective is" not in text
 
 
+def test_an_older_knn_search_keeps_its_own_wording(tmp_path: Path):
+    """Runs from before the refined sweep (no knn_sweep param) logged the as-good range."""
+    blocks = _search_blocks(tmp_path, FOUND, {}, params={"objective": "knn", "knn_n": "2000"})
+    text = _texts(blocks, Paragraph)
+    assert "the best of the 48-point sweep of the sampled objective is b = 1.842" in text
+    assert "as good within error for b in [1.83, 1.85]" in text
+
+
 def test_a_scale_search_names_its_sampler_and_axis(tmp_path: Path):
     scale = {key.replace("best_b", "best_scale"): value for key, value in FOUND.items()}
     del scale["b_theory"]
-    params = {"objective": "knn", "sampler": "gmm"}
-    blocks = _search_blocks(tmp_path, scale, {}, params=params)
+    params = {"objective": "knn", "sampler": "gmm", "knn_sweep": "48+12"}
+    trial = RunData(
+        "c1",
+        "trial 0",
+        "search",
+        "FINISHED",
+        params={"scale": "0.9"},
+        metrics={"scale": 0.9, "objective": 0.5, "precision": 0.6, "recall": 0.4},
+    )
+    tags = {"best_at_range_end": "the interval of the best scale reaches b_max=4: ..."}
+    blocks = _search_blocks(tmp_path, scale, tags, params=params, children=[trial])
     text = _texts(blocks, Paragraph)
     assert "Best gmm scale = 1.84 [1.83, 1.85]" in text and "scale = 1.842" in text
     assert "interval of the best scale" in next(b for b in blocks if isinstance(b, Figure)).caption
+    assert "At the range's end: the interval of the best scale reaches b_max=4" in _texts(
+        blocks, Note
+    )
+    trials = next(b for b in blocks if isinstance(b, Table) and b.name.startswith("search_trials"))
+    assert trials.columns[:3] == ["trial", "scale", "objective"] and trials.rows[0][1] == 0.9

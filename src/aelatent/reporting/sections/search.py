@@ -45,6 +45,7 @@ SEARCH_FIRST = (
     "objective_at_scale_1",
 )
 OBJECTIVE_CURVE = "search/objective_curve.png"
+RANGE_END_TAG = "best_at_range_end"  # jobs.search: the interval reaches b_min or b_max
 MAX_TRIAL_ROWS = 10
 
 
@@ -74,8 +75,15 @@ def search_summary(run: RunData) -> Block:
         return Note(f"Not logged: the search run has no {best} metric.")
     interval = f"[{m[f'{best}_lo']:.4g}, {m[f'{best}_hi']:.4g}]"
     knn = run.params.get("objective") == "knn"  # a grid sweep over replicate sets
-    maximiser = "the best point of the refined sweep" if knn else "the exact maximiser"
-    where = "the optimum lies in" if knn else f"as good within error for {axis} in"
+    refined = knn and "knn_sweep" in run.params  # older knn runs: one 48-point grid
+    maximiser = (
+        "the best point of the refined sweep"
+        if refined
+        else "the best of the 48-point sweep"
+        if knn
+        else "the exact maximiser"
+    )
+    where = "the optimum lies in" if refined else f"as good within error for {axis} in"
     sampler = run.params.get("sampler", "uniform")
     exact = (
         f"{maximiser} of the sampled objective is {axis} = {m[f'{best}_sweep']:.4g} "
@@ -121,8 +129,10 @@ def search_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
     keys = [k for k in SEARCH_FIRST if k in run.metrics]
     keys += sorted(k for k in run.metrics if k not in SEARCH_FIRST)
     params = [k for k in SEARCH_PARAMS if k in run.params]
-    blocks: list[Block] = [
-        search_summary(run),
+    blocks: list[Block] = [search_summary(run)]
+    if RANGE_END_TAG in run.tags:
+        blocks.append(Note(f"At the range's end: {run.tags[RANGE_END_TAG]}."))
+    blocks += [
         Table(
             f"search_{slug(case)}",
             ["quantity", "value"],
