@@ -483,8 +483,9 @@ def _log_summary(
         )
         return
     start_text = f"radius theory b = {start:.4g}" if axis == "b" else "fitted width scale = 1"
+    named = axis if axis == "b" else f"{request.sampler} {axis}"
     print(
-        f"aelatent search: best {request.sampler} {axis} = {metrics[best]:.4g} (objective "
+        f"aelatent search: best {named} = {metrics[best]:.4g} (objective "
         f"{metrics['best_value']:.4g} +- {metrics['best_value_se']:.2g}, trial "
         f"{metrics['best_trial']:g}); {exact}; {start_text}; "
         f"{metrics['n_trials_study']:g} trials in the study",
