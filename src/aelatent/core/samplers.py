@@ -467,35 +467,36 @@ def ghk_log_replicates(
     lo, hi = lo[:, order], hi[:, order]
     n_rep = max(1, int(n_replicates))
     per = max(1, int(n_draws) // n_rep)
-    log_u = _sobol_log_uniforms(d, per, n_rep, int(seed))
-    n = log_u.shape[0]
-    # shift[..., j] = sum_{i < j} L[j, i] e_i: rank-1 updates inside a block of columns, one
-    # matrix product per block for the columns after it (BLAS-3 instead of d growing gemv)
-    shift = np.zeros((batch, n, d))
-    e = np.zeros((batch, n, d))
+    log_u = _sobol_log_uniforms(d, per, n_rep, int(seed))  # [d, n]: a variable's row
+    n = log_u.shape[1]
+    # variables major, paths contiguous: every per-variable step reads and writes rows.
+    # shift[:, j] = sum_{i < j} L[j, i] e_i: rank-1 updates inside a block of variables, one
+    # matrix product per block for the variables after it (BLAS-3 instead of d growing gemv)
+    shift = np.zeros((batch, d, n))
+    e = np.zeros((batch, d, n))
     log_w = np.zeros((batch, n))
     empty = False
     for start in range(0, d, GHK_BLOCK):
         stop = min(start + GHK_BLOCK, d)
         for i in range(start, stop):
-            a = (lo[:, i, None] - shift[:, :, i]) / chol[i, i]
-            b = (hi[:, i, None] - shift[:, :, i]) / chol[i, i]
+            a = (lo[:, i, None] - shift[:, i]) / chol[i, i]
+            b = (hi[:, i, None] - shift[:, i]) / chol[i, i]
             log_p, log_lower, upper = _log_normal_interval(a, b)
             empty = not np.any(np.isfinite(log_p))
             if empty:  # every window of the batch is empty: nothing left to estimate
                 break
             log_w += log_p
-            # e_i = Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), mirrored when the window is above 0
-            draw = ndtri_exp(np.logaddexp(log_lower, log_u[:, i] + log_p))
-            e[:, :, i] = np.nan_to_num(
-                np.where(upper, -draw, draw), nan=0.0, posinf=0.0, neginf=0.0
-            )
+            # e_i = Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), mirrored when the window is above 0;
+            # an empty window's paths (weight 0) get 0
+            draw = ndtri_exp(np.logaddexp(log_lower, log_u[i] + log_p))
+            draw = np.where(upper, -draw, draw)
+            e[:, i] = np.where(np.isfinite(draw), draw, 0.0)
             if i + 1 < stop:
-                shift[:, :, i + 1 : stop] += e[:, :, i, None] * chol[i + 1 : stop, i]
+                shift[:, i + 1 : stop] += chol[i + 1 : stop, i, None] * e[:, i, None]
         if empty:
             break
         if stop < d:
-            shift[:, :, stop:] += e[:, :, start:stop] @ chol[stop:, start:stop].T
+            shift[:, stop:] += chol[stop:, start:stop] @ e[:, start:stop]
     if empty:
         out = np.full((batch, n_rep), -math.inf)
     else:
@@ -506,7 +507,8 @@ def ghk_log_replicates(
 
 @functools.lru_cache(maxsize=8)
 def _sobol_log_uniforms(d: int, per: int, n_replicates: int, seed: int) -> np.ndarray:
-    """log of ``n_replicates`` independently scrambled Sobol point sets, ``[n_rep * per, d]``.
+    """log of ``n_replicates`` independently scrambled Sobol point sets, ``[d, n_rep * per]``
+    (a variable's draws contiguous, as the GHK recursion reads them).
 
     Cached: every window of one evaluation reuses the same points (common random numbers
     across k and scales, and scrambling 256 dimensions is not free).
@@ -519,7 +521,7 @@ def _sobol_log_uniforms(d: int, per: int, n_replicates: int, seed: int) -> np.nd
         u = np.concatenate(
             [qmc.Sobol(d, scramble=True, rng=np.random.default_rng(s)).random(per) for s in seeds]
         )
-    out: np.ndarray = np.log(np.clip(u, 1e-300, 1.0))
+    out: np.ndarray = np.ascontiguousarray(np.log(np.clip(u, 1e-300, 1.0)).T)
     out.flags.writeable = False
     return out
 
