@@ -10,30 +10,43 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+GAP = 2  # pixels of white between images in a row
+
+
+def image_strip(images: np.ndarray, n_cols: int, gap: int = GAP) -> np.ndarray:
+    """``n_cols`` images ``[n, h, w, c]`` side by side as one ``[h, n_cols w + gaps, c]`` array
+    in [0, 1], white between them and where a row has fewer than ``n_cols`` images."""
+    images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
+    n, h, w, c = images.shape
+    strip = np.ones((h, n_cols * (w + gap) - gap, c), dtype=np.float32)
+    for i in range(min(n, n_cols)):
+        strip[:, i * (w + gap) : i * (w + gap) + w] = images[i]
+    return strip
+
 
 def save_image_rows(rows: list[np.ndarray], labels: list[str], path: Path, title: str = "") -> Path:
-    """One row per array of images ``[n, h, w, c]`` in [0, 1], labelled on the left."""
+    """One row per array of images ``[n, h, w, c]`` in [0, 1], labelled on the left.
+
+    Each row is one image (a strip of its images) on one axes: a subplot per image cost
+    matplotlib ~17 ms each, most of evaluate's decoded-grid time."""
     n_cols = max(len(r) for r in rows)
     fig, axes = plt.subplots(
         len(rows),
-        n_cols,
+        1,
         figsize=(1.2 * n_cols + 0.8, 1.25 * len(rows) + (0.4 if title else 0)),
         squeeze=False,
     )
-    for r, (images, label) in enumerate(zip(rows, labels, strict=True)):
-        for c in range(n_cols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if c < len(images):
-                image = np.clip(images[c], 0.0, 1.0)
-                if image.shape[-1] == 1:
-                    ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
-                else:
-                    ax.imshow(image)
-        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    for ax, images, label in zip(axes[:, 0], rows, labels, strict=True):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        strip = image_strip(images, n_cols)
+        if strip.shape[-1] == 1:
+            ax.imshow(strip[..., 0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(strip)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     # Leave the title a band of its own (0.4 inch) above the image rows.
