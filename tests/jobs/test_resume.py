@@ -14,7 +14,7 @@ from conftest import BIN, ROOT, assert_user_error, find_runs, mlflow_run, tracki
 
 pytestmark = pytest.mark.e2e
 
-EPOCHS = 40
+EPOCHS = 12  # margin: the test kills it at its third epoch (metrics are logged synchronously)
 
 
 def _loss_steps(client: mlflow.MlflowClient, run_id: str) -> list[int]:

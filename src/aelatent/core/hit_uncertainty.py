@@ -132,8 +132,12 @@ def hit_intervals(
     for j, scale in enumerate(grid.scales):
         at_scale = sampler.with_scale(float(scale))
         for i, k in enumerate(grid.ks):
-            se[j, i] = log10_p_hit_interval(at_scale, windows, float(k), seed=seed, draws=draws).se
-            ghk[j, i] = getattr(at_scale, "last_relative_se", math.nan)  # GHK: mvn, gmm
+            if not math.isfinite(grid.log10_p_hit[j, i]):
+                continue
+            # the grid's own estimate and its GHK error (mvn, gmm): not estimated twice
+            windows_se = windows_log10_se(at_scale, windows, float(k), seed=seed, draws=draws)
+            se[j, i] = _combined_se(windows_se, grid.log10_p_rel_se[j, i])
+            ghk[j, i] = grid.log10_p_rel_se[j, i]
     return HitIntervals(
         hit_lo, hit_hi, se, grid.log10_p_hit - Z95 * se, grid.log10_p_hit + Z95 * se, ghk
     )
