@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import re
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -79,6 +81,12 @@ def test_train_run_is_complete(tiny_train_run, tmp_path):
     assert [a.path for a in client.list_artifacts(tiny_train_run, "tables")] == [
         "tables/windows.json"
     ]
+
+    # the model's pip requirements are given (MLflow's inference imports it in a subprocess)
+    requirements = Path(_download(tiny_train_run, "model/requirements.txt", tmp_path / "req"))
+    pins = dict(line.split("==") for line in requirements.read_text().split())
+    assert sorted(pins) == ["keras", "mlflow", "numpy", "tensorflow"]
+    assert pins["tensorflow"] == importlib.metadata.version("tensorflow")
 
     autoencoder = load_autoencoder(tiny_train_run)
     images = np.random.default_rng(0).random((3, 32, 32, 1), dtype=np.float32)

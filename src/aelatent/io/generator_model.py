@@ -47,7 +47,6 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,12 @@ from aelatent.core.mixture import GMMSampler, LatentMixture
 from aelatent.core.sampler_family import SAMPLERS, build_sampler
 from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
 from aelatent.errors import UserError
-from aelatent.io.run_artifacts import MODEL_NAME, load_autoencoder, load_latent_split
+from aelatent.io.run_artifacts import (
+    MODEL_NAME,
+    load_autoencoder,
+    load_latent_split,
+    pinned_requirements,
+)
 from aelatent.limits import MAX_SCALE, MAX_SEED
 
 GENERATOR_NAME = "generator"  # artifact path: runs:/<run_id>/generator
@@ -397,13 +401,7 @@ def has_decoder(run_id: str) -> bool:
 
 def _requirements() -> list[str]:
     """Pinned to this environment (listing them skips MLflow's slow inference by loading)."""
-    pins = []
-    for name in REQUIREMENTS:
-        try:
-            pins.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return pins
+    return pinned_requirements(REQUIREMENTS)
 
 
 def log_generator(
