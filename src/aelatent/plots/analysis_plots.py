@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 MAX_DOMINANT_PANELS = 48
 NORMAL_COLOUR = "#3b6ea5"
@@ -133,6 +134,8 @@ def plot_dominant(
         ax.set_xlim(lo, hi)
         ax.set_title(f"{j}: mu {mu[j]:.3g}, hw {hw[j]:.3g}", fontsize=9)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(3))  # few labels: 48 panels of text is slow
+        ax.yaxis.set_major_locator(MaxNLocator(3))
     fig.suptitle(
         f"Dominant components{f' ({rule})' if rule else ''}: histogram, "
         "fitted Gaussian (black), peak mu (line)"
