@@ -135,11 +135,12 @@ def test_as_good_is_the_paired_test_of_the_bracket():
     objective = _objective(seed=2)
     best = objective.best_in(0.25, 4.0, n_points=24)
     assert best is not None
-    assert best.as_good(best.per_replicate)
-    assert best.as_good(objective.replicate_values(best.b))
-    assert not best.as_good(objective.replicate_values(0.3))
-    if best.hi < 4.0:  # an end inside the range is a significantly worse point
-        assert not best.as_good(objective.replicate_values(best.hi))
+    assert best.as_good(best.value)
+    assert best.as_good(objective(best.b))  # the same sets: the same replicate values
+    np.testing.assert_array_equal(objective(best.b).per_replicate, best.value.per_replicate)
+    assert not best.as_good(objective(0.3))
+    assert best.hi < 4.0  # uniform [-1, 1]^4: far narrower than 4
+    assert not best.as_good(objective(best.hi))  # an end inside the range is worse
 
 
 def test_a_one_point_grid_needs_no_refinement():

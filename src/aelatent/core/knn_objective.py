@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -49,13 +49,15 @@ GENERATED_STREAM = 3000  # replicate r's draws: default_rng([seed, r, 3000])
 
 @dataclass(frozen=True)
 class KnnObjectiveValue:
-    """``F`` at one value of the axis, its standard error and its two parts (replicate means)."""
+    """``F`` at one value of the axis, its standard error and its two parts (replicate means);
+    ``per_replicate``: ``F`` of each replicate set, for paired comparisons."""
 
     b: float
     objective: float
     precision: float
     recall: float
     objective_se: float = math.nan
+    per_replicate: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def parts(self) -> dict[str, float]:
         return {"precision": self.precision, "recall": self.recall}
@@ -82,13 +84,11 @@ class KnnBest:
     the nearest grid point significantly worse below it to the one above (or the grid's end).
     Every grid point strictly between the ends is as good within error; the ends are the
     first worse ones (or the range's ends), so the optimum of a unimodal ``F`` lies inside,
-    not necessarily on a grid point. ``per_replicate``: ``F`` of each replicate at the best,
-    for paired comparisons (:meth:`as_good`)."""
+    not necessarily on a grid point."""
 
     value: KnnObjectiveValue
     lo: float
     hi: float
-    per_replicate: np.ndarray
 
     @property
     def b(self) -> float:
@@ -97,10 +97,11 @@ class KnnBest:
     def contains(self, b: float) -> bool:
         return self.lo <= b <= self.hi
 
-    def as_good(self, per_replicate: np.ndarray) -> bool:
-        """Whether a value with these replicate ``F`` (the same sets) is not significantly
-        worse than the best: the paired test that draws the bracket."""
-        return bool(_not_worse(self.per_replicate[:, None], np.asarray(per_replicate)[:, None])[0])
+    def as_good(self, other: KnnObjectiveValue) -> bool:
+        """Whether ``other`` (on the same replicate sets) is not significantly worse than the
+        best: the paired test that draws the bracket."""
+        best, values = self.value.per_replicate[:, None], other.per_replicate[:, None]
+        return bool(_not_worse(best, values)[0])
 
 
 def harmonic_mean(precision: np.ndarray | float, recall: np.ndarray | float) -> np.ndarray:
@@ -163,11 +164,6 @@ class KnnSearchObjective:
             grid, f.mean(axis=0), se, pr[..., 0].mean(axis=0), pr[..., 1].mean(axis=0), f
         )
 
-    def replicate_values(self, x: float) -> np.ndarray:
-        """``F`` of each replicate set at ``x``: ``[R]``."""
-        scores = self.scores(x)
-        return harmonic_mean(scores[:, 0], scores[:, 1])
-
     def __call__(self, x: float) -> KnnObjectiveValue:
         return _value_at(self.curve(np.array([float(x)])), 0)
 
@@ -192,12 +188,7 @@ def best_of_curve(curve: KnnObjectiveCurve) -> KnnBest | None:
     while hi < curve.b.size - 1 and as_good[hi + 1]:
         hi += 1
     lo, hi = max(lo - 1, 0), min(hi + 1, curve.b.size - 1)  # out to the first worse points
-    return KnnBest(
-        _value_at(curve, best),
-        float(curve.b[lo]),
-        float(curve.b[hi]),
-        curve.per_replicate[:, best].copy(),
-    )
+    return KnnBest(_value_at(curve, best), float(curve.b[lo]), float(curve.b[hi]))
 
 
 def _not_worse(best: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -255,4 +246,5 @@ def _value_at(curve: KnnObjectiveCurve, i: int) -> KnnObjectiveValue:
         float(curve.precision[i]),
         float(curve.recall[i]),
         float(curve.objective_se[i]),
+        curve.per_replicate[:, i].copy(),
     )

@@ -396,30 +396,19 @@ class GMMSampler:
         """
         lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), (self.z_dim,))
         hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), (self.z_dim,))
-        means = self.mixture.means
-        draws = self.component_draws()
-        logs = np.stack(
-            [
-                ghk_log_replicates(
-                    (lo - means[c]) / self.scale,
-                    (hi - means[c]) / self.scale,
-                    self.mixture.covariances[c],
-                    n_draws=draws,
-                    seed=self.ghk_seed,
-                )
-                for c in range(self.mixture.n_components)
-            ]
-        )  # [K, replicates]
-        with np.errstate(divide="ignore"):
-            log_w = np.log(self.mixture.weights)[:, None]
-        log_p, rel_se = ghk_combine(logsumexp(log_w + logs, axis=0))
+        log_p, rel_se = ghk_combine(self._mixed_log_replicates(lo[None], hi[None])[0])
         self.last_relative_se = rel_se
         return log_p / LN10
 
     def window_log10_probabilities(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """:meth:`window_log10_probability` of a batch of windows ``[B, z_dim]``, one GHK pass
-        per component (:func:`~aelatent.core.samplers.ghk_log_replicates`): ``[B]``."""
-        lo, hi = np.atleast_2d(lo), np.atleast_2d(hi)
+        """:meth:`window_log10_probability` of a batch of windows ``[B, z_dim]``: ``[B]``."""
+        mixed = self._mixed_log_replicates(np.atleast_2d(lo), np.atleast_2d(hi))
+        return np.array([ghk_combine(row)[0] for row in mixed]) / LN10
+
+    def _mixed_log_replicates(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """``ln sum_c w_c P_c`` per window and GHK replicate, ``[B, replicates]``: one batched
+        recursion per component (:func:`~aelatent.core.samplers.ghk_log_replicates`), combined
+        replicate by replicate (the components share their scrambled points)."""
         means = self.mixture.means
         logs = np.stack(
             [
@@ -435,8 +424,7 @@ class GMMSampler:
         )  # [K, B, replicates]
         with np.errstate(divide="ignore"):
             log_w = np.log(self.mixture.weights)[:, None, None]
-        mixed = logsumexp(log_w + logs, axis=0)  # [B, replicates]
-        return np.array([ghk_combine(row)[0] for row in mixed]) / LN10
+        return np.asarray(logsumexp(log_w + logs, axis=0))
 
     def radius_moments(self) -> RadiusMoments:
         """Mean and std of ``|z|`` at this scale: the components' exact moments, mixed

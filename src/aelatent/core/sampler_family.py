@@ -20,6 +20,11 @@ from aelatent.errors import UserError
 SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
 
 
+def axis_of(sampler: str) -> str:
+    """The name of a sampler's width axis: uniform's half-width ``b``, the others' ``scale``."""
+    return "b" if sampler == "uniform" else "scale"
+
+
 def build_sampler(
     name: str, mu: np.ndarray, hw: np.ndarray, latents: np.ndarray, *, seed: int = 0
 ) -> Sampler:

@@ -61,7 +61,7 @@ from PIL import Image
 
 import aelatent
 from aelatent.core.mixture import GMMSampler, LatentMixture
-from aelatent.core.sampler_family import SAMPLERS, build_sampler
+from aelatent.core.sampler_family import SAMPLERS, axis_of, build_sampler
 from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
 from aelatent.errors import UserError
 from aelatent.io.run_artifacts import (
@@ -475,7 +475,7 @@ def log_generator(
             metadata={k: config[k] for k in ("sampler", "scale", "train_run", "source")},
         )
     uri = f"runs:/{active.info.run_id}/{GENERATOR_NAME}"
-    axis = "b" if sampler == "uniform" else "scale"
+    axis = axis_of(sampler)
     mlflow.set_tag(GENERATOR_TAG, f"{sampler} {axis}={scale:g}: {uri}")
     print(
         f"aelatent: logged the generator ({sampler}, {axis} = {scale:g}, decoder of run "
@@ -502,7 +502,7 @@ def log_search_generator(
     why, when the search found no best value or the train run has no model. ``latents``: the
     training latents (read from the train run when not given); ``fitted``: samplers the search
     built (its gmm), used as they are."""
-    axis = "b" if sampler == "uniform" else "scale"
+    axis = axis_of(sampler)
     best = mlflow.get_run(run_id).data.metrics.get(f"best_{axis}")
     if best is None:
         print(f"aelatent search: no best {axis}, so no generator is logged", file=sys.stderr)

@@ -36,6 +36,7 @@ from mlflow.entities import DatasetInput, InputTag, Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from aelatent.core.sampler_family import axis_of
 from aelatent.data.images import BUILT_IN, PARTITIONS, ImageSet
 from aelatent.data.orl import orl_directory
 from aelatent.errors import UserError
@@ -152,10 +153,6 @@ def set_description(*paragraphs: str) -> None:
     mlflow.set_tag(NOTE_TAG, "\n\n".join(p for p in paragraphs if p)[:5000])
 
 
-def _axis(sampler: str) -> str:
-    return "b" if sampler == "uniform" else "scale"
-
-
 def evaluation_note(
     grids: Sequence[HitGrid], intervals: Sequence[HitIntervals], ceiling: HeldoutCeiling
 ) -> str:
@@ -179,11 +176,11 @@ def evaluation_note(
             )
         )
     top = max(best, key=lambda b: b[0])  # the first sampler among ties
-    others = "; ".join(f"{s} {_axis(s)} = {x:g}: {r:.3g}" for r, s, x, *_ in best)
+    others = "; ".join(f"{s} {axis_of(s)} = {x:g}: {r:.3g}" for r, s, x, *_ in best)
     if top[0] > 0:
         rate, sampler, scale, lo, hi, n = top
         first = (
-            f"**Best generator at k = {k:g}** (the largest k): **{sampler}, {_axis(sampler)} "
+            f"**Best generator at k = {k:g}** (the largest k): **{sampler}, {axis_of(sampler)} "
             f"= {scale:g}**, hit rate {rate:.3g} [{lo:.3g}, {hi:.3g}] of {n:,} vectors "
             f"(each sampler's best: {others})."
         )

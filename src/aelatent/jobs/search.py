@@ -44,6 +44,7 @@ from aelatent.core.knn_objective import GRID_POINTS as KNN_GRID_POINTS
 from aelatent.core.knn_objective import (
     REFINE_POINTS,
     KnnBest,
+    KnnObjectiveValue,
     KnnSearchObjective,
     refined_best,
 )
@@ -399,7 +400,7 @@ def summary_metrics(
     agrees = sweep.contains(value.b)
     if isinstance(objective, KnnSearchObjective) and isinstance(sweep, KnnBest):
         # the bracket's ends are significantly worse points: inside is not enough
-        agrees = agrees and sweep.as_good(objective.replicate_values(value.b))
+        agrees = agrees and isinstance(value, KnnObjectiveValue) and sweep.as_good(value)
     metrics.update(
         {
             f"best_{axis}": value.b,

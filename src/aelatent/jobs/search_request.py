@@ -21,7 +21,7 @@ from aelatent.core.objective import (
     ObjectiveCurve,
     UniformSearchObjective,
 )
-from aelatent.core.sampler_family import SAMPLERS
+from aelatent.core.sampler_family import SAMPLERS, axis_of
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     WINDOW_ESTIMATORS,
@@ -117,7 +117,7 @@ class SearchRequest:
     @property
     def axis(self) -> str:
         """The searched axis: uniform's half-width ``b``, the others' width factor ``scale``."""
-        return "b" if self.sampler == "uniform" else "scale"
+        return axis_of(self.sampler)
 
     @property
     def multi(self) -> bool:
@@ -230,7 +230,7 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
             f"objective={args.objective!r} is unknown; choose one of {', '.join(SEARCH_OBJECTIVES)}"
         )
     sampler = parse_sampler(args.sampler, objective)
-    auto_min, auto_max = AXIS_RANGES["b" if sampler == "uniform" else "scale"]
+    auto_min, auto_max = AXIS_RANGES[axis_of(sampler)]
     b_min = (
         auto_min
         if args.b_min.strip().lower() == AUTO

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from aelatent.core.sampler_family import axis_of
 from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Note, Paragraph, Section, Table
 from aelatent.reporting.sections.context import ENV, IMAGE_PATTERNS, SectionContext, slug
@@ -59,7 +60,7 @@ def no_search(case: CaseData) -> Note:
 
 def search_axis(run: RunData) -> str:
     """``b`` for a uniform search (and runs from before the sampler parameter), else ``scale``."""
-    return "b" if run.params.get("sampler", "uniform") == "uniform" else "scale"
+    return axis_of(run.params.get("sampler", "uniform"))
 
 
 def search_summary(run: RunData) -> Block:
