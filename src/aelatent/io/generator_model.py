@@ -60,9 +60,14 @@ from mlflow.types.schema import Array, ColSpec, DataType, Schema
 from PIL import Image
 
 import aelatent
-from aelatent.core.mixture import GMMSampler, LatentMixture
-from aelatent.core.sampler_family import SAMPLERS, axis_of, build_sampler
-from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
+from aelatent.core.sampler_registry import (
+    SAMPLERS,
+    axis_of,
+    build_sampler,
+    sampler_arrays,
+    samplers_from_arrays,
+)
+from aelatent.core.samplers import Sampler
 from aelatent.errors import UserError
 from aelatent.io.run_artifacts import (
     MODEL_NAME,
@@ -73,7 +78,6 @@ from aelatent.io.run_artifacts import (
 from aelatent.limits import MAX_SCALE, MAX_SEED
 
 GENERATOR_NAME = "generator"  # artifact path: runs:/<run_id>/generator
-GENERATOR_SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
 MAX_IMAGES = 64  # images per request
 MAX_IMAGES_WHY = "one request decodes at most 64 images; ask again with another seed for more"
 GENERATOR_TAG = "generator"
@@ -199,10 +203,9 @@ def parse_request(
     sampler = default_sampler
     if not _absent(row.get("sampler")):
         sampler = str(row["sampler"]).strip().lower()
-        if sampler not in GENERATOR_SAMPLERS:
+        if sampler not in SAMPLERS:
             raise bad_request(
-                f"sampler={row['sampler']!r} is unknown; choose one of "
-                f"{', '.join(GENERATOR_SAMPLERS)}"
+                f"sampler={row['sampler']!r} is unknown; choose one of {', '.join(SAMPLERS)}"
             )
     # a NaN b or scale is a value given (JSON NaN, null) and refused: only a field left out
     # takes the default
@@ -225,17 +228,6 @@ def parse_request(
 # --- the samplers' parameters ------------------------------------------------------------
 
 
-GMM_ARRAYS = (
-    "mean",
-    "basis",
-    "eigenvalues",
-    "weights",
-    "sub_means",
-    "sub_covariances",
-    "residual_variances",
-)
-
-
 def build_samplers(
     mu: np.ndarray,
     hw: np.ndarray,
@@ -245,64 +237,16 @@ def build_samplers(
     fitted: Mapping[str, Sampler] | None = None,
 ) -> dict[str, Sampler]:
     """Every sampler at scale 1, as evaluate and search build them
-    (:func:`aelatent.core.sampler_family.build_sampler`); gmm is left out when the latents are
-    too few to carry one (the other three still serve). ``fitted``: samplers already built
+    (:func:`aelatent.core.sampler_registry.build_sampler`); a sampler the latents are too
+    few to fit (gmm) is left out, the others still serve. ``fitted``: samplers already built
     at scale 1 (evaluate's or the search's), used as they are."""
     samplers: dict[str, Sampler] = {}
     for name in SAMPLERS:
         if fitted is not None and name in fitted:
             samplers[name] = fitted[name]
             continue
-        with contextlib.suppress(UserError):  # only gmm can be refused: too few latents
+        with contextlib.suppress(UserError):  # too few latents for this one
             samplers[name] = build_sampler(name, mu, hw, latents, seed=seed)
-    return samplers
-
-
-def sampler_arrays(samplers: Mapping[str, Sampler]) -> dict[str, np.ndarray]:
-    """What :func:`samplers_from_arrays` needs, as named arrays (``samplers.npz``)."""
-    arrays: dict[str, np.ndarray] = {}
-    for name, sampler in samplers.items():
-        if isinstance(sampler, UniformSampler):
-            arrays[f"{name}.z_dim"] = np.asarray(sampler.z_dim, dtype=np.int64)
-        elif isinstance(sampler, GaussianSampler):
-            arrays[f"{name}.mu"], arrays[f"{name}.sigma"] = sampler.mu, sampler.sigma
-        elif isinstance(sampler, MVNSampler):
-            arrays[f"{name}.mean"], arrays[f"{name}.cov"] = sampler.mean, sampler.cov
-        elif isinstance(sampler, GMMSampler):
-            mixture = sampler.mixture
-            for key in GMM_ARRAYS:
-                arrays[f"{name}.{key}"] = np.asarray(getattr(mixture, key))
-            arrays[f"{name}.subspace_dim"] = np.asarray(mixture.subspace_dim, dtype=np.int64)
-            arrays[f"{name}.covariance_type"] = np.asarray(mixture.covariance_type)
-            arrays[f"{name}.ghk_seed"] = np.asarray(sampler.ghk_seed, dtype=np.int64)
-        else:
-            raise TypeError(f"cannot store a {type(sampler).__name__} in a generator")
-    return arrays
-
-
-def samplers_from_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Sampler]:
-    """The samplers (scale 1) stored by :func:`sampler_arrays`."""
-    samplers: dict[str, Sampler] = {}
-    if "uniform.z_dim" in arrays:
-        samplers["uniform"] = UniformSampler(1.0, int(arrays["uniform.z_dim"]))
-    if "gaussian.mu" in arrays:
-        samplers["gaussian"] = GaussianSampler(arrays["gaussian.mu"], arrays["gaussian.sigma"])
-    if "mvn.mean" in arrays:
-        samplers["mvn"] = MVNSampler(arrays["mvn.mean"], arrays["mvn.cov"])
-    if "gmm.mean" in arrays:
-        gmm = {key: np.asarray(arrays[f"gmm.{key}"], dtype=np.float64) for key in GMM_ARRAYS}
-        mixture = LatentMixture(
-            mean=gmm["mean"],
-            basis=gmm["basis"],
-            eigenvalues=gmm["eigenvalues"],
-            subspace_dim=int(arrays["gmm.subspace_dim"]),
-            weights=gmm["weights"],
-            sub_means=gmm["sub_means"],
-            sub_covariances=gmm["sub_covariances"],
-            residual_variances=gmm["residual_variances"],
-            covariance_type=str(arrays["gmm.covariance_type"]),
-        )
-        samplers["gmm"] = GMMSampler(mixture, ghk_seed=int(arrays["gmm.ghk_seed"]))
     return samplers
 
 
@@ -364,8 +308,8 @@ def parse_generator_choice(text: str) -> tuple[str, float] | None:
     if value in ("", NONE):
         return None
     sampler, sep, number = value.partition(":")
-    hint = f"give none or <sampler>:<b or scale> with a sampler of {', '.join(GENERATOR_SAMPLERS)}"
-    if not sep or sampler.strip() not in GENERATOR_SAMPLERS:
+    hint = f"give none or <sampler>:<b or scale> with a sampler of {', '.join(SAMPLERS)}"
+    if not sep or sampler.strip() not in SAMPLERS:
         raise UserError(f"log_generator={text!r} is not understood; {hint}, e.g. mvn:1")
     try:
         scale = float(number)
@@ -425,10 +369,10 @@ def log_generator(
     """
     from aelatent.model import decoder_of  # TensorFlow: off evaluate's and search's start
 
-    if sampler not in GENERATOR_SAMPLERS:
+    if sampler not in SAMPLERS:
         raise UserError(
             f"sampler {sampler!r} cannot be logged as a generator; choose one of "
-            f"{', '.join(GENERATOR_SAMPLERS)}"
+            f"{', '.join(SAMPLERS)}"
         )
     samplers = build_samplers(mu, hw, latents, seed=seed, fitted=fitted)
     if sampler not in samplers:
@@ -446,7 +390,7 @@ def log_generator(
         "scales": scales,
         "train_run": train_run,
         "source": source,
-        "z_dim": int(samplers["uniform"].z_dim),
+        "z_dim": int(np.asarray(mu).size),
         "image_shape": [int(d) for d in decoder.output_shape[1:]],
         "max_images": MAX_IMAGES,
         "max_seed": MAX_SEED,

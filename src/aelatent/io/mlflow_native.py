@@ -36,7 +36,7 @@ from mlflow.entities import DatasetInput, InputTag, Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from aelatent.core.sampler_family import axis_of
+from aelatent.core.sampler_registry import axis_of
 from aelatent.data.images import BUILT_IN, PARTITIONS, ImageSet
 from aelatent.data.orl import orl_directory
 from aelatent.errors import UserError

@@ -42,7 +42,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.models import get_model_info
 
-from aelatent.core import sampler_family
+from aelatent.core import sampler_registry
 from aelatent.core.hit_uncertainty import (
     HitIntervals,
     heldout_ceiling,
@@ -51,19 +51,8 @@ from aelatent.core.hit_uncertainty import (
 from aelatent.core.hits import HitGrid, hit_grid
 from aelatent.core.mixture import GMMSampler
 from aelatent.core.radius import radii
-from aelatent.core.radius_theory import (
-    RadiusMoments,
-    gaussian_radius_moments,
-    mvn_radius_moments,
-    uniform_radius_moments,
-)
-from aelatent.core.sampler_family import check_gmm_fits
-from aelatent.core.samplers import (
-    GaussianSampler,
-    MVNSampler,
-    Sampler,
-    UniformSampler,
-)
+from aelatent.core.sampler_registry import check_fits, radius_moments, spec_of, stream_of
+from aelatent.core.samplers import Sampler
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
 from aelatent.io.generator_model import check_has_decoder, log_generator
@@ -93,13 +82,11 @@ from aelatent.jobs.evaluate_metrics import (
     write_miss_counts,
 )
 from aelatent.jobs.evaluate_request import (
-    SAMPLERS,
     EvaluateRequest,
     check_evaluate_memory,
     parse_args,
 )
 from aelatent.plots.evaluation import (
-    SCALE_LABELS,
     ceiling_rates,
     grid_rate_curves,
     save_hit_heatmap,
@@ -121,8 +108,8 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
 
     def check(run_id: str, train: np.ndarray) -> None:
         check_evaluate_memory(request, int(train.shape[1]))
-        if "gmm" in request.samplers:
-            check_gmm_fits(run_id, int(train.shape[0]))
+        for name in request.samplers:
+            check_fits(name, run_id, int(train.shape[0]))
         knn.check_knn_sizes(request.knn_k, request.knn_n, int(train.shape[0]))
         if request.n_decoded > 0:
             _check_has_model(run_id)
@@ -145,22 +132,9 @@ def _check_has_model(run_id: str) -> None:
 
 
 def build_sampler(name: str, inputs: TrainRun, seed: int = 0) -> Sampler:
-    """The sampler at scale 1 (:func:`aelatent.core.sampler_family.build_sampler`); ``seed``:
-    the mixture's fit (gmm)."""
-    return sampler_family.build_sampler(name, inputs.mu, inputs.hw, inputs.latents, seed=seed)
-
-
-def radius_theory(sampler: Sampler, scale: float) -> RadiusMoments:
-    """Uniform: the closed form; gaussian, mvn, gmm: exact quadrature (anisotropic widths)."""
-    if isinstance(sampler, UniformSampler):
-        return uniform_radius_moments(scale, sampler.z_dim)
-    if isinstance(sampler, GaussianSampler):
-        return gaussian_radius_moments(sampler.mu, scale * sampler.sigma, "exact")
-    if isinstance(sampler, MVNSampler):
-        return mvn_radius_moments(sampler.mean, scale**2 * sampler.cov, "exact")
-    if isinstance(sampler, GMMSampler):
-        return sampler.with_scale(scale).radius_moments()
-    raise TypeError(f"no radius theory for {type(sampler).__name__}")
+    """The sampler at scale 1 (:func:`aelatent.core.sampler_registry.build_sampler`); ``seed``:
+    a random fit's seed (gmm)."""
+    return sampler_registry.build_sampler(name, inputs.mu, inputs.hw, inputs.latents, seed=seed)
 
 
 def decode_grids(
@@ -187,9 +161,9 @@ def decode_grids(
     for name, sampler in samplers.items():
         for s in request.scales_for(name):
             # the same base vectors at every scale: the rows differ by the scale alone
-            rng = np.random.default_rng([request.seed, SAMPLERS.index(name), 1000])
+            rng = np.random.default_rng([request.seed, stream_of(name), 1000])
             images = decoder.predict(sampler.with_scale(s).sample(n, rng), verbose=0)
-            axis = "b" if name == "uniform" else "s"
+            axis = spec_of(name).axis_symbol
             paths.append(
                 save_image_rows(
                     [images],
@@ -272,22 +246,20 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
                 inputs.mu,
                 inputs.hw,
                 request.n_samples,
-                np.random.default_rng([request.seed, SAMPLERS.index(name)]),
+                np.random.default_rng([request.seed, stream_of(name)]),
             )
-            theory = [radius_theory(sampler, s) for s in grid.scales]
+            theory = [radius_moments(sampler, s) for s in grid.scales]
             intervals = hit_intervals(grid, sampler, inputs.windows, seed=request.seed)
             metrics = grid_metrics(grid, theory, intervals)
             if region is not None:  # the k-NN test at the same b or scales
                 metrics.update(
-                    region.score(
-                        name, sampler, [float(s) for s in grid.scales], SAMPLERS.index(name)
-                    )
+                    region.score(name, sampler, [float(s) for s in grid.scales], stream_of(name))
                 )
             all_intervals.append(intervals)
             seconds = time.perf_counter() - started
             theory_means[name] = [t.mean for t in theory]
             grids.append(grid)
-            label = SCALE_LABELS[name]
+            label = spec_of(name).axis_label
             files = [
                 save_hit_heatmap(grid, out / "hits" / f"heatmap_{name}.png", label),
                 save_hit_rate_curves(
@@ -327,7 +299,7 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
                     grids,
                     out / "radius" / "radii.png",
                     theory_means,
-                    SCALE_LABELS,
+                    {name: spec_of(name).axis_label for name in samplers},
                 )
             ],
         )

@@ -19,14 +19,12 @@ from aelatent.core.hits import HitGrid
 from aelatent.core.radius_theory import (
     RadiusMoments,
 )
+from aelatent.core.sampler_registry import spec_of
 from aelatent.core.samplers import (
     grid_log10_point_count,
 )
 from aelatent.core.windows import (
     Windows,
-)
-from aelatent.jobs.evaluate_request import (
-    GHK_SAMPLERS,
 )
 
 
@@ -54,7 +52,7 @@ def grid_metrics(
                 "log10_p_hit_hi": intervals.log10_hi[j, i],
                 "log10_p_hit_se": intervals.log10_se[j, i],
             }
-            if grid.sampler in GHK_SAMPLERS:
+            if spec_of(grid.sampler).probability == "ghk_estimate":
                 values["ghk_rel_se"] = intervals.ghk_rel_se[j, i]
             for kind, value in values.items():
                 metrics[metric_key(kind, grid.sampler, b, k)] = float(value)
@@ -120,7 +118,7 @@ def write_hit_rates(
         writer = csv.writer(handle)
         writer.writerow(HIT_RATE_COLUMNS)
         for grid, ci in zip(grids, intervals, strict=True):
-            method = "ghk_estimate" if grid.sampler in GHK_SAMPLERS else "exact"
+            method = spec_of(grid.sampler).probability
             for j, b in enumerate(grid.scales):
                 for i, k in enumerate(grid.ks):
                     numbers = (

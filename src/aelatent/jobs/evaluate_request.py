@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aelatent.core.sampler_family import SAMPLERS
+from aelatent.core.sampler_registry import SAMPLERS, spec_of
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     WINDOW_ESTIMATORS,
@@ -37,9 +37,6 @@ from aelatent.limits import (
     check_memory,
     evaluate_memory_bytes,
 )
-
-GHK_SAMPLERS = ("mvn", "gmm")  # log10_p_hit is a GHK estimate, with its ghk_rel_se
-
 
 ALL = "all"
 
@@ -86,7 +83,7 @@ class EvaluateRequest:
     generator: tuple[str, float] | None = None  # log_generator: (sampler, b or scale) to log
 
     def scales_for(self, sampler: str) -> tuple[float, ...]:
-        return self.b if sampler == "uniform" else self.scale
+        return self.b if spec_of(sampler).has_box else self.scale
 
 
 def parse_samplers(text: str) -> tuple[str, ...]:
@@ -112,7 +109,7 @@ DESCRIPTION = (
 def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
     parser = ArgumentParser(prog="aelatent evaluate", description=DESCRIPTION)
     add_train_run_arguments(parser)
-    parser.add_argument("--sampler", default=ALL, help="uniform, gaussian, mvn, gmm or all")
+    parser.add_argument("--sampler", default=ALL, help=f"{', '.join(SAMPLERS)} or all")
     parser.add_argument("--b", default=DEFAULT_B, help="uniform box half-widths, comma list")
     parser.add_argument("--k", default=DEFAULT_K, help="half-width multiples, comma list")
     parser.add_argument("--scale", default=DEFAULT_SCALE, help="gaussian/mvn/gmm width factors")

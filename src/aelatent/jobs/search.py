@@ -55,7 +55,7 @@ from aelatent.core.objective import (
     theory_b,
 )
 from aelatent.core.radius import radii
-from aelatent.core.sampler_family import build_sampler, check_gmm_fits
+from aelatent.core.sampler_registry import build_sampler, check_fits, spec_of
 from aelatent.core.samplers import Sampler
 from aelatent.core.windows import (
     Windows,
@@ -236,8 +236,7 @@ def _check_knn_sizes(request: SearchRequest) -> Callable[[str, np.ndarray], None
         return None
 
     def check(run_id: str, latents: np.ndarray) -> None:
-        if request.sampler == "gmm":
-            check_gmm_fits(run_id, int(latents.shape[0]))
+        check_fits(request.sampler, run_id, int(latents.shape[0]))
         knn.check_knn_sizes(request.knn_k, request.knn_n, int(latents.shape[0]))
 
     return check
@@ -246,7 +245,7 @@ def _check_knn_sizes(request: SearchRequest) -> Callable[[str, np.ndarray], None
 def start_point(request: SearchRequest, box: UniformSearchObjective) -> tuple[float, str]:
     """The creator's first trial, a good start that TPE refines: radius theory's b for uniform,
     the fitted width (scale 1) for the others."""
-    if request.sampler == "uniform":
+    if spec_of(request.sampler).has_box:
         return theory_b(box.band.median, box.z_dim), "radius theory"
     return 1.0, "fitted width"
 
@@ -280,7 +279,7 @@ def search(
         file=sys.stderr,
         flush=True,
     )
-    what = "search" if request.sampler == "uniform" else f"search {request.sampler}"
+    what = "search" if spec_of(request.sampler).has_box else f"search {request.sampler}"
     with entry_point_run(ENTRY_POINT, f"{what} case {case}", parent_tags, nested=nested) as run:
         parent_id = run.info.run_id
         _log_params_once(
@@ -561,7 +560,7 @@ def explain_knn_zero(request: SearchRequest) -> str:
     advice = (
         "the real region is not reached by a centred uniform generator. Try sampler=gaussian, "
         "mvn or gmm"
-        if request.sampler == "uniform"
+        if spec_of(request.sampler).has_box
         else f"no width of the {request.sampler} sampler reaches the real region; widen "
         "b_min..b_max or try another sampler"
     )

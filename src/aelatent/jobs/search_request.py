@@ -21,7 +21,7 @@ from aelatent.core.objective import (
     ObjectiveCurve,
     UniformSearchObjective,
 )
-from aelatent.core.sampler_family import SAMPLERS, axis_of
+from aelatent.core.sampler_registry import SAMPLERS, axis_of, spec_of
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     WINDOW_ESTIMATORS,
@@ -66,7 +66,7 @@ OBJECTIVE_VERSIONS = {
 }
 
 
-SEARCH_SAMPLERS = SAMPLERS  # as evaluate builds them (aelatent.core.sampler_family)
+SEARCH_SAMPLERS = SAMPLERS  # as evaluate builds them (aelatent.core.sampler_registry)
 
 
 # b_min, b_max = auto: uniform's b from near 0 to well past any latent's spread; a fitted
@@ -77,7 +77,7 @@ AXIS_RANGES = {"b": (0.05, 12.0), "scale": (0.25, 4.0)}
 def objective_version(objective: str, sampler: str) -> str:
     """What a study optimises, stored with it: a study of another sampler is another question."""
     version = OBJECTIVE_VERSIONS[objective]
-    return version if sampler == "uniform" else version.replace("uniform:", f"{sampler}:", 1)
+    return version if spec_of(sampler).has_box else version.replace("uniform:", f"{sampler}:", 1)
 
 
 SEARCH_OBJECTIVES = (*OBJECTIVES, KNN_OBJECTIVE)
@@ -162,7 +162,7 @@ def parse_sampler(text: str, objective: str) -> str:
     sampler = text.strip().lower()
     if sampler not in SEARCH_SAMPLERS:
         raise UserError(f"sampler={text!r} is unknown; choose one of {', '.join(SEARCH_SAMPLERS)}")
-    if sampler != "uniform" and objective != KNN_OBJECTIVE:
+    if not spec_of(sampler).has_box and objective != KNN_OBJECTIVE:
         raise UserError(
             f"sampler={sampler} needs objective={KNN_OBJECTIVE} (objective={objective} is "
             "the box test of uniform b); give -P objective=knn or sampler=uniform"

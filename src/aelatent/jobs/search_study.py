@@ -26,6 +26,7 @@ from aelatent.core.objective import (
     BAND_PERCENTILES,
     DEFAULT_OBJECTIVE,
 )
+from aelatent.core.sampler_registry import spec_of
 from aelatent.errors import UserError
 from aelatent.io.tracking import (
     ERROR_TAG,
@@ -286,7 +287,7 @@ def default_study_name(
     sampler: str = "uniform",
 ) -> str:
     """One name per question asked: studies of the first (band) objective keep their names."""
-    if sampler != "uniform":  # k-NN only: neither k nor the radius band enter its objective
+    if not spec_of(sampler).has_box:  # k-NN only: neither k nor the band enter its objective
         return f"{sampler}-scale-{train_run_id}-{objective}" + ("-multi" if mode == "multi" else "")
     name = f"uniform-b-{train_run_id}-k{k:g}"
     if objective != "band":
@@ -315,7 +316,7 @@ def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any
         "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
         **knn_part,
     }
-    if request.sampler != "uniform":
+    if not spec_of(request.sampler).has_box:
         unused = ["k", "n_samples", "radius_band"]
         if request.sampler != "gaussian":
             unused.append("estimate")

@@ -23,14 +23,6 @@ from aelatent.core.hits import HitGrid
 if TYPE_CHECKING:
     from aelatent.core.hit_uncertainty import HeldoutCeiling, HitIntervals
 
-SCALE_LABELS = {
-    "uniform": "b (box half-width)",
-    "gaussian": "scale s",
-    "mvn": "scale s",
-    "gmm": "scale s",
-}
-"""What the b-axis of each sampler is (uniform: the box; the others: a width factor)."""
-
 RateInterval = tuple[float, float, float]
 """A hit rate with its 95% interval ``(rate, lo, hi)``; lo and hi NaN where unknown."""
 

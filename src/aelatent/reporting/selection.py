@@ -18,6 +18,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from aelatent.core.sampler_registry import SAMPLERS
 from aelatent.errors import UserError
 from aelatent.io.tracking import ENTRY_POINT_TAG, get_run
 
@@ -25,7 +26,6 @@ TRAIN_RUN_TAG = "train_run"
 CASE_TAG = "case"
 PARENT_TAG = "mlflow.parentRunId"
 CASE_ORDER = ("I", "II")
-ALL_SAMPLERS = ("uniform", "gaussian", "mvn", "gmm")
 MAX_CANDIDATES = 1000
 
 
@@ -157,7 +157,7 @@ def samplers_of(run: Run) -> set[str]:
     if not value:
         return {f"run {run.info.run_id}"}
     names = {s.strip() for s in value.split(",") if s.strip()}
-    return set(ALL_SAMPLERS) if names == {"all"} else names
+    return set(SAMPLERS) if names == {"all"} else names
 
 
 def linked_evaluations(train_id: str, experiment_ids: list[str] | None) -> list[Run]:

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import TypeGuard
 
-SAMPLER_ORDER = ("uniform", "gaussian", "mvn", "gmm")
+from aelatent.core.sampler_registry import order_key
 
 
 def number(text: str) -> float:
@@ -35,9 +35,8 @@ def with_interval(
     return f"{value:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
 
 
-def sampler_key(name: str) -> tuple[int, str]:
-    """Known samplers in SAMPLER_ORDER, others after them by name."""
-    return (SAMPLER_ORDER.index(name) if name in SAMPLER_ORDER else len(SAMPLER_ORDER), name)
+sampler_key = order_key
+"""Known samplers in the registry's order, others after them by name."""
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from functools import partial
 
-from aelatent.plots.evaluation import SCALE_LABELS, RateInterval, save_hit_rate_curves
+from aelatent.core.sampler_registry import REGISTRY
+from aelatent.plots.evaluation import RateInterval, save_hit_rate_curves
 from aelatent.reporting.collect import CaseData
 from aelatent.reporting.document import Block, Figure, Heading, Note, Paragraph, Section, Table
 from aelatent.reporting.sections.context import SectionContext, no_evaluation, slug
@@ -250,7 +251,7 @@ def hit_rate_curves(
         curves,
         limits or None,
         ctx.work_dir / f"hit_rates_{name}.png",
-        SCALE_LABELS.get(sampler, "b"),
+        _axis_label(sampler),
         title=f"case {case.label}, {sampler}: hit rate (95% interval)",
     )
     has_bars = any(math.isfinite(p[1]) for c in curves.values() for p in c.values())
@@ -258,9 +259,8 @@ def hit_rate_curves(
         "error bars: Wilson 95% intervals" if has_bars else "no intervals logged",
         "dashed: held-out real latents (ceiling)" if limits else "no ceiling logged",
     ]
-    caption = (
-        f"hit rate against {SCALE_LABELS.get(sampler, 'b')} per k, sampler {sampler}; "
-        + "; ".join(notes)
+    caption = f"hit rate against {_axis_label(sampler)} per k, sampler {sampler}; " + "; ".join(
+        notes
     )
     return [Figure(path, caption)]
 
@@ -338,3 +338,9 @@ def grid_method_blocks(ctx: SectionContext) -> list[Block]:
         ),
         *ctx.per_case(make),
     ]
+
+
+def _axis_label(sampler: str) -> str:
+    """The sampler's axis label; ``b`` for a sampler this version does not know."""
+    spec = REGISTRY.get(sampler)
+    return spec.axis_label if spec is not None else "b"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from aelatent.core.sampler_family import axis_of
+from aelatent.core.sampler_registry import axis_of
 from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Note, Paragraph, Section, Table
 from aelatent.reporting.sections.context import ENV, IMAGE_PATTERNS, SectionContext, slug

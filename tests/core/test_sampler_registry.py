@@ -1,0 +1,87 @@
+"""The sampler registry: every entry builds, measures and stores its sampler consistently."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from aelatent.core.radius import radii
+from aelatent.core.sampler_registry import (
+    REGISTRY,
+    SAMPLERS,
+    axis_of,
+    build_sampler,
+    check_fits,
+    order_key,
+    radius_moments,
+    sampler_arrays,
+    samplers_from_arrays,
+    spec_of,
+)
+from aelatent.errors import UserError
+
+Z_DIM = 12
+
+
+@pytest.fixture(scope="module")
+def fit_data():
+    rng = np.random.default_rng(0)
+    mixing = rng.standard_normal((Z_DIM, Z_DIM)) * 0.3 + np.eye(Z_DIM)
+    latents = rng.standard_normal((300, Z_DIM)) @ mixing + 0.5
+    mu = latents.mean(0)
+    hw = 2.355 * latents.std(0)
+    return mu, hw, latents
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_each_entry_builds_its_sampler_at_scale_1(name, fit_data):
+    sampler = build_sampler(name, *fit_data, seed=0)
+    assert sampler.name == name and sampler.scale == 1.0 and sampler.z_dim == Z_DIM
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_radius_moments_agree_with_the_samplers_own_draws(name, fit_data):
+    """The mean radius of 4,000 draws lies within 4 standard errors (sd / sqrt(n)) of the
+    entry's theory: a wrong theory (or a theory of another sampler) is off by far more."""
+    sampler = build_sampler(name, *fit_data, seed=0).with_scale(1.3)
+    n = 4000
+    r = radii(sampler.sample(n, np.random.default_rng(1)))
+    theory = radius_moments(sampler, 1.3)
+    assert abs(r.mean() - theory.mean) < 4 * r.std() / math.sqrt(n)
+    assert abs(r.std() - theory.std) < 4 * r.std() / math.sqrt(2 * (n - 1)) + 0.02 * r.std()
+
+
+def test_the_stored_samplers_draw_what_the_built_ones_draw(fit_data):
+    built = {name: build_sampler(name, *fit_data, seed=0) for name in SAMPLERS}
+    back = samplers_from_arrays(sampler_arrays(built))
+    assert list(back) == list(SAMPLERS)
+    for name in SAMPLERS:
+        a = built[name].sample(50, np.random.default_rng(3))
+        b = back[name].sample(50, np.random.default_rng(3))
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_axes_orders_and_probability_kinds():
+    assert axis_of("uniform") == "b" and spec_of("uniform").has_box
+    assert {axis_of(n) for n in SAMPLERS[1:]} == {"scale"}
+    assert axis_of("a-sampler-of-a-newer-version") == "scale"
+    assert sorted(["gmm", "zzz", "uniform", "mvn"], key=order_key) == [
+        "uniform",
+        "mvn",
+        "gmm",
+        "zzz",
+    ]
+    assert {spec.probability for spec in REGISTRY.values()} <= {"exact", "ghk_estimate"}
+
+
+def test_unknown_names_and_too_few_latents_are_one_line_errors(fit_data):
+    with pytest.raises(UserError, match=r"unknown sampler 'vae'; expected one of uniform, "):
+        spec_of("vae")
+    with pytest.raises(UserError, match=r"sampler=gmm needs at least 20 .* 'abc' has 10"):
+        check_fits("gmm", "abc", 10)
+    mu, hw, latents = fit_data
+    with pytest.raises(UserError, match="the train run has 5"):
+        build_sampler("gmm", mu, hw, latents[:5])
+    check_fits("uniform", "abc", 2)
