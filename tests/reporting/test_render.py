@@ -24,6 +24,7 @@ SECTIONS = (
     "observations",
     "dominant",
     "radius",
+    "verdict",
     "hits",
     "search",
     "decoded",

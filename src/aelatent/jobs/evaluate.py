@@ -72,6 +72,7 @@ from aelatent.io.tracking import (
 )
 from aelatent.io.train_run import TrainRun, read_train_run
 from aelatent.jobs import knn_evaluation as knn
+from aelatent.jobs import verdict_evaluation as judging
 from aelatent.jobs.evaluate_metrics import (
     _ceiling_summary,
     _summary,
@@ -111,8 +112,11 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
         for name in request.samplers:
             check_fits(name, run_id, int(train.shape[0]))
         knn.check_knn_sizes(request.knn_k, request.knn_n, int(train.shape[0]))
+        judging.check_verdict_sizes(request.verdict, run_id, int(train.shape[0]))
         if request.n_decoded > 0:
             _check_has_model(run_id)
+        if "cycle" in request.verdict:
+            _check_has_model(run_id, "for the verdict's cycle test; drop cycle from -P verdict")
         if request.generator is not None:
             check_has_decoder(run_id)
 
@@ -121,14 +125,12 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
     )
 
 
-def _check_has_model(run_id: str) -> None:
+def _check_has_model(run_id: str, advice: str = "to decode with; pass -P n_decoded=0") -> None:
     """The run's ``model`` resolves (MLflow 3 keeps it as a logged model, not a run artifact)."""
     try:
         get_model_info(f"runs:/{run_id}/{MODEL_NAME}")
     except (MlflowException, OSError):
-        raise UserError(
-            f"run {run_id!r} has no model {MODEL_NAME!r} to decode with; pass -P n_decoded=0"
-        ) from None
+        raise UserError(f"run {run_id!r} has no model {MODEL_NAME!r} {advice}") from None
 
 
 def build_sampler(name: str, inputs: TrainRun, seed: int = 0) -> Sampler:
@@ -231,6 +233,25 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
             )
             mlflow.log_metrics(region.start_metrics())
             print(region.heldout_summary(), flush=True)
+        judge = None  # the verdict (verdict=none: none)
+        if request.verdict:
+            cycle = (
+                judging.keras_cycle(load_autoencoder(inputs.run_id))
+                if "cycle" in request.verdict
+                else None
+            )
+            judge = judging.Verdict(
+                inputs.latents,
+                inputs.heldout,
+                request.verdict,
+                request.verdict_splits,
+                estimate=request.estimate,
+                seed=request.seed,
+                cycle=cycle,
+            )
+            mlflow.log_metrics(judge.start_metrics())
+            log_files(out, judge.files(out))
+            print(judge.summary(judge.rows), flush=True)
         grids: list[HitGrid] = []
         all_intervals: list[HitIntervals] = []
         theory_means: dict[str, list[float]] = {}
@@ -255,6 +276,9 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
                 metrics.update(
                     region.score(name, sampler, [float(s) for s in grid.scales], stream_of(name))
                 )
+            rows = [] if judge is None else judge.score(name, [float(s) for s in grid.scales])
+            for row in rows:
+                metrics.update(row.metrics())
             all_intervals.append(intervals)
             seconds = time.perf_counter() - started
             theory_means[name] = [t.mean for t in theory]
@@ -278,6 +302,7 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
                         out, name, grid_rate_curves(grid, intervals), ceiling_rates(ceiling), label
                     )
                 ),
+                *([] if judge is None else judge.files(out)),
                 # the combined table, rewritten with every sampler finished so far
                 write_hit_rates(
                     out / HIT_RATES_CSV, grids, all_intervals, ceiling, inputs.windows.estimator
@@ -289,8 +314,14 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
             print(_summary(grid), flush=True)
             if region is not None:
                 print(region.summary(name), flush=True)
+            if rows:
+                print(judge.summary(rows), flush=True)
         log_csv_table(out / HIT_RATES_CSV, HIT_RATES_TABLE)  # the whole grid, as a UI table
-        set_description(evaluation_note(grids, all_intervals, ceiling), train_line)
+        set_description(
+            "" if judge is None else judge.note(),
+            evaluation_note(grids, all_intervals, ceiling),
+            train_line,
+        )
         log_files(
             out,
             [

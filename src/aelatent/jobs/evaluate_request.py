@@ -23,6 +23,7 @@ from aelatent.io.tracking import (
     parse_train_run_choice,
 )
 from aelatent.jobs import knn_evaluation as knn
+from aelatent.jobs import verdict_evaluation as judging
 from aelatent.limits import (
     EVALUATE_N_SAMPLES_WHY,
     LABEL_WHY,
@@ -81,6 +82,8 @@ class EvaluateRequest:
     knn_k: int = int(knn.DEFAULT_KNN_K)
     knn_n: int = int(knn.DEFAULT_KNN_N)  # 0: no k-NN test
     generator: tuple[str, float] | None = None  # log_generator: (sampler, b or scale) to log
+    verdict: tuple[str, ...] = ()  # the verdict's tests (none: no verdict)
+    verdict_splits: int = int(judging.DEFAULT_SPLITS)
 
     def scales_for(self, sampler: str) -> tuple[float, ...]:
         return self.b if spec_of(sampler).has_box else self.scale
@@ -101,7 +104,8 @@ def parse_samplers(text: str) -> tuple[str, ...]:
 
 DESCRIPTION = (
     "Hit rates of random generators of latent vectors for every b (or scale) and "
-    "k, exact probabilities, the k-NN region test and decoded samples "
+    "k, exact probabilities, the k-NN region test, the verdict (two-sample tests, "
+    "ellipsoid region, decoder cycle) and decoded samples "
     "(docs/science.md)."
 )
 
@@ -137,6 +141,17 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
         default=knn.DEFAULT_KNN_N,
         help="real and generated vectors of the k-NN test; 0: no k-NN test",
     )
+    parser.add_argument(
+        "--verdict",
+        default=judging.DEFAULT_TESTS,
+        help="the verdict's tests: all, none, or a comma list of "
+        + ", ".join(judging.core.VERDICT_TESTS),
+    )
+    parser.add_argument(
+        "--verdict-splits",
+        default=judging.DEFAULT_SPLITS,
+        help="random halvings of the training latents the verdict averages over",
+    )
     args = parser.parse_args(argv)
     raw = dict(vars(args))
     n_samples = parse_int(
@@ -164,6 +179,10 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
         knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
         knn_n=parse_int(args.knn_n, "knn_n", minimum=0, maximum=knn.MAX_KNN_N, why=knn.KNN_N_WHY),
         generator=_parse_generator(args.log_generator),
+        verdict=judging.parse_tests(args.verdict),
+        verdict_splits=parse_int(
+            args.verdict_splits, "verdict_splits", minimum=1, maximum=judging.MAX_SPLITS
+        ),
     )
 
 

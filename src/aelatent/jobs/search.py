@@ -484,10 +484,13 @@ def _log_summary(
         return
     start_text = f"radius theory b = {start:.4g}" if axis == "b" else "fitted width scale = 1"
     named = axis if axis == "b" else f"{request.sampler} {axis}"
+    # the headline is the sweep's best with its own interval; Optuna's answer is what it is,
+    # one trial's point (it may lie outside that interval: said below)
     print(
-        f"aelatent search: best {named} = {metrics[best]:.4g} (objective "
-        f"{metrics['best_value']:.4g} +- {metrics['best_value_se']:.2g}, trial "
-        f"{metrics['best_trial']:g}); {exact}; {start_text}; "
+        f"aelatent search: best {named} = {sweep.b:.4g} [{sweep.lo:.4g}, {sweep.hi:.4g}] "
+        f"({exact}); Optuna's best trial {metrics['best_trial']:g}: {axis} = "
+        f"{metrics[best]:.4g} (objective {metrics['best_value']:.4g} +- "
+        f"{metrics['best_value_se']:.2g}); {start_text}; "
         f"{metrics['n_trials_study']:g} trials in the study",
         file=sys.stderr,
     )

@@ -23,6 +23,7 @@ from aelatent.io.tracking import ENTRY_POINT_TAG
 from aelatent.reporting.selection import PARENT_TAG, Selection
 
 WANTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".csv", ".md")
+WANTED_FILES = ("tables/verdict.json",)  # other JSON (MLflow's own tables) is left
 SKIPPED_DIRS = ("model", "latents", "checkpoints")
 MAX_ARTIFACT_BYTES = 25 * 2**20
 TRAIN_HISTORIES = ("loss", "val_loss")
@@ -172,7 +173,7 @@ def list_wanted(run_id: str, problems: list[str], path: str | None = None) -> li
             if path is None and name in SKIPPED_DIRS:
                 continue
             wanted += list_wanted(run_id, problems, entry.path)
-        elif name.lower().endswith(WANTED_SUFFIXES) and (
+        elif (name.lower().endswith(WANTED_SUFFIXES) or entry.path in WANTED_FILES) and (
             entry.file_size is None or entry.file_size <= MAX_ARTIFACT_BYTES
         ):
             wanted.append(entry.path)

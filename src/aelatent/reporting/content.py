@@ -25,6 +25,7 @@ from aelatent.reporting.sections.overview import runs_section
 from aelatent.reporting.sections.radius import radius_section
 from aelatent.reporting.sections.search import search_section
 from aelatent.reporting.sections.training import configuration_section
+from aelatent.reporting.sections.verdict import verdict_section
 
 # the report's order; "Other figures" comes after them, as it shows what they did not
 SECTIONS: tuple[Callable[[SectionContext], Section], ...] = (
@@ -34,6 +35,7 @@ SECTIONS: tuple[Callable[[SectionContext], Section], ...] = (
     observations_section,
     dominant_section,
     radius_section,
+    verdict_section,
     hits_section,
     search_section,
     decoded_section,

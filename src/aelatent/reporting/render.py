@@ -110,6 +110,8 @@ def format_cell(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return MISSING
+        if value <= -1.79e308:  # -inf, or MLflow's stored form of it
+            return "-inf"
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         return f"{value:.4g}"

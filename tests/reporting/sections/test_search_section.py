@@ -78,14 +78,17 @@ def _texts(blocks: list, kind: type) -> str:
 def test_best_b_with_its_interval_and_the_objective_curve(tmp_path: Path):
     blocks = _search_blocks(tmp_path, FOUND, {})
     text = _texts(blocks, Paragraph)
-    assert "Best b = 1.84 [1.83, 1.85]" in text and "Optuna and the exact curve agree" in text
+    assert "Best b = 1.842 [1.83, 1.85]" in text and "Optuna and the exact curve agree" in text
     figures = [b for b in blocks if isinstance(b, Figure)]
     assert "interval of the best b" in figures[0].caption
 
 
 def test_optuna_outside_the_interval_is_said(tmp_path: Path):
     blocks = _search_blocks(tmp_path, {**FOUND, "best_b": 2.5, "best_b_in_interval": 0.0}, {})
-    assert "OUTSIDE that interval: run more trials" in _texts(blocks, Paragraph)
+    text = _texts(blocks, Paragraph)
+    assert "OUTSIDE that interval: run more trials" in text
+    # the headline never puts a point outside its own interval: the sweep's best leads
+    assert "Best b = 1.842 [1.83, 1.85]" in text and "Optuna's best trial is b = 2.5" in text
 
 
 def test_no_best_b_is_a_line_in_the_report(tmp_path: Path):
@@ -132,7 +135,7 @@ def test_a_scale_search_names_its_sampler_and_axis(tmp_path: Path):
     tags = {"best_at_range_end": "the interval of the best scale reaches b_max=4: ..."}
     blocks = _search_blocks(tmp_path, scale, tags, params=params, children=[trial])
     text = _texts(blocks, Paragraph)
-    assert "Best gmm scale = 1.84 [1.83, 1.85]" in text and "scale = 1.842" in text
+    assert "Best gmm scale = 1.842 [1.83, 1.85]" in text and "scale = 1.842" in text
     assert "interval of the best scale" in next(b for b in blocks if isinstance(b, Figure)).caption
     assert "At the range's end: the interval of the best scale reaches b_max=4" in _texts(
         blocks, Note

@@ -26,10 +26,22 @@ def finite(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+IMPOSSIBLE = "-inf (P = 0 exactly)"
+MLFLOW_MINUS_INF = -1.79e308  # MLflow stores a logged -inf as -sys.float_info.max
+
+
+def is_minus_inf(value: object) -> bool:
+    """-inf, or what MLflow made of it (``-1.798e+308``): an impossible window's log10 P."""
+    return isinstance(value, int | float) and value <= MLFLOW_MINUS_INF
+
+
 def with_interval(
     value: float | None, lo: float | None, hi: float | None, digits: int = 4
 ) -> float | str | None:
-    """``0.0123 [0.0101, 0.0149]``; the bare value where the interval is unknown (old runs)."""
+    """``0.0123 [0.0101, 0.0149]``; the bare value where the interval is unknown (old runs);
+    an impossible window's log10 P (-inf, as MLflow stores it too) as ``IMPOSSIBLE``."""
+    if is_minus_inf(value):
+        return IMPOSSIBLE
     if not finite(value) or not finite(lo) or not finite(hi):
         return value
     return f"{value:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"

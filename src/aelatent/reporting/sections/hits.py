@@ -60,7 +60,9 @@ def hits_section(ctx: SectionContext) -> Section:
             "row of each hit-rate table and the dashed lines of its figure are the ceiling: "
             "held-out real latents, which the windows were not estimated from, in the same "
             "windows; no generator can be expected to hit more often than real faces do. "
-            + KNN_INTRO
+            "A box hit is necessary, not sufficient: each component is judged alone, so a "
+            "generator that fills the box corner to corner passes it without making a face "
+            "(the verdict above sees the correlations). " + KNN_INTRO
         )
     ]
     if not samplers:
@@ -165,7 +167,8 @@ def log10_p_table(
                 value = flagged(value)
             row.append(value)
         rows.append(row)
-    method = "GHK estimate" if sampler in ("mvn", "gmm") else "exact"
+    spec = REGISTRY.get(sampler)
+    method = "GHK estimate" if spec is not None and spec.probability == "ghk_estimate" else "exact"
     blocks: list[Block] = [
         Table(
             f"log10_p_hit_{name}",

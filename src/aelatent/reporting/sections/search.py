@@ -98,10 +98,11 @@ def search_summary(run: RunData) -> Block:
         else "OUTSIDE that interval: run more trials"
     )
     named = axis if axis == "b" else f"{sampler} {axis}"
+    # the headline is the sweep's best with its own interval, never Optuna's point beside it
     return Paragraph(
-        f"Best {named} = {m[best]:.4g} {interval} (objective "
-        f"{m['best_value']:.3g} ± {1.96 * m.get('best_value_se', math.nan):.2g}); {exact}; "
-        f"Optuna's {axis} is {verdict}."
+        f"Best {named} = {m[f'{best}_sweep']:.4g} {interval}: {exact}. Optuna's best trial "
+        f"is {axis} = {m[best]:.4g} (objective {m['best_value']:.3g} ± "
+        f"{1.96 * m.get('best_value_se', math.nan):.2g}), {verdict}."
     )
 
 

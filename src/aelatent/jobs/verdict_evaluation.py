@@ -1,0 +1,210 @@
+"""The verdict inside ``evaluate``: can each sampler's vectors be told from real latents?
+
+Glue between :mod:`aelatent.core.verdict` and the evaluate run: the splits of the training
+latents (at most :data:`MAX_LATENTS`, a seeded random subset), the samplers refitted on each
+split's fit half exactly as evaluate builds them on all latents (windows by the run's
+estimator, then the registry's builder), the decoder's cycle, and what is logged:
+
+- metrics ``<statistic>/<sampler>/b<b or scale>`` with ``_lo``/``_hi`` and ``<test>_p/...``
+  (:meth:`aelatent.core.verdict.VerdictRow.metrics`), ``.../real`` and ``.../heldout`` for
+  the reference rows, ``verdict_differs/...`` (1: some test rejects, Holm at 0.05);
+- ``tables/verdict.json`` (every row, rewritten as each sampler finishes) and
+  ``verdict/verdict.png`` (the non-linear C2ST accuracy per row, with the real row's band).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aelatent.core import verdict as core
+from aelatent.core.sampler_registry import build_sampler, spec_of
+from aelatent.core.samplers import Sampler
+from aelatent.core.verdict import VerdictRow
+from aelatent.core.windows import estimate_windows
+from aelatent.errors import UserError
+from aelatent.plots.verdict import save_verdict_plot
+
+VERDICT_JSON = "tables/verdict.json"
+VERDICT_PNG = "verdict/verdict.png"
+DEFAULT_TESTS = "all"
+DEFAULT_SPLITS = str(core.DEFAULT_SPLITS)
+MAX_SPLITS = 20
+MAX_LATENTS = 4000  # training latents the verdict uses (2,000 per half): the panel's cost
+NONE = "none"
+
+
+def parse_tests(text: str) -> tuple[str, ...]:
+    """``all``, ``none`` or a comma list of :data:`aelatent.core.verdict.VERDICT_TESTS`."""
+    names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+    if names == [NONE]:
+        return ()
+    if not names or "all" in names:
+        return core.VERDICT_TESTS
+    try:
+        return core.check_tests(names)
+    except ValueError as exc:
+        raise UserError(f"verdict={text!r}: {exc}, a comma list of them, all or none") from None
+
+
+def check_verdict_sizes(tests: Sequence[str], run_id: str, n_train: int) -> None:
+    """UserError when the training latents are too few for the verdict's tests."""
+    need = core.min_training_latents(tests)
+    if tests and n_train < need:
+        raise UserError(
+            f"the verdict ({','.join(tests)}) needs at least {need} training latents (two "
+            f"halves); train run {run_id!r} has {n_train}; pass -P verdict=none"
+        )
+
+
+def keras_cycle(autoencoder: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``z -> E(D(z))`` through the train run's own decoder and encoder."""
+    from aelatent.model import decoder_of, encoder_of  # TensorFlow: decoder paths only
+
+    decoder, encoder = decoder_of(autoencoder), encoder_of(autoencoder)
+
+    def cycle(z: np.ndarray) -> np.ndarray:
+        images = decoder.predict(np.asarray(z, dtype=np.float32), verbose=0, batch_size=256)
+        out: np.ndarray = encoder.predict(images, verbose=0, batch_size=256)
+        return out.astype(np.float64)
+
+    return cycle
+
+
+class Verdict:
+    """The verdict of one evaluate run: reference rows at the start, a sampler's rows as it
+    finishes."""
+
+    def __init__(
+        self,
+        latents: np.ndarray,
+        heldout: np.ndarray,
+        tests: Sequence[str],
+        n_splits: int,
+        *,
+        estimate: str,
+        seed: int,
+        cycle: Callable[[np.ndarray], np.ndarray] | None,
+    ) -> None:
+        x = np.asarray(latents)
+        if x.shape[0] > MAX_LATENTS:
+            x = x[
+                np.sort(
+                    np.random.default_rng([seed, 31]).choice(x.shape[0], MAX_LATENTS, replace=False)
+                )
+            ]
+        self.tests = tuple(tests)
+        self.estimate = estimate
+        self.seed = seed
+        self.cycle = cycle
+        self.n_latents = int(x.shape[0])
+        self.splits = core.make_splits(x, n_splits, seed)
+        self.rows: list[VerdictRow] = core.real_rows(self.splits, heldout, self.tests, cycle)
+
+    def _fit(self, name: str) -> Callable[[np.ndarray, int], Sampler]:
+        def fit(latents: np.ndarray, seed: int) -> Sampler:
+            windows = estimate_windows(latents, self.estimate, seed=seed)
+            return build_sampler(name, windows.mu, windows.hw, latents, seed=seed)
+
+        return fit
+
+    def score(self, name: str, scales: Sequence[float]) -> list[VerdictRow]:
+        """Rows of sampler ``name`` at each of ``scales`` (one fit per split for all)."""
+        fitted = core.fit_samplers(self._fit(name), self.splits)
+        axis = spec_of(name).axis
+        rows = [
+            core.generator_row(name, axis, float(s), fitted, self.splits, self.tests, self.cycle)
+            for s in scales
+        ]
+        self.rows.extend(rows)
+        return rows
+
+    def start_metrics(self) -> dict[str, float]:
+        out = {"verdict_n_latents": float(self.n_latents), "verdict_n_test": float(self.n_test)}
+        for row in self.rows:
+            out.update(row.metrics())
+        return out
+
+    @property
+    def n_test(self) -> int:
+        return int(self.splits[0].test.shape[0])
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "tests": list(self.tests),
+            "n_splits": len(self.splits),
+            "n_latents": self.n_latents,
+            "n_test": self.n_test,
+            "alpha": core.ALPHA,
+            "seed": self.seed,
+        }
+
+    def files(self, out: Path) -> list[Path]:
+        """``tables/verdict.json`` and ``verdict/verdict.png`` of every row so far."""
+        ranked = core.rank(self.rows)
+        table = out / VERDICT_JSON
+        table.parent.mkdir(parents=True, exist_ok=True)
+        table.write_text(core.rows_to_json(ranked, self.context()))
+        paths = [table]
+        if any(t in self.tests for t in ("c2st_nonlinear", "c2st_linear")):
+            paths.append(save_verdict_plot([r.as_dict() for r in ranked], out / VERDICT_PNG))
+        return paths
+
+    def summary(self, rows: Sequence[VerdictRow]) -> str:
+        """One line per row: its verdict and the leading test's statistic."""
+        return "\n".join(_line(r) for r in rows)
+
+    def note(self) -> str:
+        """The run description's lead: the ranked table in Markdown."""
+        return verdict_markdown([r.as_dict() for r in core.rank(self.rows)], self.n_test)
+
+
+def _line(row: VerdictRow) -> str:
+    tests = ("c2st_nonlinear", "c2st_linear")
+    lead = next((row.criteria[t] for t in tests if t in row.criteria), None)
+    stat = ""
+    if lead is not None:
+        stat = (
+            f", C2ST accuracy {lead.statistic:.3f} [{lead.lo:.3f}, {lead.hi:.3f}]"
+            f" (p = {lead.p_value:.2g})"
+        )
+    why = f" by {', '.join(row.rejected_by)}" if row.rejected_by else ""
+    return f"verdict {row.label}: {row.verdict}{why}{stat}"
+
+
+def verdict_markdown(rows: Sequence[dict[str, Any]], n_test: int) -> str:
+    """The verdict table (rows as :meth:`VerdictRow.as_dict` gives them) in Markdown."""
+    if not rows:
+        return ""
+    tests = list(rows[0]["criteria"])
+    head = "| setting | verdict | " + " | ".join(tests) + " |"
+    lines = [
+        f"**Verdict**: each generator against real training latents it was not fitted to "
+        f"({n_test} per set); per test the statistic [95% interval] and its p-value; a row "
+        "differs when Holm's procedure over its tests rejects at 0.05.",
+        "",
+        head,
+        "|" + "---|" * (len(tests) + 2),
+    ]
+    for row in rows:
+        cells = [format_criterion(row["criteria"].get(t)) for t in tests]
+        verdict = row["verdict"] + (
+            f" ({', '.join(row['rejected_by'])})" if row["rejected_by"] else ""
+        )
+        lines.append(f"| {row['label']} | {verdict} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_criterion(c: dict[str, Any] | None) -> str:
+    """``0.52 [0.47, 0.57] p=0.3``; the p-value alone where there is no interval."""
+    if c is None:
+        return ""
+    lo, hi = c.get("lo"), c.get("hi")
+    interval = "" if lo is None or hi is None else f" [{lo:.3g}, {hi:.3g}]"
+    p = c["p_value"]
+    p_text = f"p={p:.2g}" if math.isfinite(p) else "p=?"
+    return f"{c['statistic']:.3g}{interval} {p_text}"
