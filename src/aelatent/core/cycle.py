@@ -2,22 +2,26 @@
 
 A latent the encoder produced from a face decodes to a face that encodes back close to
 itself; a vector off the data's region decodes to something the encoder never saw (a grey
-blob), whose code lies elsewhere. The *cycle error* ``||E(D(z)) - z|| / ||z||`` of generated
-vectors is compared with that of real latents (which also pass through ``D`` then ``E``)
-by a one-sided Mann-Whitney test: the statistic is ``P(error of a generated vector >
-error of a real one)`` (0.5 when the two are alike, 1 when every generated error is larger),
-with a 95% interval from its DeLong/Hanley-McNeil standard error.
+blob), whose code lies elsewhere. The *cycle error* is ``||E(D(z)) - z|| / ||z||``.
+
+Its reference is the held-out images' latents: real faces the network was not trained on.
+Training latents are a stricter reference than any generator can meet: the autoencoder was
+fitted to exactly those images, so they sit near fixed points of the cycle (on the built-in
+faces after 100 epochs the median error is 0.09 for training latents, 0.21 for held-out
+ones, 0.30 for mvn vectors and 1.0 to 1.5 for uniform ones). The statistic is the ratio of
+the medians (generated / reference: 1 when alike) with a bootstrap interval; the p-value is
+the one-sided Mann-Whitney test of "generated errors are larger".
 
 The core stays free of TensorFlow: the cycle itself is a function the job passes in.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import mannwhitneyu, norm
+from scipy.stats import bootstrap, mannwhitneyu
 
 from aelatent.core.two_sample import TwoSampleResult
 
@@ -40,38 +44,60 @@ def cycle_errors(z: np.ndarray, cycled: np.ndarray) -> np.ndarray:
     return out
 
 
-def cycle_test(real_errors: np.ndarray, generated_errors: np.ndarray) -> TwoSampleResult:
-    """Are generated vectors' cycle errors larger than real latents'? (one-sided)."""
-    real = np.asarray(real_errors, dtype=np.float64).ravel()
+@dataclass(frozen=True)
+class CycleCheck:
+    """The cycle (the job's decoder then encoder) and the errors of the reference set."""
+
+    cycle: Cycle
+    reference: np.ndarray  # cycle errors of the reference latents
+    reference_name: str  # "heldout" (the default) or "training"
+
+    def test(self, z: np.ndarray) -> TwoSampleResult:
+        """The cycle test of vectors ``z`` against the reference."""
+        return cycle_test(self.reference, cycle_errors(z, self.cycle(z)))
+
+
+def cycle_test(
+    reference_errors: np.ndarray, generated_errors: np.ndarray, *, seed: int = 0
+) -> TwoSampleResult:
+    """Are the generated vectors' cycle errors larger than the reference's? (one-sided)."""
+    ref = np.asarray(reference_errors, dtype=np.float64).ravel()
     gen = np.asarray(generated_errors, dtype=np.float64).ravel()
-    if real.size < 2 or gen.size < 2:
+    if ref.size < MIN_ERRORS or gen.size < MIN_ERRORS:
         raise ValueError(
-            f"the cycle test needs at least 2 errors per set, got {real.size} and {gen.size}"
+            f"the cycle test needs at least {MIN_ERRORS} errors per set, got {ref.size} "
+            f"(reference) and {gen.size}"
         )
-    result = mannwhitneyu(gen, real, alternative="greater")
-    auc = float(result.statistic) / (gen.size * real.size)
-    se = _hanley_mcneil_se(auc, gen.size, real.size)
-    z = float(norm.ppf(0.975))
+    result = mannwhitneyu(gen, ref, alternative="greater")
+    ratio = float(np.median(gen) / np.median(ref))
+    interval = bootstrap(
+        (gen, ref),
+        _median_ratio,
+        n_resamples=999,
+        confidence_level=0.95,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
     return TwoSampleResult(
         test="cycle",
-        statistic=auc,
-        lo=max(0.0, auc - z * se),
-        hi=min(1.0, auc + z * se),
+        statistic=ratio,
+        lo=float(interval.low),
+        hi=float(interval.high),
         p_value=float(result.pvalue),
-        n_real=int(real.size),
+        n_real=int(ref.size),
         n_generated=int(gen.size),
         extra={
-            "median_error_real": float(np.median(real)),
+            "median_error_reference": float(np.median(ref)),
             "median_error_generated": float(np.median(gen)),
+            "auc": float(result.statistic) / (gen.size * ref.size),
         },
     )
 
 
-def _hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
-    """Standard error of an AUC (Hanley & McNeil 1982), floored at the one of AUC = 0.5 +- 1/n
-    so that an AUC of exactly 0 or 1 does not claim zero uncertainty."""
-    a = min(max(auc, 1.0 / (n_pos + n_neg)), 1.0 - 1.0 / (n_pos + n_neg))
-    q1 = a / (2 - a)
-    q2 = 2 * a * a / (1 + a)
-    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
-    return math.sqrt(max(var, 0.0))
+MIN_ERRORS = 5
+
+
+def _median_ratio(gen: np.ndarray, ref: np.ndarray, axis: int = -1) -> np.ndarray:
+    out: np.ndarray = np.median(gen, axis=axis) / np.median(ref, axis=axis)
+    return out

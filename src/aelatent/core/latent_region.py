@@ -66,9 +66,10 @@ class EllipsoidRegion:
         if n == 0:
             raise ValueError("no vectors to test against the ellipsoid region")
         inside = int(np.count_nonzero(self.distances(z) <= self.radius))
-        test = binomtest(inside, n, self.quantile, alternative="less")
-        ci = test.proportion_ci(0.95, method="wilson")
-        return RegionRate(inside / n, ci.low, ci.high, float(test.pvalue), n, self.quantile)
+        p_value = binomtest(inside, n, self.quantile, alternative="less").pvalue
+        # the interval two-sided (a one-sided test's proportion_ci is one-sided too)
+        ci = binomtest(inside, n, self.quantile).proportion_ci(0.95, method="wilson")
+        return RegionRate(inside / n, ci.low, ci.high, float(p_value), n, self.quantile)
 
 
 def fit_region(

@@ -8,7 +8,8 @@ passes them and decodes to grey blobs. The verdict looks at the whole distributi
   two-sample test (C2ST), MMD^2, the Fréchet distance of the two Gaussian fits;
 - the ellipsoid region test (:mod:`aelatent.core.latent_region`): the hit test with the
   correlations in it;
-- the decoder's cycle (:mod:`aelatent.core.cycle`), when the job passes one.
+- the decoder's cycle (:mod:`aelatent.core.cycle`), when the job passes one: against the
+  held-out images' cycle errors (real faces the network was not trained on).
 
 **Cross-fitting.** A sampler fitted to the latents it is scored against looks better than
 chance (it copies their sample covariance), so every score is out of sample. Each *split*
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from aelatent.core.cycle import Cycle, cycle_errors, cycle_test
+from aelatent.core.cycle import CycleCheck
 from aelatent.core.latent_region import DEFAULT_QUANTILE, EllipsoidRegion, fit_region
 from aelatent.core.samplers import Sampler
 from aelatent.core.two_sample import TESTS as TWO_SAMPLE_TESTS
@@ -61,7 +62,7 @@ STATISTIC_NAMES = {
     "mmd": "mmd2",
     "fd": "fd",
     "ellipsoid": "ellipsoid_rate",
-    "cycle": "cycle_auc",
+    "cycle": "cycle_ratio",
 }
 """Each test's statistic as a metric name; its p-value is ``<test>_p``."""
 
@@ -227,13 +228,16 @@ def real_rows(
     splits: Sequence[Split],
     heldout: np.ndarray,
     tests: Sequence[str],
-    cycle: Cycle | None = None,
+    cycle: CycleCheck | None = None,
 ) -> list[VerdictRow]:
-    """The reference rows: ``real`` (A against B) and, with held-out latents, ``heldout``."""
+    """The reference rows: ``real`` (A against B) and, with held-out latents, ``heldout``
+    (without the cycle test when the held-out latents are the cycle's own reference)."""
     rows = [_row(REAL, "", math.nan, splits, [s.fit for s in splits], tests, cycle, real=True)]
     if np.asarray(heldout).shape[0] >= 2:
         held = np.asarray(heldout, dtype=np.float64)
-        rows.append(_row(HELDOUT, "", math.nan, splits, [held] * len(splits), tests, cycle))
+        own = cycle is not None and cycle.reference_name == HELDOUT
+        kept = [t for t in tests if not (own and t == "cycle")]
+        rows.append(_row(HELDOUT, "", math.nan, splits, [held] * len(splits), kept, cycle))
     return rows
 
 
@@ -244,7 +248,7 @@ def generator_row(
     fitted: Sequence[Sampler],
     splits: Sequence[Split],
     tests: Sequence[str],
-    cycle: Cycle | None = None,
+    cycle: CycleCheck | None = None,
 ) -> VerdictRow:
     """The row of sampler ``name`` at ``scale``: per split, as many vectors as the test half
     holds, drawn from the sampler fitted on the fit half."""
@@ -264,13 +268,12 @@ def _row(
     splits: Sequence[Split],
     others: Sequence[np.ndarray],
     tests: Sequence[str],
-    cycle: Cycle | None,
+    cycle: CycleCheck | None,
     *,
     real: bool = False,
 ) -> VerdictRow:
     per_test: dict[str, list[TwoSampleResult]] = {t: [] for t in tests}
-    real_errors: dict[int, np.ndarray] = {}
-    for i, (split, other) in enumerate(zip(splits, others, strict=True)):
+    for split, other in zip(splits, others, strict=True):
         for test in tests:
             if test in TWO_SAMPLE_TESTS:
                 result = run_test(test, split.test, other, seed=split.seed)
@@ -280,9 +283,7 @@ def _row(
             else:
                 if cycle is None:
                     raise ValueError("the cycle test needs the train run's decoder and encoder")
-                if i not in real_errors:
-                    real_errors[i] = cycle_errors(split.test, cycle(split.test))
-                result = cycle_test(real_errors[i], cycle_errors(other, cycle(other)))
+                result = cycle.test(other)
             per_test[test].append(result)
     criteria = {t: _combine(t, results) for t, results in per_test.items()}
     n = min(s.test.shape[0] for s in splits)

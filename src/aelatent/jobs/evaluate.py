@@ -314,7 +314,7 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
             print(_summary(grid), flush=True)
             if region is not None:
                 print(region.summary(name), flush=True)
-            if rows:
+            if judge is not None and rows:
                 print(judge.summary(rows), flush=True)
         log_csv_table(out / HIT_RATES_CSV, HIT_RATES_TABLE)  # the whole grid, as a UI table
         set_description(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from aelatent.core import verdict as core
+from aelatent.core.cycle import CycleCheck, cycle_errors
 from aelatent.core.sampler_registry import build_sampler, spec_of
 from aelatent.core.samplers import Sampler
 from aelatent.core.verdict import VerdictRow
@@ -34,6 +35,7 @@ VERDICT_PNG = "verdict/verdict.png"
 DEFAULT_TESTS = "all"
 DEFAULT_SPLITS = str(core.DEFAULT_SPLITS)
 MAX_SPLITS = 20
+MIN_CYCLE_REFERENCE = 8  # held-out latents for the cycle's reference
 MAX_LATENTS = 4000  # training latents the verdict uses (2,000 per half): the panel's cost
 NONE = "none"
 
@@ -75,6 +77,19 @@ def keras_cycle(autoencoder: Any) -> Callable[[np.ndarray], np.ndarray]:
     return cycle
 
 
+def cycle_check(
+    cycle: Callable[[np.ndarray], np.ndarray], heldout: np.ndarray, training: np.ndarray
+) -> CycleCheck:
+    """The cycle with its reference errors: the held-out latents' (new faces), or, with
+    fewer than :data:`MIN_CYCLE_REFERENCE` of them, the training latents' (stricter: the
+    network was fitted to those images; the verdict's context names the reference)."""
+    held = np.asarray(heldout, dtype=np.float64)
+    name, reference = (
+        (core.HELDOUT, held) if held.shape[0] >= MIN_CYCLE_REFERENCE else ("training", training)
+    )
+    return CycleCheck(cycle, cycle_errors(reference, cycle(reference)), name)
+
+
 class Verdict:
     """The verdict of one evaluate run: reference rows at the start, a sampler's rows as it
     finishes."""
@@ -100,10 +115,10 @@ class Verdict:
         self.tests = tuple(tests)
         self.estimate = estimate
         self.seed = seed
-        self.cycle = cycle
         self.n_latents = int(x.shape[0])
+        self.cycle = None if cycle is None else cycle_check(cycle, heldout, x)
         self.splits = core.make_splits(x, n_splits, seed)
-        self.rows: list[VerdictRow] = core.real_rows(self.splits, heldout, self.tests, cycle)
+        self.rows: list[VerdictRow] = core.real_rows(self.splits, heldout, self.tests, self.cycle)
 
     def _fit(self, name: str) -> Callable[[np.ndarray, int], Sampler]:
         def fit(latents: np.ndarray, seed: int) -> Sampler:
@@ -140,6 +155,7 @@ class Verdict:
             "n_latents": self.n_latents,
             "n_test": self.n_test,
             "alpha": core.ALPHA,
+            "cycle_reference": None if self.cycle is None else self.cycle.reference_name,
             "seed": self.seed,
         }
 
