@@ -98,7 +98,7 @@ def test_the_same_distribution_wins_near_its_own_width():
     best = _objective(seed=0).best_in(0.25, 4.0, n_points=24)
     assert best is not None
     assert best.lo <= 1.25 and best.hi >= 0.8
-    assert best.value.precision > 0.8 and best.value.recall > 0.8
+    assert best.value.parts()["precision"] > 0.8 and best.value.parts()["recall"] > 0.8
 
 
 def test_a_fitted_generator_searches_to_its_own_width():
@@ -111,7 +111,7 @@ def test_a_fitted_generator_searches_to_its_own_width():
     best = KnnSearchObjective(manifold, fitted.with_scale, 400, 0).best_in(0.3, 3.0)
     assert best is not None
     assert best.lo <= 1.0 <= best.hi and 0.8 < best.b < 1.25
-    assert best.value.precision > 0.7 and best.value.recall > 0.7
+    assert best.value.parts()["precision"] > 0.7 and best.value.parts()["recall"] > 0.7
 
 
 def test_nothing_lands_gives_no_best():

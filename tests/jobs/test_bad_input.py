@@ -103,7 +103,7 @@ CASES = [
     ("evaluate", ["--train-run", "{constant}", "--n-decoded", "0"], ["component 2", "constant"]),
     (
         "evaluate",
-        ["--train-run", "{few}", "--n-decoded", "0", "--sampler", "uniform"],
+        ["--train-run", "{few}", "--n-decoded", "0", "--sampler", "uniform", "--verdict", "none"],
         ["10 latent vectors", "20"],
     ),
     (

@@ -8,6 +8,7 @@ session's tiny trained network (decoded image grids need its decoder).
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def synthetic_evaluation(synthetic_train_run: str, tracking_uri: str) -> mlflow.
         "n_samples": "20000",
         "seed": "4",
         "n_decoded": "0",
+        "verdict": "c2st_linear,mmd,fd,ellipsoid",  # no model: no cycle
+        "verdict_splits": "2",
     }
     result = mlflow_run("evaluate", params, tracking_uri)
     assert result.returncode == 0, result.output[-4000:]
@@ -131,11 +134,27 @@ def test_synthetic_evaluation_logs_the_contract(
         for b in axes["uniform"]:
             assert metrics[f"grid_log10_inside/b{b}/k{k}"] <= metrics[f"grid_log10_points/b{b}"]
     assert metrics["n_heldout"] == N_LATENTS - N_TRAIN
+    # the verdict: reference rows and every setting, each test with its p-value
+    for where in ("real", "heldout", *(f"{s}/b{b}" for s, bs in axes.items() for b in bs)):
+        for stat, test in (("c2st_linear_acc", "c2st_linear"), ("mmd2", "mmd"), ("fd", "fd")):
+            assert f"{stat}/{where}" in metrics and 0 <= metrics[f"{test}_p/{where}"] <= 1
+        assert 0 <= metrics[f"ellipsoid_rate/{where}"] <= 1
+    # Gaussian latents with independent components: the real row passes, uniform does not
+    assert metrics["verdict_differs/real"] == 0.0
+    assert metrics["verdict_differs/uniform/b2"] == 1.0
+    assert run.data.tags["mlflow.note.content"].startswith("**Verdict**")
+    table = json.loads(
+        _download(run.info.run_id, "tables/verdict.json", tmp_path / "v").read_text()
+    )
+    assert table["tests"] == ["c2st_linear", "mmd", "fd", "ellipsoid"]
+    assert [r["name"] for r in table["rows"][:2]] == ["real", "heldout"]
+    assert len(table["rows"]) == 2 + 3 + 2 + 2 + 2
 
     for path in (
         "hits/hit_rates.csv",
         "stats/windows.csv",
         "radius/radii.png",
+        "verdict/verdict.png",
         *(f"hits/heatmap_{s}.png" for s in SAMPLERS),
         *(f"hits/rate_curves_{s}.png" for s in SAMPLERS),
         *(f"misses/miss_counts_{s}.csv" for s in SAMPLERS),
@@ -274,8 +293,13 @@ def test_tiny_network_evaluation_decodes_samples(tiny_train_run, tracking_uri, t
     assert (evaluated.dataset.name, evaluated.dataset.digest) == ("orl", trained.dataset.digest)
     assert {t.key: t.value for t in evaluated.tags}["mlflow.data.context"] == "evaluation"
     tables = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
-    assert tables == {"tables/hit_rates.json", "tables/windows.json"}
-    first, second, link = run.data.tags["mlflow.note.content"].split("\n\n")
+    assert tables == {"tables/hit_rates.json", "tables/windows.json", "tables/verdict.json"}
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith("**Verdict**")  # the verdict leads, the box figures follow
+    # the decoder's cycle, against the held-out faces: uniform vectors come back far worse
+    assert metrics["cycle_p/uniform/b3"] < 0.01 and metrics["cycle_ratio/uniform/b3"] > 1
+    assert "cycle_ratio/real" in metrics and "cycle_ratio/heldout" not in metrics
+    *_, first, second, link = note.split("\n\n")
     assert first.startswith("**Best generator at k = 3**") and "hit rate" in first
     assert second.startswith("**Held-out ceiling**") and "at k = 3" in second
     assert f"/runs/{tiny_train_run})" in link
@@ -306,6 +330,9 @@ def test_unknown_train_run_through_mlflow_run(tracking_uri):
         (["--knn-n", "-1"], ("knn_n=-1",)),
         (["--n-samples", "0"], ("n_samples",)),
         (["--estimate", "mode"], ("estimate='mode'", "auto, fit, kde, robust, histogram")),
+        (["--verdict", "mmd,knn"], ("verdict='mmd,knn'", "unknown test 'knn'", "c2st_linear")),
+        (["--verdict-splits", "0"], ("verdict_splits=0", ">= 1")),
+        (["--verdict", "cycle", "--n-decoded", "0"], ("no model", "cycle test", "-P verdict")),
     ],
 )
 def test_bad_parameters_fail_before_any_work(argv, fragments, synthetic_train_run, capsys):
@@ -388,3 +415,5 @@ def test_gmm_on_too_few_latents_is_a_clear_error(tracking_uri, tmp_path, capsys)
     run_id = log_synthetic_train_run(latents, 12, tmp_path / "few")
     line = cli_error(cli, ["--train-run", run_id, "--sampler", "gmm", "--n-decoded", "0"], capsys)
     assert "sampler=gmm needs at least 20 training latents" in line and "has 12" in line
+    line = cli_error(cli, ["--train-run", run_id, "--sampler", "mvn", "--n-decoded", "0"], capsys)
+    assert "the verdict (" in line and "has 12" in line and "-P verdict=none" in line

@@ -295,6 +295,35 @@ def test_knn_objective_searches_precision_and_recall(
     assert load_study(storage, name).user_attrs["knn_n"] == 150
 
 
+def test_c2st_objective_searches_the_scale_out_of_sample(
+    gaussian_train_run, tracking_uri, tmp_path, monkeypatch, capsys
+):
+    """objective=c2st in process: each trial is the quadratic C2ST of mvn vectors, fitted on
+    a random half of the latents, against the other half; the sweep's best with its bracket
+    leads the console line, Optuna's best trial beside it."""
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    storage = f"sqlite:///{tmp_path / 'c2st.db'}"
+    base = ["--train-run", gaussian_train_run, "--objective", "c2st", "--sampler", "mvn"]
+    cli([*base, "--n-trials", "3", "--storage", storage, "--b-min", "0.4", "--b-max", "3"])
+    parent = newest_search(gaussian_train_run)
+    assert parent.info.status == "FINISHED" and parent.data.params["objective"] == "c2st"
+    metrics = parent.data.metrics
+    assert metrics["best_scale_lo"] <= metrics["best_scale_sweep"] <= metrics["best_scale_hi"]
+    # N(0, 0.25 I): the fitted mvn is the truth, up to its estimation error
+    assert 0.6 < metrics["best_scale_sweep"] < 1.6
+    assert {"best_accuracy", "best_auc", "objective_at_scale_1"} <= set(metrics)
+    for kid in children(parent):
+        assert {"objective", "objective_se", "accuracy", "auc"} <= set(kid.data.metrics)
+        assert kid.data.metrics["objective"] <= 1.0
+    err = capsys.readouterr().err
+    best = f"best mvn scale = {metrics['best_scale_sweep']:.4g} [{metrics['best_scale_lo']:.4g}"
+    assert best in err and "Optuna's best trial" in err
+    study = load_study(
+        storage, default_study_name(gaussian_train_run, 2.0, "single", "c2st", sampler="mvn")
+    )
+    assert study.user_attrs["splits"] == 3 and "C2ST" in study.user_attrs["objective"]
+
+
 def test_knn_searches_the_scale_of_a_fitted_mixture(tiny_train_run, tracking_uri, tmp_path):
     """sampler=gmm through `mlflow run`: the axis is the mixture's width factor, named
     `scale` in Optuna, in the trials and in the parent's metrics; trial 0 is the fitted
@@ -436,6 +465,7 @@ def test_bad_input_fails_the_mlflow_run(tiny_train_run, tracking_uri):
         (["--knn-n", "10000000"], ["knn_n=10000000", "100000"]),
         (["--sampler", "vae"], ["sampler='vae'", "uniform, gaussian, mvn, gmm"]),
         (["--sampler", "gmm"], ["sampler=gmm needs objective=knn", "objective=typical"]),
+        (["--objective", "c2st", "--mode", "multi"], ["mode=multi", "objective=c2st has one"]),
         (["--radius-band", "5"], ["radius_band='5'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "99,1"], ["radius_band='99,1'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "0,101"], ["radius_band='0,101'", "0 <= lo < hi <= 100"]),

@@ -49,18 +49,18 @@ GENERATED_STREAM = 3000  # replicate r's draws: default_rng([seed, r, 3000])
 
 @dataclass(frozen=True)
 class KnnObjectiveValue:
-    """``F`` at one value of the axis, its standard error and its two parts (replicate means);
-    ``per_replicate``: ``F`` of each replicate set, for paired comparisons."""
+    """``F`` at one value of the axis, its standard error and its two parts (replicate means,
+    by name: precision and recall for k-NN); ``per_replicate``: ``F`` of each replicate set,
+    for paired comparisons."""
 
     b: float
     objective: float
-    precision: float
-    recall: float
+    part_values: dict[str, float]
     objective_se: float = math.nan
     per_replicate: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def parts(self) -> dict[str, float]:
-        return {"precision": self.precision, "recall": self.recall}
+        return dict(self.part_values)
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,11 @@ class KnnObjectiveCurve:
     b: np.ndarray
     objective: np.ndarray
     objective_se: np.ndarray
-    precision: np.ndarray
-    recall: np.ndarray
+    part_values: dict[str, np.ndarray]
     per_replicate: np.ndarray
 
     def parts(self) -> dict[str, np.ndarray]:
-        return {"precision": self.precision, "recall": self.recall}
+        return dict(self.part_values)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,45 @@ def harmonic_mean(precision: np.ndarray | float, recall: np.ndarray | float) -> 
         return np.where(total > 0, 2.0 * p * r / np.where(total > 0, total, 1.0), 0.0)
 
 
-class KnnSearchObjective:
+class ReplicateObjective:
+    """An objective measured on ``replicates`` independent sets at every axis value ``x``:
+    its mean is ``F(x)``, the replicates' spread its error, and two values of ``x`` are
+    compared pair by pair on the same replicates (common random numbers). A subclass gives
+    ``part_names`` and ``replicate_parts(x) -> [R, P]``, and how the parts make ``F``
+    (``combine``); the sweep, its refinement and the bracket of the optimum are shared."""
+
+    kind: str = ""
+    part_names: tuple[str, ...] = ()
+    replicates: int = DEFAULT_REPLICATES
+
+    def replicate_parts(self, x: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def combine(self, parts: np.ndarray) -> np.ndarray:
+        """``F`` from the parts (last axis)."""
+        raise NotImplementedError
+
+    def curve(self, grid: np.ndarray) -> KnnObjectiveCurve:
+        grid = np.asarray(grid, dtype=np.float64).ravel()
+        for x in grid:
+            if not (x > 0 and math.isfinite(x)):
+                raise ValueError(f"the axis value must be a positive finite number, got {x}")
+        parts = np.stack([self.replicate_parts(float(x)) for x in grid], axis=1)  # [R, G, P]
+        f = self.combine(parts)
+        se = f.std(axis=0, ddof=1) / math.sqrt(self.replicates)
+        means = {name: parts[..., i].mean(axis=0) for i, name in enumerate(self.part_names)}
+        return KnnObjectiveCurve(grid, f.mean(axis=0), se, means, f)
+
+    def __call__(self, x: float) -> KnnObjectiveValue:
+        return _value_at(self.curve(np.array([float(x)])), 0)
+
+    def best_in(self, b_min: float, b_max: float, n_points: int = GRID_POINTS) -> KnnBest | None:
+        """The best point of a log grid over ``[b_min, b_max]``, refined (:func:`refined_best`),
+        and the bracket of the optimum; None when ``F`` is 0 everywhere."""
+        return refined_best(self, self.curve(np.geomspace(b_min, b_max, n_points)))[1]
+
+
+class KnnSearchObjective(ReplicateObjective):
     """``F(x)`` of one sampler family against the real manifold, on fixed replicate draws.
 
     ``sampler_at(x)`` gives the sampler at axis value ``x`` (``UniformSampler(x, D)``, or a
@@ -121,6 +158,7 @@ class KnnSearchObjective:
     """
 
     kind = KNN_OBJECTIVE
+    part_names = ("precision", "recall")
 
     def __init__(
         self,
@@ -143,6 +181,12 @@ class KnnSearchObjective:
     def k(self) -> int:
         return self.manifold.k
 
+    def combine(self, parts: np.ndarray) -> np.ndarray:
+        return harmonic_mean(parts[..., 0], parts[..., 1])
+
+    def replicate_parts(self, x: float) -> np.ndarray:
+        return self.scores(x)
+
     def scores(self, x: float) -> np.ndarray:
         """``[R, 2]``: precision and recall of every replicate at ``x``."""
         if not (x > 0 and math.isfinite(x)):
@@ -154,24 +198,6 @@ class KnnSearchObjective:
             scored = knn_scores(self.manifold, sampler.sample(self.n_samples, rng))
             out[r] = scored.precision.value, scored.recall.value
         return out
-
-    def curve(self, grid: np.ndarray) -> KnnObjectiveCurve:
-        grid = np.asarray(grid, dtype=np.float64).ravel()
-        pr = np.stack([self.scores(x) for x in grid], axis=1)  # [R, G, 2]
-        f = harmonic_mean(pr[..., 0], pr[..., 1])
-        se = f.std(axis=0, ddof=1) / math.sqrt(self.replicates)
-        return KnnObjectiveCurve(
-            grid, f.mean(axis=0), se, pr[..., 0].mean(axis=0), pr[..., 1].mean(axis=0), f
-        )
-
-    def __call__(self, x: float) -> KnnObjectiveValue:
-        return _value_at(self.curve(np.array([float(x)])), 0)
-
-    def best_in(self, b_min: float, b_max: float, n_points: int = GRID_POINTS) -> KnnBest | None:
-        """The best point of a log grid over ``[b_min, b_max]``, refined (:func:`refined_best`),
-        and the bracket of the optimum; None when ``F`` is 0 everywhere (no generated vector
-        lands in a real ball)."""
-        return refined_best(self, self.curve(np.geomspace(b_min, b_max, n_points)))[1]
 
 
 def best_of_curve(curve: KnnObjectiveCurve) -> KnnBest | None:
@@ -201,7 +227,7 @@ def _not_worse(best: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def refined_best(
-    objective: KnnSearchObjective, curve: KnnObjectiveCurve, n_points: int = REFINE_POINTS
+    objective: ReplicateObjective, curve: KnnObjectiveCurve, n_points: int = REFINE_POINTS
 ) -> tuple[KnnObjectiveCurve, KnnBest | None]:
     """A second grid of ``n_points`` inside the first one's bracket, merged into ``curve``.
 
@@ -233,8 +259,7 @@ def merge_curves(a: KnnObjectiveCurve, b: KnnObjectiveCurve) -> KnnObjectiveCurv
         join(a.b, b.b),
         join(a.objective, b.objective),
         join(a.objective_se, b.objective_se),
-        join(a.precision, b.precision),
-        join(a.recall, b.recall),
+        {name: join(a.part_values[name], b.part_values[name]) for name in a.part_values},
         join(a.per_replicate, b.per_replicate),
     )
 
@@ -243,8 +268,7 @@ def _value_at(curve: KnnObjectiveCurve, i: int) -> KnnObjectiveValue:
     return KnnObjectiveValue(
         float(curve.b[i]),
         float(curve.objective[i]),
-        float(curve.precision[i]),
-        float(curve.recall[i]),
+        {name: float(values[i]) for name, values in curve.part_values.items()},
         float(curve.objective_se[i]),
         curve.per_replicate[:, i].copy(),
     )

@@ -115,7 +115,7 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
         judging.check_verdict_sizes(request.verdict, run_id, int(train.shape[0]))
         if request.n_decoded > 0:
             _check_has_model(run_id)
-        if "cycle" in request.verdict:
+        if "cycle" in verdict_tests(request, run_id):
             _check_has_model(run_id, "for the verdict's cycle test; drop cycle from -P verdict")
         if request.generator is not None:
             check_has_decoder(run_id)
@@ -125,12 +125,24 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
     )
 
 
-def _check_has_model(run_id: str, advice: str = "to decode with; pass -P n_decoded=0") -> None:
-    """The run's ``model`` resolves (MLflow 3 keeps it as a logged model, not a run artifact)."""
+def verdict_tests(request: EvaluateRequest, run_id: str) -> tuple[str, ...]:
+    """The verdict's tests for this train run (``auto``: no cycle without a model)."""
+    has_model = "cycle" not in request.verdict or _has_model(run_id)
+    return judging.tests_for_run(request.verdict, request.raw.get("verdict", ""), has_model)
+
+
+def _has_model(run_id: str) -> bool:
     try:
         get_model_info(f"runs:/{run_id}/{MODEL_NAME}")
     except (MlflowException, OSError):
-        raise UserError(f"run {run_id!r} has no model {MODEL_NAME!r} {advice}") from None
+        return False
+    return True
+
+
+def _check_has_model(run_id: str, advice: str = "to decode with; pass -P n_decoded=0") -> None:
+    """The run's ``model`` resolves (MLflow 3 keeps it as a logged model, not a run artifact)."""
+    if not _has_model(run_id):
+        raise UserError(f"run {run_id!r} has no model {MODEL_NAME!r} {advice}")
 
 
 def build_sampler(name: str, inputs: TrainRun, seed: int = 0) -> Sampler:
@@ -234,16 +246,15 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
             mlflow.log_metrics(region.start_metrics())
             print(region.heldout_summary(), flush=True)
         judge = None  # the verdict (verdict=none: none)
-        if request.verdict:
+        tests = verdict_tests(request, inputs.run_id)
+        if tests:
             cycle = (
-                judging.keras_cycle(load_autoencoder(inputs.run_id))
-                if "cycle" in request.verdict
-                else None
+                judging.keras_cycle(load_autoencoder(inputs.run_id)) if "cycle" in tests else None
             )
             judge = judging.Verdict(
                 inputs.latents,
                 inputs.heldout,
-                request.verdict,
+                tests,
                 request.verdict_splits,
                 estimate=request.estimate,
                 seed=request.seed,

@@ -82,7 +82,7 @@ class EvaluateRequest:
     knn_k: int = int(knn.DEFAULT_KNN_K)
     knn_n: int = int(knn.DEFAULT_KNN_N)  # 0: no k-NN test
     generator: tuple[str, float] | None = None  # log_generator: (sampler, b or scale) to log
-    verdict: tuple[str, ...] = ()  # the verdict's tests (none: no verdict)
+    verdict: tuple[str, ...] = ()  # the verdict's tests asked for (none: no verdict)
     verdict_splits: int = int(judging.DEFAULT_SPLITS)
 
     def scales_for(self, sampler: str) -> tuple[float, ...]:
@@ -144,8 +144,8 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
     parser.add_argument(
         "--verdict",
         default=judging.DEFAULT_TESTS,
-        help="the verdict's tests: all, none, or a comma list of "
-        + ", ".join(judging.core.VERDICT_TESTS),
+        help="the verdict's tests: auto (all; the cycle where the run has a model), all, "
+        "none, or a comma list of " + ", ".join(judging.core.VERDICT_TESTS),
     )
     parser.add_argument(
         "--verdict-splits",

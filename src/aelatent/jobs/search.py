@@ -46,6 +46,7 @@ from aelatent.core.knn_objective import (
     KnnBest,
     KnnObjectiveValue,
     KnnSearchObjective,
+    ReplicateObjective,
     refined_best,
 )
 from aelatent.core.objective import (
@@ -57,8 +58,12 @@ from aelatent.core.objective import (
 from aelatent.core.radius import radii
 from aelatent.core.sampler_registry import build_sampler, check_fits, spec_of
 from aelatent.core.samplers import Sampler
+from aelatent.core.verdict import make_splits, min_training_latents
+from aelatent.core.verdict_objective import C2ST_OBJECTIVES, TwoSampleSearchObjective
+from aelatent.core.verdict_objective import DEFAULT_SPLITS as C2ST_SPLITS
 from aelatent.core.windows import (
     Windows,
+    estimate_windows,
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
@@ -105,6 +110,7 @@ from aelatent.jobs.search_study import (
     study_definition,
 )
 from aelatent.jobs.search_trials import TrialRunner, _finite
+from aelatent.jobs.verdict_evaluation import MAX_LATENTS as MAX_VERDICT_LATENTS
 
 ENTRY_POINT = "search"
 
@@ -194,7 +200,7 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
             f"train run {train_id!r}: the real radii at percentile "
             f"{request.radius_band[0]:g} are 0; raise radius_band's lower percentile"
         )
-    box_kind = DEFAULT_OBJECTIVE if request.knn else request.objective
+    box_kind = DEFAULT_OBJECTIVE if request.replicate else request.objective
     box = UniformSearchObjective(
         windows.mu,
         windows.hw,
@@ -212,6 +218,8 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
     if request.knn:
         manifold = knn.build_manifold(train.latents, request.knn_k, request.knn_n, request.seed)
         objective = KnnSearchObjective(manifold, family.with_scale, request.knn_n, request.seed)
+    elif request.replicate:  # a C2ST on cross-fitted splits
+        objective = c2st_objective(request, train.latents)
     target = StudyTarget(
         storage,
         url,
@@ -229,15 +237,40 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
     return objective, target
 
 
+def c2st_objective(request: SearchRequest, latents: np.ndarray) -> TwoSampleSearchObjective:
+    """objective=c2st(_linear): the sampler refitted on each split's fit half (windows by the
+    run's estimator, then the registry's builder), scored against its test half."""
+
+    def fit(x: np.ndarray, seed: int) -> Sampler:
+        windows = estimate_windows(x, request.estimate, seed=seed)
+        return build_sampler(request.sampler, windows.mu, windows.hw, x, seed=seed)
+
+    x = np.asarray(latents)
+    if x.shape[0] > MAX_VERDICT_LATENTS:  # the verdict's cap (2,000 per half)
+        rng = np.random.default_rng([request.seed, 31])
+        rows = rng.choice(x.shape[0], MAX_VERDICT_LATENTS, replace=False)
+        x = x[np.sort(rows)]
+    splits = make_splits(x, C2ST_SPLITS, request.seed)
+    return TwoSampleSearchObjective(request.objective, splits, fit, request.seed)
+
+
 def _check_knn_sizes(request: SearchRequest) -> Callable[[str, np.ndarray], None] | None:
-    """objective=knn: k must fit the real set, and a mixture its latents (checked before the
-    windows are estimated)."""
-    if not request.knn:
+    """objective=knn: k must fit the real set, and a mixture its latents; c2st: enough latents
+    for two halves (checked before the windows are estimated)."""
+    if not request.replicate:
         return None
 
     def check(run_id: str, latents: np.ndarray) -> None:
         check_fits(request.sampler, run_id, int(latents.shape[0]))
-        knn.check_knn_sizes(request.knn_k, request.knn_n, int(latents.shape[0]))
+        if request.knn:
+            knn.check_knn_sizes(request.knn_k, request.knn_n, int(latents.shape[0]))
+        else:
+            need = min_training_latents([C2ST_OBJECTIVES[request.objective]])
+            if latents.shape[0] < need:
+                raise UserError(
+                    f"objective={request.objective} needs at least {need} training latents "
+                    f"(two halves); train run {run_id!r} has {latents.shape[0]}"
+                )
 
     return check
 
@@ -303,7 +336,7 @@ def search(
                 "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
                 **(
                     {"knn_k": request.knn_k, "knn_n": request.knn_n, "knn_sweep": KNN_SWEEP}
-                    if request.knn
+                    if request.replicate
                     else {}
                 ),
             }
@@ -397,7 +430,7 @@ def summary_metrics(
         return metrics
     value = objective(float(best.params[axis]))
     agrees = sweep.contains(value.b)
-    if isinstance(objective, KnnSearchObjective) and isinstance(sweep, KnnBest):
+    if isinstance(objective, ReplicateObjective) and isinstance(sweep, KnnBest):
         # the bracket's ends are significantly worse points: inside is not enough
         agrees = agrees and isinstance(value, KnnObjectiveValue) and sweep.as_good(value)
     metrics.update(
@@ -425,7 +458,7 @@ def sweep_objective(
     The box objectives: a dense exact maximiser and a 600-point curve for the plot; knn: one
     curve on the k-NN sweep's grid, refined around its best point (:func:`refined_best`).
     """
-    if isinstance(objective, KnnSearchObjective):
+    if isinstance(objective, ReplicateObjective):
         grid = np.geomspace(request.b_min, request.b_max, KNN_GRID_POINTS)
         return refined_best(objective, objective.curve(grid))
     sweep = objective.best_in(request.b_min, request.b_max)
@@ -458,7 +491,13 @@ def _log_summary(
         log_csv_table(out / "trials.csv", TRIALS_TABLE)  # every trial, as a UI table
     mlflow.log_metrics(metrics)
     if sweep is None:
-        message = explain_zero(box, request) if objective is box else explain_knn_zero(request)
+        message = (
+            explain_zero(box, request)
+            if objective is box
+            else explain_knn_zero(request)
+            if request.knn
+            else explain_c2st_zero(request)
+        )
         mlflow.set_tag(NO_BEST_B_TAG, message[:5000])
         print(f"aelatent search: no best {axis}: {message}", file=sys.stderr)
         return
@@ -555,6 +594,15 @@ def explain_zero(objective: UniformSearchObjective, request: SearchRequest) -> s
         f"{objective.n_windows_excluding_zero} of {objective.z_dim} hit windows excluding 0 "
         f"(the real region is off the origin), and {radius_text}. No uniform b reproduces "
         "these latents; try a larger k, mode=multi, or the evaluate entry point's other samplers"
+    )
+
+
+def explain_c2st_zero(request: SearchRequest) -> str:
+    """Why the C2ST objective is 0 everywhere: the classifier tells every setting apart."""
+    return (
+        f"the objective is 0 for every {request.axis} in [{request.b_min:g}, {request.b_max:g}]: "
+        f"a classifier tells the {request.sampler} vectors from real latents every time at "
+        "every width; no setting of this sampler lands where the faces are. Try another sampler"
     )
 
 

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from aelatent.core.knn_objective import (
     KnnSearchObjective,
+    ReplicateObjective,
 )
 from aelatent.core.windows import (
     Z95,
@@ -142,6 +143,8 @@ PART_LABELS = {
     "radius_agreement": "radius agreement",
     "precision": "k-NN precision",
     "recall": "k-NN recall",
+    "accuracy": "C2ST accuracy (0.5: indistinguishable)",
+    "auc": "C2ST AUC",
 }
 
 
@@ -215,6 +218,8 @@ def save_objective_curve(
         f"{objective.replicates} sets of {objective.n_samples} vectors per {axis}, "
         f"k-NN k={objective.k}"
         if isinstance(objective, KnnSearchObjective)
+        else f"{objective.replicates} cross-fitted splits per {axis}"
+        if isinstance(objective, ReplicateObjective)
         else f"{objective.n_samples} vectors per b"
     )
     ax.set_title(f"{request.sampler} generator, {what} (band: 95% MC error)", fontsize=10)

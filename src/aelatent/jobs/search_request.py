@@ -11,7 +11,7 @@ from aelatent.core.knn_objective import (
     KNN_OBJECTIVE,
     KnnBest,
     KnnObjectiveCurve,
-    KnnSearchObjective,
+    ReplicateObjective,
 )
 from aelatent.core.objective import (
     BAND_PERCENTILES,
@@ -22,6 +22,7 @@ from aelatent.core.objective import (
     UniformSearchObjective,
 )
 from aelatent.core.sampler_registry import SAMPLERS, axis_of, spec_of
+from aelatent.core.verdict_objective import C2ST_OBJECTIVES
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     WINDOW_ESTIMATORS,
@@ -63,7 +64,11 @@ OBJECTIVE_VERSIONS = {
     "typical": "uniform: box hit at k x radius typicality 2 min(F, 1 - F) (v2)",
     "band": "uniform: box hit at k AND radius in the real band (v1)",
     KNN_OBJECTIVE: "uniform: harmonic mean of k-NN precision and recall, 5 replicates (v1)",
+    "c2st": "uniform: 2(1 - accuracy) of a quadratic C2ST, 3 cross-fitted splits (v1)",
+    "c2st_linear": "uniform: 2(1 - accuracy) of a linear C2ST, 3 cross-fitted splits (v1)",
 }
+REPLICATE_OBJECTIVES = (KNN_OBJECTIVE, *C2ST_OBJECTIVES)
+"""Objectives for any sampler's axis, measured on replicate sets (the others are uniform's box)."""
 
 
 SEARCH_SAMPLERS = SAMPLERS  # as evaluate builds them (aelatent.core.sampler_registry)
@@ -80,10 +85,10 @@ def objective_version(objective: str, sampler: str) -> str:
     return version if spec_of(sampler).has_box else version.replace("uniform:", f"{sampler}:", 1)
 
 
-SEARCH_OBJECTIVES = (*OBJECTIVES, KNN_OBJECTIVE)
+SEARCH_OBJECTIVES = (*OBJECTIVES, *REPLICATE_OBJECTIVES)
 
 
-SearchObjective = UniformSearchObjective | KnnSearchObjective
+SearchObjective = UniformSearchObjective | ReplicateObjective
 
 
 Sweep = BestB | KnnBest
@@ -127,6 +132,11 @@ class SearchRequest:
     def knn(self) -> bool:
         return self.objective == KNN_OBJECTIVE
 
+    @property
+    def replicate(self) -> bool:
+        """Whether the objective is measured on replicate sets (k-NN, C2ST), not the box."""
+        return self.objective in REPLICATE_OBJECTIVES
+
 
 def _one_number(
     text: str, name: str, *, positive: bool, maximum: float | None = None, why: str = ""
@@ -162,10 +172,11 @@ def parse_sampler(text: str, objective: str) -> str:
     sampler = text.strip().lower()
     if sampler not in SEARCH_SAMPLERS:
         raise UserError(f"sampler={text!r} is unknown; choose one of {', '.join(SEARCH_SAMPLERS)}")
-    if not spec_of(sampler).has_box and objective != KNN_OBJECTIVE:
+    if not spec_of(sampler).has_box and objective not in REPLICATE_OBJECTIVES:
         raise UserError(
-            f"sampler={sampler} needs objective={KNN_OBJECTIVE} (objective={objective} is "
-            "the box test of uniform b); give -P objective=knn or sampler=uniform"
+            f"sampler={sampler} needs objective={' or '.join(REPLICATE_OBJECTIVES)} "
+            f"(objective={objective} is the box test of uniform b); give -P objective=c2st "
+            "or sampler=uniform"
         )
     return sampler
 
@@ -205,8 +216,9 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     parser.add_argument(
         "--objective",
         default=DEFAULT_OBJECTIVE,
-        help="typical (hit x radius typicality), band (hit AND radius in band) "
-        "or knn (harmonic mean of k-NN precision and recall)",
+        help="typical (hit x radius typicality), band (hit AND radius in band), "
+        "knn (harmonic mean of k-NN precision and recall), c2st or c2st_linear "
+        "(2(1 - accuracy) of a classifier telling the vectors from held-apart real ones)",
     )
     parser.add_argument(
         "--radius-band",
@@ -230,6 +242,11 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
             f"objective={args.objective!r} is unknown; choose one of {', '.join(SEARCH_OBJECTIVES)}"
         )
     sampler = parse_sampler(args.sampler, objective)
+    if objective in C2ST_OBJECTIVES and args.mode.strip().lower() == "multi":
+        raise UserError(
+            f"mode=multi needs an objective with two parts to trade (typical, band, knn); "
+            f"objective={objective} has one: give -P mode=single"
+        )
     auto_min, auto_max = AXIS_RANGES[axis_of(sampler)]
     b_min = (
         auto_min

@@ -27,6 +27,7 @@ from aelatent.core.objective import (
     DEFAULT_OBJECTIVE,
 )
 from aelatent.core.sampler_registry import spec_of
+from aelatent.core.verdict_objective import DEFAULT_SPLITS as C2ST_SPLITS
 from aelatent.errors import UserError
 from aelatent.io.tracking import (
     ERROR_TAG,
@@ -305,6 +306,8 @@ def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any
     continuing it with another of those is not refused.
     """
     knn_part = {"knn_k": request.knn_k, "knn_n": request.knn_n} if request.knn else {}
+    if request.replicate and not request.knn:  # the C2ST: cross-fitted splits of the latents
+        knn_part = {"splits": C2ST_SPLITS}
     definition: dict[str, Any] = {
         "train_run": train_run_id,
         "k": request.k,
@@ -316,7 +319,7 @@ def study_definition(request: SearchRequest, train_run_id: str) -> dict[str, Any
         "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
         **knn_part,
     }
-    if not spec_of(request.sampler).has_box:
+    if request.replicate:  # neither k, n_samples nor the band enter a replicate objective
         unused = ["k", "n_samples", "radius_band"]
         if request.sampler != "gaussian":
             unused.append("estimate")

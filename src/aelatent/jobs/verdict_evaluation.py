@@ -32,7 +32,8 @@ from aelatent.plots.verdict import save_verdict_plot
 
 VERDICT_JSON = "tables/verdict.json"
 VERDICT_PNG = "verdict/verdict.png"
-DEFAULT_TESTS = "all"
+DEFAULT_TESTS = "auto"  # every test; the cycle only where the train run has a model
+AUTO = "auto"
 DEFAULT_SPLITS = str(core.DEFAULT_SPLITS)
 MAX_SPLITS = 20
 MIN_CYCLE_REFERENCE = 8  # held-out latents for the cycle's reference
@@ -41,16 +42,25 @@ NONE = "none"
 
 
 def parse_tests(text: str) -> tuple[str, ...]:
-    """``all``, ``none`` or a comma list of :data:`aelatent.core.verdict.VERDICT_TESTS`."""
+    """``auto``, ``all``, ``none`` or a comma list of
+    :data:`aelatent.core.verdict.VERDICT_TESTS` (``auto``: all; see :func:`tests_for_run`)."""
     names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
     if names == [NONE]:
         return ()
-    if not names or "all" in names:
+    if not names or "all" in names or AUTO in names:
         return core.VERDICT_TESTS
     try:
         return core.check_tests(names)
     except ValueError as exc:
         raise UserError(f"verdict={text!r}: {exc}, a comma list of them, all or none") from None
+
+
+def tests_for_run(tests: Sequence[str], raw: str, has_model: bool) -> tuple[str, ...]:
+    """``verdict=auto`` leaves the cycle out for a train run without a model (anything else
+    asked for is checked, and refused, by the job)."""
+    if str(raw).strip().lower() == AUTO and not has_model:
+        return tuple(t for t in tests if t != "cycle")
+    return tuple(tests)
 
 
 def check_verdict_sizes(tests: Sequence[str], run_id: str, n_train: int) -> None:

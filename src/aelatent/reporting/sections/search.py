@@ -75,7 +75,8 @@ def search_summary(run: RunData) -> Block:
             return Paragraph(f"Best {axis} = {m[best]:.4g} (no interval logged by this run).")
         return Note(f"Not logged: the search run has no {best} metric.")
     interval = f"[{m[f'{best}_lo']:.4g}, {m[f'{best}_hi']:.4g}]"
-    knn = run.params.get("objective") == "knn"  # a grid sweep over replicate sets
+    # a grid sweep over replicate sets (k-NN sets, cross-fitted C2ST splits)
+    knn = run.params.get("objective") in ("knn", "c2st", "c2st_linear")
     refined = knn and "knn_sweep" in run.params  # older knn runs: one 48-point grid
     maximiser = (
         "the best point of the refined sweep"
