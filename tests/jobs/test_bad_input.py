@@ -116,6 +116,11 @@ CASES = [
         ["--train-run", "{few}", "--sampler", "gmm", "--objective", "knn", "--knn-n", "5"],
         ["sampler=gmm needs at least 20 training latents", "has 10"],
     ),
+    (
+        "search",
+        ["--train-run", "{few}", "--space", "generators"],
+        ["space=generators needs at least", "has 10"],
+    ),
     ("search", ["--train-run", "{constant}"], ["component 2", "constant"]),
     ("search", ["--train-run", "{mismatch}"], ["{mismatch}", "5 rows"]),
     ("search", ["--estimate", "peak"], ["estimate='peak'", "auto, fit, kde"]),

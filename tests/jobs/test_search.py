@@ -324,6 +324,42 @@ def test_c2st_objective_searches_the_scale_out_of_sample(
     assert study.user_attrs["splits"] == 3 and "C2ST" in study.user_attrs["objective"]
 
 
+def test_generator_search_over_families_names_the_best_and_its_peers(
+    gaussian_train_run, tracking_uri, tmp_path, monkeypatch, capsys
+):
+    """space=generators in process: a conditional study over families and settings, every
+    trial a nested run with its family and score, pruned trials marked, the parent naming the
+    best generator with the table of candidates as good as it and the best of each family.
+    The latents are N(0, 0.25 I): a wide uniform box is told apart, mvn is not."""
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    storage = f"sqlite:///{tmp_path / 'generators.db'}"
+    argv = ["--train-run", gaussian_train_run, "--space", "generators"]
+    cli([*argv, "--families", "uniform,mvn", "--n-trials", "8", "--storage", storage])
+    parent = newest_search(gaussian_train_run)
+    assert parent.info.status == "FINISHED" and parent.data.params["space"] == "generators"
+    assert parent.data.params["families"] == "uniform,mvn"
+    metrics = parent.data.metrics
+    assert 0 <= metrics["best_score"] <= 1 and metrics["n_as_good"] >= 1
+    assert metrics["n_trials_complete"] + metrics["n_trials_pruned"] == 8
+    assert parent.data.tags["best_generator"].startswith("mvn")
+    for kid in children(parent):
+        assert kid.data.params["family"] in ("uniform", "mvn")
+        assert "score" in kid.data.metrics or kid.data.tags.get("pruned") == "true"
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="search", dst_path=str(tmp_path)
+        )
+    )
+    with (local / "best_per_family.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["family"] == "mvn" and float(rows[0]["score_lo"]) <= float(rows[0]["score"])
+    err = capsys.readouterr().err
+    assert "Best generator: mvn" in err and "no model, so no generator is logged" in err
+    assert "Trial 0 finished" not in err  # Optuna's per-trial log lines stay quiet
+    study = load_study(storage, parent.data.tags["study_name"])
+    assert study.user_attrs["families"] == "uniform,mvn"
+
+
 def test_knn_searches_the_scale_of_a_fitted_mixture(tiny_train_run, tracking_uri, tmp_path):
     """sampler=gmm through `mlflow run`: the axis is the mixture's width factor, named
     `scale` in Optuna, in the trials and in the parent's metrics; trial 0 is the fitted
@@ -466,6 +502,10 @@ def test_bad_input_fails_the_mlflow_run(tiny_train_run, tracking_uri):
         (["--sampler", "vae"], ["sampler='vae'", "uniform, gaussian, mvn, gmm"]),
         (["--sampler", "gmm"], ["sampler=gmm needs objective=knn", "objective=typical"]),
         (["--objective", "c2st", "--mode", "multi"], ["mode=multi", "objective=c2st has one"]),
+        (["--space", "flows"], ["space='flows'", "axis, generators"]),
+        (["--space", "generators", "--families", "gmm,vae"], ["unknown family 'vae'"]),
+        (["--space", "generators", "--families", ","], ["families=','", "is empty"]),
+        (["--space", "generators", "--mode", "multi"], ["space=generators", "mode=single"]),
         (["--radius-band", "5"], ["radius_band='5'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "99,1"], ["radius_band='99,1'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "0,101"], ["radius_band='0,101'", "0 <= lo < hi <= 100"]),

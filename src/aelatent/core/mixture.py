@@ -204,8 +204,10 @@ def fit_latent_mixture(
     min_per_dim: int = MIN_PER_DIM,
     residual: Residual = "sample",
     seed: int = 0,
+    n_components: int | None = None,
 ) -> LatentMixture:
-    """Fit the mixture of the module docstring to real latents ``[n, D]``; BIC chooses."""
+    """Fit the mixture of the module docstring to real latents ``[n, D]``; BIC chooses, or
+    ``n_components`` fixes the number of components (the generator search's setting)."""
     from sklearn.mixture import GaussianMixture  # ~1.1 s; only the gmm fit needs sklearn
     from threadpoolctl import threadpool_limits  # not in a served generator's env
 
@@ -243,11 +245,19 @@ def fit_latent_mixture(
     y = (np.asarray(x[rows], dtype=np.float64) - mean) @ basis[:, :d]
     reg = REG_COVAR * max(float(np.mean(eigenvalues[:d])), 1e-300)
     largest = max(1, min(int(max_components), n_fit // min_per_dim))
+    counts = range(1, largest + 1)
+    if n_components is not None:
+        if not 1 <= n_components <= max(1, n_fit // min_per_dim):
+            raise MixtureError(
+                f"a mixture of {n_components} components needs at least "
+                f"{n_components * min_per_dim} latents ({min_per_dim} per component); got {n_fit}"
+            )
+        counts = range(int(n_components), int(n_components) + 1)
     bic: dict[tuple[int, str], float] = {}
     best = None
     with threadpool_limits(1):
         for kind in covariance_types:
-            for k in range(1, largest + 1):
+            for k in counts:
                 model = GaussianMixture(
                     k,
                     covariance_type=kind,

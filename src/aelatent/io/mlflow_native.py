@@ -209,9 +209,10 @@ def log_csv_table(path: Path, artifact_file: str) -> None:
 # --- the model registry -----------------------------------------------------------------
 
 
-def registered_model_name(case: str) -> str:
-    """``aelatent-case-I``; characters a model name should not hold become ``-``."""
-    return MODEL_PREFIX + re.sub(r"[^A-Za-z0-9_.-]", "-", case)
+def registered_model_name(case: str, prefix: str = MODEL_PREFIX) -> str:
+    """``aelatent-case-I`` (or ``<prefix>I``); characters a model name should not hold
+    become ``-``."""
+    return prefix + re.sub(r"[^A-Za-z0-9_.-]", "-", case)
 
 
 def register_trained_model(model_uri: str, case: str, dataset: str) -> str | None:

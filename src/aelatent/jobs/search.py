@@ -23,12 +23,10 @@ scores) read the same objective and study; every part that stands alone is besid
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +81,7 @@ from aelatent.io.tracking import (
 )
 from aelatent.io.train_run import read_run
 from aelatent.jobs import knn_evaluation as knn
+from aelatent.jobs.generator_search import search_generators
 from aelatent.jobs.search_artifacts import (
     save_objective_curve,
     save_optuna_plots,
@@ -91,6 +90,7 @@ from aelatent.jobs.search_artifacts import (
     write_trials_csv,
 )
 from aelatent.jobs.search_request import (
+    GENERATORS,
     Curve,
     SearchObjective,
     SearchRequest,
@@ -106,6 +106,7 @@ from aelatent.jobs.search_study import (
     default_study_name,
     open_storage,
     open_study,
+    quiet_optuna,
     redact,
     study_definition,
 )
@@ -136,21 +137,6 @@ KNN_SWEEP = f"{KNN_GRID_POINTS}+{REFINE_POINTS}"  # param knn_sweep: the grid, t
 # report and older runs read them by name; their text names the axis.
 
 
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Optuna's progress bar instead of one log line per trial; no experimental warnings, and
-    no "Trial N failed" warning with a traceback: the error ends the job anyway, in one line
-    (a tracking store that went away) or with its traceback (a bug)."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            yield
-        finally:
-            optuna.logging.set_verbosity(verbosity)
-
-
 @dataclass(frozen=True)
 class StudyTarget:
     """Where the study lives and what it is about, resolved and checked before any work."""
@@ -171,6 +157,9 @@ class StudyTarget:
 
 def main(argv: Sequence[str] | None = None) -> None:
     request = parse_args(argv)
+    if request.space == GENERATORS:  # families and settings, not one axis
+        search_generators(request)
+        return
     objective, target = prepare(request)
     search(request, objective, target)
 
@@ -334,11 +323,8 @@ def search(
                 "estimate": request.estimate,
                 "objective": request.objective,
                 "radius_band": ",".join(f"{p:g}" for p in request.radius_band),
-                **(
-                    {"knn_k": request.knn_k, "knn_n": request.knn_n, "knn_sweep": KNN_SWEEP}
-                    if request.replicate
-                    else {}
-                ),
+                **({"knn_k": request.knn_k, "knn_n": request.knn_n} if request.knn else {}),
+                **({"knn_sweep": KNN_SWEEP} if request.replicate else {}),
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -348,7 +334,7 @@ def search(
             log_csv_table(Path(tmp) / WINDOWS_CSV, WINDOWS_TABLE)
         log_train_dataset(train_id)  # context "evaluation"
         set_description(train_run_line(train_id))
-        with _quiet_optuna():
+        with quiet_optuna():
             study, created = open_study(
                 target.storage, name, target.definition, TrialSeededSampler(request.seed)
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aelatent.core.generator_space import FAMILIES
 from aelatent.core.knn_objective import (
     KNN_OBJECTIVE,
     KnnBest,
@@ -67,6 +68,9 @@ OBJECTIVE_VERSIONS = {
     "c2st": "uniform: 2(1 - accuracy) of a quadratic C2ST, 3 cross-fitted splits (v1)",
     "c2st_linear": "uniform: 2(1 - accuracy) of a linear C2ST, 3 cross-fitted splits (v1)",
 }
+SINGLE_AXIS = "axis"  # space=axis: one sampler's b or scale (the study's own question)
+GENERATORS = "generators"
+SPACES = (SINGLE_AXIS, GENERATORS)
 REPLICATE_OBJECTIVES = (KNN_OBJECTIVE, *C2ST_OBJECTIVES)
 """Objectives for any sampler's axis, measured on replicate sets (the others are uniform's box)."""
 
@@ -118,6 +122,8 @@ class SearchRequest:
     knn_k: int = int(knn.DEFAULT_KNN_K)
     knn_n: int = int(knn.DEFAULT_KNN_N)
     sampler: str = "uniform"
+    space: str = SINGLE_AXIS  # "generators": the search over sampler families and settings
+    families: tuple[str, ...] = FAMILIES
 
     @property
     def axis(self) -> str:
@@ -233,7 +239,27 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         default=knn.DEFAULT_KNN_N,
         help="objective=knn: real and generated vectors per k-NN test",
     )
+    parser.add_argument(
+        "--space",
+        default=SINGLE_AXIS,
+        help="axis (one sampler's b or scale) or generators (sampler families and their "
+        "settings, scored by cross-fitted C2ST; sampler, objective, k, b_min/b_max unused)",
+    )
+    parser.add_argument(
+        "--families",
+        default="all",
+        help=f"space=generators: all, or a comma list of {', '.join(FAMILIES)}",
+    )
     args = parser.parse_args(argv)
+    space = args.space.strip().lower()
+    if space not in SPACES:
+        raise UserError(f"space={args.space!r} is unknown; choose one of {', '.join(SPACES)}")
+    families = parse_families(args.families)
+    if space == GENERATORS and args.mode.strip().lower() == "multi":
+        raise UserError(
+            "space=generators has one score (cross-fitted C2ST x copying ratio); mode=multi "
+            "is not built for it: give -P mode=single"
+        )
 
     k = _one_number(args.k, "k", positive=True, maximum=MAX_K, why=SEARCH_RANGE_WHY)
     objective = args.objective.strip().lower()
@@ -309,4 +335,24 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
         knn_n=parse_int(args.knn_n, "knn_n", minimum=1, maximum=knn.MAX_KNN_N, why=knn.KNN_N_WHY),
         sampler=sampler,
+        space=space,
+        families=families,
     )
+
+
+def parse_families(text: str) -> tuple[str, ...]:
+    """``all`` or a comma list of families (registry order); UserError naming a bad one."""
+    names = [f.strip().lower() for f in str(text).split(",") if f.strip()]
+    if not names:
+        raise UserError(
+            f"families={text!r} is empty; give all or a comma list of {', '.join(FAMILIES)}"
+        )
+    if "all" in names:
+        return FAMILIES
+    unknown = [f for f in names if f not in FAMILIES]
+    if unknown:
+        raise UserError(
+            f"families={text!r}: unknown family {unknown[0]!r}; expected all or a comma list "
+            f"of {', '.join(FAMILIES)}"
+        )
+    return tuple(f for f in FAMILIES if f in names)

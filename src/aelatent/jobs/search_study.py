@@ -9,7 +9,7 @@ import contextlib
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 import optuna
 from mlflow.tracking import MlflowClient
 from optuna.distributions import BaseDistribution
+from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -54,6 +55,21 @@ HEARTBEAT_GRACE_S = 180
 
 
 HEARTBEAT_ENV = "AELATENT_OPTUNA_HEARTBEAT_S"  # another interval; the grace is 3 intervals
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's progress bar instead of one log line per trial; no experimental warnings, and
+    no "Trial N failed" warning with a traceback: the error ends the job anyway, in one line
+    (a tracking store that went away) or with its traceback (a bug)."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            yield
+        finally:
+            optuna.logging.set_verbosity(verbosity)
 
 
 def default_storage_url(tracking_uri: str) -> str:
@@ -382,6 +398,8 @@ def open_study(
     name: str,
     definition: dict[str, Any],
     sampler: BaseSampler,
+    *,
+    pruner: BasePruner | None = None,
 ) -> tuple[Study, bool]:
     """Create the study, or load it when it exists: what is stored is kept.
 
@@ -393,7 +411,7 @@ def open_study(
         created = True
     except optuna.exceptions.DuplicatedStudyError:
         created = False
-    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     stored = study.user_attrs
     for key, value in definition.items():
         if key not in stored:
