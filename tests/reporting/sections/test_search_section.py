@@ -45,8 +45,10 @@ def _search_blocks(
     curve: bool = True,
     params: dict[str, str] | None = None,
     children: list[RunData] | None = None,
+    more: dict[str, Path] | None = None,
 ) -> list:
     artifacts = {OBJECTIVE_CURVE: _png(tmp_path / "a" / "curve.png")} if curve else {}
+    artifacts.update(more or {})
     search = RunData(
         "s1",
         "search case I",
@@ -142,3 +144,40 @@ def test_a_scale_search_names_its_sampler_and_axis(tmp_path: Path):
     )
     trials = next(b for b in blocks if isinstance(b, Table) and b.name.startswith("search_trials"))
     assert trials.columns[:3] == ["trial", "scale", "objective"] and trials.rows[0][1] == 0.9
+
+
+def test_a_generator_search_shows_each_familys_best_and_the_heldout_check(tmp_path: Path):
+    table = tmp_path / "best_per_family.csv"
+    table.write_text(
+        "family,trial,candidate,score,score_lo,score_hi,c2st_acc,copying_ratio\n"
+        "gmm,4,gmm components=3 scale=1,0.9,0.8,1.0,0.55,1.2\n"
+        "uniform,1,uniform b=2,0.0,0.0,0.0,1.0,3.0\n"
+    )
+    metrics = {
+        "best_score": 0.9,
+        "best_score_se": 0.05,
+        "n_as_good": 2,
+        "n_trials_complete": 5,
+        "n_trials_pruned": 7,
+        "winner_heldout_c2st_acc": 0.7,
+        "winner_heldout_c2st_acc_lo": 0.6,
+        "winner_heldout_c2st_acc_hi": 0.8,
+        "training_heldout_c2st_acc": 0.75,
+        "training_heldout_c2st_acc_lo": 0.7,
+        "training_heldout_c2st_acc_hi": 0.8,
+    }
+    blocks = _search_blocks(
+        tmp_path,
+        metrics,
+        {"best_generator": "gmm components=3 scale=1"},
+        curve=False,
+        params={"space": "generators", "splits": "3"},
+        more={"search/best_per_family.csv": table},
+    )
+    text = _texts(blocks, Paragraph)
+    assert "Best generator: gmm components=3 scale=1, score 0.9 [0.802, 0.998]" in text
+    assert "7 pruned early" in text and "the training latents' own 0.75 [0.7, 0.8]" in text
+    assert "Best b" not in text
+    (families,) = [b for b in blocks if isinstance(b, Table) and b.name.startswith("generators")]
+    assert [row[0] for row in families.rows] == ["gmm", "uniform"]
+    assert families.rows[0][2] == "0.9 [0.8, 1]"

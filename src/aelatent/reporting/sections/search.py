@@ -10,6 +10,7 @@ from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Note, Paragraph, Section, Table
 from aelatent.reporting.sections.context import ENV, IMAGE_PATTERNS, SectionContext, slug
 from aelatent.reporting.sections.formatting import cell_value
+from aelatent.reporting.sections.generator_search import generator_panel, is_generator_search
 
 SEARCH_PARAMS = (
     "sampler",
@@ -129,6 +130,8 @@ def search_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
     run = case.search
     if run is None:
         return [no_search(case)]
+    if is_generator_search(run):
+        return generator_panel(ctx, case, run)
     keys = [k for k in SEARCH_FIRST if k in run.metrics]
     keys += sorted(k for k in run.metrics if k not in SEARCH_FIRST)
     params = [k for k in SEARCH_PARAMS if k in run.params]

@@ -1,0 +1,89 @@
+"""The search section for a ``space=generators`` run: which generator, with which settings.
+
+The best of each family with its score and interval (``search/best_per_family.csv``), their
+decoded vectors (``search/decoded_generators.png``), Optuna's hyperparameter importances, the
+winner against the held-out images beside the training latents' own score, and the trials.
+"""
+
+from __future__ import annotations
+
+from aelatent.reporting.collect import CaseData, RunData
+from aelatent.reporting.document import Block, Note, Paragraph, Table
+from aelatent.reporting.sections.context import SectionContext, slug
+from aelatent.reporting.sections.formatting import read_csv, with_interval
+
+BEST_PER_FAMILY = "search/best_per_family.csv"
+
+
+def is_generator_search(run: RunData) -> bool:
+    return run.params.get("space") == "generators"
+
+
+def generator_panel(ctx: SectionContext, case: CaseData, run: RunData) -> list[Block]:
+    m = run.metrics
+    if "best_score" not in m:
+        return [
+            Note(f"No best generator: {run.tags.get('no_best_generator', 'no trial completed')}.")
+        ]
+    half = 1.96 * m["best_score_se"]
+    score = with_interval(m["best_score"], m["best_score"] - half, m["best_score"] + half, 3)
+    blocks: list[Block] = [
+        Paragraph(
+            f"Best generator: {run.tags.get('best_generator', '?')}, score {score} "
+            f"(score = min(1, 2(1 - accuracy)) of a quadratic C2ST against real latents the "
+            f"candidate was not fitted to, times min(1, copying ratio); "
+            f"{run.params.get('splits', '3')} cross-fitted splits); "
+            f"{m.get('n_as_good', 0):g} of {m.get('n_trials_complete', 0):g} complete trials "
+            f"not significantly worse, {m.get('n_trials_pruned', 0):g} pruned early."
+        )
+    ]
+    if "winner_heldout_c2st_acc" in m:
+        winner = with_interval(
+            m["winner_heldout_c2st_acc"],
+            m["winner_heldout_c2st_acc_lo"],
+            m["winner_heldout_c2st_acc_hi"],
+            3,
+        )
+        training = with_interval(
+            m["training_heldout_c2st_acc"],
+            m["training_heldout_c2st_acc_lo"],
+            m["training_heldout_c2st_acc_hi"],
+            3,
+        )
+        blocks.append(
+            Paragraph(
+                f"Against the held-out images (new people): the winner's C2ST accuracy "
+                f"{winner}, the training latents' own {training}."
+            )
+        )
+    found = run.find(BEST_PER_FAMILY)
+    if found:
+        path, local = found[0]
+        ctx.used.add((run.run_id, path))
+        rows = read_csv(local)
+        blocks.append(
+            Table(
+                f"generators_{slug(case)}",
+                ["family", "best candidate", "score [95%]", "C2ST accuracy", "copying ratio"],
+                [
+                    [
+                        r["family"],
+                        r["candidate"],
+                        with_interval(
+                            float(r["score"]), float(r["score_lo"]), float(r["score_hi"]), 3
+                        ),
+                        float(r["c2st_acc"]),
+                        float(r["copying_ratio"]),
+                    ]
+                    for r in rows
+                ],
+                caption="the best candidate of each family, best first",
+            )
+        )
+    for name, caption in (
+        ("search/decoded_generators.png", "each family's best, decoded"),
+        ("search/param_importances.png", "Optuna's hyperparameter importances"),
+    ):
+        if run.find(name):
+            blocks += ctx.figure(run, name, caption=caption)
+    return blocks
