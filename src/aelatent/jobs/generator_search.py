@@ -244,7 +244,10 @@ def run_generator_search(
         splits, families, estimate=estimate, seed=seed, parent_run_id=parent_run_id, tags=tags
     )
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    study, _ = open_study(storage, study_name, definition, TrialSeededSampler(seed), pruner=pruner)
+    with quiet_optuna():  # Optuna's progress bar, not its log line per study and trial
+        study, _ = open_study(
+            storage, study_name, definition, TrialSeededSampler(seed), pruner=pruner
+        )
     print(
         f"aelatent search: generator study {study_name!r} in {redact(url)}; families "
         f"{', '.join(families)}; {SPLITS} cross-fitted splits of {splits[0].test.shape[0]} "
@@ -302,7 +305,7 @@ def summarise(
         out = Path(tmp)
         files = [
             _write_trials(out / "generators.csv", trials, good),
-            _write_family_bests(out / "best_per_family.csv", trials),
+            _write_family_bests(out / "best_per_family.csv", trials, pruned),
         ]
         files += _importances(study, out, metrics)
         files += _decoded_family_bests(trials, train, latents, out, estimate=estimate, seed=seed)
@@ -420,8 +423,11 @@ def _write_trials(path: Path, trials: Sequence[FrozenTrial], good: Sequence[Froz
     return path
 
 
-def _write_family_bests(path: Path, trials: Sequence[FrozenTrial]) -> Path:
-    """The best complete trial of each family, best first (the report's table)."""
+def _write_family_bests(
+    path: Path, trials: Sequence[FrozenTrial], pruned: Sequence[FrozenTrial] = ()
+) -> Path:
+    """The best complete trial of each family, best first (the report's table); a family
+    whose every trial was pruned gets a row with its best partial score (``pruned``)."""
     bests = family_bests(trials)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -452,6 +458,17 @@ def _write_family_bests(path: Path, trials: Sequence[FrozenTrial]) -> Path:
                     a["copying_ratio"],
                 ]
             )
+        partial: dict[str, tuple[float, FrozenTrial]] = {}
+        for t in pruned:
+            family, scores = t.params.get("family"), t.user_attrs.get("per_split")
+            if family in bests or not scores:
+                continue
+            score = float(np.mean(scores))
+            if family not in partial or score > partial[family][0]:
+                partial[family] = (score, t)
+        for family, (score, t) in sorted(partial.items(), key=lambda item: -item[1][0]):
+            label = f"{t.user_attrs.get('label', family)} (pruned: every trial)"
+            writer.writerow([family, t.number, label, score, "", "", "", ""])
     return path
 
 

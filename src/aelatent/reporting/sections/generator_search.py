@@ -10,7 +10,7 @@ from __future__ import annotations
 from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Note, Paragraph, Table
 from aelatent.reporting.sections.context import SectionContext, slug
-from aelatent.reporting.sections.formatting import read_csv, with_interval
+from aelatent.reporting.sections.formatting import number, read_csv, with_interval
 
 BEST_PER_FAMILY = "search/best_per_family.csv"
 
@@ -70,10 +70,10 @@ def generator_panel(ctx: SectionContext, case: CaseData, run: RunData) -> list[B
                         r["family"],
                         r["candidate"],
                         with_interval(
-                            float(r["score"]), float(r["score_lo"]), float(r["score_hi"]), 3
+                            number(r["score"]), number(r["score_lo"]), number(r["score_hi"]), 3
                         ),
-                        float(r["c2st_acc"]),
-                        float(r["copying_ratio"]),
+                        number(r["c2st_acc"]),
+                        number(r["copying_ratio"]),
                     ]
                     for r in rows
                 ],
