@@ -4,8 +4,12 @@ in a log file instead of bar frames."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import optuna
+import pytest
 
 from aelatent import console
 from aelatent.console import LineProgress, optuna_progress, progress_bar, quiet_native_logs
@@ -57,3 +61,24 @@ def test_no_terminal_no_bar(monkeypatch, capsys):
         study.optimize(lambda trial: trial.suggest_float("b", 0, 1), n_trials=5, **kwargs)
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [err.strip()] and "5/5 trials in" in err
+
+
+@pytest.mark.e2e  # a subprocess that imports TensorFlow
+def test_tensorflow_imports_without_its_info_lines_and_other_lines_survive():
+    """A plain job process (no Makefile environment): TensorFlow's import-time INFO lines
+    (oneDNN, CUDA stubs) are filtered out; anything else written to fd 2 meanwhile stays."""
+    code = (
+        "import os\n"
+        "from aelatent.console import quiet_native_logs, native_stderr_filtered\n"
+        "quiet_native_logs()\n"
+        "import tensorflow\n"
+        "with native_stderr_filtered(('noise',)):\n"
+        "    os.write(2, b'noise line\\nreal problem\\n')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "oneDNN custom operations" not in result.stderr and "I0000" not in result.stderr
+    assert "real problem" in result.stderr and "noise line" not in result.stderr

@@ -8,7 +8,11 @@ one updating line on a terminal and a few plain lines in a log file.
   unless the user set the variable (``0`` shows everything). TensorFlow's real failures
   still raise Python exceptions, and this package's own messages are untouched.
   When stderr is no terminal, MLflow's artifact download bars are switched off too
-  (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false`` unless set).
+  (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false`` unless set). TensorFlow 2.21 prints a few
+  INFO lines while it is imported, before its log level is read (``oneDNN custom
+  operations are on``, ``Could not find cuda drivers``): an import hook
+  (:class:`QuietTensorFlowImport`) sends the native stderr of that one import to a file and
+  writes back every line but those, so a real import error is still seen.
 - :func:`progress_bar`: tqdm when stderr is a terminal; else :class:`LineProgress`, which
   writes a plain line at most every ``min_seconds`` (at 10% steps) and one at the end,
   instead of hundreds of carriage-return frames in a log.
@@ -16,8 +20,11 @@ one updating line on a terminal and a few plain lines in a log file.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,12 +36,76 @@ MLFLOW_BARS_VAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def quiet_native_logs() -> None:
-    """``TF_CPP_MIN_LOG_LEVEL=3`` unless set (to anything but empty) by the user; and, when
+    """``TF_CPP_MIN_LOG_LEVEL=3`` unless set (to anything but empty) by the user, and then
+    TensorFlow's import-time INFO lines filtered (:class:`QuietTensorFlowImport`); when
     stderr is no terminal, no MLflow download bars (each one is frames, not a line)."""
     if not os.environ.get(TF_LOG_LEVEL_VAR):
         os.environ[TF_LOG_LEVEL_VAR] = QUIET_TF_LOG_LEVEL
+    hooked = any(isinstance(f, QuietTensorFlowImport) for f in sys.meta_path)
+    if os.environ[TF_LOG_LEVEL_VAR] != "0" and "tensorflow" not in sys.modules and not hooked:
+        sys.meta_path.insert(0, QuietTensorFlowImport())
     if not interactive():
         os.environ.setdefault(MLFLOW_BARS_VAR, "false")
+
+
+IMPORT_NOISE = (
+    "All log messages before absl::InitializeLog() is called",
+    "] oneDNN custom operations are on",
+    "cudart_stub.cc",
+    "Could not find cuda drivers",
+    "Unable to register cu",  # cuFFT / cuDNN / cuBLAS factories of a CPU build
+    "computation_placer.cc",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+)
+
+
+class QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports ``tensorflow`` (the first time, whoever asks) with the process's stderr (fd 2,
+    where native code writes) in a temporary file; afterwards every line but the known
+    import-time INFO lines (:data:`IMPORT_NOISE`) is written back to stderr."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once: the real finders take it from here
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        original = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            with native_stderr_filtered(IMPORT_NOISE):
+                original(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+@contextmanager
+def native_stderr_filtered(noise: tuple[str, ...]) -> Iterator[None]:
+    """fd 2 into a temporary file for the block; then its lines, less those containing any
+    of ``noise``, to the real stderr."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile(mode="w+b") as caught:
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [
+                line
+                for line in caught.read().decode(errors="replace").splitlines(keepends=True)
+                if not any(n in line for n in noise)
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def interactive(stream: TextIO | None = None) -> bool:
