@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 # TensorFlow's C++ log off below FATAL (its ERROR lines of a good CPU run; aelatent.console)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
+# Material for MkDocs' end-of-life banner off (`make check`, `make docs`)
+export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: setup demo test test-fast lint check bench ui clean browser postgres server server-stop screenshots
+.PHONY: setup demo demo-figure test test-fast lint check docs bench ui clean browser postgres server server-stop screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,18 +52,33 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks mlproject scripts
 
 ## What CI checks before the tests (and .pre-commit-config.yaml before a commit).
+## (the docs site too: --strict fails on a broken link, anchor, include or a page left out of the nav)
 check: setup
 	$(BIN)/ruff format --check src tests benchmarks mlproject scripts
 	$(BIN)/ruff check src tests benchmarks mlproject scripts
 	$(BIN)/mypy
+	site=$$(mktemp -d) && $(BIN)/mkdocs build --strict --site-dir "$$site"; \
+	  status=$$?; rm -rf "$$site"; exit $$status
+
+## The documentation site (mkdocs.yml, docs/) on http://127.0.0.1:8000, rebuilt on every edit.
+docs: setup
+	$(BIN)/mkdocs serve
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
+## The MLflow UI on the store; first the URL that opens the runs table (scripts/ui_url.py).
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 5000
 ui: setup
-	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI)
+	$(BIN)/python scripts/ui_url.py --host $(UI_HOST) --port $(UI_PORT)
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host $(UI_HOST) --port $(UI_PORT)
 
-## The README's MLflow UI screenshots (docs/img/) from a tiny study in a temporary store.
+## The README's picture (docs/img/demo_verdict.png) from the newest evaluate run of case I (make demo first).
+demo-figure: setup
+	$(BIN)/python scripts/demo_figure.py
+
+## The MLflow UI screenshots of docs/results.md (docs/img/) from a tiny study in a temporary store.
 screenshots: setup browser
 	$(BIN)/python scripts/ui_screenshots.py
 

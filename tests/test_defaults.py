@@ -1,4 +1,6 @@
-"""One set of defaults: MLproject, each job's argparse and the README's table agree.
+"""One set of defaults: MLproject, each job's argparse and the documented table agree.
+
+The table is the one of docs/entry-points.md (the documentation site's entry-point reference).
 
 The argparse parser of a job is built inside its ``parse_args``; the test catches it at
 ``parse_args`` time (``ArgumentParser.parse_args`` patched to hand the parser back) and
@@ -18,6 +20,7 @@ from aelatent.io import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = ("train", "analyse", "evaluate", "search", "report", "main")
+REFERENCE = ROOT / "docs" / "entry-points.md"  # the entry-point table
 
 
 class _Caught(Exception):
@@ -46,10 +49,10 @@ def mlproject() -> dict:
     return yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]
 
 
-def readme_defaults() -> dict[str, dict[str, str]]:
-    """``| `search` | `k` (`2`), ...`` rows of the README's entry-point table."""
+def documented_defaults() -> dict[str, dict[str, str]]:
+    """``| `search` | `k` (`2`), ...`` rows of the entry-point table of docs/entry-points.md."""
     table: dict[str, dict[str, str]] = {}
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in REFERENCE.read_text().splitlines():
         row = re.match(r"\| `(\w+)` \| (.*?) \| ", line)
         if row and row.group(1) in ENTRY_POINTS:
             table[row.group(1)] = dict(re.findall(r"`(\w+)` \(`([^`]*)`", row.group(2)))
@@ -71,14 +74,14 @@ def test_mlproject_and_argparse_agree(entry_point, monkeypatch):
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_readme_table_states_the_defaults(entry_point):
+def test_documented_table_states_the_defaults(entry_point):
     params = {
         name: str(spec["default"]) for name, spec in mlproject()[entry_point]["parameters"].items()
     }
-    stated = readme_defaults()[entry_point]
+    stated = documented_defaults()[entry_point]
     differs = {
         name: (value, params.get(name))
         for name, value in stated.items()
         if params.get(name) != value
     }
-    assert not differs, f"{entry_point}: README vs MLproject defaults {differs}"
+    assert not differs, f"{entry_point}: {REFERENCE.name} vs MLproject defaults {differs}"
