@@ -128,7 +128,7 @@ def load_train_inputs(request: EvaluateRequest) -> TrainRun:
 def verdict_tests(request: EvaluateRequest, run_id: str) -> tuple[str, ...]:
     """The verdict's tests for this train run (``auto``: no cycle without a model)."""
     has_model = "cycle" not in request.verdict or _has_model(run_id)
-    return judging.tests_for_run(request.verdict, request.raw.get("verdict", ""), has_model)
+    return judging.usable_tests(request.verdict, request.raw.get("verdict", ""), has_model)
 
 
 def _has_model(run_id: str) -> bool:

@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"(parent run {parent.info.run_id})."
     )
     print_where(report)
-    print(f"MLflow UI: {ui_command(mlflow.get_tracking_uri())}  then open http://127.0.0.1:5000")
+    print(f"MLflow UI: {ui_command(mlflow.get_tracking_uri(), parent.info.experiment_id)}")
 
 
 def run_study(request: MainRequest, seconds: dict[str, float]) -> ReportResult:
@@ -155,11 +155,15 @@ def run_search(request: SearchRequest) -> str:
     return search.search(request, objective, target, nested=True)
 
 
-def ui_command(tracking_uri: str) -> str:
-    """How to open the MLflow UI on this tracking store."""
+RUNS_TABLE = "?workflowType=machine_learning"  # MLflow 3's UI opens on GenAI otherwise
+
+
+def ui_command(tracking_uri: str, experiment_id: str) -> str:
+    """How to open the MLflow UI on this tracking store, at the experiment's runs table."""
+    page = f"#/experiments/{experiment_id}{RUNS_TABLE}"
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri} (a tracking server)"
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+        return f"open {tracking_uri.rstrip('/')}/{page} (a tracking server)"
+    return f"mlflow ui --backend-store-uri {tracking_uri}  then open http://127.0.0.1:5000/{page}"
 
 
 def cli(argv: Sequence[str] | None = None) -> None:

@@ -14,7 +14,6 @@ estimator, then the registry's builder), the decoder's cycle, and what is logged
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ NONE = "none"
 
 def parse_tests(text: str) -> tuple[str, ...]:
     """``auto``, ``all``, ``none`` or a comma list of
-    :data:`aelatent.core.verdict.VERDICT_TESTS` (``auto``: all; see :func:`tests_for_run`)."""
+    :data:`aelatent.core.verdict.VERDICT_TESTS` (``auto``: all; see :func:`usable_tests`)."""
     names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
     if names == [NONE]:
         return ()
@@ -55,7 +54,7 @@ def parse_tests(text: str) -> tuple[str, ...]:
         raise UserError(f"verdict={text!r}: {exc}, a comma list of them, all or none") from None
 
 
-def tests_for_run(tests: Sequence[str], raw: str, has_model: bool) -> tuple[str, ...]:
+def usable_tests(tests: Sequence[str], raw: str, has_model: bool) -> tuple[str, ...]:
     """``verdict=auto`` leaves the cycle out for a train run without a model (anything else
     asked for is checked, and refused, by the job)."""
     if str(raw).strip().lower() == AUTO and not has_model:
@@ -202,35 +201,45 @@ def _line(row: VerdictRow) -> str:
     return f"verdict {row.label}: {row.verdict}{why}{stat}"
 
 
+NOTE_ROWS = 6  # generator rows in the run description (MLflow keeps 5,000 characters)
+NOTE_TESTS = ("c2st_nonlinear", "c2st_linear", "ellipsoid", "cycle")
+
+
 def verdict_markdown(rows: Sequence[dict[str, Any]], n_test: int) -> str:
-    """The verdict table (rows as :meth:`VerdictRow.as_dict` gives them) in Markdown."""
+    """The verdict in the run description: the reference rows and the best
+    :data:`NOTE_ROWS` generator settings, each lead statistic with its interval (the whole
+    table, every test with its p-value, is ``tables/verdict.json`` and the report)."""
     if not rows:
         return ""
-    tests = list(rows[0]["criteria"])
-    head = "| setting | verdict | " + " | ".join(tests) + " |"
+    tests = [t for t in NOTE_TESTS if t in rows[0]["criteria"]]
+    references = [r for r in rows if r["name"] in (core.REAL, core.HELDOUT)]
+    generators = [r for r in rows if r["name"] not in (core.REAL, core.HELDOUT)]
+    shown = references + generators[:NOTE_ROWS]
     lines = [
-        f"**Verdict**: each generator against real training latents it was not fitted to "
-        f"({n_test} per set); per test the statistic [95% interval] and its p-value; a row "
-        "differs when Holm's procedure over its tests rejects at 0.05.",
+        f"**Verdict**: can each generator be told from real training latents it was not "
+        f"fitted to ({n_test} per set)? Statistic [95% interval]; a row differs when Holm's "
+        "procedure over all its tests rejects at 0.05.",
         "",
-        head,
+        "| setting | verdict | " + " | ".join(core.STATISTIC_NAMES[t] for t in tests) + " |",
         "|" + "---|" * (len(tests) + 2),
     ]
-    for row in rows:
-        cells = [format_criterion(row["criteria"].get(t)) for t in tests]
+    for row in shown:
         verdict = row["verdict"] + (
             f" ({', '.join(row['rejected_by'])})" if row["rejected_by"] else ""
         )
+        cells = [_short(row["criteria"].get(t)) for t in tests]
         lines.append(f"| {row['label']} | {verdict} | " + " | ".join(cells) + " |")
+    if len(generators) > NOTE_ROWS:
+        lines.append("")
+        lines.append(
+            f"{len(generators) - NOTE_ROWS} more settings in `tables/verdict.json` and the report."
+        )
     return "\n".join(lines)
 
 
-def format_criterion(c: dict[str, Any] | None) -> str:
-    """``0.52 [0.47, 0.57] p=0.3``; the p-value alone where there is no interval."""
+def _short(c: dict[str, Any] | None) -> str:
     if c is None:
         return ""
     lo, hi = c.get("lo"), c.get("hi")
-    interval = "" if lo is None or hi is None else f" [{lo:.3g}, {hi:.3g}]"
-    p = c["p_value"]
-    p_text = f"p={p:.2g}" if math.isfinite(p) else "p=?"
-    return f"{c['statistic']:.3g}{interval} {p_text}"
+    interval = "" if lo is None or hi is None else f" [{lo:.2f}, {hi:.2f}]"
+    return f"{c['statistic']:.3g}{interval}"
