@@ -16,7 +16,9 @@ chance (it copies their sample covariance), so every score is out of sample. Eac
 permutes the training latents at random (over images: latents carry identity, and the
 built-in faces are ordered by person, so an ordered split would measure the person shift)
 into a *fit* half A and a *test* half B. The sampler is fitted on A; its vectors are tested
-against B; the region's covariance comes from A and its radius from the first half of B.
+against B. The ellipsoid region is B's alone (covariance from B's first half, radius from its
+second): a region fitted on A, where the sampler was fitted too, let an mvn 20% too wide fall
+inside it every time when A has fewer latents than dimensions.
 
 **Reference rows**, scored by the same tests at the same sizes:
 
@@ -28,9 +30,13 @@ against B; the region's covariance comes from A and its radius from the first ha
 **Over splits** (``n_splits``, default 3): the statistic is the mean of the splits', the
 interval the mean of their interval ends (each split's interval holds for its own estimate;
 the mean of the splits' estimates varies no more than one of them, so this is conservative),
-and the p-value twice the median of the splits' (valid under any dependence between the
-splits: Meinshausen, Meier & Bühlmann 2009). A row *differs* when Holm's procedure over its
-tests rejects at ``alpha`` (family-wise).
+and the p-value the first split's own test, exact. Twice the median of the splits' p-values
+(valid under any dependence: Meinshausen, Meier & Bühlmann 2009) was measured far below the
+nominal rate (0 of 200 real-against-real data sets at n = 40 and 400, where the first split
+alone gave 1.5% to 8.5%: ``benchmarks/bench_verdict.py``). A row *differs* when Holm's
+procedure over its tests rejects at ``alpha`` (family-wise). The MMD runs 1,000
+permutations here (its p-value floor 0.001, below Holm's first threshold); the FD's 100
+permutations floor its p-value at 0.0099, so it rejects a row only beside another test.
 """
 
 from __future__ import annotations
@@ -47,14 +53,21 @@ from aelatent.core.cycle import CycleCheck
 from aelatent.core.latent_region import DEFAULT_QUANTILE, EllipsoidRegion, fit_region
 from aelatent.core.samplers import Sampler
 from aelatent.core.two_sample import TESTS as TWO_SAMPLE_TESTS
-from aelatent.core.two_sample import TwoSampleResult, detectable_accuracy, min_vectors, run_test
+from aelatent.core.two_sample import (
+    TwoSampleResult,
+    detectable_accuracy,
+    min_vectors,
+    mmd_test,
+    run_test,
+)
 
 VERDICT_TESTS: tuple[str, ...] = (*TWO_SAMPLE_TESTS, "ellipsoid", "cycle")
 DEFAULT_SPLITS = 3
 ALPHA = 0.05
 REAL = "real"  # the exchangeable real-against-real row
 HELDOUT = "heldout"  # the held-out people's row
-MIN_TEST_LATENTS = 8  # the test half B: at least this many (and each test's own minimum)
+MIN_TEST_LATENTS = 8
+MMD_PERMUTATIONS = 1000  # the test half B: at least this many (and each test's own minimum)
 
 STATISTIC_NAMES = {
     "c2st_linear": "c2st_linear_acc",
@@ -71,10 +84,9 @@ STATISTIC_NAMES = {
 class Split:
     """One random split of the training latents: fit half, test half, and the region."""
 
-    fit: np.ndarray  # A: a sampler is fitted here; the region's covariance
+    fit: np.ndarray  # A: a sampler is fitted here
     test: np.ndarray  # B: what generated vectors are tested against
-    region: EllipsoidRegion  # covariance from A, radius from the first half of B
-    region_check: np.ndarray  # the second half of B: the real row's ellipsoid rate
+    region: EllipsoidRegion  # covariance from B's first half, radius from its second
     seed: int
 
 
@@ -210,10 +222,11 @@ def make_splits(
     for s in range(n_splits):
         order = np.random.default_rng([seed, s, 7]).permutation(n)
         fit, test = x[order[: n // 2]], x[order[n // 2 :]]
-        m = test.shape[0] // 2
+        half = test.shape[0] // 2
+        m = test.shape[0] - half  # threshold latents
         q = min(quantile, m / (m + 1))
-        region = fit_region(fit, test[:m], q)
-        splits.append(Split(fit, test, region, test[m:], seed * 1000 + s))
+        region = fit_region(test[:half], test[half:], q)
+        splits.append(Split(fit, test, region, seed * 1000 + s))
     return splits
 
 
@@ -232,7 +245,7 @@ def real_rows(
 ) -> list[VerdictRow]:
     """The reference rows: ``real`` (A against B) and, with held-out latents, ``heldout``
     (without the cycle test when the held-out latents are the cycle's own reference)."""
-    rows = [_row(REAL, "", math.nan, splits, [s.fit for s in splits], tests, cycle, real=True)]
+    rows = [_row(REAL, "", math.nan, splits, [s.fit for s in splits], tests, cycle)]
     if np.asarray(heldout).shape[0] >= 2:
         held = np.asarray(heldout, dtype=np.float64)
         own = cycle is not None and cycle.reference_name == HELDOUT
@@ -269,17 +282,19 @@ def _row(
     others: Sequence[np.ndarray],
     tests: Sequence[str],
     cycle: CycleCheck | None,
-    *,
-    real: bool = False,
 ) -> VerdictRow:
     per_test: dict[str, list[TwoSampleResult]] = {t: [] for t in tests}
     for split, other in zip(splits, others, strict=True):
         for test in tests:
-            if test in TWO_SAMPLE_TESTS:
+            if test == "mmd":  # a p-value floor below Holm's first threshold
+                result = mmd_test(
+                    split.test, other, seed=split.seed, n_permutations=MMD_PERMUTATIONS
+                )
+            elif test in TWO_SAMPLE_TESTS:
                 result = run_test(test, split.test, other, seed=split.seed)
             elif test == "ellipsoid":
-                # the real row: real latents neither region estimate saw (B's second half)
-                result = _ellipsoid(split.region, split.region_check if real else other)
+                # the real row's A: real latents the region (B's) never saw
+                result = _ellipsoid(split.region, other)
             else:
                 if cycle is None:
                     raise ValueError("the cycle test needs the train run's decoder and encoder")
@@ -307,9 +322,7 @@ def _ellipsoid(region: EllipsoidRegion, z: np.ndarray) -> TwoSampleResult:
 
 def _combine(test: str, results: Sequence[TwoSampleResult]) -> Criterion:
     stats = [r.statistic for r in results]
-    p = min(1.0, 2.0 * float(np.median([r.p_value for r in results])))
-    if len(results) == 1:
-        p = results[0].p_value
+    p = results[0].p_value  # the first split's own test (module docstring)
     return Criterion(
         test,
         float(np.mean(stats)),

@@ -24,6 +24,7 @@ from aelatent.core import verdict as core
 from aelatent.core.cycle import CycleCheck, cycle_errors
 from aelatent.core.sampler_registry import build_sampler, spec_of
 from aelatent.core.samplers import Sampler
+from aelatent.core.threads import one_blas_thread
 from aelatent.core.verdict import VerdictRow
 from aelatent.core.windows import estimate_windows
 from aelatent.errors import UserError
@@ -126,8 +127,13 @@ class Verdict:
         self.seed = seed
         self.n_latents = int(x.shape[0])
         self.cycle = None if cycle is None else cycle_check(cycle, heldout, x)
-        self.splits = core.make_splits(x, n_splits, seed)
-        self.rows: list[VerdictRow] = core.real_rows(self.splits, heldout, self.tests, self.cycle)
+        # one BLAS thread: many small fits and products, 2 to 34 times slower on threads
+        # spinning for shared cores (benchmarks/bench_verdict.py)
+        with one_blas_thread():
+            self.splits = core.make_splits(x, n_splits, seed)
+            self.rows: list[VerdictRow] = core.real_rows(
+                self.splits, heldout, self.tests, self.cycle
+            )
 
     def _fit(self, name: str) -> Callable[[np.ndarray, int], Sampler]:
         def fit(latents: np.ndarray, seed: int) -> Sampler:
@@ -138,12 +144,15 @@ class Verdict:
 
     def score(self, name: str, scales: Sequence[float]) -> list[VerdictRow]:
         """Rows of sampler ``name`` at each of ``scales`` (one fit per split for all)."""
-        fitted = core.fit_samplers(self._fit(name), self.splits)
         axis = spec_of(name).axis
-        rows = [
-            core.generator_row(name, axis, float(s), fitted, self.splits, self.tests, self.cycle)
-            for s in scales
-        ]
+        with one_blas_thread():
+            fitted = core.fit_samplers(self._fit(name), self.splits)
+            rows = [
+                core.generator_row(
+                    name, axis, float(s), fitted, self.splits, self.tests, self.cycle
+                )
+                for s in scales
+            ]
         self.rows.extend(rows)
         return rows
 
