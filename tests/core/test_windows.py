@@ -2,29 +2,40 @@
 
 Tolerances come from the statistical bound of each check: a mean over m independent
 components is within 4 standard errors (sd / sqrt(m)) of its expectation; a coverage
-measured over m >= 200 intervals must lie in [0.90, 0.99] (the issue's acceptance band).
+measured over m >= 200 intervals must lie in [0.90, 0.99] (the issue's acceptance band);
+for the default (`central`) on any shape, a one-sided binomial test at 0.001 must not find
+the coverage below 92% or above 98% (issue 26's band).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
+from component_shapes import SHAPES, draw
+from component_shapes import central_truth as _central_truth
 from scipy import stats
 
 from aelatent.core.components import peak_and_fwhm
 from aelatent.core.histograms import component_histograms
 from aelatent.core.samplers import UniformSampler
 from aelatent.core.windows import (
+    CENTRAL_MASS,
+    CENTRAL_TAIL,
+    DEFAULT_ESTIMATOR,
     FWHM_PER_SIGMA,
     MIN_VECTORS,
     WindowError,
     _kde_fit,
     _quantiles,
+    central_centre_width,
     estimate_windows,
     mode_bandwidth,
+    order_statistic_ranks,
     propagate_log10,
+    term_bias,
 )
 from aelatent.errors import UserError
 
@@ -35,7 +46,7 @@ def _gaussian(n: int, d: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
 
 
-@pytest.mark.parametrize("estimator", ["fit", "kde", "robust", "auto"])
+@pytest.mark.parametrize("estimator", ["fit", "kde", "robust", "auto", "central"])
 def test_unbiased_on_gaussian_components(estimator):
     """Mean error over 256 components within 4 standard errors of 0 (mu) and of the truth."""
     w = estimate_windows(_gaussian(2000, 256, 1), estimator)
@@ -151,3 +162,100 @@ def test_bad_values_are_clear_errors():
         estimate_windows(x)
     with pytest.raises(UserError, match="estimate='mode' is unknown; expected one of auto"):
         estimate_windows(_gaussian(100, 4, 0), "mode")
+
+
+# ---------------------------------------------------------------------------------------
+# the default, `central`: an estimand defined for any shape, intervals that hold on any
+
+
+def _coverage_band(covered: np.ndarray) -> None:
+    """Issue 26's band for the default: not significantly (one-sided binomial test at 0.001)
+    below 92% nor above 98%; m independent intervals."""
+    count, m = int(np.sum(covered)), int(np.size(covered))
+    assert stats.binomtest(count, m, 0.92, alternative="less").pvalue > 0.001, count / m
+    assert stats.binomtest(count, m, 0.98, alternative="greater").pvalue > 0.001, count / m
+
+
+def test_central_is_the_peak_and_fwhm_of_a_gaussian():
+    """The central interval holding erf(sqrt(ln 2)) = 76.1% of a Gaussian is its FWHM window:
+    its ends are the half-maximum points +-sqrt(2 ln 2) sigma."""
+    assert DEFAULT_ESTIMATOR == "central"
+    assert abs(CENTRAL_MASS - 0.760968) <= 1e-6
+    assert stats.norm.ppf(1 - CENTRAL_TAIL) == pytest.approx(FWHM_PER_SIGMA / 2, rel=1e-12)
+    assert _central_truth("gaussian") == pytest.approx((0.0, FWHM_PER_SIGMA), abs=1e-12)
+    x = _gaussian(400, 8, 20)
+    w = estimate_windows(x, "central")
+    np.testing.assert_array_equal((w.mu, w.hw), central_centre_width(x))
+    assert set(w.chosen) == {"central"} and w.simultaneous is not None
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize(("n", "repetitions"), [(400, 4), (20_000, 1)])
+def test_central_intervals_cover_on_any_shape(shape, n, repetitions):
+    """95% intervals of the centre and the width against the shape's own central interval,
+    over repetitions x 256 independent components (~0.3 s per (shape, n))."""
+    mid, length = _central_truth(shape)
+    rng = np.random.default_rng([26, n, list(SHAPES).index(shape)])
+    covered_mu, covered_hw = [], []
+    for _ in range(repetitions):
+        w = estimate_windows(draw(shape, n, 256, rng), "central")
+        covered_mu.append((w.mu_lo <= mid) & (mid <= w.mu_hi))
+        covered_hw.append((w.hw_lo <= length) & (length <= w.hw_hi))
+    _coverage_band(np.concatenate(covered_mu))
+    _coverage_band(np.concatenate(covered_hw))
+
+
+def test_order_statistic_ranks_are_the_binomial_bounds():
+    """P(X_(l) > Q(p)) = P(Bin(n, p) <= l) <= level < P(Bin <= l + 1), and the mirror for u;
+    checked against 20,000 samples of n = 60 uniforms (any continuous shape maps to them):
+    the rate within 4 binomial standard errors of the exact probability."""
+    n, p, level = 60, CENTRAL_TAIL, 0.05
+    lower, upper = order_statistic_ranks(n, p, level)
+    assert lower is not None and upper is not None
+    assert stats.binom.cdf(lower, n, p) <= level < stats.binom.cdf(lower + 1, n, p)
+    assert stats.binom.sf(upper, n, p) <= level < stats.binom.sf(upper - 1, n, p)
+    u = np.sort(np.random.default_rng(21).random((20_000, n)), axis=1)
+    for rate, exact in (
+        (np.mean(u[:, lower] > p), stats.binom.cdf(lower, n, p)),
+        (np.mean(u[:, upper] < p), stats.binom.sf(upper, n, p)),
+    ):
+        assert abs(rate - exact) <= 4 * math.sqrt(exact * (1 - exact) / 20_000), (rate, exact)
+    # too few values for the level: P(Bin(20, 0.12) = 0) = 0.08 > 1e-6, no lower bound
+    assert order_statistic_ranks(20, p, 1e-6)[0] is None
+
+
+def test_term_bias_is_the_expectation_over_the_estimate():
+    """The Gauss-Hermite bias of log10 P(hit) against Monte Carlo over the normal
+    approximation of one window (200,000 draws; tolerance 4 Monte Carlo standard errors),
+    where the window lies inside the box (the smooth regime) and the terms are log widths."""
+    sampler = UniformSampler(3.0, 1)
+    mu, hw, k = np.array([0.1]), np.array([1.2]), 1.0
+    covariance = np.array([[0.06**2, 0.3 * 0.06 * 0.1], [0.3 * 0.06 * 0.1, 0.1**2]])
+    w = estimate_windows(_gaussian(400, 1, 22), "fit")
+    w = dataclasses.replace(w, mu=mu, hw=hw, covariance=covariance)
+    bias = term_bias(w, k, sampler.component_log10_probabilities)
+    draws = np.random.default_rng(23).multivariate_normal([0.1, 1.2], covariance, 200_000)
+    terms = np.log10(2 * k * draws[:, 1] / 6.0) - np.log10(2 * k * 1.2 / 6.0)
+    assert abs(bias[0] - terms.mean()) <= 4 * terms.std() / math.sqrt(terms.size)
+    assert bias[0] < 0  # a log is concave: the plug-in value is low
+
+
+@pytest.mark.parametrize("shape", ["gaussian", "t5"])
+def test_log10_p_interval_carries_the_bias(shape):
+    """100 data sets of n = 400, 256 components of the shape (central width 1.2, centres
+    over [-0.8, 0.8]): the interval of the uniform generator's log10 P(hit) at (b, k) =
+    (3, 1) covers the value from the true windows in >= 93% (issue 26; fails when a
+    one-sided binomial test at 0.001 finds it below). Without the bias correction it covered
+    88-94% (benchmarks/results/intervals.md)."""
+    d, n, b, k, width = 256, 400, 3.0, 1.0, 1.2
+    centres = np.linspace(-0.8, 0.8, d)
+    sampler = UniformSampler(b, d)
+    truth = sampler.window_log10_probability(centres - k * width, centres + k * width)
+    mid, length = _central_truth(shape)
+    rng = np.random.default_rng([27, list(SHAPES).index(shape)])
+    covered = 0
+    for _ in range(100):
+        x = (draw(shape, n, d, rng) - mid) * (width / length) + centres
+        p = propagate_log10(estimate_windows(x), k, sampler.component_log10_probabilities)
+        covered += p.lo <= truth <= p.hi
+    assert stats.binomtest(covered, 100, 0.93, alternative="less").pvalue > 0.001, covered

@@ -47,7 +47,7 @@ def test_analyse_and_log_into_the_active_run(tracking_uri):
     for name in ("scale_median_hw", "n_sig_mu_abs_ge_0.25s", "n_sig_hw_ge_1.5s", "n_dominant_sig"):
         assert data.metrics[name] == analysis.metrics()[name], name
     assert data.params["analysis_mu_threshold"] == "0.25"
-    assert data.params["analysis_estimate"] == "auto"
+    assert data.params["analysis_estimate"] == "central"
 
 
 def test_analyse_and_log_needs_a_run(tracking_uri):

@@ -128,7 +128,7 @@ def test_synthetic_evaluation_logs_the_contract(
             for kind in ("radius_mean", "radius_std", "radius_mean_theory", "radius_std_theory"):
                 assert metrics[f"{kind}/{sampler}/b{b}"] > 0
     assert "hit_rate/uniform/b1.5/k2" not in metrics  # only the grid that was asked for
-    assert run.data.params["estimate"] == "auto"
+    assert run.data.params["estimate"] == "central"
     for k in ("0.5", "1", "2", "4"):
         assert 0 <= metrics[f"hit_rate/heldout/k{k}"] <= 1
         for b in axes["uniform"]:
@@ -168,7 +168,7 @@ def test_synthetic_evaluation_logs_the_contract(
         key = f"{row['sampler']}/b{row['b']}/k{row['k']}".replace("/b/", "/")
         assert float(row["hits"]) == metrics[f"hits/{key}"]
         assert float(row["hit_rate_lo"]) == metrics[f"hit_rate_lo/{key}"]
-        assert row["windows"] == "auto"
+        assert row["windows"] == "central"
         expected = {"mvn": "ghk_estimate", "gmm": "ghk_estimate", "heldout": "real"}.get(
             row["sampler"], "exact"
         )

@@ -67,8 +67,9 @@ ESTIMATES = {
     "robust": ("median", "hw_robust"),
 }
 # The estimators of the hit windows (aelatent.core.windows, which builds on this module):
-# those of ESTIMATES, the kernel density estimate and the per-component choice between them.
-WINDOW_ESTIMATORS = ("auto", "fit", "kde", "robust", "histogram")
+# those of ESTIMATES, the kernel density estimate, the per-component choice between them, and
+# the central interval of a Gaussian's FWHM mass (the default: defined for any shape).
+WINDOW_ESTIMATORS = ("auto", "fit", "kde", "robust", "histogram", "central")
 
 
 def check_estimate(name: str) -> str:

@@ -6,8 +6,13 @@ count everything or nothing, and at small n the noise of a point estimate crosse
 chance. Here the levels are multiples of the run's own scale ``s = median(hw)`` (the typical
 component's FWHM; the median is not moved by the few wide components the counts look for),
 and a component counts as *significant* only when its interval, simultaneous over all N
-components (Bonferroni), lies wholly past the level: with probability >= 1 - alpha not a
-single component is counted falsely. docs/science.md, "Observations in the run's own units".
+components, lies wholly past the level: with probability >= 1 - alpha not a single component
+is counted falsely. The simultaneous intervals are the estimator's own distribution-free
+bounds where it has them (``central``, the default: exact order-statistic bounds, so the
+guarantee holds for any continuous shape of the components), else the estimate +- the
+Bonferroni z times its standard error (a normal approximation, which holds as far as the
+estimator's normality and its standard error do). docs/science.md, "Observations in the
+run's own units".
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ import numpy as np
 from scipy import stats
 
 from aelatent.core.observations import HW_LEVELS, MU_ABS_LEVELS, metric_number
-from aelatent.core.windows import Windows
+from aelatent.core.windows import FAMILY_ALPHA, Windows
 from aelatent.errors import UserError
 
-ALPHA = 0.05  # family-wise chance of any falsely counted component, per count
+ALPHA = FAMILY_ALPHA  # family-wise chance of any falsely counted component, per count
 SCALE_MU_LEVELS = (0.25, 1.0)  # |mu| >= a * s
 # hw >= 1 * s holds for half the components by the definition of the median: start at 1.5
 SCALE_HW_LEVELS = (1.5, 2.0, 3.0)
@@ -65,23 +70,64 @@ def run_scale(windows: Windows) -> float:
     return float(np.median(hw)) if hw.size else math.nan
 
 
-def significantly_off_centre(windows: Windows, threshold: float, z: float) -> np.ndarray:
-    """Per component: ``mu - z se > threshold`` or ``mu + z se < -threshold``.
+Bounds = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # mu_lo, mu_hi, hw_lo, hw_hi
 
-    The interval ``mu +- z mu_se`` lies wholly beyond +-``threshold``; a NaN error counts as
+
+def normal_bounds(windows: Windows, z: float) -> Bounds:
+    """``mu +- z mu_se`` and ``hw +- z hw_se`` (a NaN error gives NaN ends)."""
+    mu_margin = z * np.asarray(windows.mu_se, dtype=np.float64)
+    hw_margin = z * np.asarray(windows.hw_se, dtype=np.float64)
+    return (
+        windows.mu - mu_margin,
+        windows.mu + mu_margin,
+        windows.hw - hw_margin,
+        windows.hw + hw_margin,
+    )
+
+
+def simultaneous_bounds(windows: Windows, alpha: float = ALPHA) -> Bounds:
+    """Intervals that hold for every component at once with probability >= 1 - alpha (for
+    mu, and for hw): the estimator's exact bounds where it has them at this ``alpha``, else
+    the normal ones at Bonferroni's z (:func:`simultaneous_z`)."""
+    alpha = check_alpha(alpha)
+    exact = windows.simultaneous
+    if exact is not None and exact.alpha == alpha:
+        return exact.mu_lo, exact.mu_hi, exact.hw_lo, exact.hw_hi
+    return normal_bounds(windows, simultaneous_z(windows.z_dim, alpha))
+
+
+def _bounds(windows: Windows, z: float | None) -> Bounds:
+    return simultaneous_bounds(windows) if z is None else normal_bounds(windows, z)
+
+
+def _off_centre(bounds: Bounds, threshold: float) -> np.ndarray:
+    mu_lo, mu_hi, _, _ = bounds
+    with np.errstate(invalid="ignore"):
+        off: np.ndarray = (mu_lo > threshold) | (mu_hi < -threshold)
+    return off
+
+
+def _wide(bounds: Bounds, threshold: float) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        wide: np.ndarray = bounds[2] > threshold
+    return wide
+
+
+def significantly_off_centre(
+    windows: Windows, threshold: float, z: float | None = None
+) -> np.ndarray:
+    """Per component: its interval lies wholly beyond +-``threshold`` (``lo > threshold`` or
+    ``hi < -threshold``). The interval: ``mu +- z mu_se`` for a given ``z``; without one
+    the simultaneous bounds at ``ALPHA`` (:func:`simultaneous_bounds`). A NaN end counts as
     not significant.
     """
-    threshold = check_level(threshold)
-    with np.errstate(invalid="ignore"):
-        margin = z * np.asarray(windows.mu_se, dtype=np.float64)
-        return (windows.mu - margin > threshold) | (windows.mu + margin < -threshold)
+    return _off_centre(_bounds(windows, z), check_level(threshold))
 
 
-def significantly_wide(windows: Windows, threshold: float, z: float) -> np.ndarray:
-    """Per component: ``hw - z hw_se > threshold`` (a NaN error: not significant)."""
-    threshold = check_level(threshold)
-    with np.errstate(invalid="ignore"):
-        return windows.hw - z * np.asarray(windows.hw_se, dtype=np.float64) > threshold
+def significantly_wide(windows: Windows, threshold: float, z: float | None = None) -> np.ndarray:
+    """Per component: the lower end of its hw interval lies above ``threshold`` (``hw - z
+    hw_se`` for a given ``z``, else the simultaneous bound; a NaN end: not significant)."""
+    return _wide(_bounds(windows, z), check_level(threshold))
 
 
 def _in_scale(multiple: float, scale: float) -> float | None:
@@ -96,15 +142,13 @@ def dominant_significant(windows: Windows, alpha: float = ALPHA) -> np.ndarray:
     The study's dominance rule (|mu| >= 0.25 or hw >= 1.5) in the run's own units
     (``s = median hw``), counted only beyond the simultaneous intervals.
     """
-    z = simultaneous_z(windows.z_dim, alpha)
+    bounds = simultaneous_bounds(windows, alpha)
     scale = run_scale(windows)
     mu_level = _in_scale(DOMINANT_SCALE_MU, scale)
     hw_level = _in_scale(DOMINANT_SCALE_HW, scale)
     if mu_level is None or hw_level is None:
         return np.zeros(windows.z_dim, dtype=bool)
-    dominant: np.ndarray = significantly_off_centre(windows, mu_level, z) | significantly_wide(
-        windows, hw_level, z
-    )
+    dominant: np.ndarray = _off_centre(bounds, mu_level) | _wide(bounds, hw_level)
     return dominant
 
 
@@ -120,7 +164,7 @@ def scale_free_observations(windows: Windows, alpha: float = ALPHA) -> dict[str,
     past them); ``n_sig_mu_abs_ge_<a>``, ``n_sig_hw_ge_<h>`` (the same, at the study's
     absolute levels); ``n_dominant_sig`` (:func:`dominant_significant`).
     """
-    z = simultaneous_z(windows.z_dim, alpha)
+    bounds = simultaneous_bounds(windows, alpha)
     scale = run_scale(windows)
     mu, hw = windows.mu, windows.hw
     values = {"scale_median_hw": scale}
@@ -130,21 +174,17 @@ def scale_free_observations(windows: Windows, alpha: float = ALPHA) -> dict[str,
         level = _in_scale(a, scale)
         name = f"mu_abs_ge_{metric_number(a)}s"
         point[f"n_{name}"] = 0.0 if level is None else _count(np.abs(mu) >= level)
-        significant[f"n_sig_{name}"] = (
-            0.0 if level is None else _count(significantly_off_centre(windows, level, z))
-        )
+        significant[f"n_sig_{name}"] = 0.0 if level is None else _count(_off_centre(bounds, level))
     for h in SCALE_HW_LEVELS:
         level = _in_scale(h, scale)
         name = f"hw_ge_{metric_number(h)}s"
         point[f"n_{name}"] = 0.0 if level is None else _count(hw >= level)
-        significant[f"n_sig_{name}"] = (
-            0.0 if level is None else _count(significantly_wide(windows, level, z))
-        )
+        significant[f"n_sig_{name}"] = 0.0 if level is None else _count(_wide(bounds, level))
     for a in MU_ABS_LEVELS:
         name = f"n_sig_mu_abs_ge_{metric_number(a)}"
-        significant[name] = _count(significantly_off_centre(windows, a, z))
+        significant[name] = _count(_off_centre(bounds, check_level(a)))
     for h in HW_LEVELS:
-        significant[f"n_sig_hw_ge_{metric_number(h)}"] = _count(significantly_wide(windows, h, z))
+        significant[f"n_sig_hw_ge_{metric_number(h)}"] = _count(_wide(bounds, check_level(h)))
     values.update(point)
     values.update(significant)
     values["n_dominant_sig"] = _count(dominant_significant(windows, alpha))
