@@ -43,12 +43,16 @@ NONE = "none"
 
 def parse_tests(text: str) -> tuple[str, ...]:
     """``auto``, ``all``, ``none`` or a comma list of
-    :data:`aelatent.core.verdict.VERDICT_TESTS` (``auto``: all; see :func:`usable_tests`)."""
+    :data:`aelatent.core.verdict.VERDICT_TESTS`. ``auto``: all but the FD (the dearest test,
+    whose p-value floor never lets it decide a row alone; ``all`` or ``fd`` add it), and the
+    cycle only where the run has a model (:func:`usable_tests`)."""
     names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
     if names == [NONE]:
         return ()
-    if not names or "all" in names or AUTO in names:
+    if "all" in names:
         return core.VERDICT_TESTS
+    if not names or AUTO in names:
+        return tuple(t for t in core.VERDICT_TESTS if t != "fd")
     try:
         return core.check_tests(names)
     except ValueError as exc:
