@@ -128,7 +128,7 @@ def test_report_has_every_section(report, tiny_train_run):
     filled = [cell for row in rates[1:] for cell in row[1:] if cell]
     assert len(filled) >= len(rates[1]) - 1  # at least a row's worth
     assert all(re.fullmatch(r"\S+ \[\S+, \S+\]", cell) for cell in filled), rates
-    assert "Windows: estimate=auto" in html and "hit_rates_I_uniform.png" in markdown
+    assert "Windows: estimate=central" in html and "hit_rates_I_uniform.png" in markdown
     assert ("Best b = " in html or "No best b: " in html) and "decoded/" in html
     assert "Not run" not in html, re.findall(r'class="note">([^<]*)', html)
 

@@ -164,7 +164,9 @@ def hit_intervals(
             bias[j, i] = windows_log10_bias(at_scale, windows, float(k))
             ghk[j, i] = grid.log10_p_rel_se[j, i]
     centre = grid.log10_p_hit - bias
-    return HitIntervals(hit_lo, hit_hi, se, centre - Z95 * se, centre + Z95 * se, ghk, bias)
+    # a log10 probability is at most 0: the bias correction can move one of ~1 above it
+    lo, hi = np.minimum(centre - Z95 * se, 0.0), np.minimum(centre + Z95 * se, 0.0)
+    return HitIntervals(hit_lo, hit_hi, se, lo, hi, ghk, bias)
 
 
 @dataclass(frozen=True)

@@ -612,11 +612,12 @@ class PropagatedLog10:
 
     @property
     def lo(self) -> float:
-        return self.corrected - Z95 * self.se if math.isfinite(self.se) else math.nan
+        """Cut at 0: the bias correction can move a probability of ~1 above it."""
+        return min(self.corrected - Z95 * self.se, 0.0) if math.isfinite(self.se) else math.nan
 
     @property
     def hi(self) -> float:
-        return self.corrected + Z95 * self.se if math.isfinite(self.se) else math.nan
+        return min(self.corrected + Z95 * self.se, 0.0) if math.isfinite(self.se) else math.nan
 
 
 def propagate_log10(
