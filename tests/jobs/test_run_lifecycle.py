@@ -312,6 +312,36 @@ def test_ctrl_c_during_mlflow_run_evaluate_ends_killed_and_keeps_finished_sample
     _assert_stopped(run_id, "interrupted by Ctrl-C (SIGINT)", process.returncode, stderr)
 
 
+@pytest.mark.e2e
+def test_kill_of_the_mlflow_run_launcher_ends_the_job_killed(synthetic_train_run, tracking_uri):
+    """Issue 28, item 7: `kill <pid of mlflow run>` (SIGTERM to the launcher alone) used to
+    leave the job running on its own, to end FINISHED."""
+    process = _start_evaluate(synthetic_train_run, "33", tracking_uri, through_mlflow_run=True)
+    try:
+        run_id = _wait_for_uniform(process, "33")
+        job = int(mlflow.get_run(run_id).data.tags[OWNER_TAG].rpartition(":")[2])
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=300)  # the pipes close when the job has ended
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode != 0
+    deadline = time.monotonic() + 120
+    while _process_exists(job) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _process_exists(job), "the job runs on without its launcher"
+    reason = f"terminated: its `mlflow run` launcher (pid {process.pid}) ended while it ran"
+    _assert_stopped(run_id, reason, process.returncode, stderr)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_a_signal_in_process_ends_the_run_killed(tracking_uri, capsys):
     def job(argv):
         with entry_point_run("demo", "demo signalled"):
@@ -323,7 +353,8 @@ def test_a_signal_in_process_ends_the_run_killed(tracking_uri, capsys):
         run_entry_point("demo", job, [])
     assert exit_info.value.code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == before  # the job's handler is gone again
-    err = capsys.readouterr().err.strip()
+    # (a line before it may say which runs of dead processes the job closed first)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
     run = newest_run("tags.`mlflow.runName` = 'demo signalled'")
     assert (
         err == f"aelatent demo: error: terminated by SIGTERM; run {run.info.run_id} is "

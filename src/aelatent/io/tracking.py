@@ -6,6 +6,10 @@ reason in the ``error`` tag, and whatever was already logged kept. Ctrl-C and SI
 the run KILLED with the signal in the ``error`` tag (exit 130 / 143); an unusable tracking
 store is one line naming ``MLFLOW_TRACKING_URI`` (exit 2); any other failure (a bug) is
 tagged FAILED with its one-line message and keeps its traceback.
+
+Every job first closes the runs of the store whose process is known dead
+(:func:`aelatent.io.lifecycle.close_dead_runs`), and every top-level run records its owner
+and a heartbeat, so a job killed with SIGKILL leaves no run RUNNING past the next job.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ from aelatent.console import quiet_native_logs
 from aelatent.errors import UserError
 from aelatent.io.experiment import choose_experiment, mark_experiment
 from aelatent.io.lifecycle import (
+    close_dead_runs,
     failure_reason,
     heartbeat,
     keep_killed_under_launcher,
+    mlflow_run_launcher,
+    no_http_retries,
     stop_exit_code,
     stop_reason,
     stop_signals,
@@ -139,21 +146,38 @@ def run_entry_point(
     - an unusable tracking store: one line naming the URI and what to check, exit 2;
     - anything else (a bug): the run FAILED with the one-line message in ``error``, and the
       exception goes on with its traceback.
+
+    First, runs left RUNNING by a dead process are closed KILLED (best effort). Under
+    ``mlflow run``, the job stops (KILLED) when its launcher ends first.
     """
     _started_runs.clear()
     quiet_native_logs()  # before TensorFlow is imported
     launcher = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run`'s; end_run() forgets it
-    with stop_signals():  # stays in force while the run is closed: a repeat is ignored
+    launcher_pid = mlflow_run_launcher()
+    # stays in force while the run is closed: a repeat is ignored
+    with stop_signals(launcher_pid):
         try:
+            _close_dead_runs(entry_point)
             main(argv)
         except UserError as exc:
             fail_run(entry_point, str(exc))
         except KeyboardInterrupt as exc:
             reason = stop_reason(exc)
-            run_id = close_run(entry_point, RunStatus.KILLED, reason)
-            if run_id is not None and run_id == launcher:
+            run_id, closed = close_run(entry_point, RunStatus.KILLED, reason)
+            if (
+                run_id is not None
+                and closed
+                and run_id == launcher
+                and (launcher_pid is None or os.getppid() == launcher_pid)
+            ):
                 keep_killed_under_launcher(run_id, reason)
-            where = f"; run {run_id} is KILLED, what it logged is kept" if run_id else ""
+            where = (
+                f"; run {run_id} is KILLED, what it logged is kept"
+                if closed
+                else f"; run {run_id} could not be closed now (the next job closes it)"
+                if run_id
+                else ""
+            )
             print(f"aelatent {entry_point}: error: {reason}{where}", file=sys.stderr, flush=True)
             raise SystemExit(stop_exit_code(exc)) from None
         except Exception as exc:
@@ -167,6 +191,13 @@ def run_entry_point(
             _started_runs.clear()
 
 
+def _close_dead_runs(entry_point: str) -> None:
+    """Close the runs whose process is dead; never in the way of the job (a store that cannot
+    be used is reported by the job itself, without waiting on retries here)."""
+    with no_http_retries(), suppress(Exception):
+        close_dead_runs(by=f"aelatent {entry_point}, process {os.getpid()}")
+
+
 def fail_run(entry_point: str, message: str) -> NoReturn:
     """Mark the active (or ``mlflow run``-provided) run FAILED with the reason; exit 2."""
     print(f"aelatent {entry_point}: error: {message}", file=sys.stderr, flush=True)
@@ -174,13 +205,13 @@ def fail_run(entry_point: str, message: str) -> NoReturn:
     raise SystemExit(USER_ERROR_EXIT_CODE)
 
 
-def close_run(entry_point: str, status: int, message: str) -> str | None:
+def close_run(entry_point: str, status: int, message: str) -> tuple[str | None, bool]:
     """End the active (or ``mlflow run``-provided) run with ``status`` and ``message`` in its
     ``error`` tag; a run already ended (by :func:`entry_point_run`) keeps its status and tag.
-    Returns the run's id, or None when there is none."""
+    Returns the run's id (None when there is none) and whether the store took it."""
     run_id = _current_run_id()
     if run_id is None:
-        return None
+        return None, False
     try:
         client = MlflowClient()
         while mlflow.active_run() is not None:  # innermost first: nested runs end too
@@ -199,7 +230,8 @@ def close_run(entry_point: str, status: int, message: str) -> str | None:
             f"{RunStatus.to_string(status)}: {failure_reason(tracking_error)}",
             file=sys.stderr,
         )
-    return run_id
+        return run_id, False
+    return run_id, True
 
 
 def _current_run_id() -> str | None:
@@ -222,8 +254,10 @@ def entry_point_run(
 
     Ends it FINISHED, FAILED or KILLED (Ctrl-C, SIGTERM) with the reason in the ``error``
     tag (a user mistake's message, the signal, or a bug's one-line message); what was logged
-    before stays. ``owned``: tag the run with this process and keep a heartbeat while it runs
-    (:func:`aelatent.io.lifecycle.live_owner` tells a live run from an interrupted one).
+    before stays. A top-level run (or, with ``owned``, a nested one) is tagged with this
+    process as its owner and keeps a heartbeat while it runs
+    (:func:`aelatent.io.lifecycle.live_owner` tells a live run from an interrupted one; a
+    nested run belongs to its parent's owner).
     """
     top_level = mlflow.active_run() is None
     if top_level and run_id is None and not os.environ.get("MLFLOW_RUN_ID"):
@@ -234,7 +268,7 @@ def entry_point_run(
         mark_experiment(run.info.experiment_id)  # the UI opens it on the runs table
     try:
         mlflow.set_tags({ENTRY_POINT_TAG: entry_point, "mlflow.runName": run_name, **(tags or {})})
-        with heartbeat(run.info.run_id) if owned else nullcontext():
+        with heartbeat(run.info.run_id) if owned or top_level else nullcontext():
             yield run
     except UserError as exc:
         _end_active_run(RunStatus.FAILED, str(exc))

@@ -1,7 +1,8 @@
 """The ``train`` entry point: train a reference autoencoder, encode every image, analyse.
 
 ``mlflow run . -e train -P case=I --env-manager local``; an interrupted run continues with
-``-P resume=<run id>`` (see :mod:`aelatent.io.checkpoints`).
+``-P resume=<run id>`` (see :mod:`aelatent.io.checkpoints`): from its checkpoint, wherever
+it was started from; one process at a time (:func:`aelatent.io.lifecycle.claim_run`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from aelatent.config import CaseConfig, load_case, network_shapes
 from aelatent.data.images import BUILT_IN, ImageSet
 from aelatent.data.loading import load_images
 from aelatent.errors import UserError
-from aelatent.io.lifecycle import live_owner
+from aelatent.io.lifecycle import claim_run, live_owner
 from aelatent.io.mlflow_native import log_image_set, register_trained_model
 from aelatent.io.run_artifacts import (
     INDEX_PATH,
@@ -59,13 +60,16 @@ N_RECONSTRUCTIONS = 16
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """Validated parameters of one training run; ``resume_run`` continues an interrupted one."""
+    """Validated parameters of one training run; ``resume_run`` continues an interrupted one.
+    ``checkpoint_dir``: the folder of its checkpoints (absolute; None: the default for the
+    run, :func:`aelatent.io.checkpoints.checkpoint_dir`)."""
 
     case: CaseConfig
     case_arg: str
     data: str
     seed: int
     resume_run: str | None = None
+    checkpoint_dir: str | None = None
 
 
 def parse_args(argv: Sequence[str] | None) -> TrainRequest:
@@ -124,19 +128,15 @@ def check_training_memory(case: CaseConfig, n_channels: int = 3) -> None:
 
 
 def resume_request(run_id: str) -> TrainRequest:
-    """The request of an interrupted train run, rebuilt from the parameters it logged."""
+    """The request of an interrupted train run, rebuilt from the parameters it logged, once
+    its checkpoint is found (or no epoch was logged) and this process has claimed the run."""
     run = get_run(run_id, expected_entry_point="train")
     if run.info.status == "FINISHED":
         raise UserError(f"resume={run_id!r} already FINISHED: nothing to resume; start a new run")
-    owner = live_owner(run)
-    if owner is not None:
-        raise UserError(
-            f"resume={run_id!r} is still training ({owner}): wait for it to end or stop it "
-            f"first; two trainings in one run would mix two models"
-        )
+    _refuse_live_owner(run_id, live_owner(run))
     params = run.data.params
     try:
-        return build_request(
+        request = build_request(
             params["case_arg"],
             params["data"],
             params["training.epochs"],
@@ -146,6 +146,26 @@ def resume_request(run_id: str) -> TrainRequest:
         )
     except KeyError as missing:
         raise UserError(f"resume={run_id!r} logged no parameter {missing}: cannot resume") from None
+    from aelatent.io.checkpoints import checkpoint_dir, find_checkpoint  # TensorFlow
+
+    found = find_checkpoint(run)
+    if not found.found and "loss" in run.data.metrics:  # epochs logged: never train them again
+        raise UserError(
+            f"resume={run_id!r}: its checkpoint is not found (looked in "
+            f"{', '.join(found.looked_in)}); training it again from epoch 1 would log its "
+            "epochs twice: set AELATENT_CHECKPOINT_DIR to the folder that holds "
+            f"{run_id}/, or start a new run"
+        )
+    _refuse_live_owner(run_id, claim_run(run_id))  # atomic: one of two claimants wins
+    return replace(request, checkpoint_dir=str(found.local or checkpoint_dir(run_id)))
+
+
+def _refuse_live_owner(run_id: str, owner: str | None) -> None:
+    if owner is not None:
+        raise UserError(
+            f"resume={run_id!r} is still training ({owner}): wait for it to end or stop it "
+            f"first; two trainings in one run would mix two models"
+        )
 
 
 def load_training_images(request: TrainRequest) -> ImageSet:
@@ -170,8 +190,10 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
     from aelatent.accelerator import configure_accelerator  # TensorFlow: only when training
     from aelatent.data.pipeline import autoencoder_dataset  # TensorFlow: only when training
     from aelatent.io.checkpoints import (  # TensorFlow: only when training
+        CHECKPOINT_TAG,
         EpochCheckpoint,
         SynchronousMlflowCallback,
+        checkpoint_dir,
         load_checkpoint,
         remove_checkpoint,
     )
@@ -192,6 +214,10 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
         owned=True,
     ) as run:
         run_id = run.info.run_id
+        checkpoints = Path(request.checkpoint_dir or checkpoint_dir(run_id))
+        mlflow.set_tag(CHECKPOINT_TAG, str(checkpoints))  # a resume from anywhere finds it
+        if request.resume_run is not None:
+            _set_aside_error(run_id)
         if request.resume_run is None:
             mlflow.log_params(
                 {
@@ -212,7 +238,7 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
         else:  # params are immutable; the resumed part may run on another machine
             mlflow.set_tags({f"resumed.{k}": str(v) for k, v in accelerator.params().items()})
         with accelerator.strategy.scope():  # mirrored variables and the dtype policy
-            checkpoint = load_checkpoint(run_id) if request.resume_run else None
+            checkpoint = load_checkpoint(run_id, checkpoints) if request.resume_run else None
             autoencoder, epochs_done = checkpoint or (
                 build_autoencoder(case, image_set.n_channels),
                 0,
@@ -236,14 +262,14 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
             shuffle=False,  # tf.data shuffles; Keras warns that it ignores its own here
             callbacks=[
                 keras.callbacks.TerminateOnNaN(),
-                EpochCheckpoint(run_id),
+                EpochCheckpoint(run_id, directory=checkpoints),
                 SynchronousMlflowCallback(),
             ],
             verbose=1 if sys.stdout.isatty() else 2,
         )
         diverged = diverged_epoch(history.history, epochs_done)
         if diverged is not None:  # the broken model is neither logged nor kept to resume
-            remove_checkpoint(run_id)
+            remove_checkpoint(run_id, checkpoints)
             raise UserError(
                 f"training diverged at epoch {diverged}; lower learning_rate (the loss is no "
                 f"longer finite at training.learning_rate={case.training.learning_rate:g} in "
@@ -265,7 +291,7 @@ def train(request: TrainRequest, image_set: ImageSet, *, nested: bool = False) -
         mlflow.log_metrics(metrics)
         model_uri = log_trained_model(autoencoder, image_set)
         register_trained_model(model_uri, case.name, image_set.name)  # aelatent-case-<case>
-        remove_checkpoint(run_id)
+        remove_checkpoint(run_id, checkpoints)
         return run_id
 
 
@@ -320,6 +346,16 @@ def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> str:
         mlflow.log_artifacts(str(out / "latents"), artifact_path="latents")
         analyse_and_log(latents, window_rows=image_set.partitions == "train")
     return model_info.model_uri
+
+
+def _set_aside_error(run_id: str) -> None:
+    """A resumed run's ``error`` (why it stopped) becomes ``resumed_error``: the run is
+    working again, and ends with its own status and reason."""
+    client = MlflowClient()
+    previous = client.get_run(run_id).data.tags.get("error")
+    if previous is not None:
+        client.set_tag(run_id, "resumed_error", previous)
+        client.delete_tag(run_id, "error")
 
 
 def _mark_launcher_run(resumed: str) -> None:
