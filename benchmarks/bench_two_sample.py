@@ -10,7 +10,7 @@ the 256 directions (random ones), like an autoencoder's latents:
   panel (``TESTS`` with their defaults) on 2,000 x 256 against 2,000 x 256, the median of
   ``--repeats`` after a warm-up (``timing.median_seconds``), each test's own time, and the
   k-NN precision/recall of ``aelatent.core.precision_recall`` (real radii + scores) on the
-  same vectors, for the ratio;
+  same vectors, for the ratio; the panel again at CelebA's 200,000 x 256 (float32);
 - ``references``: the FD formula against the ``scipy.linalg.sqrtm`` one of FID
   implementations, and the MMD^2 of the split matrix against the O(n^2) formula written out
   with ``cdist``, on the capped sets (difference and time);
@@ -51,6 +51,7 @@ from aelatent.core.threads import one_blas_thread
 Z_DIM = 256
 MAIN_DIRECTIONS = 32  # carry 90% of the variance
 PANEL_N = 2000
+CELEBA_N = 200_000
 ALPHA = 0.05
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -187,6 +188,10 @@ def timing(repeats: int) -> dict[str, float]:
 
     result["knn_s"] = median_seconds(knn, repeats)
     result["panel_over_knn"] = result["panel_s"] / result["knn_s"]
+    # CelebA's size as the latents come (float32): the caps make it cost the same
+    big_x = gaussian(CELEBA_N, rng).astype(np.float32)
+    big_y = wide(CELEBA_N, rng).astype(np.float32)
+    result["panel_celeba_s"] = median_seconds(lambda: panel(big_x, big_y, 0), repeats)
     result["load"] = load
     return result
 
@@ -224,29 +229,34 @@ def references() -> dict[str, float]:
     }
 
 
+def repeat_panel(n: int, reps: int, seed: int, real: Draw, generated: Draw) -> dict:
+    """``reps`` pairs of n vectors (a real draw, then a generated one, from one generator
+    seeded by ``seed``) through the panel: rejections at ALPHA and the statistics per test."""
+    rng = np.random.default_rng(seed)
+    counts = dict.fromkeys(ts.TESTS, 0)
+    statistics: dict[str, list[float]] = {name: [] for name in ts.TESTS}
+    started = time.perf_counter()
+    for rep in range(reps):
+        x, y = real(n, rng), generated(n, rng)
+        for name, result in panel(x, y, rep).items():
+            counts[name] += result.p_value <= ALPHA
+            statistics[name].append(result.statistic)
+    return {
+        "n": n,
+        "reps": reps,
+        "rejections": counts,
+        "mean_statistic": {k: float(np.mean(v)) for k, v in statistics.items()},
+        "sd_statistic": {k: float(np.std(v, ddof=1)) for k, v in statistics.items()},
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def calibration(sizes: list[int], reps: int) -> list[dict]:
     rows = []
     for n in sizes:
         for null_name, draw in NULLS.items():
-            rng = np.random.default_rng(1000 + n)
-            counts = dict.fromkeys(ts.TESTS, 0)
-            statistics: dict[str, list[float]] = {name: [] for name in ts.TESTS}
-            started = time.perf_counter()
-            for seed in range(reps):
-                x, y = draw(n, rng), draw(n, rng)
-                for name, result in panel(x, y, seed).items():
-                    counts[name] += result.p_value <= ALPHA
-                    statistics[name].append(result.statistic)
-            row = {
-                "n": n,
-                "null": null_name,
-                "reps": reps,
-                "band": band(reps),
-                "rejections": counts,
-                "mean_statistic": {k: float(np.mean(v)) for k, v in statistics.items()},
-                "sd_statistic": {k: float(np.std(v, ddof=1)) for k, v in statistics.items()},
-                "seconds": time.perf_counter() - started,
-            }
+            row = {"null": null_name, "band": band(reps)}
+            row.update(repeat_panel(n, reps, 1000 + n, draw, draw))
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
@@ -256,24 +266,10 @@ def power(sizes: list[int], reps: int) -> list[dict]:
     rows = []
     for n in sizes:
         for alternative, draw in ALTERNATIVES.items():
-            rng = np.random.default_rng(2000 + n)
-            counts = dict.fromkeys(ts.TESTS, 0)
-            statistics: dict[str, list[float]] = {name: [] for name in ts.TESTS}
-            started = time.perf_counter()
             repetitions = reps if n < PANEL_N else max(1, reps // 2)
-            for seed in range(repetitions):
-                x, y = gaussian(n, rng), draw(n, rng)
-                for name, result in panel(x, y, seed).items():
-                    counts[name] += result.p_value <= ALPHA
-                    statistics[name].append(result.statistic)
-            row = {
-                "n": n,
-                "alternative": alternative,
-                "reps": repetitions,
-                "power": {k: v / repetitions for k, v in counts.items()},
-                "mean_statistic": {k: float(np.mean(v)) for k, v in statistics.items()},
-                "seconds": time.perf_counter() - started,
-            }
+            row = {"alternative": alternative}
+            row.update(repeat_panel(n, repetitions, 2000 + n, gaussian, draw))
+            row["power"] = {k: v / repetitions for k, v in row.pop("rejections").items()}
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
@@ -351,6 +347,8 @@ def markdown(r: dict) -> str:
         lines += [
             f"| panel (4 tests), 2,000 x 256 against 2,000 x 256, median (load {t['load']:.1f}) "
             f"| {t['panel_s']:.2f} s | <= 3 s |",
+            f"| the same at 200,000 x 256 float32 against 200,000 x 256 "
+            f"| {t.get('panel_celeba_s', math.nan):.2f} s | |",
             "| c2st_linear / c2st_nonlinear / mmd / fd | "
             + " / ".join(f"{t[name]:.2f}" for name in ts.TESTS)
             + " s | |",

@@ -15,17 +15,21 @@ p-value: the exact one-sided binomial test against 0.5 (``scipy.stats.binomtest`
 its Wilson interval; ``extra``: the AUC of the predicted probabilities with DeLong's
 interval, and the accuracy the test detects with 80% power (:func:`detectable_accuracy`).
 
-Why not pooled cross-validation (every vector predicted once, by the model of the other
-folds): the predictions of two folds are then correlated, each fold's model having been
-fitted on the other's vectors, and the accuracy varies more than a binomial count. With
-the linear classifier at n = 400 (d = 256, real against real) its variance was 1.3 times
-the binomial one and the test rejected 8.0% of 500 null pairs at 0.05 (the 99% band for a
-valid test ends at 7.5%); with forward chaining no model's test vectors helped fit a model
-whose predictions count, each fold's count is at most as spread as a binomial one given the
-folds before (Hoeffding 1956), and the same pairs gave 4.75% (variance ratio 1.02). The
-price: the models are fitted on a fifth to four fifths of the vectors, not four fifths.
-Cross-validated accuracy is known to sit slightly below 0.5 under H0; that did not make the
-pooled test conservative.
+Why not pooled cross-validation (every vector predicted once, by the model fitted on the
+other folds): the predictions of two folds are then correlated, each fold's model having
+been fitted on the other's vectors, and the accuracy varies more than a binomial count.
+Real against real at d = 256 (``benchmarks/bench_two_sample.py``, 500 pairs each), the
+linear classifier's pooled accuracy had 1.35 (n = 40) and 1.64 (n = 400) times the
+binomial variance and its binomial test rejected 7.8% and 8.8% at 0.05, above the 99% band
+of a valid test (2.6-7.6%); forward chaining on the same pairs: 0.95 and 1.06, 2.8% and
+5.6%. Given the folds before it, a fold's count of correct predictions is a sum of
+independent Bernoulli variables averaging 1/2, no more spread than a binomial count
+(Hoeffding 1956). The quadratic classifier's pooled accuracy did not inflate (0.94, 0.98),
+but nothing guarantees that. Cross-validated accuracy sits slightly below 0.5 under H0, as
+is known; that did not make the pooled test conservative. The price of forward chaining:
+models fitted on a fifth to four fifths of the vectors, not four fifths, and four fifths of
+them predicted (a mean shift of 0.5 sd along one minor axis at n = 400 in a trial: 19% of
+rejections against 45% for the pooled test, whose own size was inflated).
 
 - *linear*: logistic regression on vectors whitened by the training folds (StandardScaler,
   then PCA with ``whiten=True``): sees a difference of means, every direction on the same
@@ -36,8 +40,9 @@ pooled test conservative.
   correlations shows: vectors with the real marginals but independent components spread
   evenly over axes the real set leaves nearly empty. It does not see a difference of shape
   at equal second moments (skew, tails; the MMD does). Gradient-boosted trees on the same
-  coordinates saw less in ten times the time (n = 400: accuracy 0.97 against 1.00 for
-  missing correlations, 0.63 against 0.84 for a 20% too wide Gaussian; 2 s against 0.15 s).
+  coordinates saw less in ten times the time (a trial at n = 400: accuracy 0.97 against
+  1.00 for missing correlations, 0.63 against 0.84 for a 20% too wide Gaussian; 2 s against
+  0.15 s).
 - At most ``n_train // 2`` principal components are kept, ``n_train`` the vectors a model is
   fitted on: the fit stays determined when n < d (40 vectors a set: the first model sees 16,
   8 components of 256).
@@ -74,22 +79,28 @@ expected estimate 36.7 at n = 400 and 20.6 at n = 1,000, sd 1.2 and 0.7), so FDs
 only between sets of equal sizes; the permutation p-value allows for the bias. Interval:
 ``FD +- 1.96 sd``, ``sd`` that of ``n_resamples`` bootstrap draws (``scipy.stats.bootstrap``,
 two independent samples), cut at 0: the noise of the figure, covering the FD expected at
-these sizes (96% in the tests; the bootstrap sd exceeds the true one by 10-60%, so it is
-conservative). Not the population FD: the bias-corrected ``FD - b +- 1.96 sd`` (``b`` the
-draws' mean minus FD, in ``extra`` as ``bootstrap_bias``) covered it in 94-97% of trials at
-d = 8 and 16, 92% at d = 256 and n = 1,000, but 42% at n = 400, where the bootstrap finds
-86% of the bias (and at H0 it would put a true 0 outside); the percentile and basic
-intervals did worse.
+these sizes (96% in the tests; the bootstrap sd exceeded the true one by 15% to 135% in
+trials at d = 8 and 256, so it is conservative). Not the population FD: the
+bias-corrected ``FD - b +- 1.96 sd`` (``b`` the draws' mean minus FD, in ``extra`` as
+``bootstrap_bias``) covered it in 94-97% of trials at d = 8 and 16, 92% at d = 256 and
+n = 1,000, but 42% at n = 400, where the bootstrap finds 86% of the bias (and at H0 it
+would put a true 0 outside); the percentile and basic intervals did worse.
 
 Large sets
 ----------
 Each test draws at most ``max_per_set`` vectors of each set (a seeded subsample without
 replacement; all when fewer), 1,000 by default for every test: the whole panel at 2,000 x
-256 against 2,000 x 256 then takes about 2 s on the shared two-core development machine
-(``benchmarks/README.md``, "bench_two_sample.py"), whatever the sets' sizes. The C2STs fit 4
-models on 200 to 800 vectors a set; the MMD's kernel matrices are (n1 + n2)^2; the FD makes
-100 bootstrap and 100 permutation evaluations, each an O(n d^2) covariance and O(d^3)
-factorisations (about 5 ms at d = 256). What the cap costs in power is measured there.
+256 against 2,000 x 256 took 1.8-2.2 s on the shared two-core development machine, about 2
+to 2.5 times the k-NN precision/recall of the same vectors (``benchmarks/README.md``,
+"bench_two_sample.py"), and 2.0 s at CelebA's 200,000 x 256 float32 (the sets are
+checked in their own dtype, only the subsamples become float64). The C2STs fit 4 models on
+200 to 800 vectors a set (0.1-0.4 s); the MMD's kernel matrices are (n1 + n2)^2 (0.2-0.3 s);
+the FD makes 100 bootstrap and 100 permutation evaluations, each an O(n d^2) covariance and
+O(d^3) factorisations (1.2-1.5 s). Power at the cap: at n = 2,000 (1,000 used) every test
+rejected every alternative of the benchmark in all 50 repetitions (missing correlations,
+a uniform box of the real mean radius, a 20% too wide Gaussian), except the linear C2ST
+against the wider Gaussian, which it cannot see at any n: the cap cost nothing there.
+What each test detects at n = 40 and 400 is in the benchmark's tables.
 
 Everything runs on one BLAS/OpenMP thread (:mod:`aelatent.core.threads`): many small
 products, which took 5 to 10 times longer on threads spinning for the shared cores.
@@ -187,7 +198,11 @@ def _positive_int(value: int, name: str, minimum: int = 1) -> int:
 
 
 def _matrix(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+    """``x`` as an array, checked, in its own dtype: a float64 copy of 200,000 x 256 float32
+    latents would cost 0.25 s and 400 MB per test; only the subsample is converted."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        x = x.astype(np.float64)
     if x.ndim != 2 or x.shape[1] == 0:
         raise UserError(f"{name} vectors must be a matrix [n, z_dim >= 1], got shape {x.shape}")
     if not np.all(np.isfinite(x)):
@@ -198,7 +213,7 @@ def _matrix(x: np.ndarray, name: str) -> np.ndarray:
 def _sets(
     real: np.ndarray, generated: np.ndarray, test: str, minimum: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Both sets as float64 matrices of one width with at least ``minimum`` rows each."""
+    """Both sets as matrices of one width with at least ``minimum`` rows each."""
     x, y = _matrix(real, "real"), _matrix(generated, "generated")
     if x.shape[1] != y.shape[1]:
         raise UserError(
@@ -216,11 +231,12 @@ def _sets(
 def _capped(
     real: np.ndarray, generated: np.ndarray, test: str, max_per_set: int, minimum: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
-    """The checked sets, each cut to ``max_per_set`` rows by a seeded subsample."""
+    """The checked sets, each cut to ``max_per_set`` rows by a seeded subsample, float64."""
     cap = _positive_int(max_per_set, "max_per_set", minimum)
     x, y = _sets(real, generated, test, minimum)
     rng = np.random.default_rng(seed)
-    return subsample(x, cap, rng), subsample(y, cap, rng), rng
+    x = np.asarray(subsample(x, cap, rng), dtype=np.float64)
+    return x, np.asarray(subsample(y, cap, rng), dtype=np.float64), rng
 
 
 # ---------------------------------------------------------------------------------------
