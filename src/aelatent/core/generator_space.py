@@ -161,6 +161,16 @@ def split_score(sampler: Sampler, split: Split, scale: float, seed: int) -> Spli
     return SplitScore(fidelity * min(1.0, ratio), accuracy, ratio)
 
 
+def score_interval(per_split: Sequence[float]) -> tuple[float, float]:
+    """95% interval of a candidate's mean score from its splits' scores: Student's t with
+    R - 1 degrees of freedom (with 3 splits 4.30 standard errors, not 1.96), cut to [0, 1]."""
+    x = np.asarray(per_split, dtype=np.float64)
+    if x.size < 2:
+        return math.nan, math.nan
+    half = float(stats.t.ppf(0.975, x.size - 1)) * x.std(ddof=1) / math.sqrt(x.size)
+    return max(0.0, float(x.mean()) - half), min(1.0, float(x.mean()) + half)
+
+
 def as_good_as(best: Sequence[float], other: Sequence[float]) -> bool:
     """``other``'s split scores are not significantly below ``best``'s (paired t, 95%)."""
     diff = np.asarray(best, dtype=np.float64) - np.asarray(other, dtype=np.float64)

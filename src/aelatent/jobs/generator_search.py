@@ -43,6 +43,7 @@ from aelatent.core.generator_space import (
     Candidate,
     as_good_as,
     fit_candidate,
+    score_interval,
     split_score,
 )
 from aelatent.core.samplers import Sampler
@@ -289,10 +290,14 @@ def summarise(
         t for t in trials if as_good_as(best.user_attrs["per_split"], t.user_attrs["per_split"])
     ]
     winner = _candidate(best)
-    heldout = _heldout_check(winner, train, latents, estimate=estimate, seed=seed)
+    fitted = fit_candidate(winner, latents, seed=seed, estimate=estimate)  # on every latent
+    heldout = _heldout_check(winner, fitted, train, latents, seed=seed)
+    lo, hi = score_interval(best.user_attrs["per_split"])
     metrics = {
         "best_score": best.user_attrs["score"],
         "best_score_se": best.user_attrs["score_se"],
+        "best_score_lo": lo,
+        "best_score_hi": hi,
         "best_c2st_acc": best.user_attrs["c2st_acc"],
         "best_copying_ratio": best.user_attrs["copying_ratio"],
         "best_trial": float(best.number),
@@ -314,15 +319,15 @@ def summarise(
     mlflow.log_metrics(metrics)
     mlflow.set_tag("best_generator", winner.label)
     line = (
-        f"Best generator: **{winner.label}**, score {metrics['best_score']:.3f} ± "
-        f"{1.96 * metrics['best_score_se']:.3f} (cross-fitted C2ST accuracy "
+        f"Best generator: **{winner.label}**, score {metrics['best_score']:.3f} "
+        f"[{lo:.3f}, {hi:.3f}] (cross-fitted C2ST accuracy "
         f"{metrics['best_c2st_acc']:.3f}, copying ratio {metrics['best_copying_ratio']:.2f}); "
         f"{len(good)} of {len(trials)} complete trials not significantly worse; "
         f"{len(pruned)} pruned."
     )
     set_description(line, train_run_line(train.run_id))
     print(f"aelatent search: {line.replace('**', '')}", file=sys.stderr, flush=True)
-    _log_winner(winner, train, latents, estimate=estimate, seed=seed)
+    _log_winner(winner, fitted, train, seed=seed)
 
 
 def family_bests(trials: Sequence[FrozenTrial]) -> dict[str, FrozenTrial]:
@@ -369,14 +374,13 @@ def _candidate(trial: FrozenTrial) -> Candidate:
 
 
 def _heldout_check(
-    winner: Candidate, train: TrainRun, latents: np.ndarray, *, estimate: str, seed: int
+    winner: Candidate, sampler: Sampler, train: TrainRun, latents: np.ndarray, *, seed: int
 ) -> dict[str, float]:
     """The winner refitted on every training latent against the held-out images, beside the
     training latents' own C2ST against them (new people: both may differ)."""
     held = np.asarray(train.heldout, dtype=np.float64)
     if held.shape[0] < 10:
         return {}
-    sampler = fit_candidate(winner, latents, seed=seed, estimate=estimate)
     z = sampler.with_scale(winner.scale).sample(held.shape[0], np.random.default_rng([seed, 77]))
     generated = c2st(held, z.astype(np.float64), classifier="nonlinear", seed=seed)
     real = c2st(held, latents, classifier="nonlinear", seed=seed)
@@ -445,15 +449,15 @@ def _write_family_bests(
         )
         for family, t in bests.items():
             a = t.user_attrs
-            half = 1.96 * a["score_se"]
+            score_lo, score_hi = score_interval(a["per_split"])
             writer.writerow(
                 [
                     family,
                     t.number,
                     a["label"],
                     a["score"],
-                    a["score"] - half,
-                    a["score"] + half,
+                    score_lo,
+                    score_hi,
                     a["c2st_acc"],
                     a["copying_ratio"],
                 ]
@@ -495,9 +499,7 @@ def _importances(study: optuna.Study, out: Path, metrics: dict[str, float]) -> l
     return [path]
 
 
-def _log_winner(
-    winner: Candidate, train: TrainRun, latents: np.ndarray, *, estimate: str, seed: int
-) -> None:
+def _log_winner(winner: Candidate, sampler: Sampler, train: TrainRun, *, seed: int) -> None:
     """The winner (refitted on every training latent) plus the decoder as ``generator``,
     registered as ``aelatent-generator-case-<case>@best``; one line why not otherwise."""
     if not has_decoder(train.run_id):
@@ -506,7 +508,6 @@ def _log_winner(
             file=sys.stderr,
         )
         return
-    sampler = fit_candidate(winner, latents, seed=seed, estimate=estimate)
     active = mlflow.active_run()
     assert active is not None
     uri = log_generator(

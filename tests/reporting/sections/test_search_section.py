@@ -156,6 +156,8 @@ def test_a_generator_search_shows_each_familys_best_and_the_heldout_check(tmp_pa
     metrics = {
         "best_score": 0.9,
         "best_score_se": 0.05,
+        "best_score_lo": 0.685,  # t(2) x se of 3 splits, as the job logs it
+        "best_score_hi": 1.0,
         "n_as_good": 2,
         "n_trials_complete": 5,
         "n_trials_pruned": 7,
@@ -175,7 +177,7 @@ def test_a_generator_search_shows_each_familys_best_and_the_heldout_check(tmp_pa
         more={"search/best_per_family.csv": table},
     )
     text = _texts(blocks, Paragraph)
-    assert "Best generator: gmm components=3 scale=1, score 0.9 [0.802, 0.998]" in text
+    assert "Best generator: gmm components=3 scale=1, score 0.9 [0.685, 1]" in text
     assert "7 pruned early" in text and "the training latents' own 0.75 [0.7, 0.8]" in text
     assert "Best b" not in text
     (families,) = [b for b in blocks if isinstance(b, Table) and b.name.startswith("generators")]

@@ -25,8 +25,7 @@ def generator_panel(ctx: SectionContext, case: CaseData, run: RunData) -> list[B
         return [
             Note(f"No best generator: {run.tags.get('no_best_generator', 'no trial completed')}.")
         ]
-    half = 1.96 * m["best_score_se"]
-    score = with_interval(m["best_score"], m["best_score"] - half, m["best_score"] + half, 3)
+    score = with_interval(m["best_score"], m.get("best_score_lo"), m.get("best_score_hi"), 3)
     blocks: list[Block] = [
         Paragraph(
             f"Best generator: {run.tags.get('best_generator', '?')}, score {score} "
