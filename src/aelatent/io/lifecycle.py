@@ -121,19 +121,24 @@ def failure_reason(exc: BaseException) -> str:
     return text[:MAX_REASON]
 
 
+OPTIMIZE_LOOP = frozenset({"optuna.study.study", "optuna.study._optimize"})
+"""Optuna's trial loop: it calls the job's objective and is in no store call itself."""
+
+
+def _own_frame(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is aelatent's (and not this module's, the signal handling)."""
+    module = "" if frame is None else str(frame.f_globals.get("__name__", ""))
+    return module.partition(".")[0] == "aelatent" and module != __name__
+
+
 def inside_store_call(frame: FrameType | None) -> bool:
-    """Whether the innermost frame that is aelatent's or a store library's is the library's:
-    the job is in the middle of a tracking-store or Optuna-storage call. (This module's
-    frames, the signal handling itself, are looked through.)"""
+    """Whether any frame of the stack is a store library's (outside Optuna's trial loop): the
+    job is in the middle of a tracking-store or Optuna-storage call, or in a callback of one
+    (a sampler's ``after_trial`` runs inside Optuna's ``tell``: stopping there left a
+    traceback). This module's frames, the signal handling itself, are looked through."""
     while frame is not None:
         module = str(frame.f_globals.get("__name__", ""))
-        package = module.partition(".")[0]
-        if module == __name__:
-            frame = frame.f_back
-            continue
-        if package == "aelatent":
-            return False
-        if package in STORE_PACKAGES:
+        if module.partition(".")[0] in STORE_PACKAGES and module not in OPTIMIZE_LOOP:
             return True
         frame = frame.f_back
     return False
@@ -191,7 +196,9 @@ def stop_signals(launcher_pid: int | None = None) -> Iterator[None]:
         else:  # C calls: not a frame of the job's
             return
         overdue = time.monotonic() - state.pending[1] >= DEFER_GRACE_S
-        if overdue or not inside_store_call(current):
+        # raised only into the job's own frame: raised into Optuna's trial loop (on the
+        # return from the objective) it broke the loop's own bookkeeping (a traceback)
+        if overdue or (_own_frame(current) and not inside_store_call(current)):
             stop_now()
 
     def deadline(signum: int) -> None:  # a store call blocked past the grace: stop anyway
