@@ -33,10 +33,10 @@ postgres:
 
 ## PostgreSQL + an mlflow server on it (proxied artifacts) under .server/; prints what to export.
 server: setup postgres
-	$(BIN)/python -m aelatent.io.server_stack start --dir .server
+	$(BIN)/python -m aelatent.ops.server_stack start --dir .server
 
 server-stop: setup
-	$(BIN)/python -m aelatent.io.server_stack stop --dir .server
+	$(BIN)/python -m aelatent.ops.server_stack stop --dir .server
 
 demo: setup
 	PATH="$(abspath $(BIN)):$$PATH" mlflow run . -e main --env-manager local

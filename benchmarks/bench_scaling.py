@@ -3,7 +3,7 @@ second through the tracking server; where it stops scaling, and why.
 
     .venv/bin/python benchmarks/bench_scaling.py [--quick]
 
-Starts the stack of ``make server`` (``aelatent.io.server_stack``: PostgreSQL, an ``mlflow
+Starts the stack of ``make server`` (``aelatent.ops.server_stack``: PostgreSQL, an ``mlflow
 server`` with two workers on it) in a temporary folder, and measures
 
 - **the Optuna storage alone**: 1, 2 and 4 processes asking and telling trials of one study
@@ -381,7 +381,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import mlflow
 
-    from aelatent.io import server_stack
+    from aelatent.ops import server_stack
 
     seconds, n_trials, count = (3.0, 15, 200) if args.quick else (10.0, 40, 600)
     load_before = os.getloadavg()[0]

@@ -23,6 +23,7 @@ RANK = {
     "model": 3,
     "plots": 3,
     "io": 4,
+    "ops": 4,
     "reporting": 5,
     "jobs": 6,
 }

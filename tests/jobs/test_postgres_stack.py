@@ -1,6 +1,6 @@
 """The team setup for real: PostgreSQL behind an MLflow tracking server and Optuna.
 
-One stack for the module, the one `make server` starts (``aelatent.io.server_stack``: a
+One stack for the module, the one `make server` starts (``aelatent.ops.server_stack``: a
 PostgreSQL server, an ``mlflow server`` on it with proxied artifacts and two workers, an
 Optuna database), and one train run on it. Against it: the whole study through
 ``mlflow run`` with the report downloaded back through the server (this replaced the
@@ -32,8 +32,9 @@ from mlflow.entities import Run
 from optuna.trial import TrialState
 
 from aelatent.errors import UserError
-from aelatent.io import lifecycle, server_stack
+from aelatent.io import lifecycle
 from aelatent.jobs import search, search_study
+from aelatent.ops import server_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -1,8 +1,8 @@
 """The team setup on one machine: PostgreSQL behind an MLflow tracking server and Optuna.
 
-    python -m aelatent.io.server_stack start [--dir .server] [--host 127.0.0.1] [--workers 2]
-    python -m aelatent.io.server_stack stop  [--dir .server] [--wipe]
-    python -m aelatent.io.server_stack status [--dir .server]
+    python -m aelatent.ops.server_stack start [--dir .server] [--host 127.0.0.1] [--workers 2]
+    python -m aelatent.ops.server_stack stop  [--dir .server] [--wipe]
+    python -m aelatent.ops.server_stack status [--dir .server]
 
 (``make server`` and ``make server-stop`` call the first two.) ``start`` runs
 
@@ -316,12 +316,12 @@ def _init_postgres(state: StackState) -> None:
     conf = state.data_dir / "postgresql.conf"
     with conf.open("a") as handle:  # appended lines win over the defaults above them
         handle.write(
-            "\n# aelatent.io.server_stack\n"
+            "\n# aelatent.ops.server_stack\n"
             "unix_socket_directories = ''\n"
             f"max_connections = {PG_MAX_CONNECTIONS}\n"
         )
     (state.data_dir / "pg_hba.conf").write_text(
-        "# aelatent.io.server_stack: password (scram) over TCP, nothing else\n"
+        "# aelatent.ops.server_stack: password (scram) over TCP, nothing else\n"
         "host all all all scram-sha-256\n"
     )
 
@@ -566,7 +566,7 @@ def status(root: Path | str = DEFAULT_DIR) -> str:
 
 def cli(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m aelatent.io.server_stack",
+        prog="python -m aelatent.ops.server_stack",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
