@@ -16,6 +16,7 @@ RANK = {
     "errors": 0,
     "console": 0,
     "limits": 1,
+    "arguments": 1,
     "core": 1,
     "data": 1,
     "accelerator": 1,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aelatent.io import tracking
+from aelatent import arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = ("train", "analyse", "evaluate", "search", "report", "main")
@@ -24,16 +24,16 @@ REFERENCE = ROOT / "docs" / "entry-points.md"  # the entry-point table
 
 
 class _Caught(Exception):
-    def __init__(self, parser: tracking.ArgumentParser) -> None:
+    def __init__(self, parser: arguments.ArgumentParser) -> None:
         super().__init__("parser caught")
         self.parser = parser
 
 
 def argparse_defaults(entry_point: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    def catch(self: tracking.ArgumentParser, *args: object, **kwargs: object) -> None:
+    def catch(self: arguments.ArgumentParser, *args: object, **kwargs: object) -> None:
         raise _Caught(self)
 
-    monkeypatch.setattr(tracking.ArgumentParser, "parse_args", catch)
+    monkeypatch.setattr(arguments.ArgumentParser, "parse_args", catch)
     job = importlib.import_module(f"aelatent.jobs.{entry_point}")
     parse = getattr(job, "parse_args", None) or job.main  # report parses inside main
     with pytest.raises(_Caught) as caught:

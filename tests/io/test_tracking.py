@@ -6,13 +6,12 @@ import mlflow
 import pytest
 from conftest import newest_run
 
+from aelatent.arguments import parse_float_list, parse_int
 from aelatent.errors import UserError
 from aelatent.io.tracking import (
     fail_run,
     get_run,
     newest_finished_run,
-    parse_float_list,
-    parse_int,
     resolve_train_run,
     run_entry_point,
 )
@@ -115,7 +114,7 @@ def test_entry_point_run_ends_with_the_right_status(tracking_uri):
 
 
 def test_train_run_choice_is_the_same_for_every_entry_point():
-    from aelatent.io.tracking import parse_train_run_choice
+    from aelatent.arguments import parse_train_run_choice
     from aelatent.jobs import analyse, evaluate, search
 
     assert parse_train_run_choice(" newest ", "any") == (None, None)

@@ -23,6 +23,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
+from aelatent.arguments import (
+    ArgumentParser,
+    add_train_run_arguments,
+    parse_int,
+    parse_train_run_choice,
+)
 from aelatent.core.analysis import DEFAULT_THRESHOLDS, LatentAnalysis, analyse_latents
 from aelatent.core.components import DominanceThresholds
 from aelatent.core.histograms import DEFAULT_N_BINS
@@ -37,15 +43,7 @@ from aelatent.io.mlflow_native import (
     train_run_line,
 )
 from aelatent.io.run_artifacts import load_latents, load_partitions
-from aelatent.io.tracking import (
-    ArgumentParser,
-    add_train_run_arguments,
-    entry_point_run,
-    parse_int,
-    parse_train_run_choice,
-    resolve_train_run,
-    run_entry_point,
-)
+from aelatent.io.tracking import entry_point_run, resolve_train_run, run_entry_point
 
 ENTRY_POINT = "analyse"
 MAX_BINS = 10_000

@@ -7,6 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aelatent.arguments import (
+    ArgumentParser,
+    add_train_run_arguments,
+    parse_float_list,
+    parse_int,
+    parse_train_run_choice,
+)
 from aelatent.core.sampler_registry import SAMPLERS, spec_of
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
@@ -15,13 +22,6 @@ from aelatent.core.windows import (
 )
 from aelatent.errors import UserError
 from aelatent.io.generator_model import parse_generator_choice
-from aelatent.io.tracking import (
-    ArgumentParser,
-    add_train_run_arguments,
-    parse_float_list,
-    parse_int,
-    parse_train_run_choice,
-)
 from aelatent.jobs import knn_evaluation as knn
 from aelatent.jobs import verdict_evaluation as judging
 from aelatent.limits import (

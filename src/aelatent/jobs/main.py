@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import mlflow
 
-from aelatent.io.tracking import ArgumentParser, entry_point_run, parse_int, run_entry_point
+from aelatent.arguments import ArgumentParser, parse_int
+from aelatent.io.tracking import entry_point_run, run_entry_point
 from aelatent.jobs import evaluate, search, train
 from aelatent.jobs.report import print_where, write_report
 from aelatent.limits import MAX_SEED, SEED_WHY

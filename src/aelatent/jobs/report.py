@@ -17,7 +17,8 @@ from pathlib import Path
 
 import mlflow
 
-from aelatent.io.tracking import ArgumentParser, entry_point_run, run_entry_point
+from aelatent.arguments import ArgumentParser
+from aelatent.io.tracking import entry_point_run, run_entry_point
 from aelatent.reporting.collect import collect
 from aelatent.reporting.content import build_document
 from aelatent.reporting.render import (

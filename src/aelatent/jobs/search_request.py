@@ -7,6 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aelatent.arguments import (
+    ArgumentParser,
+    add_train_run_arguments,
+    parse_float_list,
+    parse_int,
+    parse_train_run_choice,
+)
 from aelatent.core.generator_space import FAMILIES
 from aelatent.core.knn_objective import (
     KNN_OBJECTIVE,
@@ -30,13 +37,6 @@ from aelatent.core.windows import (
     check_estimate,
 )
 from aelatent.errors import UserError
-from aelatent.io.tracking import (
-    ArgumentParser,
-    add_train_run_arguments,
-    parse_float_list,
-    parse_int,
-    parse_train_run_choice,
-)
 from aelatent.jobs import knn_evaluation as knn
 from aelatent.limits import (
     B_MIN_WHY,

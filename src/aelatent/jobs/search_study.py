@@ -23,6 +23,7 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from aelatent.arguments import parse_int
 from aelatent.core.objective import (
     BAND_PERCENTILES,
     DEFAULT_OBJECTIVE,
@@ -30,10 +31,7 @@ from aelatent.core.objective import (
 from aelatent.core.sampler_registry import spec_of
 from aelatent.core.verdict_objective import DEFAULT_SPLITS as C2ST_SPLITS
 from aelatent.errors import UserError
-from aelatent.io.tracking import (
-    ERROR_TAG,
-    parse_int,
-)
+from aelatent.io.tracking import ERROR_TAG
 from aelatent.jobs.search_request import (
     SearchRequest,
     objective_version,

@@ -21,6 +21,7 @@ import numpy as np
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from aelatent.arguments import ArgumentParser, parse_int
 from aelatent.config import CaseConfig, load_case, network_shapes
 from aelatent.data.images import BUILT_IN, ImageSet
 from aelatent.data.loading import load_images
@@ -34,13 +35,7 @@ from aelatent.io.run_artifacts import (
     MODEL_REQUIREMENTS,
     pinned_requirements,
 )
-from aelatent.io.tracking import (
-    ArgumentParser,
-    entry_point_run,
-    get_run,
-    parse_int,
-    run_entry_point,
-)
+from aelatent.io.tracking import entry_point_run, get_run, run_entry_point
 from aelatent.limits import (
     IMAGE_SIZE_WHY,
     MAX_IMAGE_SIZE,
