@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "aelatent"
 RANK = {
     "": 0,  # the package root: its __init__ imports nothing (a generator copies its folder)
     "errors": 0,
+    "schema": 0,
     "console": 0,
     "limits": 1,
     "arguments": 1,

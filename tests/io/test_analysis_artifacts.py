@@ -13,17 +13,19 @@ from aelatent.core.components import DominanceThresholds
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import (
     ARTIFACT_PATHS,
+    PLOT_PATHS,
+    read_components_csv,
+    write_analysis,
+)
+from aelatent.schema import (
     COMPONENTS_CSV,
     COUNTS_NPY,
     DOMINANT_MD,
     DOMINANT_PNG,
     EDGES_NPY,
-    PLOT_PATHS,
     RADIUS_CSV,
     SPECTRUM_CSV,
     TOP_PAIRS_CSV,
-    read_components_csv,
-    write_analysis,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from aelatent.errors import UserError
-from aelatent.io.run_artifacts import LATENTS_PATH, check_latents, load_latents
+from aelatent.io.run_artifacts import check_latents, load_latents
+from aelatent.schema import LATENTS_NPY
 
 
 def _run_with_latents(tmp_path, write) -> str:
@@ -47,7 +48,7 @@ def test_truncated_npy_is_detected(tracking_uri, tmp_path):
 def test_missing_latents_and_missing_run(tracking_uri):
     with mlflow.start_run() as run:
         pass
-    with pytest.raises(UserError, match=f"has no artifact '{LATENTS_PATH}'"):
+    with pytest.raises(UserError, match=f"has no artifact '{LATENTS_NPY}'"):
         load_latents(run.info.run_id)
     with pytest.raises(UserError, match="has no artifact"):
         load_latents("0123456789abcdef0123456789abcdef")

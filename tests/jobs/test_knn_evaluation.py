@@ -13,8 +13,8 @@ from aelatent.jobs.knn_evaluation import (
     KNN_COLUMNS,
     RegionTest,
     check_knn_sizes,
-    knn_metric_key,
 )
+from aelatent.schema import knn_metric
 
 
 def test_k_must_fit_the_real_and_the_generated_sets():
@@ -35,7 +35,7 @@ def test_region_test_names_its_metrics_like_the_hit_figures(tmp_path):
     assert {"precision/heldout", "recall_lo/heldout", "coverage_hi/heldout"} <= set(start)
     sampler = GaussianSampler(np.zeros(6), np.ones(6))
     metrics = region.score("gaussian", sampler, [0.5, 1.0], 1)
-    assert knn_metric_key("precision", "gaussian", 0.5) == "precision/gaussian/b0.5"
+    assert knn_metric("precision", "gaussian", 0.5) == "precision/gaussian/b0.5"
     for b in ("0.5", "1"):
         for kind in ("precision", "recall", "density", "coverage"):
             key = f"gaussian/b{b}"

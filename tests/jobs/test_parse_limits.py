@@ -27,9 +27,9 @@ from aelatent import limits
 from aelatent.config import EXPERIMENTS_DIR, load_case
 from aelatent.core.objective import RadiusBand, UniformSearchObjective
 from aelatent.jobs import evaluate, search
-from aelatent.jobs.evaluate_metrics import metric_key
 from aelatent.jobs.search import explain_zero
 from aelatent.jobs.search_request import SearchRequest
+from aelatent.schema import grid_metric
 
 GIB = 2**30
 
@@ -133,7 +133,7 @@ def test_values_at_the_bounds_are_accepted():
     )
     assert request.b == (0.5, 1e5) and request.k == (1e5,) and request.seed == 2**32 - 1
     assert all(
-        "+" not in metric_key("hit_rate", "uniform", b, k) for b in request.b for k in request.k
+        "+" not in grid_metric("hit_rate", "uniform", b, k) for b in request.b for k in request.k
     )
     assert evaluate.parse_args(["--b", "2,2,2.0"]).b == (2.0,)  # equal values are no clash
     assert evaluate.parse_args(["--b", "2,2.00001"]).b == (2.0, 2.00001)  # 6 digits apart

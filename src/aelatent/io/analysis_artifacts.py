@@ -17,21 +17,23 @@ from aelatent.core.analysis import LatentAnalysis
 from aelatent.core.correlations import VARIANCE_FRACTIONS
 from aelatent.errors import UserError
 from aelatent.plots import analysis_plots
+from aelatent.schema import (
+    COMPONENTS_CSV,
+    COMPONENTS_PNG,
+    COUNTS_NPY,
+    DOMINANT_MD,
+    DOMINANT_PNG,
+    EDGES_NPY,
+    MATRIX_PNG,
+    PAIR_PNG,
+    RADIUS_CSV,
+    RADIUS_PNG,
+    SPECTRUM_CSV,
+    SPECTRUM_PNG,
+    TOP_PAIRS_CSV,
+    WINDOWS_CSV,
+)
 
-COUNTS_NPY = "histograms/counts.npy"
-EDGES_NPY = "histograms/edges.npy"
-COMPONENTS_PNG = "histograms/components.png"
-DOMINANT_PNG = "histograms/dominant.png"
-COMPONENTS_CSV = "stats/components.csv"
-WINDOWS_CSV = "stats/windows.csv"
-DOMINANT_MD = "stats/dominant.md"
-RADIUS_CSV = "stats/radius.csv"
-RADIUS_PNG = "stats/radius.png"
-PAIR_PNG = "correlations/dominant_pair.png"
-MATRIX_PNG = "correlations/matrix.png"
-TOP_PAIRS_CSV = "correlations/top_pairs.csv"
-SPECTRUM_PNG = "pca/spectrum.png"
-SPECTRUM_CSV = "pca/spectrum.csv"
 DATA_PATHS = (
     COUNTS_NPY,
     EDGES_NPY,

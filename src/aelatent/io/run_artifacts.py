@@ -16,9 +16,8 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from aelatent.errors import UserError
+from aelatent.schema import LATENT_INDEX_CSV, LATENTS_NPY
 
-LATENTS_PATH = "latents/latents.npy"
-INDEX_PATH = "latents/index.csv"
 MODEL_NAME = "model"
 
 
@@ -55,14 +54,12 @@ def check_latents(latents: np.ndarray, source: str) -> np.ndarray:
 
 def load_latents(run_id: str) -> np.ndarray:
     """The train run's latents, checked (a truncated .npy or NaN/Inf give a clear error)."""
-    path = download(run_id, LATENTS_PATH)
+    path = download(run_id, LATENTS_NPY)
     try:
         latents = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise UserError(
-            f"{LATENTS_PATH} of run {run_id!r} is corrupt or truncated: {exc}"
-        ) from None
-    return check_latents(latents, f"{LATENTS_PATH} of run {run_id!r}")
+        raise UserError(f"{LATENTS_NPY} of run {run_id!r} is corrupt or truncated: {exc}") from None
+    return check_latents(latents, f"{LATENTS_NPY} of run {run_id!r}")
 
 
 def load_autoencoder(run_id: str):
@@ -82,14 +79,14 @@ def load_partitions(run_id: str, n_rows: int) -> np.ndarray | None:
     match the latents.
     """
     try:
-        path = download(run_id, INDEX_PATH)
+        path = download(run_id, LATENT_INDEX_CSV)
     except UserError:
         return None
     with path.open(newline="") as handle:
         partitions = [row.get("partition", "") for row in csv.DictReader(handle)]
     if len(partitions) != n_rows:
         raise UserError(
-            f"{INDEX_PATH} of run {run_id!r} has {len(partitions)} rows, the latents {n_rows}"
+            f"{LATENT_INDEX_CSV} of run {run_id!r} has {len(partitions)} rows, the latents {n_rows}"
         )
     return np.asarray(partitions)
 
@@ -104,19 +101,19 @@ def load_latent_split(run_id: str) -> tuple[np.ndarray, np.ndarray]:
     partitions = load_partitions(run_id, latents.shape[0])
     if partitions is None:
         raise UserError(
-            f"run {run_id!r} has no artifact {INDEX_PATH!r}: the partitions of its "
+            f"run {run_id!r} has no artifact {LATENT_INDEX_CSV!r}: the partitions of its "
             "latents (training rows for the windows, held-out rows for the ceiling)"
         )
     train = partitions == "train"
     if not train.any():
         raise UserError(
             f"run {run_id!r} has no latents of the train partition to estimate "
-            f"windows from ({INDEX_PATH})"
+            f"windows from ({LATENT_INDEX_CSV})"
         )
     if train.all():
         raise UserError(
             f"run {run_id!r} has no held-out latents (partition val or test in "
-            f"{INDEX_PATH}): the real-data ceiling needs them; retrain with a "
+            f"{LATENT_INDEX_CSV}): the real-data ceiling needs them; retrain with a "
             "validation split"
         )
     return latents[train], latents[~train]

@@ -34,9 +34,8 @@ from aelatent.core.components import DominanceThresholds
 from aelatent.core.histograms import DEFAULT_N_BINS
 from aelatent.core.windows import WINDOW_ESTIMATORS
 from aelatent.errors import UserError
-from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_analysis
+from aelatent.io.analysis_artifacts import write_analysis
 from aelatent.io.mlflow_native import (
-    WINDOWS_TABLE,
     log_csv_table,
     log_train_dataset,
     set_description,
@@ -44,6 +43,7 @@ from aelatent.io.mlflow_native import (
 )
 from aelatent.io.run_artifacts import load_latents, load_partitions
 from aelatent.io.tracking import entry_point_run, resolve_train_run, run_entry_point
+from aelatent.schema import WINDOWS_CSV, WINDOWS_TABLE
 
 ENTRY_POINT = "analyse"
 MAX_BINS = 10_000

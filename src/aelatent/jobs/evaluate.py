@@ -54,11 +54,9 @@ from aelatent.core.radius import radii
 from aelatent.core.sampler_registry import check_fits, radius_moments, spec_of, stream_of
 from aelatent.core.samplers import Sampler
 from aelatent.errors import UserError
-from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
+from aelatent.io.analysis_artifacts import write_csv
 from aelatent.io.generator_model import check_has_decoder, log_generator
 from aelatent.io.mlflow_native import (
-    HIT_RATES_TABLE,
-    WINDOWS_TABLE,
     evaluation_note,
     log_csv_table,
     log_train_dataset,
@@ -96,9 +94,7 @@ from aelatent.plots.evaluation import (
     save_radius_overlay,
 )
 from aelatent.plots.image_grids import save_image_rows
-
-HIT_RATES_CSV = "hits/hit_rates.csv"
-
+from aelatent.schema import HIT_RATES_CSV, HIT_RATES_TABLE, WINDOWS_CSV, WINDOWS_TABLE, decoded_png
 
 TRAIN_RUN_TAG = "train_run"
 
@@ -182,7 +178,7 @@ def decode_grids(
                 save_image_rows(
                     [images],
                     [f"{name}\n{axis} = {s:g}"],
-                    out / "decoded" / f"{name}_b{s:g}.png",
+                    out / decoded_png(name, s),
                     title=f"{name} sampler, {axis} = {s:g}: decoded vectors",
                 )
             )

@@ -26,13 +26,13 @@ from aelatent.core.samplers import (
 from aelatent.core.windows import (
     Windows,
 )
-
-
-def metric_key(kind: str, sampler: str, b: float, k: float | None = None) -> str:
-    """Metric names (docs/architecture.md): ``hit_rate/uniform/b1.5/k2``,
-    ``radius_mean/uniform/b1.5``."""
-    key = f"{kind}/{sampler}/b{b:g}"
-    return key if k is None else f"{key}/k{k:g}"
+from aelatent.schema import (
+    HIT_RATE_COLUMNS,
+    ceiling_metric,
+    grid_inside_metric,
+    grid_metric,
+    grid_points_metric,
+)
 
 
 def grid_metrics(
@@ -55,11 +55,11 @@ def grid_metrics(
             if spec_of(grid.sampler).probability == "ghk_estimate":
                 values["ghk_rel_se"] = intervals.ghk_rel_se[j, i]
             for kind, value in values.items():
-                metrics[metric_key(kind, grid.sampler, b, k)] = float(value)
-        metrics[metric_key("radius_mean", grid.sampler, b)] = float(grid.radius_mean[j])
-        metrics[metric_key("radius_std", grid.sampler, b)] = float(grid.radius_std[j])
-        metrics[metric_key("radius_mean_theory", grid.sampler, b)] = theory[j].mean
-        metrics[metric_key("radius_std_theory", grid.sampler, b)] = theory[j].std
+                metrics[grid_metric(kind, grid.sampler, b, k)] = float(value)
+        metrics[grid_metric("radius_mean", grid.sampler, b)] = float(grid.radius_mean[j])
+        metrics[grid_metric("radius_std", grid.sampler, b)] = float(grid.radius_std[j])
+        metrics[grid_metric("radius_mean_theory", grid.sampler, b)] = theory[j].mean
+        metrics[grid_metric("radius_std_theory", grid.sampler, b)] = theory[j].std
     return metrics
 
 
@@ -67,10 +67,10 @@ def ceiling_metrics(ceiling: HeldoutCeiling) -> dict[str, float]:
     """``hit_rate/heldout/k<k>`` with its interval: what real faces reach."""
     metrics: dict[str, float] = {}
     for i, k in enumerate(ceiling.ks):
-        metrics[f"hit_rate/heldout/k{k:g}"] = float(ceiling.rate[i])
-        metrics[f"hit_rate_lo/heldout/k{k:g}"] = float(ceiling.lo[i])
-        metrics[f"hit_rate_hi/heldout/k{k:g}"] = float(ceiling.hi[i])
-        metrics[f"hits/heldout/k{k:g}"] = float(ceiling.hits[i])
+        metrics[ceiling_metric("hit_rate", k)] = float(ceiling.rate[i])
+        metrics[ceiling_metric("hit_rate_lo", k)] = float(ceiling.lo[i])
+        metrics[ceiling_metric("hit_rate_hi", k)] = float(ceiling.hi[i])
+        metrics[ceiling_metric("hits", k)] = float(ceiling.hits[i])
     metrics["n_heldout"] = float(ceiling.n)
     return metrics
 
@@ -81,28 +81,10 @@ def grid_method_metrics(
     """Method 1: log10 of the grid's points over [-b, b]^d and of those inside the windows."""
     metrics: dict[str, float] = {}
     for b in bs:
-        metrics[f"grid_log10_points/b{b:g}"] = grid_log10_point_count(b, spacing, windows.z_dim)
+        metrics[grid_points_metric(b)] = grid_log10_point_count(b, spacing, windows.z_dim)
         for k in ks:
-            metrics[f"grid_log10_inside/b{b:g}/k{k:g}"] = grid_log10_inside(windows, b, k, spacing)
+            metrics[grid_inside_metric(b, k)] = grid_log10_inside(windows, b, k, spacing)
     return metrics
-
-
-HIT_RATE_COLUMNS = [
-    "sampler",
-    "b",
-    "k",
-    "hits",
-    "n",
-    "hit_rate",
-    "hit_rate_lo",
-    "hit_rate_hi",
-    "log10_p_hit",
-    "log10_p_hit_lo",
-    "log10_p_hit_hi",
-    "log10_p_hit_se",
-    "p_method",
-    "windows",
-]
 
 
 def write_hit_rates(

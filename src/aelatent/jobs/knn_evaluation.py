@@ -32,6 +32,7 @@ from aelatent.core.precision_recall import (
 from aelatent.core.samplers import Sampler
 from aelatent.errors import UserError
 from aelatent.plots.evaluation import save_box_vs_knn
+from aelatent.schema import BOX_VS_KNN_PNG, KNN_SCORES_CSV, knn_metric
 
 DEFAULT_KNN_K = "5"
 DEFAULT_KNN_N = "2000"
@@ -41,7 +42,6 @@ KNN_N_WHY = (
     "the distances grow as knn_n^2: 20,000 real and generated vectors of 256 "
     "components take about 10 s per sampler and b on two cores"
 )
-KNN_SCORES_CSV = "hits/knn_scores.csv"
 KNN_COLUMNS = [
     "sampler",
     "b",
@@ -65,11 +65,6 @@ def check_knn_sizes(k: int, n: int, n_train: int) -> None:
             f"knn_k={k} is too large: a k-NN radius needs more than k vectors, and the real "
             f"set (training latents, at most knn_n) has {size}; give knn_k < {size}"
         )
-
-
-def knn_metric_key(kind: str, sampler: str, b: float | None = None) -> str:
-    """``precision/gmm/b1.5`` (the b or scale label of the hit metrics), ``precision/heldout``."""
-    return f"{kind}/{sampler}" if b is None else f"{kind}/{sampler}/b{b:g}"
 
 
 def build_manifold(train: np.ndarray, k: int, n: int, seed: int) -> RealManifold:
@@ -113,9 +108,9 @@ def knn_metrics(sampler: str, scores: Mapping[float, KnnScores] | KnnScores) -> 
     metrics: dict[str, float] = {}
     for b, one in items:
         for name, score in one.as_dict().items():
-            metrics[knn_metric_key(name, sampler, b)] = score.value
-            metrics[knn_metric_key(f"{name}_lo", sampler, b)] = score.lo
-            metrics[knn_metric_key(f"{name}_hi", sampler, b)] = score.hi
+            metrics[knn_metric(name, sampler, b)] = score.value
+            metrics[knn_metric(f"{name}_lo", sampler, b)] = score.lo
+            metrics[knn_metric(f"{name}_hi", sampler, b)] = score.hi
     return metrics
 
 
@@ -218,7 +213,7 @@ class RegionTest:
                 ceiling,
                 curves(self.scores[name]),
                 ceiling_points(self.heldout),
-                out / "hits" / f"box_vs_knn_{name}.png",
+                out / BOX_VS_KNN_PNG.format(sampler=name),
                 scale_label,
                 title=f"{name}: box test and k-NN test (k = {self.manifold.k}, "
                 f"{self.n:,} generated against {self.manifold.n:,} real vectors)",

@@ -64,11 +64,9 @@ from aelatent.core.windows import (
     estimate_windows,
 )
 from aelatent.errors import UserError
-from aelatent.io.analysis_artifacts import WINDOWS_CSV, write_csv
+from aelatent.io.analysis_artifacts import write_csv
 from aelatent.io.generator_model import log_search_generator
 from aelatent.io.mlflow_native import (
-    TRIALS_TABLE,
-    WINDOWS_TABLE,
     log_csv_table,
     log_train_dataset,
     set_description,
@@ -112,6 +110,7 @@ from aelatent.jobs.search_study import (
 )
 from aelatent.jobs.search_trials import TrialRunner, _finite
 from aelatent.jobs.verdict_evaluation import MAX_LATENTS as MAX_VERDICT_LATENTS
+from aelatent.schema import TRIALS_TABLE, WINDOWS_CSV, WINDOWS_TABLE
 
 ENTRY_POINT = "search"
 

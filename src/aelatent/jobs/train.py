@@ -29,8 +29,6 @@ from aelatent.errors import UserError
 from aelatent.io.lifecycle import claim_run, live_owner
 from aelatent.io.mlflow_native import log_image_set, register_trained_model
 from aelatent.io.run_artifacts import (
-    INDEX_PATH,
-    LATENTS_PATH,
     MODEL_NAME,
     MODEL_REQUIREMENTS,
     pinned_requirements,
@@ -44,6 +42,7 @@ from aelatent.limits import (
     check_memory,
     train_memory_bytes,
 )
+from aelatent.schema import LATENT_INDEX_CSV, LATENTS_NPY
 
 if TYPE_CHECKING:
     import keras
@@ -330,14 +329,14 @@ def log_trained_model(autoencoder: keras.Model, image_set: ImageSet) -> str:
         encoder = encoder_of(autoencoder)
         # Streamed into a memory-mapped .npy: memory does not grow with the data set.
         latents = np.lib.format.open_memmap(
-            out / LATENTS_PATH,
+            out / LATENTS_NPY,
             mode="w+",
             dtype=np.float32,
             shape=(len(image_set.images), int(encoder.output.shape[-1])),
         )
         encode_images(encoder, image_set.images, out=latents, progress=True)
         latents.flush()
-        write_index(out / INDEX_PATH, image_set)
+        write_index(out / LATENT_INDEX_CSV, image_set)
         mlflow.log_artifacts(str(out / "latents"), artifact_path="latents")
         analyse_and_log(latents, window_rows=image_set.partitions == "train")
     return model_info.model_uri

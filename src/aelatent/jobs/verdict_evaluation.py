@@ -29,9 +29,8 @@ from aelatent.core.verdict import VerdictRow
 from aelatent.core.windows import estimate_windows
 from aelatent.errors import UserError
 from aelatent.plots.verdict import save_verdict_plot
+from aelatent.schema import VERDICT_JSON, VERDICT_PNG
 
-VERDICT_JSON = "tables/verdict.json"
-VERDICT_PNG = "verdict/verdict.png"
 DEFAULT_TESTS = "auto"  # every test; the cycle only where the train run has a model
 AUTO = "auto"
 DEFAULT_SPLITS = str(core.DEFAULT_SPLITS)

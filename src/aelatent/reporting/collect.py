@@ -21,9 +21,10 @@ from mlflow.tracking import MlflowClient
 
 from aelatent.io.tracking import ENTRY_POINT_TAG
 from aelatent.reporting.selection import PARENT_TAG, Selection
+from aelatent.schema import VERDICT_JSON
 
 WANTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".csv", ".md")
-WANTED_FILES = ("tables/verdict.json",)  # other JSON (MLflow's own tables) is left
+WANTED_FILES = (VERDICT_JSON,)  # other JSON (MLflow's own tables) is left
 SKIPPED_DIRS = ("model", "latents", "checkpoints")
 MAX_ARTIFACT_BYTES = 25 * 2**20
 TRAIN_HISTORIES = ("loss", "val_loss")

@@ -13,7 +13,7 @@ from aelatent.reporting.collect import CaseData, ReportData, RunData
 from aelatent.reporting.content import build_document
 from aelatent.reporting.document import Figure, Note, Paragraph, Table, walk
 from aelatent.reporting.render import write_document
-from aelatent.reporting.sections.search import OBJECTIVE_CURVE
+from aelatent.schema import OBJECTIVE_CURVE_PNG as OBJECTIVE_CURVE
 
 FOUND = {
     "best_b": 1.84,

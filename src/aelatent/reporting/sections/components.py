@@ -6,13 +6,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from aelatent.io.analysis_artifacts import (
-    COMPONENTS_CSV,
-    COMPONENTS_PNG,
-    DOMINANT_MD,
-    DOMINANT_PNG,
-    TOP_PAIRS_CSV,
-)
 from aelatent.reporting.collect import CaseData
 from aelatent.reporting.document import (
     Block,
@@ -26,6 +19,7 @@ from aelatent.reporting.document import (
 )
 from aelatent.reporting.sections.context import SectionContext, slug
 from aelatent.reporting.sections.formatting import cell_value, read_csv, truthy
+from aelatent.schema import COMPONENTS_CSV, COMPONENTS_PNG, DOMINANT_MD, DOMINANT_PNG, TOP_PAIRS_CSV
 
 # The study (docs/science.md): dominant components reported for case II on CelebA (i, mu, hw).
 REFERENCE_DOMINANT = (

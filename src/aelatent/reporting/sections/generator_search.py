@@ -11,8 +11,7 @@ from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Note, Paragraph, Table
 from aelatent.reporting.sections.context import SectionContext, slug
 from aelatent.reporting.sections.formatting import number, read_csv, with_interval
-
-BEST_PER_FAMILY = "search/best_per_family.csv"
+from aelatent.schema import BEST_PER_FAMILY_CSV, DECODED_GENERATORS_PNG, PARAM_IMPORTANCES_PNG
 
 
 def is_generator_search(run: RunData) -> bool:
@@ -55,7 +54,7 @@ def generator_panel(ctx: SectionContext, case: CaseData, run: RunData) -> list[B
                 f"{winner}, the training latents' own {training}."
             )
         )
-    found = run.find(BEST_PER_FAMILY)
+    found = run.find(BEST_PER_FAMILY_CSV)
     if found:
         path, local = found[0]
         ctx.used.add((run.run_id, path))
@@ -80,8 +79,8 @@ def generator_panel(ctx: SectionContext, case: CaseData, run: RunData) -> list[B
             )
         )
     for name, caption in (
-        ("search/decoded_generators.png", "each family's best, decoded"),
-        ("search/param_importances.png", "Optuna's hyperparameter importances"),
+        (DECODED_GENERATORS_PNG, "each family's best, decoded"),
+        (PARAM_IMPORTANCES_PNG, "Optuna's hyperparameter importances"),
     ):
         if run.find(name):
             blocks += ctx.figure(run, name, caption=caption)

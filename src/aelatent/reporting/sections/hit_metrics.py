@@ -9,35 +9,25 @@ each cell whole, so a rate never gets the interval of another run.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 
-from aelatent.io.analysis_artifacts import WINDOWS_CSV
 from aelatent.reporting.collect import RunData
 from aelatent.reporting.sections.formatting import finite, read_csv
-
-GRID_METRIC = re.compile(
-    r"^(?P<kind>hit_rate(?:_lo|_hi)?|hits|log10_p_hit(?:_lo|_hi|_se)?|ghk_rel_se)"
-    r"/(?P<sampler>[^/]+)/b(?P<b>[^/]+)/k(?P<k>[^/]+)$"
+from aelatent.schema import (
+    CEILING_METRIC,
+    GHK_REL_SE,
+    GRID_INSIDE_METRIC,
+    GRID_METRIC,
+    GRID_POINTS_METRIC,
+    HIT_FIGURES,
+    WINDOWS_CSV,
 )
-CEILING_METRIC = re.compile(r"^(?P<kind>hit_rate(?:_lo|_hi)?|hits)/heldout/k(?P<k>[^/]+)$")
-GRID_POINTS_METRIC = re.compile(r"^grid_log10_points/b(?P<b>[^/]+)$")
-GRID_INSIDE_METRIC = re.compile(r"^grid_log10_inside/b(?P<b>[^/]+)/k(?P<k>[^/]+)$")
+
 GHK_REL_SE_LIMIT = 0.5  # above it a GHK estimate of P is too uncertain to read
 TOO_UNCERTAIN = "†"
 CEILING_ROW = "held-out real latents (ceiling)"
-HIT_FIGURE_COLUMNS = (
-    "hits",
-    "hit_rate",
-    "hit_rate_lo",
-    "hit_rate_hi",
-    "log10_p_hit",
-    "log10_p_hit_lo",
-    "log10_p_hit_hi",
-    "log10_p_hit_se",
-    "ghk_rel_se",
-)
+HIT_FIGURE_COLUMNS = (*HIT_FIGURES, GHK_REL_SE)
 
 Cells = dict[tuple[str, str], dict[str, float]]  # {(b, k): {"hit_rate": .., ...}}
 

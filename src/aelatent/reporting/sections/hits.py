@@ -37,11 +37,11 @@ from aelatent.reporting.sections.hit_metrics import (
     windows_text,
 )
 from aelatent.reporting.sections.knn import (
-    BOX_VS_KNN,
     BOX_VS_KNN_CAPTION,
     KNN_INTRO,
     knn_blocks,
 )
+from aelatent.schema import BOX_VS_KNN_PNG, DECODED_DIR
 
 Ceiling = dict[str, dict[str, float]]  # {k: {"hit_rate": .., ...}}
 
@@ -272,11 +272,13 @@ def hit_images(ctx: SectionContext, case: CaseData, sampler: str) -> list[Block]
     """The logged figures of one sampler: box vs k-NN with the decoded vectors under it, the
     heat map and the misses (the run's own rate curves are drawn anew, so not repeated)."""
     blocks: list[Block] = []
-    figure = BOX_VS_KNN.format(sampler=sampler)
+    figure = BOX_VS_KNN_PNG.format(sampler=sampler)
     runs = [r for r in case.evaluations if r.find(figure)]
     if runs:  # box and k-NN test side by side, then what the vectors decode to
         blocks += ctx.figure(runs[0], figure, caption=BOX_VS_KNN_CAPTION)
-        for path, local in sorted(runs[0].find(f"decoded/{sampler}_b*.png"), key=decoded_order):
+        for path, local in sorted(
+            runs[0].find(f"{DECODED_DIR}/{sampler}_b*.png"), key=decoded_order
+        ):
             ctx.used.add((runs[0].run_id, path))
             blocks.append(Figure(local, f"decoded {sampler} vectors: {path}"))
     heatmaps = (f"hits/heatmap*{sampler}*.png", f"*heatmap*{sampler}*.png")

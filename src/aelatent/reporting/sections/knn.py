@@ -9,21 +9,16 @@ Reads the metrics ``precision/<sampler>/b<b>`` (with ``_lo``/``_hi``), ``recall/
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 
 from aelatent.reporting.collect import RunData
 from aelatent.reporting.document import Block, Note, Paragraph, Table
 from aelatent.reporting.sections.formatting import with_interval
+from aelatent.schema import KNN_METRIC
 
 KNN_FIGURES = ("precision", "recall", "density", "coverage")
-KNN_METRIC = re.compile(
-    r"^(?P<kind>precision|recall|density|coverage)(?P<end>_lo|_hi)?"
-    r"/(?P<sampler>[^/]+)(?:/b(?P<b>[^/]+))?$"
-)
 HELDOUT = "heldout"
 HELDOUT_ROW = "held-out real latents (ceiling)"
-BOX_VS_KNN = "hits/box_vs_knn_{sampler}.png"
 KNN_INTRO = (
     "Beside each sampler's box test, the k-NN test, which needs no box: every training latent "
     "gets a ball reaching to its k-th nearest neighbour; precision is the fraction of "

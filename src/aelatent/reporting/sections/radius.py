@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from aelatent.io.analysis_artifacts import RADIUS_PNG
 from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Paragraph, Section, Table
 from aelatent.reporting.sections.context import SectionContext, no_evaluation, slug
 from aelatent.reporting.sections.formatting import cell_value, number, sampler_key
+from aelatent.schema import RADIUS_PNG
 
 RADIUS_METRIC = re.compile(
     r"^(?P<kind>radius_(?:mean|std)(?:_theory)?)/(?P<sampler>[^/]+)/b(?P<b>[^/]+)$"

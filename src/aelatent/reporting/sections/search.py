@@ -11,6 +11,7 @@ from aelatent.reporting.document import Block, Note, Paragraph, Section, Table
 from aelatent.reporting.sections.context import ENV, IMAGE_PATTERNS, SectionContext, slug
 from aelatent.reporting.sections.formatting import cell_value
 from aelatent.reporting.sections.generator_search import generator_panel, is_generator_search
+from aelatent.schema import OBJECTIVE_CURVE_PNG
 
 SEARCH_PARAMS = (
     "sampler",
@@ -46,7 +47,6 @@ SEARCH_FIRST = (
     "best_scale_in_interval",
     "objective_at_scale_1",
 )
-OBJECTIVE_CURVE = "search/objective_curve.png"
 RANGE_END_TAG = "best_at_range_end"  # jobs.search: the interval reaches b_min or b_max
 MAX_TRIAL_ROWS = 10
 
@@ -150,10 +150,10 @@ def search_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
     if run.children:
         blocks.append(trials_table(run, slug(case)))
     images = run.find(*IMAGE_PATTERNS)
-    if run.find(OBJECTIVE_CURVE):
+    if run.find(OBJECTIVE_CURVE_PNG):
         blocks += ctx.figure(
             run,
-            OBJECTIVE_CURVE,
+            OBJECTIVE_CURVE_PNG,
             caption=(
                 f"objective over {search_axis(run)}: the exact curve with its 95% Monte "
                 "Carlo band (black), "
@@ -161,7 +161,7 @@ def search_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
                 f"{search_axis(run)} (shaded)"
             ),
         )
-        images = [i for i in images if i[0] != OBJECTIVE_CURVE]
+        images = [i for i in images if i[0] != OBJECTIVE_CURVE_PNG]
     if images:
         blocks += ctx.figure(run, *(path for path, _ in images), caption="search")
     else:

@@ -16,8 +16,8 @@ from aelatent.core.verdict import HELDOUT, REAL, STATISTIC_NAMES, rows_from_json
 from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Figure, Note, Paragraph, Section, Table
 from aelatent.reporting.sections.context import SectionContext, no_evaluation, slug
+from aelatent.schema import VERDICT_JSON, VERDICT_PNG, decoded_png
 
-VERDICT_JSON = "tables/verdict.json"
 INTRO = (
     "Can a generator's vectors be told from real latents it was not fitted to? Each sampler "
     "is fitted on a random half of the training latents and its vectors are tested against "
@@ -58,7 +58,7 @@ def verdict_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
         ctx.used.add((run.run_id, path))
         rows = rows_from_json(local.read_text())
         blocks.append(verdict_table(f"verdict_{slug(case)}_{run.run_id[:8]}", run, rows))
-        blocks += ctx.figure(run, "verdict/verdict.png", caption="the verdict at a glance")
+        blocks += ctx.figure(run, VERDICT_PNG, caption="the verdict at a glance")
         blocks += decoded_beside(ctx, run, rows)
     return blocks
 
@@ -101,7 +101,7 @@ def decoded_beside(ctx: SectionContext, run: RunData, rows: list[dict[str, Any]]
     for row in rows:
         if row["name"] in (REAL, HELDOUT):
             continue
-        path = f"decoded/{row['name']}_b{row['value']:g}.png"
+        path = decoded_png(row["name"], row["value"])
         found: list[tuple[str, Path]] = run.find(path)
         if found:
             ctx.used.add((run.run_id, path))
