@@ -106,3 +106,17 @@ def test_the_numeric_core_and_the_plots_need_no_mlflow_or_tensorflow(layer):
         if package(name) == layer
     }
     assert not {k: v for k, v in offending.items() if v}
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """A leading underscore means "this module's own": another module importing it couples
+    to a detail its owner may change (ruff's SLF001 catches ``module._name``, not this)."""
+    private = [
+        f"{name}: from {node.module} import {alias.name}"
+        for name, path in modules().items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aelatent")
+        for alias in node.names
+        if alias.name.startswith("_") and node.module != name
+    ]
+    assert not private, private

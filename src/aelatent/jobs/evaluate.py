@@ -72,11 +72,11 @@ from aelatent.io.train_run import TrainRun, read_train_run
 from aelatent.jobs import knn_evaluation as knn
 from aelatent.jobs import verdict_evaluation as judging
 from aelatent.jobs.evaluate_metrics import (
-    _ceiling_summary,
-    _summary,
     ceiling_metrics,
+    ceiling_summary,
     grid_method_metrics,
     grid_metrics,
+    grid_summary,
     write_hit_rates,
     write_miss_counts,
 )
@@ -226,7 +226,7 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
         mlflow.log_metrics(
             grid_method_metrics(inputs.windows, request.b, request.k, request.grid_spacing)
         )
-        print(_ceiling_summary(ceiling, inputs.windows.estimator), flush=True)
+        print(ceiling_summary(ceiling, inputs.windows.estimator), flush=True)
         samplers = {name: build_sampler(name, inputs, request.seed) for name in request.samplers}
         for fitted in samplers.values():
             if isinstance(fitted, GMMSampler):  # the mixture BIC chose, and every candidate
@@ -318,7 +318,7 @@ def evaluate(request: EvaluateRequest, inputs: TrainRun, *, nested: bool = False
             log_files(out, files)
             mlflow.log_metrics(metrics)
             mlflow.log_metric(f"seconds/{name}", seconds)
-            print(_summary(grid), flush=True)
+            print(grid_summary(grid), flush=True)
             if region is not None:
                 print(region.summary(name), flush=True)
             if judge is not None and rows:

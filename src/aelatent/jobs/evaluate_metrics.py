@@ -168,7 +168,7 @@ def write_miss_counts(path: Path, grid: HitGrid) -> Path:
     return path
 
 
-def _ceiling_summary(ceiling: HeldoutCeiling, estimator: str) -> str:
+def ceiling_summary(ceiling: HeldoutCeiling, estimator: str) -> str:
     rates = ", ".join(
         f"k={k:g}: {r:.3f} [{lo:.3f}, {hi:.3f}]"
         for k, r, lo, hi in zip(ceiling.ks, ceiling.rate, ceiling.lo, ceiling.hi, strict=True)
@@ -176,7 +176,7 @@ def _ceiling_summary(ceiling: HeldoutCeiling, estimator: str) -> str:
     return f"held-out real latents ({ceiling.n}) inside the {estimator} windows: {rates}"
 
 
-def _summary(grid: HitGrid) -> str:
+def grid_summary(grid: HitGrid) -> str:
     lines = [
         f"{grid.sampler}: hits of {grid.n} vectors (rows b/scale, columns k)",
         "        " + "".join(f"{k:>10g}" for k in grid.ks),

@@ -97,18 +97,18 @@ from aelatent.jobs.search_request import (
 )
 from aelatent.jobs.search_study import (
     TrialSeededSampler,
-    _objective_of,
     best_trial,
     check_existing_study,
     default_storage_url,
     default_study_name,
+    objective_of,
     open_storage,
     open_study,
     quiet_optuna,
     redact,
     study_definition,
 )
-from aelatent.jobs.search_trials import TrialRunner, _finite
+from aelatent.jobs.search_trials import TrialRunner, finite_or_none
 from aelatent.jobs.verdict_evaluation import MAX_LATENTS as MAX_VERDICT_LATENTS
 from aelatent.schema import TRIALS_TABLE, WINDOWS_CSV, WINDOWS_TABLE
 
@@ -411,7 +411,7 @@ def summary_metrics(
             f"best_{axis}_hi": sweep.hi,
         }
     )
-    if best is None or not (_objective_of(best) or 0.0) > 0:
+    if best is None or not (objective_of(best) or 0.0) > 0:
         return metrics
     value = objective(float(best.params[axis]))
     agrees = sweep.contains(value.b)
@@ -429,7 +429,7 @@ def summary_metrics(
             f"best_{axis}_in_interval": float(agrees),
         }
     )
-    log10_p = _finite(box.log10_p_hit(value.b)) if axis == "b" else None
+    log10_p = finite_or_none(box.log10_p_hit(value.b)) if axis == "b" else None
     if log10_p is not None:
         metrics["best_log10_p_hit"] = log10_p
     return metrics

@@ -29,7 +29,7 @@ from aelatent.jobs.search_request import (
     Sweep,
 )
 from aelatent.jobs.search_study import (
-    _objective_of,
+    objective_of,
 )
 
 BOX_PARTS = ("hit_rate", "radius_agreement")
@@ -108,7 +108,7 @@ def save_optuna_plots(
     import matplotlib.pyplot as plt  # Agg before pyplot; only when plotting
     from optuna.visualization import matplotlib as ovm  # Agg before pyplot; only when plotting
 
-    target = (lambda t: _objective_of(t) or 0.0) if multi else None
+    target = (lambda t: objective_of(t) or 0.0) if multi else None
     name = "objective"
     plots = {
         "optimization_history.png": lambda: ovm.plot_optimization_history(
@@ -183,7 +183,7 @@ def save_objective_curve(
     )
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     tb = [t.params[axis] for t in done if axis in t.params]
-    tv = [_objective_of(t) or 0.0 for t in done if axis in t.params]
+    tv = [objective_of(t) or 0.0 for t in done if axis in t.params]
     ax.scatter(tb, tv, s=18, color="tab:red", zorder=3, label=f"Optuna trials ({len(tb)})")
     if sweep is not None:
         ax.axvspan(

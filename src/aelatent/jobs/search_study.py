@@ -418,7 +418,7 @@ def open_study(
     return study, created
 
 
-def _objective_of(trial: FrozenTrial) -> float | None:
+def objective_of(trial: FrozenTrial) -> float | None:
     value = trial.user_attrs.get("objective")
     if value is None and trial.values is not None and len(trial.values) == 1:
         value = trial.values[0]
@@ -430,6 +430,6 @@ def best_trial(study: Study) -> FrozenTrial | None:
     scored = [
         (value, -t.number, t)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if (value := _objective_of(t)) is not None
+        if (value := objective_of(t)) is not None
     ]
     return max(scored, key=lambda s: (s[0], s[1]))[2] if scored else None

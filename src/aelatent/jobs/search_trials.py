@@ -32,7 +32,7 @@ def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _finite(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
@@ -114,7 +114,7 @@ class TrialRunner:
                 **value.parts(),
             }
             # uniform's box test beside any objective (the others have no b)
-            log10_p = _finite(self.box.log10_p_hit(b)) if self.axis == "b" else None
+            log10_p = finite_or_none(self.box.log10_p_hit(b)) if self.axis == "b" else None
             if log10_p is not None:
                 metrics["log10_p_hit"] = log10_p
             mlflow.log_param(self.axis, repr(b))

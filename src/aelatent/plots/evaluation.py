@@ -266,6 +266,29 @@ def save_box_vs_knn(
     density (not bounded by 1) on its own logarithmic axis, grey.
     """
     fig, (box, region) = plt.subplots(1, 2, figsize=(11.5, 4.2), sharex=True)
+    _box_panel(box, grid_rates, ceiling)
+    density_axis = _knn_panel(region, knn, knn_ceiling)
+    scales = sorted({s for curve in (*grid_rates.values(), *knn.values()) for s in curve})
+    for ax in (box, region):
+        _scale_axis(ax, scales, scale_label)
+    box.legend(fontsize=7, loc="best")
+    handles, labels = region.get_legend_handles_labels()
+    if density_axis is not None:
+        more = density_axis.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    if handles:
+        region.legend(handles, labels, fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _box_panel(
+    box: plt.Axes,
+    grid_rates: Mapping[float, Mapping[float, RateInterval]],
+    ceiling: Mapping[float, RateInterval] | None,
+) -> None:
+    """The box hit rate per k, the held-out ceiling dashed in the same colour."""
     ks = sorted(grid_rates)
     colours = dict(zip(ks, plt.cm.viridis(np.linspace(0.0, 0.85, max(1, len(ks)))), strict=False))
     for k in ks:
@@ -277,6 +300,14 @@ def save_box_vs_knn(
     box.set_ylim(-0.02, 1.05)
     box.set_ylabel("box hit rate (95% interval)")
     box.set_title("box: every component inside its window", fontsize=9)
+
+
+def _knn_panel(
+    region: plt.Axes,
+    knn: Mapping[str, Mapping[float, RateInterval]],
+    knn_ceiling: Mapping[str, RateInterval] | None,
+) -> plt.Axes | None:
+    """Precision, recall and coverage; density on a twin axis (returned, None without it)."""
     density_axis = None
     for name, (colour, marker) in KNN_STYLES.items():
         points = knn.get(name)
@@ -293,32 +324,34 @@ def save_box_vs_knn(
     region.set_ylabel("precision, recall, coverage (95% interval)")
     region.set_title("k-NN balls of the real latents (dashed: held-out latents)", fontsize=9)
     if density_axis is not None:
-        values = [v for v, _, _ in knn["density"].values() if v > 0]
-        values += [knn_ceiling["density"][0]] if knn_ceiling and "density" in knn_ceiling else []
-        if values and max(values) / max(min(values), 1e-12) > 100:
-            density_axis.set_yscale("symlog", linthresh=max(min(values), 1e-3))
-        if values:
-            density_axis.set_ylim(0.0, 2.0 * max(values))
-        density_axis.set_ylabel("density (grey, not bounded by 1)", color="0.35")
-    for ax in (box, region):
-        scales = sorted({s for curve in (*grid_rates.values(), *knn.values()) for s in curve})
-        if scales and all(s > 0 for s in scales):
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-            ax.set_xticks(scales)
-        ax.set_xlabel(scale_label)
-        ax.grid(alpha=0.3)
-    box.legend(fontsize=7, loc="best")
-    handles, labels = region.get_legend_handles_labels()
-    if density_axis is not None:
-        more = density_axis.get_legend_handles_labels()
-        handles, labels = handles + more[0], labels + more[1]
-    if handles:
-        region.legend(handles, labels, fontsize=7, loc="best")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+        _density_scale(density_axis, knn["density"], knn_ceiling)
+    return density_axis
+
+
+def _density_scale(
+    axis: plt.Axes,
+    points: Mapping[float, RateInterval],
+    knn_ceiling: Mapping[str, RateInterval] | None,
+) -> None:
+    """Density is not bounded by 1: symlog where it spans more than two decades."""
+    values = [v for v, _, _ in points.values() if v > 0]
+    values += [knn_ceiling["density"][0]] if knn_ceiling and "density" in knn_ceiling else []
+    if values and max(values) / max(min(values), 1e-12) > 100:
+        axis.set_yscale("symlog", linthresh=max(min(values), 1e-3))
+    if values:
+        axis.set_ylim(0.0, 2.0 * max(values))
+    axis.set_ylabel("density (grey, not bounded by 1)", color="0.35")
+
+
+def _scale_axis(ax: plt.Axes, scales: list[float], label: str) -> None:
+    """The shared x axis: logarithmic with the evaluated values as ticks when all are > 0."""
+    if scales and all(s > 0 for s in scales):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.set_xticks(scales)
+    ax.set_xlabel(label)
+    ax.grid(alpha=0.3)
 
 
 def _error_line(
