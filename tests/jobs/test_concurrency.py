@@ -16,6 +16,7 @@ PARAMS = {
     "scale": "1",
     "n_samples": "3000",
     "n_decoded": "0",
+    "verdict": "none",  # what is shared here is the store, not the verdict's work
 }
 
 

@@ -9,6 +9,7 @@ local store and on a remote tracking server (``MLFLOW_TRACKING_URI``).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,16 +19,14 @@ from pathlib import Path
 import mlflow
 
 from aelatent.arguments import ArgumentParser
+from aelatent.errors import UserError
 from aelatent.io.tracking import entry_point_run, run_entry_point
 from aelatent.reporting.collect import collect
 from aelatent.reporting.content import build_document
 from aelatent.reporting.render import (
-    HTML_NAME,
-    IMAGES_DIR,
-    MARKDOWN_NAME,
-    TABLES_DIR,
+    ReportFiles,
     check_output_folder,
-    clear_earlier_report,
+    lock_output_folder,
     write_document,
 )
 from aelatent.reporting.selection import select_runs
@@ -49,14 +48,24 @@ def parse_run_ids(text: str) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
-def default_output(root: Path = REPORTS_DIR) -> Path:
-    """``reports/<timestamp>`` (unique), so earlier reports are kept."""
+def default_output(root: Path = REPORTS_DIR, *, claim: bool = False) -> Path:
+    """``reports/<timestamp>`` (unique), so earlier reports are kept. With ``claim`` the
+    folder is made here, atomically: two reports started in the same second get a folder
+    each (``<timestamp>-2``), never one shared folder where the second would be refused."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path, n = root / stamp, 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{n}"
-    return path
+    while True:
+        try:
+            if claim:
+                path.mkdir(parents=True)
+            elif path.exists():
+                raise FileExistsError(path)
+            return path
+        except FileExistsError:
+            n += 1
+            path = root / f"{stamp}-{n}"
+        except OSError as exc:
+            raise UserError(f"output={str(path)!r} cannot be created: {exc.strerror}") from None
 
 
 def point_latest(output: Path) -> None:
@@ -111,23 +120,33 @@ def write_report(
                 "report.runs": ",".join(shown)[:5000],
             }
         )
-        check_output_folder(output)  # again: the folder may have changed meanwhile
-        output.mkdir(parents=True, exist_ok=True)
-        clear_earlier_report(output)  # only the files an earlier report here listed
-        with tempfile.TemporaryDirectory(prefix="aelatent-report-") as tmp:
+        if is_default:
+            output = default_output(output.parent, claim=True)
+        # one report at a time in the folder, until its files are logged (a second one is
+        # refused); an earlier report's files are replaced, a file of the user's is refused
+        with (
+            lock_output_folder(output),
+            tempfile.TemporaryDirectory(prefix="aelatent-report-") as tmp,
+        ):
             data = collect(selection, Path(tmp) / "artifacts")
             document = build_document(data, Path(tmp) / "figures")
             files = write_document(document, output)
-        mlflow.log_artifact(str(output / HTML_NAME), ARTIFACT_DIR)
-        mlflow.log_artifact(str(output / MARKDOWN_NAME), ARTIFACT_DIR)
-        for folder in (IMAGES_DIR, TABLES_DIR):
-            if (output / folder).is_dir():
-                mlflow.log_artifacts(str(output / folder), f"{ARTIFACT_DIR}/{folder}")
+            log_report_files(files, output, Path(tmp) / ARTIFACT_DIR)
         mlflow.log_metric("n_cases", len(selection.cases))
         mlflow.log_metric("n_fetch_problems", len(data.problems))
         if is_default:
             point_latest(output)
         return ReportResult(run.info.run_id, files.html, files.markdown)
+
+
+def log_report_files(files: ReportFiles, output: Path, staging: Path) -> None:
+    """Log this report's files (only these: a file of the user's beside them stays private)
+    under ``report/`` in one call, through copies in ``staging``."""
+    for path in [files.html, files.markdown, *files.tables, *files.images]:
+        copy = staging / path.relative_to(output)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+    mlflow.log_artifacts(str(staging), ARTIFACT_DIR)
 
 
 def print_where(result: ReportResult) -> None:

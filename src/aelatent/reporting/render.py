@@ -4,8 +4,12 @@
 URIs), so it opens from a file, from an MLflow artifact download or as an e-mail
 attachment with no network. ``report.md`` refers to images copied into ``images/`` and
 tables written to ``tables/`` next to it. A marker file, ``.aelatent-report``, lists what
-the report wrote, so a later report into the same folder removes exactly those files and a
-folder holding anything else is refused (:func:`check_output_folder`).
+the report wrote (with each file's SHA-256), so a later report into the same folder removes
+exactly those files, as long as they are unchanged, and a
+folder holding anything else is refused (:func:`check_output_folder`). A file of the user's
+where the report would write is refused too, never overwritten (:func:`write_document`), and
+one report at a time holds the folder (:func:`lock_output_folder`, an OS lock on
+``.aelatent-report.lock``), so two reports cannot interleave their files.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import errno
+import fcntl
+import hashlib
 import html
 import io
 import json
@@ -20,6 +27,7 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +50,9 @@ MARKDOWN_NAME = "report.md"
 TABLES_DIR = "tables"
 IMAGES_DIR = "images"
 MARKER_NAME = ".aelatent-report"
+LOCK_NAME = ".aelatent-report.lock"
+# the report's own bookkeeping: never listed in the marker, never removed
+OWN_NAMES = frozenset({MARKER_NAME, LOCK_NAME, f"{MARKER_NAME}.tmp"})
 MIME_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -121,7 +132,8 @@ def format_cell(value: Any) -> str:
 def check_output_folder(path: Path, name: str = "output") -> Path:
     """``path`` can take a report: a new folder, an empty one, or an earlier report's (it has
     the marker); a file, a folder of the user's, or a place that cannot be created is a
-    :class:`UserError` naming it, raised before any work."""
+    :class:`UserError` naming it, raised before any work. So is a ``report.html`` or
+    ``report.md`` of the user's in an earlier report's folder (every report writes them)."""
     shown = f"{name}={str(path)!r}"
     if path.exists() and not path.is_dir():
         raise UserError(f"{shown} is a file, not a folder: give a new folder for the report")
@@ -130,27 +142,113 @@ def check_output_folder(path: Path, name: str = "output") -> Path:
         raise UserError(f"{shown} cannot be created: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"{shown} cannot be written: {existing} is not writable for you")
-    if path.is_dir() and not (path / MARKER_NAME).is_file() and any(path.iterdir()):
-        raise UserError(
-            f"{shown} is a folder with files of its own, not an earlier report (it has no "
-            f"{MARKER_NAME}): give a new or empty folder; nothing in it was touched"
-        )
+    if not path.is_dir():
+        return path
+    if not (path / MARKER_NAME).is_file():
+        if any(p.name not in OWN_NAMES for p in path.iterdir()):
+            raise UserError(
+                f"{shown} is a folder with files of its own, not an earlier report (it has no "
+                f"{MARKER_NAME}): give a new or empty folder; nothing in it was touched"
+            )
+        return path
+    _refuse_foreign_files(path, [path / HTML_NAME, path / MARKDOWN_NAME], name)
     return path
 
 
-def clear_earlier_report(out_dir: Path) -> list[Path]:
-    """Remove the files an earlier report listed in its marker (only those, and the folders
-    they leave empty); returns what was removed."""
-    marker = out_dir / MARKER_NAME
+@contextlib.contextmanager
+def lock_output_folder(path: Path, name: str = "output") -> Iterator[Path]:
+    """Hold ``path`` for one report from before its first check to its last write.
+
+    The lock is ``flock`` on ``.aelatent-report.lock`` in the folder (the kernel releases it
+    when the process ends, even by SIGKILL, so a crashed report never blocks the next). A
+    second report into the folder meanwhile is a :class:`UserError` at once, not a wait:
+    it would only replace the first one's files. The lock file stays (removing it would
+    let a third report lock a new file while the second holds the old one)."""
+    check_output_folder(path, name)
+    shown = f"{name}={str(path)!r}"
     try:
-        listed = json.loads(marker.read_text(encoding="utf-8")).get("files", [])
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise UserError(f"{shown} cannot be written: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            raise UserError(
+                f"{shown} is being written by another report right now: wait for it to "
+                "end, or give another folder; nothing in it was touched"
+            ) from None
+        check_output_folder(path, name)  # again, now that no other report can change it
+        yield path
+    finally:
+        os.close(fd)
+
+
+def _listed_files(out_dir: Path) -> dict[str, str | None]:
+    """The files earlier reports wrote here, as their marker lists them ({} without one), with
+    the SHA-256 each had when written (None: not known, an older or interrupted report)."""
+    try:
+        marker = json.loads((out_dir / MARKER_NAME).read_text(encoding="utf-8"))
+        listed, sums = marker.get("files", []), marker.get("sha256", {})
     except (OSError, ValueError, AttributeError):
-        return []
+        return {}
+    if not isinstance(listed, list):
+        return {}
+    sums = sums if isinstance(sums, dict) else {}
+    return {str(item): sums.get(str(item)) for item in listed}
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _written_by_a_report(target: Path, listed: dict[str, str | None], relative: str) -> bool:
+    """Listed in the marker, a plain file, and (where the marker knows it) as it was written:
+    a file the user put in its place or edited since is the user's."""
+    if relative not in listed or target.is_symlink() or not target.is_file():
+        return False
+    expected = listed[relative]
+    return expected is None or _sha256(target) == expected
+
+
+def _refuse_foreign_files(out_dir: Path, planned: list[Path], name: str = "output") -> None:
+    """A :class:`UserError` naming the first of ``planned`` that is there and that no report
+    wrote (not in the marker, changed since, or not a plain file: a link, a folder): writing
+    it would destroy something of the user's."""
+    listed = _listed_files(out_dir)
+    foreign: dict[str, None] = {}  # ordered, no repeats
+    for target in planned:
+        parent = target.parent
+        if parent != out_dir and (parent.is_symlink() or (parent.exists() and not parent.is_dir())):
+            foreign[parent.relative_to(out_dir).as_posix()] = None
+            continue
+        relative = target.relative_to(out_dir).as_posix()
+        there = target.exists() or target.is_symlink()
+        if there and not _written_by_a_report(target, listed, relative):
+            foreign[relative] = None
+    if foreign:
+        first, *rest = foreign
+        more = f" (and {len(rest)} more)" if rest else ""
+        raise UserError(
+            f"{name}={str(out_dir)!r} holds {first}{more}, which this report would write "
+            f"but which no report wrote as it is now ({MARKER_NAME} lists those): "
+            "move or rename it, or give another folder; nothing in the folder was touched"
+        )
+
+
+def clear_earlier_report(out_dir: Path) -> list[Path]:
+    """Remove the files an earlier report listed in its marker (only those, unchanged since,
+    and the folders they leave empty); returns what was removed."""
     root = out_dir.resolve()
+    listed = _listed_files(out_dir)
     removed = []
     for relative in listed:
-        target = out_dir / str(relative)
-        if target.is_symlink() or not target.is_file():
+        target = out_dir / relative
+        if not _written_by_a_report(target, listed, relative):
             continue
         if not target.resolve().is_relative_to(root):
             continue
@@ -162,39 +260,45 @@ def clear_earlier_report(out_dir: Path) -> list[Path]:
     return removed
 
 
-def _write_marker(out_dir: Path, files: list[Path]) -> None:
-    relative = sorted(p.relative_to(out_dir).as_posix() for p in files)
-    (out_dir / MARKER_NAME).write_text(
-        json.dumps({"written_by": "aelatent report", "files": relative}, indent=1) + "\n",
-        encoding="utf-8",
-    )
+def _write_marker(out_dir: Path, files: dict[str, str | None]) -> None:
+    """Replace the marker in one step (a crash never leaves half a list)."""
+    temporary = out_dir / f"{MARKER_NAME}.tmp"
+    relative = sorted(files)
+    sums = {k: files[k] for k in relative if files[k] is not None}
+    marker = {"written_by": "aelatent report", "files": relative, "sha256": sums}
+    temporary.write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+    os.replace(temporary, out_dir / MARKER_NAME)
 
 
-def write_document(document: Document, out_dir: Path) -> ReportFiles:
+def write_document(document: Document, out_dir: Path, name: str = "output") -> ReportFiles:
     """Write ``report.html``, ``report.md``, ``tables/*.csv`` and ``images/*`` into ``out_dir``,
-    and the marker listing them (written first, so even an interrupted report is known)."""
+    in place of the files an earlier report there wrote.
+
+    Every file to be written is known first: one of them that is there but that no report
+    wrote is a :class:`UserError` before anything is touched. The marker lists, at every
+    instant, every file a report wrote that is in the folder (the earlier report's and this
+    one's while it writes, this one's at the end), so an interrupted report is cleaned by
+    the next. Call it inside :func:`lock_output_folder` when another report may write here.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_names = _table_file_names(document)
-    _write_marker(
-        out_dir,
-        [
-            out_dir / HTML_NAME,
-            out_dir / MARKDOWN_NAME,
-            *(out_dir / TABLES_DIR / n for n in csv_names.values()),
-        ],
-    )
-    tables = []
+    image_names = _image_file_names(document)
+    html_path, md_path = out_dir / HTML_NAME, out_dir / MARKDOWN_NAME
+    tables = [out_dir / TABLES_DIR / n for n in csv_names.values()]
+    images = [out_dir / IMAGES_DIR / n for n in image_names.values()]
+    planned = [html_path, md_path, *tables, *images]
+    _refuse_foreign_files(out_dir, planned, name)
+    mine = {p.relative_to(out_dir).as_posix(): p for p in planned}
+    _write_marker(out_dir, {**_listed_files(out_dir), **dict.fromkeys(mine)})
+    clear_earlier_report(out_dir)
     for table in _all_tables(document):
         path = out_dir / TABLES_DIR / csv_names[id(table)]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(table_csv(table))
-        tables.append(path)
-    html_path = out_dir / HTML_NAME
     html_path.write_text(render_html(document, csv_names), encoding="utf-8")
-    markdown, images = render_markdown(document, csv_names, out_dir)
-    md_path = out_dir / MARKDOWN_NAME
+    markdown = render_markdown(document, csv_names, out_dir, image_names)
     md_path.write_text(markdown, encoding="utf-8")
-    _write_marker(out_dir, [html_path, md_path, *tables, *images])
+    _write_marker(out_dir, {relative: _sha256(path) for relative, path in mine.items()})
     return ReportFiles(html=html_path, markdown=md_path, tables=tables, images=images)
 
 
@@ -229,6 +333,19 @@ def _table_file_names(document: Document) -> dict[int, str]:
         used.add(name)
         names[id(table)] = name
     return names
+
+
+def _image_file_names(document: Document) -> dict[int, str]:
+    """``images/<nnn>-<name>`` per figure, numbered in reading order (as the Markdown)."""
+    figures = [
+        block
+        for section in document.sections
+        for block in walk(section.blocks)
+        if isinstance(block, Figure)
+    ]
+    return {
+        id(figure): f"{i:03d}-{_safe_name(figure.path.name)}" for i, figure in enumerate(figures, 1)
+    }
 
 
 def _safe_name(text: str) -> str:
@@ -327,22 +444,29 @@ def _data_uri(path: Path) -> str:
 
 
 def render_markdown(
-    document: Document, csv_names: dict[int, str], out_dir: Path
-) -> tuple[str, list[Path]]:
+    document: Document,
+    csv_names: dict[int, str],
+    out_dir: Path,
+    image_names: dict[int, str] | None = None,
+) -> str:
     """The Markdown text; images are copied to ``out_dir/images`` and linked relatively."""
-    images: list[Path] = []
+    image_names = image_names if image_names is not None else _image_file_names(document)
     lines = [f"# {document.title}", "", document.subtitle, ""]
     lines += [f"{i}. [{s.title}](#{s.key})" for i, s in enumerate(document.sections, 1)]
     lines.append("")
     for i, section in enumerate(document.sections, 1):
         lines += [f'<a id="{section.key}"></a>', "", f"## {i}. {section.title}", ""]
         for block in section.blocks:
-            lines += _md_block(block, csv_names, out_dir, images, level=3)
-    return "\n".join(lines).rstrip() + "\n", images
+            lines += _md_block(block, csv_names, out_dir, image_names, level=3)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def _md_block(
-    block: Block, csv_names: dict[int, str], out_dir: Path, images: list[Path], level: int
+    block: Block,
+    csv_names: dict[int, str],
+    out_dir: Path,
+    image_names: dict[int, str],
+    level: int,
 ) -> list[str]:
     if isinstance(block, Paragraph):
         return [block.text, ""]
@@ -351,10 +475,9 @@ def _md_block(
     if isinstance(block, Heading):
         return [f"{'#' * level} {block.text}", ""]
     if isinstance(block, Figure):
-        target = out_dir / IMAGES_DIR / f"{len(images) + 1:03d}-{_safe_name(block.path.name)}"
+        target = out_dir / IMAGES_DIR / image_names[id(block)]
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(block.path, target)
-        images.append(target)
         relative = target.relative_to(out_dir).as_posix()
         return [f"![{_md_text(block.caption)}]({relative})", "", f"*{_md_text(block.caption)}*", ""]
     if isinstance(block, Table):
@@ -364,7 +487,7 @@ def _md_block(
         for panel in block.panels:
             lines += [f"{'#' * (level + 1)} {panel.title}", ""]
             for inner in panel.blocks:
-                lines += _md_block(inner, csv_names, out_dir, images, level + 2)
+                lines += _md_block(inner, csv_names, out_dir, image_names, level + 2)
         return lines
     raise TypeError(f"unknown block {type(block).__name__}")
 

@@ -13,6 +13,8 @@ MAX_CONFIG_ROWS = 12
 CONFIG_FIRST = ("model.", "training.", "data.image_size", "data", "seed", "n_")
 TRAIN_HISTORY_KEYS = ("loss", "val_loss")
 SUMMARY_KEYS = ("final_loss", "final_val_loss", "train_seconds", "train_images_per_second")
+# the jobs' own bookkeeping on a run (a resume's claim, ``aelatent.claim.N``), not a setting
+INTERNAL_PREFIX = "aelatent."
 
 
 def config_rank(key: str, differs: bool) -> int:
@@ -25,7 +27,7 @@ def config_rank(key: str, differs: bool) -> int:
 def configuration_section(ctx: SectionContext) -> Section:
     cases = ctx.data.cases
     rows: list[list] = []
-    for key in {k for c in cases for k in c.train.params}:
+    for key in {k for c in cases for k in c.train.params if not k.startswith(INTERNAL_PREFIX)}:
         values = [c.train.params.get(key) for c in cases]
         differs = len(set(values)) > 1
         rows.append([key, *[cell_value(v) for v in values], "yes" if differs else ""])
