@@ -18,14 +18,14 @@ from aelatent.errors import UserError
 from aelatent.jobs import report
 from aelatent.jobs.report import default_output, point_latest
 from aelatent.reporting.document import Document, Figure, Section, Table
-from aelatent.reporting.render import (
+from aelatent.reporting.output_folder import (
     LOCK_NAME,
     MARKER_NAME,
     OWN_NAMES,
     check_output_folder,
     lock_output_folder,
-    write_document,
 )
+from aelatent.reporting.render import write_document
 
 
 def _document(*tables: str, figure: Path | None = None) -> Document:
@@ -155,7 +155,8 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     from aelatent.errors import UserError
     from aelatent.reporting.document import Document, Section, Table
-    from aelatent.reporting.render import lock_output_folder, write_document
+    from aelatent.reporting.output_folder import lock_output_folder
+    from aelatent.reporting.render import write_document
 
     out, sync, me, n = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     tables = [Table(f"r{me}_{k}", ["a"], [[k]]) for k in range(n)]

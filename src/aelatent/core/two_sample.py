@@ -104,6 +104,10 @@ What each test detects at n = 40 and 400 is in the benchmark's tables.
 
 Everything runs on one BLAS/OpenMP thread (:mod:`aelatent.core.threads`): many small
 products, which took 5 to 10 times longer on threads spinning for the shared cores.
+
+Why one module of this size: the four tests share their input checks, the caps, the result
+type and the calibration argument above; the verdict calls them through one ``run_test``,
+and their false-positive rates were measured together (benchmarks/bench_two_sample.py).
 """
 
 from __future__ import annotations

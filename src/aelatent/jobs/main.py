@@ -22,7 +22,7 @@ from aelatent.io.tracking import entry_point_run, run_entry_point
 from aelatent.jobs import evaluate, search, train
 from aelatent.jobs.report import print_where, write_report
 from aelatent.limits import MAX_SEED, SEED_WHY
-from aelatent.reporting.render import check_output_folder
+from aelatent.reporting.output_folder import check_output_folder
 
 if TYPE_CHECKING:
     from aelatent.jobs.evaluate_request import EvaluateRequest

@@ -23,12 +23,8 @@ from aelatent.errors import UserError
 from aelatent.io.tracking import entry_point_run, run_entry_point
 from aelatent.reporting.collect import collect
 from aelatent.reporting.content import build_document
-from aelatent.reporting.render import (
-    ReportFiles,
-    check_output_folder,
-    lock_output_folder,
-    write_document,
-)
+from aelatent.reporting.output_folder import check_output_folder, lock_output_folder
+from aelatent.reporting.render import ReportFiles, write_document
 from aelatent.reporting.selection import select_runs
 
 AUTO = "auto"

@@ -27,6 +27,10 @@ PostgreSQL refuses to run as root: under root its programs run as the ``postgres
 (``runuser``), which then owns the data directory. When that user cannot reach ``--dir``
 (a private temporary folder, say), the database files go to a fresh folder under the
 system's temporary directory instead, recorded in the state file and removed by ``--wipe``.
+
+Why one module of this size: PostgreSQL, the tracking server and the state file that records
+both start, stop and recover together (a stop must find exactly what a start recorded), and
+an operator debugging ``make server`` reads them in one place.
 """
 
 from __future__ import annotations
