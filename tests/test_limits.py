@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aelatent import limits
-from aelatent.config import ConvStack, load_case, network_shapes
+from aelatent.config import ConvStack, conv_scratch_bytes, load_case, network_shapes
 from aelatent.core.hits import hit_grid
 from aelatent.core.objective import RadiusBand, UniformSearchObjective
 from aelatent.core.samplers import UniformSampler
@@ -108,7 +108,10 @@ def test_network_shapes_match_keras():
                 build_encoder(config, size, 3)
             continue
         encoder = build_encoder(config, size, 3)
-        features = tuple(int(d) for d in encoder.get_layer("encoder_flatten").input.shape[1:])
+        height, width, channels = (
+            int(d) for d in encoder.get_layer("encoder_flatten").input.shape[1:]
+        )
+        features = (height, width, channels)
         decoder = build_decoder(config, features, 3)
         assert features == shapes.encoder[-1]
         assert tuple(int(d) for d in decoder.output.shape[1:]) == shapes.decoder[-1]
@@ -147,3 +150,46 @@ def test_evaluate_memory_estimate_is_close_to_what_the_grid_uses():
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert 0.6 < peak / evaluate_memory_bytes(d, n, len(scales), len(ks)) < 1.6
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "size", "measured"),
+    [
+        # TensorFlow 2.21's failed allocations on a 2-thread CPU, halved (bytes per thread)
+        (161, 2, 64, 29_597_433_872 // 2),
+        (201, 2, 64, 68_008_382_480 // 2),
+        (301, 2, 64, 315_738_341_440 // 2),
+        (96, 2, 1024, 31_325_528_064 // 2),
+        (256, 2, 256, 272_739_000_000 // 2),  # "254.01GiB"
+    ],
+)
+def test_conv_scratch_matches_tensorflows_allocations(kernel, stride, size, measured):
+    """Issue 28/8: the scratch TensorFlow's CPU convolution aborted on (rc -6), per thread."""
+    assert conv_scratch_bytes(kernel, stride, size, "same") == pytest.approx(measured, rel=2e-3)
+
+
+def test_conv_scratch_enters_the_network_and_the_memory_check(monkeypatch):
+    case = load_case("I")
+    assert network_shapes(case.model, 64, 3).scratch_bytes(threads=16) < 10e6  # 3x3: nothing
+    wide = replace(
+        case.model,
+        encoder=replace(case.model.encoder, kernels=(limits.MAX_KERNEL, 3, 3, 3)),
+        decoder=replace(case.model.decoder, kernels=(3, 3, 3, limits.MAX_KERNEL)),
+    )
+    shapes = network_shapes(wide, 1024, 3)
+    # the decoder's last layer writes the map the encoder's first reads: the same scratch
+    assert shapes.scratch_per_thread == conv_scratch_bytes(limits.MAX_KERNEL, 2, 1024, "same")
+    assert 400e6 < shapes.scratch_per_thread < 600e6  # the bound's worst case, per thread
+    assert shapes.scratch_bytes(threads=16) == 16 * shapes.scratch_per_thread
+    assert conv_scratch_bytes(161, 1, 64, "same") == 0  # stride 1 takes no such buffer
+    from aelatent.jobs.train import check_training_memory
+
+    large = replace(case, image_size=1024, model=wide)
+    batch = large.training.batch_size
+    needed = train_memory_bytes(shapes.n_weights, shapes.activations_per_image, batch)
+    needed += shapes.scratch_bytes()
+    monkeypatch.setattr(limits, "available_memory_bytes", lambda: needed)
+    check_training_memory(large)
+    monkeypatch.setattr(limits, "available_memory_bytes", lambda: needed - 1)
+    with pytest.raises(UserError, match=r"lower .*the kernels"):
+        check_training_memory(large)

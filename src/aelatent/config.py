@@ -10,15 +10,32 @@ Every mistake raises :class:`~aelatent.errors.UserError` naming the value and wh
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from aelatent.arguments import CASE_NAME
 from aelatent.errors import UserError
-from aelatent.limits import IMAGE_SIZE_WHY, MAX_IMAGE_SIZE, MAX_Z_DIM, Z_DIM_WHY, check_at_most
+from aelatent.limits import (
+    CASE_NAME_WHY,
+    FILTERS_WHY,
+    IMAGE_SIZE_WHY,
+    KERNEL_WHY,
+    MAX_CASE_NAME_LENGTH,
+    MAX_FILTERS,
+    MAX_IMAGE_SIZE,
+    MAX_KERNEL,
+    MAX_Z_DIM,
+    ONEDNN_SCRATCH_BYTES,
+    STRIDE_WHY,
+    Z_DIM_WHY,
+    check_at_most,
+)
 
 PACKAGE_CASES_DIR = Path(__file__).resolve().parent / "cases"  # package data
 PROJECT_CASES_DIR = Path("experiments")  # relative to the working directory
@@ -27,6 +44,12 @@ NAMED_CASES = ("I", "II")
 ACTIVATIONS = {0: "leaky_relu", 1: "relu", 2: "selu"}
 PADDINGS = ("same", "valid")
 N_CHANNELS_PLACEHOLDER = "n_ch"
+# every key a case YAML may hold, per level; any other is refused with the nearest named
+CASE_KEYS = ("name", "model", "training", "data")
+MODEL_KEYS = ("z_dim", "activation", "encoder", "decoder")
+STACK_KEYS = ("filters", "kernels", "strides", "padding")
+TRAINING_KEYS = ("learning_rate", "batch_size", "epochs", "epochs_celeba")
+DATA_KEYS = ("image_size",)
 
 
 @dataclass(frozen=True)
@@ -127,11 +150,28 @@ def case_path(case: str) -> Path:
     return path
 
 
+class _CaseLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice is refused: PyYAML would keep the
+    last value in silence, as it ignored an unknown key."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            with contextlib.suppress(TypeError):  # unhashable: PyYAML's own error follows
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        problem=f"key {key!r} given twice (line {key_node.start_mark.line + 1})"
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_case(case: str) -> CaseConfig:
     """Read and validate the configuration of a case (``I``, ``II`` or a YAML path)."""
     path = case_path(case)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_CaseLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         raise UserError(
             f"case file {str(path)!r} is not valid YAML: {exc}".splitlines()[0]
@@ -142,10 +182,22 @@ def load_case(case: str) -> CaseConfig:
 
 
 def parse_case(raw: dict[str, Any], source: str = "<dict>") -> CaseConfig:
+    """The case as typed values; the whole YAML is checked: every key known, every value in
+    range, so that no mistake surfaces later as a traceback, a C++ abort of TensorFlow or a
+    name two cases share."""
     where = f"in {source}"
+    _check_keys(raw, CASE_KEYS, "", where)
+    name = _case_name(raw, source, where)
     model_raw = _section(raw, "model", where)
     training_raw = _section(raw, "training", where)
-    data_raw = raw.get("data", {}) or {}
+    data_raw = raw.get("data")
+    if data_raw is None:
+        data_raw = {}
+    if not isinstance(data_raw, dict):
+        raise UserError(f"data={data_raw!r} {where}: expected a mapping with image_size")
+    _check_keys(model_raw, MODEL_KEYS, "model.", where)
+    _check_keys(training_raw, TRAINING_KEYS, "training.", where)
+    _check_keys(data_raw, DATA_KEYS, "data.", where)
     encoder = _conv_stack(_section(model_raw, "encoder", where), "model.encoder", where)
     decoder = _conv_stack(_section(model_raw, "decoder", where), "model.decoder", where)
     if len(encoder.filters) != len(decoder.filters):
@@ -189,12 +241,41 @@ def parse_case(raw: dict[str, Any], source: str = "<dict>") -> CaseConfig:
     validate_image_size(image_size, model)
     check_decoder_output(image_size, model, source)
     return CaseConfig(
-        name=str(raw.get("name", Path(source).stem)),
+        name=name,
         model=model,
         training=training,
         image_size=image_size,
         source=source,
     )
+
+
+def _case_name(raw: dict[str, Any], source: str, where: str) -> str:
+    """The ``name`` under the rule of the ``case`` parameter (and a length limit): it names
+    the registered model and the report's files, so two cases must never print alike."""
+    given = "name" in raw
+    name = raw["name"] if given else Path(source).stem
+    if (
+        not isinstance(name, str)
+        or not CASE_NAME.fullmatch(name)
+        or len(name) > MAX_CASE_NAME_LENGTH
+    ):
+        origin = "" if given else " (the file's name)"
+        advice = "" if given else "; add a name: key"
+        raise UserError(
+            f"name={name!r}{origin} {where}: expected letters, digits, '_', '-' and '.' only, "
+            f"at most {MAX_CASE_NAME_LENGTH} characters ({CASE_NAME_WHY}){advice}"
+        )
+    return name
+
+
+def _check_keys(raw: dict[str, Any], known: tuple[str, ...], prefix: str, where: str) -> None:
+    """Refuse a key the case does not read: a typo (``zdim``) would otherwise be ignored."""
+    for key in raw:
+        if key in known:
+            continue
+        nearest = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {prefix}{nearest[0]}?" if nearest else f"allowed: {', '.join(known)}"
+        raise UserError(f"unknown key {prefix}{key} {where}: {hint}")
 
 
 def validate_image_size(image_size: int, model: ModelConfig) -> None:
@@ -229,11 +310,33 @@ class NetworkShapes:
     encoder: tuple[tuple[int, int, int], ...]
     decoder: tuple[tuple[int, int, int], ...]
     n_weights: int
+    scratch_per_thread: int = 0  # bytes: the largest of conv_scratch_bytes over the layers
 
     @property
     def activations_per_image(self) -> int:
         """Values of every convolution's output for one image (what training keeps)."""
         return sum(h * w * f for h, w, f in self.encoder + self.decoder)
+
+    def scratch_bytes(self, threads: int | None = None) -> int:
+        """TensorFlow's CPU convolution scratch for ``threads`` threads (default: the CPUs
+        this process may use, as TensorFlow's thread pool has), so the memory check sees it."""
+        if threads is None:
+            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        return self.scratch_per_thread * threads
+
+
+def conv_scratch_bytes(kernel: int, stride: int, size: int, padding: str) -> int:
+    """Bytes per thread that TensorFlow's CPU (oneDNN) convolution asks for as scratch when a
+    ``kernel`` slides with ``stride`` > 1 over a ``size`` x ``size`` map (the larger map of a
+    ``Conv2DTranspose``): ``16 (k - 1) k^2`` times the padded side, as measured from its
+    allocations (kernel 161 on 64: 14.8 GB a thread; 96 on 1024: 15.7 GB). Past the memory,
+    TensorFlow aborts in C++ instead of raising, so this goes into the memory check."""
+    if stride < 2:
+        return 0
+    padded = size
+    if padding == "same":
+        padded += max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return ONEDNN_SCRATCH_BYTES * (kernel - 1) * kernel * kernel * padded
 
 
 def network_shapes(
@@ -242,7 +345,7 @@ def network_shapes(
     """The autoencoder's shapes by arithmetic, as :func:`aelatent.model.build_autoencoder`
     builds it (no Keras model is made); a UserError when a ``valid`` kernel does not fit."""
     size, channels = image_size, n_channels
-    weights = 0
+    weights = scratch = 0
     encoder = []
     stack = model.encoder
     for i, (filters, kernel, stride, pad) in enumerate(
@@ -257,6 +360,7 @@ def network_shapes(
             )
         filters = int(filters)
         weights += kernel * kernel * channels * filters + filters
+        scratch = max(scratch, conv_scratch_bytes(kernel, stride, size, pad))
         size, channels = out, filters
         encoder.append((size, size, filters))
     features = size * size * channels
@@ -269,8 +373,9 @@ def network_shapes(
         n_filters = n_channels if filters == N_CHANNELS_PLACEHOLDER else int(filters)
         weights += kernel * kernel * channels * n_filters + n_filters
         size, channels = conv_transpose_output_size(size, kernel, stride, pad), n_filters
+        scratch = max(scratch, conv_scratch_bytes(kernel, stride, size, pad))
         decoder.append((size, size, n_filters))
-    return NetworkShapes(tuple(encoder), tuple(decoder), weights)
+    return NetworkShapes(tuple(encoder), tuple(decoder), weights, scratch)
 
 
 def check_decoder_output(image_size: int, model: ModelConfig, source: str) -> None:
@@ -293,8 +398,9 @@ def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 
 def _conv_stack(raw: dict[str, Any], name: str, where: str) -> ConvStack:
+    _check_keys(raw, STACK_KEYS, f"{name}.", where)
     lists = {}
-    for key in ("filters", "kernels", "strides", "padding"):
+    for key in STACK_KEYS:
         value = raw.get(key)
         if not isinstance(value, list) or not value:
             raise UserError(f"{name}.{key} {where} must be a non-empty list, got {value!r}")
@@ -304,18 +410,39 @@ def _conv_stack(raw: dict[str, Any], name: str, where: str) -> ConvStack:
         raise UserError(
             f"{name} {where}: filters, kernels, strides and padding differ in length {lengths}"
         )
-    filters = tuple(
-        f if f == N_CHANNELS_PLACEHOLDER else _positive_int(f, f"{name}.filters", where)
-        for f in lists["filters"]
+    last = len(lists["filters"]) - 1
+    filters: list[int | str] = []
+    for i, f in enumerate(lists["filters"]):
+        key = f"{name}.filters[{i}]"
+        if f == N_CHANNELS_PLACEHOLDER and name == "model.decoder" and i == last:
+            filters.append(f)
+            continue
+        if isinstance(f, str):
+            raise UserError(
+                f"{key}={f!r} {where}: expected an integer; {N_CHANNELS_PLACEHOLDER!r} (the image "
+                "channels) only as the last of model.decoder.filters"
+            )
+        filters.append(_bounded_int(f, key, MAX_FILTERS, FILTERS_WHY, where))
+    kernels = tuple(
+        _bounded_int(k, f"{name}.kernels[{i}]", MAX_KERNEL, KERNEL_WHY, where)
+        for i, k in enumerate(lists["kernels"])
     )
-    kernels = tuple(_positive_int(k, f"{name}.kernels", where) for k in lists["kernels"])
-    strides = tuple(_positive_int(s, f"{name}.strides", where) for s in lists["strides"])
+    strides = tuple(
+        _bounded_int(s, f"{name}.strides[{i}]", MAX_IMAGE_SIZE, STRIDE_WHY, where)
+        for i, s in enumerate(lists["strides"])
+    )
     for pad in lists["padding"]:
         if pad not in PADDINGS:
             raise UserError(
                 f"{name}.padding {where}: {pad!r} is not allowed, use one of {PADDINGS}"
             )
-    return ConvStack(filters, kernels, strides, tuple(lists["padding"]))
+    return ConvStack(tuple(filters), kernels, strides, tuple(lists["padding"]))
+
+
+def _bounded_int(value: Any, name: str, maximum: int, why: str, where: str) -> int:
+    number = _positive_int(value, name, where)
+    check_at_most(number, maximum, name, why, where)
+    return number
 
 
 def _positive_int(value: Any, name: str, where: str, minimum: int = 1) -> int:

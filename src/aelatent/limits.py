@@ -40,6 +40,20 @@ B_MIN_WHY = (
     "1e5 each step is under 3%, fine enough not to step over the narrow band of b whose radii "
     "match the real ones"
 )
+# evaluate's b, scale and k (and log_generator's scale): at least the search's b_min
+MIN_SCALE = MIN_B_MIN
+MIN_K = MIN_B_MIN
+SMALL_SCALE_WHY = (
+    "a box or window narrower than 1e-6 is a few float32 steps of the latents wide, and "
+    "far below it the radius theory and the exact probabilities underflow to NaN"
+)
+# evaluate's grid_spacing (method 1): floor(2b / spacing) + 1 points per axis
+MIN_GRID_SPACING = 1e-6
+MAX_GRID_SPACING = MAX_SCALE
+GRID_SPACING_WHY = (
+    "with b at most 1e5 a spacing of 1e-6 already gives 2e11 points per axis; 1e-320 "
+    "overflowed, and a spacing above 1e5 leaves one point per axis whatever b is"
+)
 
 MAX_IMAGE_SIZE = 1024
 IMAGE_SIZE_WHY = (
@@ -50,6 +64,25 @@ MAX_Z_DIM = 4096
 Z_DIM_WHY = (
     "the analysis keeps and plots z_dim x z_dim correlation and covariance matrices, and the "
     "mvn sampler factorises one; the study uses 256"
+)
+# the case YAML's convolutions (aelatent.config), measured with TensorFlow 2.21 on CPU
+MAX_KERNEL = 31
+KERNEL_WHY = (
+    "TensorFlow's strided CPU convolution takes about 16 (k-1) k^2 x the padded side bytes "
+    "of scratch per thread and aborts in C++ when it cannot get it (kernel 161 on a 64-pixel "
+    "image: 28 GiB); the study uses 3 and 5"
+)
+ONEDNN_SCRATCH_BYTES = 16  # the factor of that buffer, per thread (measured: 16.0)
+MAX_FILTERS = 4096
+FILTERS_WHY = (
+    "a layer holds kernel^2 x filters_in x filters_out weights, so 4096 with kernel 31 is "
+    "already 16e9; the study uses at most 256"
+)
+STRIDE_WHY = "a stride divides the image side, which is at most 1024"
+MAX_CASE_NAME_LENGTH = 64
+CASE_NAME_WHY = (
+    "the name goes into the registered model's name and the report's file names, which "
+    "the file system limits to 255 bytes"
 )
 MAX_N_DECODED = 64
 N_DECODED_WHY = (

@@ -36,6 +36,7 @@ from mlflow.entities import DatasetInput, InputTag, Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from aelatent.arguments import check_case_name
 from aelatent.core.sampler_registry import axis_of
 from aelatent.data.images import BUILT_IN, PARTITIONS, ImageSet
 from aelatent.data.orl import orl_directory
@@ -207,9 +208,9 @@ def log_csv_table(path: Path, artifact_file: str) -> None:
 
 
 def registered_model_name(case: str, prefix: str = MODEL_PREFIX) -> str:
-    """``aelatent-case-I`` (or ``<prefix>I``); characters a model name should not hold
-    become ``-``."""
-    return prefix + re.sub(r"[^A-Za-z0-9_.-]", "-", case)
+    """``aelatent-case-I`` (or ``<prefix>I``); a case name outside the ``case`` rule is
+    refused, never rewritten (``a/b`` and ``a-b`` would share one model)."""
+    return prefix + check_case_name(case)
 
 
 def register_trained_model(model_uri: str, case: str, dataset: str) -> str | None:

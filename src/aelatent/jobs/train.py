@@ -111,13 +111,12 @@ def check_training_memory(case: CaseConfig, n_channels: int = 3) -> None:
     (``n_channels``: 3, the most any data set here has, so the estimate holds for all)."""
     shapes = network_shapes(case.model, case.image_size, n_channels, case.source)
     check_memory(
-        train_memory_bytes(
-            shapes.n_weights, shapes.activations_per_image, case.training.batch_size
-        ),
+        train_memory_bytes(shapes.n_weights, shapes.activations_per_image, case.training.batch_size)
+        + shapes.scratch_bytes(),  # TensorFlow aborts in C++ without it (config.py)
         f"training case {case.name} (image_size={case.image_size}, "
         f"model.z_dim={case.model.z_dim}, {shapes.n_weights:,} weights, "
         f"batch_size={case.training.batch_size}, {case.source})",
-        "lower image_size, model.z_dim, the filters or training.batch_size",
+        "lower image_size, model.z_dim, the filters, the kernels or training.batch_size",
     )
 
 
