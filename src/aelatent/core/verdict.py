@@ -361,3 +361,12 @@ def rank(rows: Sequence[VerdictRow]) -> list[VerdictRow]:
 
 def _json_number(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def criterion_text(c: dict[str, Any] | None, *, p_value: bool = True) -> str:
+    """One criterion of a ``tables/verdict.json`` row as text: ``0.52 [0.47, 0.57] p=0.3``."""
+    if c is None:
+        return ""
+    lo, hi = c.get("lo"), c.get("hi")
+    interval = "" if lo is None or hi is None else f" [{lo:.3g}, {hi:.3g}]"
+    return f"{c['statistic']:.3g}{interval}" + (f" p={c['p_value']:.2g}" if p_value else "")

@@ -25,7 +25,7 @@ from aelatent.core.cycle import CycleCheck, cycle_errors
 from aelatent.core.sampler_registry import build_sampler, spec_of
 from aelatent.core.samplers import Sampler
 from aelatent.core.threads import one_blas_thread
-from aelatent.core.verdict import VerdictRow
+from aelatent.core.verdict import VerdictRow, criterion_text
 from aelatent.core.windows import estimate_windows
 from aelatent.errors import UserError
 from aelatent.plots.verdict import save_verdict_plot
@@ -239,7 +239,7 @@ def verdict_markdown(rows: Sequence[dict[str, Any]], n_test: int) -> str:
         verdict = row["verdict"] + (
             f" ({', '.join(row['rejected_by'])})" if row["rejected_by"] else ""
         )
-        cells = [_short(row["criteria"].get(t)) for t in tests]
+        cells = [criterion_text(row["criteria"].get(t), p_value=False) for t in tests]
         lines.append(f"| {row['label']} | {verdict} | " + " | ".join(cells) + " |")
     if len(generators) > NOTE_ROWS:
         lines.append("")
@@ -247,11 +247,3 @@ def verdict_markdown(rows: Sequence[dict[str, Any]], n_test: int) -> str:
             f"{len(generators) - NOTE_ROWS} more settings in `tables/verdict.json` and the report."
         )
     return "\n".join(lines)
-
-
-def _short(c: dict[str, Any] | None) -> str:
-    if c is None:
-        return ""
-    lo, hi = c.get("lo"), c.get("hi")
-    interval = "" if lo is None or hi is None else f" [{lo:.2f}, {hi:.2f}]"
-    return f"{c['statistic']:.3g}{interval}"

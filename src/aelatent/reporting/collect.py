@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from aelatent.io.tracking import ENTRY_POINT_TAG
-from aelatent.reporting.selection import PARENT_TAG, Selection
+from aelatent.reporting.selection import PARENT_TAG, Case, Selection
 from aelatent.schema import VERDICT_JSON
 
 WANTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".csv", ".md")
@@ -70,13 +70,7 @@ class RunData:
         return datetime.fromtimestamp(self.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-@dataclass
-class CaseData:
-    label: str
-    case: str
-    train: RunData
-    evaluations: list[RunData] = field(default_factory=list)
-    search: RunData | None = None
+CaseData = Case[RunData]  # one column of the report, its runs collected
 
 
 @dataclass

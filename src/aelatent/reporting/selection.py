@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import mlflow
 from mlflow.entities import Run
@@ -25,19 +26,24 @@ from aelatent.io.tracking import ENTRY_POINT_TAG, get_run
 TRAIN_RUN_TAG = "train_run"
 CASE_TAG = "case"
 PARENT_TAG = "mlflow.parentRunId"
+R = TypeVar("R")
 CASE_ORDER = ("I", "II")
 MAX_CANDIDATES = 1000
 
 
 @dataclass
-class CaseRuns:
-    """One column of the report: a train run and what was measured on it."""
+class Case(Generic[R]):
+    """One column of the report: a train run and what was measured on it (``R``: MLflow's
+    ``Run`` as selected, or the report's ``RunData`` once collected)."""
 
     label: str
     case: str
-    train: Run
-    evaluations: list[Run] = field(default_factory=list)
-    search: Run | None = None
+    train: R
+    evaluations: list[R] = field(default_factory=list)
+    search: R | None = None
+
+
+CaseRuns = Case[Run]
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aelatent.core.verdict import HELDOUT, REAL, STATISTIC_NAMES, rows_from_json
+from aelatent.core.verdict import HELDOUT, REAL, STATISTIC_NAMES, criterion_text, rows_from_json
 from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Figure, Note, Paragraph, Section, Table
 from aelatent.reporting.sections.context import SectionContext, no_evaluation, slug
@@ -85,14 +85,6 @@ def verdict_table(name: str, run: RunData, rows: list[dict[str, Any]]) -> Table:
         body,
         caption=f"run {run.name} ({run.run_id[:8]}): statistic [95% interval] p-value",
     )
-
-
-def criterion_text(c: dict[str, Any] | None) -> str:
-    if c is None:
-        return ""
-    lo, hi = c.get("lo"), c.get("hi")
-    interval = "" if lo is None or hi is None else f" [{lo:.3g}, {hi:.3g}]"
-    return f"{c['statistic']:.3g}{interval} p={c['p_value']:.2g}"
 
 
 def decoded_beside(ctx: SectionContext, run: RunData, rows: list[dict[str, Any]]) -> list[Block]:
