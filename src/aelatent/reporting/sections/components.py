@@ -50,20 +50,17 @@ MAX_PAIR_ROWS = 10
 
 
 def distributions_section(ctx: SectionContext) -> Section:
-    blocks: list[Block] = [
-        Paragraph(
-            "Number distributions of the latent components over every encoded image: all "
-            "components in one figure, and the dominant ones (relatively large |mu| or hw) "
-            "with their fitted Gaussians."
-        )
-    ]
-    blocks += ctx.per_case(
+    return ctx.per_case_section(
+        "distributions",
+        "Number distributions",
+        "Number distributions of the latent components over every encoded image: all "
+        "components in one figure, and the dominant ones (relatively large |mu| or hw) "
+        "with their fitted Gaussians.",
         lambda c: [
             *ctx.figure(c.train, COMPONENTS_PNG, caption="all components"),
             *ctx.figure(c.train, DOMINANT_PNG, caption="dominant components"),
-        ]
+        ],
     )
-    return Section("distributions", "Number distributions", blocks)
 
 
 def dominant_section(ctx: SectionContext) -> Section:

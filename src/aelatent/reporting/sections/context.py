@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aelatent.reporting.collect import CaseData, ReportData, RunData
-from aelatent.reporting.document import Block, Columns, Figure, Note, Panel
+from aelatent.reporting.document import Block, Columns, Figure, Note, Panel, Paragraph, Section
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg")
 IMAGE_PATTERNS = tuple(f"*{s}" for s in IMAGE_SUFFIXES)
@@ -42,6 +42,12 @@ class SectionContext:
             blocks.append(Figure(local, f"{text} (run {run.name}, {run.run_id[:8]})"))
         return blocks
 
+    def per_case_section(
+        self, key: str, title: str, intro: str, panel: Callable[[CaseData], list[Block]]
+    ) -> Section:
+        """The common section: an introduction, then one panel per case side by side."""
+        return Section(key, title, [Paragraph(intro), *self.per_case(panel)])
+
     def per_case(self, make: Callable[[CaseData], list[Block]]) -> list[Block]:
         """One panel per case side by side, or a note that no train run was selected."""
         if not self.data.cases:
@@ -54,12 +60,17 @@ class SectionContext:
         return [Columns([Panel(f"case {c.label}", make(c)) for c in self.data.cases])]
 
 
-def no_evaluation(case: CaseData) -> Note:
+def not_run(case: CaseData, entry_point: str) -> Note:
+    """The note where a case has no finished run of ``entry_point``, with the command."""
     return Note(
-        f"Not run: no finished evaluate run of train run {case.train.run_id} "
-        f"(case {case.case}). Run `mlflow run . -e evaluate -P "
+        f"Not run: no finished {entry_point} run of train run {case.train.run_id} "
+        f"(case {case.case}). Run `mlflow run . -e {entry_point} -P "
         f"train_run={case.train.run_id} {ENV}`."
     )
+
+
+def no_evaluation(case: CaseData) -> Note:
+    return not_run(case, "evaluate")
 
 
 def slug(case: CaseData) -> str:

@@ -22,14 +22,13 @@ def decoded_order(item: tuple[str, Path]) -> tuple[int, tuple[int, str], float, 
 
 
 def decoded_section(ctx: SectionContext) -> Section:
-    blocks: list[Block] = [
-        Paragraph(
-            "Sampled latent vectors put through the decoder, next to real reconstructions "
-            "(section 2): which samplers make faces?"
-        )
-    ]
-    blocks += ctx.per_case(lambda c: decoded_panel(ctx, c))
-    return Section("decoded", "Decoded samples", blocks)
+    return ctx.per_case_section(
+        "decoded",
+        "Decoded samples",
+        "Sampled latent vectors put through the decoder, next to real reconstructions "
+        "(section 2): which samplers make faces?",
+        lambda c: decoded_panel(ctx, c),
+    )
 
 
 def decoded_panel(ctx: SectionContext, case: CaseData) -> list[Block]:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 
 from aelatent.reporting.collect import CaseData, RunData
-from aelatent.reporting.document import Block, Paragraph, Section, Table
+from aelatent.reporting.document import Block, Section, Table
 from aelatent.reporting.sections.context import SectionContext, no_evaluation, slug
 from aelatent.reporting.sections.formatting import cell_value, number, sampler_key
 from aelatent.schema import RADIUS_PNG
@@ -31,15 +31,16 @@ def radius_metrics(runs: Iterable[RunData]) -> dict[str, dict[str, dict[str, flo
 
 
 def radius_section(ctx: SectionContext) -> Section:
-    blocks: list[Block] = [
-        Paragraph(
+    return ctx.per_case_section(
+        "radius",
+        "Radius distributions",
+        (
             "A right box is not enough: the lengths |z| of generated vectors must also fall "
             "where the real ones are. For the uniform sampler <R> ~ b*sqrt(N/3) grows with b "
             "while its spread stays small, so only a narrow band of b matches the real radii."
-        )
-    ]
-    blocks += ctx.per_case(lambda c: radius_panel(ctx, c))
-    return Section("radius", "Radius distributions", blocks)
+        ),
+        lambda c: radius_panel(ctx, c),
+    )
 
 
 def radius_panel(ctx: SectionContext, case: CaseData) -> list[Block]:

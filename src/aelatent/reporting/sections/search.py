@@ -8,7 +8,7 @@ import math
 from aelatent.core.sampler_registry import axis_of
 from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Note, Paragraph, Section, Table
-from aelatent.reporting.sections.context import ENV, IMAGE_PATTERNS, SectionContext, slug
+from aelatent.reporting.sections.context import IMAGE_PATTERNS, SectionContext, not_run, slug
 from aelatent.reporting.sections.formatting import cell_value
 from aelatent.reporting.sections.generator_search import generator_panel, is_generator_search
 from aelatent.schema import OBJECTIVE_CURVE_PNG
@@ -52,11 +52,7 @@ MAX_TRIAL_ROWS = 10
 
 
 def no_search(case: CaseData) -> Note:
-    return Note(
-        f"Not run: no finished search run of train run {case.train.run_id} "
-        f"(case {case.case}). Run `mlflow run . -e search -P "
-        f"train_run={case.train.run_id} {ENV}`."
-    )
+    return not_run(case, "search")
 
 
 def search_axis(run: RunData) -> str:
@@ -109,8 +105,10 @@ def search_summary(run: RunData) -> Block:
 
 
 def search_section(ctx: SectionContext) -> Section:
-    blocks: list[Block] = [
-        Paragraph(
+    return ctx.per_case_section(
+        "search",
+        "Search for b",
+        (
             "The b for which the uniform generator best reproduces the real latents, found "
             "by Optuna: the box hit rate weighted by how typical the sampled radius is among "
             "the real radii (objective 'typical'; 'band' runs count a hit with a radius "
@@ -120,10 +118,9 @@ def search_section(ctx: SectionContext) -> Section:
             "objective, the interval of b whose objective is not significantly below the "
             "best (knn: the refined sweep's bracket of the optimum), and the b that radius "
             "theory predicts."
-        )
-    ]
-    blocks += ctx.per_case(lambda c: search_panel(ctx, c))
-    return Section("search", "Search for b", blocks)
+        ),
+        lambda c: search_panel(ctx, c),
+    )
 
 
 def search_panel(ctx: SectionContext, case: CaseData) -> list[Block]:
