@@ -126,6 +126,8 @@ def save_radius_overlay(
         ax.hist(real, bins=edges, density=True, color="0.6", alpha=0.7, label="real latents")
         colours = plt.cm.plasma(np.linspace(0.0, 0.85, len(grid.scales)))
         for j, s in enumerate(grid.scales):
+            if not np.any((grid.radii[j] >= edges[0]) & (grid.radii[j] <= edges[-1])):
+                continue  # all below the axis (b far under the real radii): a NaN density
             ax.hist(
                 grid.radii[j],
                 bins=edges,
@@ -193,24 +195,9 @@ def save_hit_rate_curves(
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     positive: list[float] = []
     for k in ks:
-        points = sorted((grid_rates.get(k) or {}).items())
-        if points:
-            scales = np.array([s for s, _ in points], dtype=np.float64)
-            rate, lo, hi = np.array([p for _, p in points], dtype=np.float64).reshape(-1, 3).T
-            below = np.nan_to_num(np.clip(rate - lo, 0.0, None))
-            above = np.nan_to_num(np.clip(hi - rate, 0.0, None))
-            ax.errorbar(
-                scales,
-                rate,
-                yerr=[below, above],
-                color=colours[k],
-                marker="o",
-                markersize=3.5,
-                capsize=3,
-                lw=1.2,
-                label=f"k = {k:g}",
-            )
-            positive += [v for v in (*rate, *hi) if v > 0]
+        points = grid_rates.get(k) or {}
+        _error_line(ax, points, colours[k], "o", f"k = {k:g}")
+        positive += [v for rate, _, hi in points.values() for v in (rate, hi) if v > 0]
         if ceiling and k in ceiling:
             rate_c, lo_c, hi_c = ceiling[k]
             ax.axhline(rate_c, color=colours[k], ls="--", lw=1.0)
@@ -223,17 +210,9 @@ def save_hit_rate_curves(
     if low < 1e-2 * max(positive, default=1.0):
         ax.set_yscale("symlog", linthresh=10.0 ** math.floor(math.log10(low)))
     ax.set_ylim(0.0, 1.05)
-    if all(s > 0 for curve in grid_rates.values() for s in curve):
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        ticks = sorted({s for curve in grid_rates.values() for s in curve})
-        if ticks:
-            ax.set_xticks(ticks)
-    ax.set_xlabel(scale_label)
+    _scale_axis(ax, sorted({s for curve in grid_rates.values() for s in curve}), scale_label)
     ax.set_ylabel("hit rate (95% interval)")
     ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
     if ks:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
