@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aelatent.reporting.collect import CaseData, ReportData, RunData
-from aelatent.reporting.document import Block, Columns, Figure, Note, Panel, Paragraph, Section
+from aelatent.reporting.document import (
+    Block,
+    Columns,
+    Figure,
+    Note,
+    Panel,
+    Paragraph,
+    Section,
+    Table,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg")
 IMAGE_PATTERNS = tuple(f"*{s}" for s in IMAGE_SUFFIXES)
@@ -58,6 +67,19 @@ class SectionContext:
                 )
             ]
         return [Columns([Panel(f"case {c.label}", make(c)) for c in self.data.cases])]
+
+
+def train_metric_table(
+    name: str, keys: list[str], cases: list[CaseData], caption: str, max_rows: int | None = None
+) -> Table:
+    """One row per train-run metric in ``keys``, one column per case."""
+    return Table(
+        name,
+        ["metric", *[f"case {c.label}" for c in cases]],
+        [[k, *[c.train.metrics.get(k) for c in cases]] for k in keys],
+        caption=caption,
+        max_rows=max_rows,
+    )
 
 
 def not_run(case: CaseData, entry_point: str) -> Note:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aelatent.reporting.document import Block, Heading, Note, Paragraph, Section, Table
-from aelatent.reporting.sections.context import SectionContext
+from aelatent.reporting.sections.context import SectionContext, train_metric_table
 from aelatent.reporting.sections.training import TRAIN_HISTORY_KEYS
 
 
@@ -148,12 +148,8 @@ def observations_section(ctx: SectionContext) -> Section:
     keys = sorted({k for c in cases for k in c.train.metrics if k not in TRAIN_HISTORY_KEYS})
     if keys:
         blocks.append(
-            Table(
-                "train_metrics",
-                ["metric", *[f"case {c.label}" for c in cases]],
-                [[k, *[c.train.metrics.get(k) for c in cases]] for k in keys],
-                caption="Every summary metric of the train runs",
-                max_rows=60,
+            train_metric_table(
+                "train_metrics", keys, cases, "Every summary metric of the train runs", 60
             )
         )
     return Section("observations", "The eight observations", blocks)

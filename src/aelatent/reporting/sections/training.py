@@ -5,7 +5,7 @@ reconstructions."""
 from __future__ import annotations
 
 from aelatent.reporting.document import Block, Figure, Heading, Note, Paragraph, Section, Table
-from aelatent.reporting.sections.context import SectionContext
+from aelatent.reporting.sections.context import SectionContext, train_metric_table
 from aelatent.reporting.sections.formatting import cell_value
 from aelatent.reporting.training_figure import training_curves
 
@@ -49,12 +49,7 @@ def configuration_section(ctx: SectionContext) -> Section:
     summary_keys = [k for k in SUMMARY_KEYS if any(k in c.train.metrics for c in cases)]
     if summary_keys:
         blocks.append(
-            Table(
-                "training_summary",
-                ["metric", *[f"case {c.label}" for c in cases]],
-                [[k, *[c.train.metrics.get(k) for c in cases]] for k in summary_keys],
-                caption="End of training",
-            )
+            train_metric_table("training_summary", summary_keys, cases, "End of training")
         )
     curves = {c.label: {k: c.train.histories.get(k, []) for k in TRAIN_HISTORY_KEYS} for c in cases}
     if any(points for series in curves.values() for points in series.values()):
