@@ -23,11 +23,13 @@ RANK = {
     "accelerator": 1,
     "config": 2,
     "model": 3,
+    "generators": 3,
     "plots": 3,
     "io": 4,
     "ops": 4,
-    "reporting": 5,
-    "jobs": 6,
+    "serving": 5,
+    "reporting": 6,
+    "jobs": 7,
 }
 
 
@@ -120,3 +122,4 @@ def test_no_private_name_is_imported_from_another_module():
         if alias.name.startswith("_") and node.module != name
     ]
     assert not private, private
+

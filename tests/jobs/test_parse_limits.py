@@ -8,6 +8,7 @@ divergence test trains a tiny network for one epoch; the b range test runs a sma
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -88,6 +89,19 @@ PARSE_CASES = [
     ("search", ["--n-samples", "10000000000"], ["n_samples=10000000000", ">= 100 and <= 10000000"]),
     # main's n_samples is evaluate's (the search keeps its own): evaluate's bound applies
     ("main", ["--n-samples", "1000000001"], ["n_samples=1000000001", "1000000000"]),
+    # issue 28, item 13: tiny values overflowed (grid_spacing, a traceback) or gave NaN metrics
+    ("evaluate", ["--grid-spacing", "1e-320"], ["grid_spacing='1e-320'", "from 1e-06 to 100000"]),
+    ("evaluate", ["--grid-spacing", "0"], ["grid_spacing='0'", "from 1e-06 to 100000"]),
+    ("evaluate", ["--grid-spacing", "1e6"], ["grid_spacing='1e6'", "from 1e-06 to 100000"]),
+    ("evaluate", ["--grid-spacing", "0.5,1"], ["grid_spacing='0.5,1'", "expected one number"]),
+    ("evaluate", ["--b", "1,1e-300"], ["b='1,1e-300'", "1e-300 is out of range", "at least 1e-06"]),
+    ("evaluate", ["--scale", "1e-300"], ["scale='1e-300'", "at least 1e-06", "at most 100000"]),
+    ("evaluate", ["--k", "2,1e-20"], ["k='2,1e-20'", "1e-20 is out of range", "at least 1e-06"]),
+    (
+        "evaluate",
+        ["--log-generator", "uniform:1e-300"],
+        ["log_generator='uniform:1e-300'", "1e-06"],
+    ),
 ]
 
 
@@ -135,6 +149,11 @@ def test_values_at_the_bounds_are_accepted():
     assert all(
         "+" not in grid_metric("hit_rate", "uniform", b, k) for b in request.b for k in request.k
     )
+    small = evaluate.parse_args(
+        ["--b", "1e-6", "--k", "1e-6", "--scale", "1e-6", "--grid-spacing", "1e-6"]
+    )
+    assert (small.b, small.k, small.scale, small.grid_spacing) == ((1e-6,), (1e-6,), (1e-6,), 1e-6)
+    assert evaluate.parse_args(["--grid-spacing", "100000"]).grid_spacing == 1e5
     assert evaluate.parse_args(["--b", "2,2,2.0"]).b == (2.0,)  # equal values are no clash
     assert evaluate.parse_args(["--b", "2,2.00001"]).b == (2.0, 2.00001)  # 6 digits apart
     found = search.parse_args(
@@ -152,6 +171,48 @@ def test_values_at_the_bounds_are_accepted():
         ]
     )
     assert (found.b_min, found.b_max, found.n_samples) == (1e-6, 1e5, 10_000_000)
+
+
+def test_evaluate_at_its_lower_bounds_gives_finite_metrics_and_no_warning(synthetic_train_run):
+    """Issue 28, item 13: b, k, scale and grid_spacing at 1e-6 run to the end with finite
+    metrics and no RuntimeWarning (the radius plot drew a NaN density for radii below its axis).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        run_id = evaluate.main(
+            [
+                "--train-run",
+                synthetic_train_run,
+                "--sampler",
+                "uniform,gaussian",
+                "--b",
+                "1e-6,2",
+                "--k",
+                "1e-6,2",
+                "--scale",
+                "1e-6",
+                "--grid-spacing",
+                "1e-6",
+                "--n-samples",
+                "2000",
+                "--n-decoded",
+                "0",
+                "--knn-n",
+                "0",
+                "--verdict",
+                "none",
+            ]
+        )
+    run = mlflow.get_run(run_id)
+    metrics = run.data.metrics
+    assert run.info.status == "FINISHED"
+    assert np.isfinite(metrics["grid_log10_points/b1e-06"])
+    assert np.isfinite(metrics["radius_mean_theory/uniform/b1e-06"])  # NaN at b=1e-300
+    # only P(hit) = 0 exactly (the 1e-6 box misses the 1e-6 windows) has no interval: NaN by
+    # design, as for any b whose box misses a window
+    assert metrics["log10_p_hit/uniform/b1e-06/k1e-06"] < -1e300
+    nan = {name for name, value in metrics.items() if not np.isfinite(value)}
+    assert nan == {f"log10_p_hit_{end}/uniform/b1e-06/k1e-06" for end in ("lo", "hi", "se")}
 
 
 def test_yaml_out_of_range_is_refused_when_read(tmp_path, capsys):

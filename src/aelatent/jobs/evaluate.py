@@ -55,7 +55,6 @@ from aelatent.core.sampler_registry import check_fits, radius_moments, spec_of, 
 from aelatent.core.samplers import Sampler
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import write_csv
-from aelatent.io.generator_model import check_has_decoder, log_generator
 from aelatent.io.mlflow_native import (
     evaluation_note,
     log_csv_table,
@@ -95,6 +94,7 @@ from aelatent.plots.evaluation import (
 )
 from aelatent.plots.image_grids import save_image_rows
 from aelatent.schema import HIT_RATES_CSV, HIT_RATES_TABLE, WINDOWS_CSV, WINDOWS_TABLE, decoded_png
+from aelatent.serving.generator_model import check_has_decoder, log_generator
 
 TRAIN_RUN_TAG = "train_run"
 

@@ -14,30 +14,36 @@ from aelatent.arguments import (
     parse_int,
     parse_train_run_choice,
 )
-from aelatent.core.sampler_registry import SAMPLERS, spec_of
+from aelatent.core.sampler_registry import DEFAULT_SAMPLERS, SAMPLERS, spec_of
 from aelatent.core.windows import (
     DEFAULT_ESTIMATOR,
     WINDOW_ESTIMATORS,
     check_estimate,
 )
 from aelatent.errors import UserError
-from aelatent.io.generator_model import parse_generator_choice
 from aelatent.jobs import knn_evaluation as knn
 from aelatent.jobs import verdict_evaluation as judging
 from aelatent.limits import (
     EVALUATE_N_SAMPLES_WHY,
+    GRID_SPACING_WHY,
     LABEL_WHY,
     MAX_EVALUATE_N_SAMPLES,
+    MAX_GRID_SPACING,
     MAX_K,
     MAX_N_DECODED,
     MAX_SCALE,
     MAX_SEED,
+    MIN_GRID_SPACING,
+    MIN_K,
+    MIN_SCALE,
     N_DECODED_WHY,
     SEED_WHY,
+    SMALL_SCALE_WHY,
     check_distinct_labels,
     check_memory,
     evaluate_memory_bytes,
 )
+from aelatent.serving.generator_model import parse_generator_choice
 
 ALL = "all"
 
@@ -92,7 +98,7 @@ class EvaluateRequest:
 def parse_samplers(text: str) -> tuple[str, ...]:
     names = [s.strip().lower() for s in str(text).split(",") if s.strip()]
     if not names or ALL in names:
-        return SAMPLERS
+        return DEFAULT_SAMPLERS  # all: every sampler but the trained (flow: name it)
     unknown = [s for s in names if s not in SAMPLERS]
     if unknown:
         raise UserError(
@@ -158,23 +164,20 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateRequest:
         args.n_samples, "n_samples", minimum=1, maximum=MAX_N_SAMPLES, why=EVALUATE_N_SAMPLES_WHY
     )
     train_run, case = parse_train_run_choice(args.train_run, args.case)
-    spacing = parse_float_list(args.grid_spacing, "grid_spacing")
-    if len(spacing) != 1:
-        raise UserError(f"grid_spacing={args.grid_spacing!r}: expected one number > 0")
     return EvaluateRequest(
         train_run=train_run,
         case=case,
         samplers=parse_samplers(args.sampler),
-        b=_labelled_values(args.b, "b", MAX_SCALE),
-        k=_labelled_values(args.k, "k", MAX_K),
-        scale=_labelled_values(args.scale, "scale", MAX_SCALE),
+        b=_labelled_values(args.b, "b", MIN_SCALE, MAX_SCALE),
+        k=_labelled_values(args.k, "k", MIN_K, MAX_K),
+        scale=_labelled_values(args.scale, "scale", MIN_SCALE, MAX_SCALE),
         n_samples=n_samples,
         seed=parse_int(args.seed, "seed", minimum=0, maximum=MAX_SEED, why=SEED_WHY),
         n_decoded=parse_int(
             args.n_decoded, "n_decoded", minimum=0, maximum=MAX_N_DECODED, why=N_DECODED_WHY
         ),
         estimate=check_estimate(args.estimate),
-        grid_spacing=spacing[0],
+        grid_spacing=parse_grid_spacing(args.grid_spacing),
         raw=raw,
         knn_k=parse_int(args.knn_k, "knn_k", minimum=1, maximum=knn.MAX_KNN_K),
         knn_n=parse_int(args.knn_n, "knn_n", minimum=0, maximum=knn.MAX_KNN_N, why=knn.KNN_N_WHY),
@@ -194,13 +197,31 @@ def _unique(values: list[float]) -> tuple[float, ...]:
     return tuple(sorted(set(values)))
 
 
-def _labelled_values(text: str, name: str, maximum: float) -> tuple[float, ...]:
-    """A comma list of values > 0 that go into metric names: at most ``maximum`` (no
-    exponent in ``f"{x:g}"``) and no two printing alike (one metric would overwrite the other).
+def _labelled_values(text: str, name: str, minimum: float, maximum: float) -> tuple[float, ...]:
+    """A comma list of values that go into metric names: at most ``maximum`` (no exponent in
+    ``f"{x:g}"``), at least ``minimum`` (tinier values gave NaN metrics) and no two printing
+    alike (one metric would overwrite the other).
     """
     values = parse_float_list(text, name, maximum=maximum, why=LABEL_WHY)
+    for part, value in zip(str(text).split(","), values, strict=True):
+        if value < minimum:
+            raise UserError(
+                f"{name}={text!r}: {part.strip()} is out of range; every value must be at least "
+                f"{minimum:g} and at most {maximum:g} ({SMALL_SCALE_WHY})"
+            )
     check_distinct_labels(values, name, text)
     return _unique(values)
+
+
+def parse_grid_spacing(text: str) -> float:
+    """Method 1's grid spacing: one number in [1e-6, 1e5] (1e-320 overflowed the count)."""
+    allowed = f"expected one number from {MIN_GRID_SPACING:g} to {MAX_GRID_SPACING:g}"
+    values = parse_float_list(text, "grid_spacing", positive=False)
+    if len(values) != 1:
+        raise UserError(f"grid_spacing={text!r}: {allowed}")
+    if not MIN_GRID_SPACING <= values[0] <= MAX_GRID_SPACING:
+        raise UserError(f"grid_spacing={text!r} is out of range; {allowed} ({GRID_SPACING_WHY})")
+    return values[0]
 
 
 def check_evaluate_memory(request: EvaluateRequest, z_dim: int) -> None:

@@ -50,7 +50,7 @@ from aelatent.core.samplers import Sampler
 from aelatent.core.two_sample import c2st
 from aelatent.core.verdict import Split, make_splits, min_training_latents
 from aelatent.errors import UserError
-from aelatent.io.generator_model import has_decoder, log_generator
+from aelatent.serving.generator_model import has_decoder, log_generator
 from aelatent.io.mlflow_native import registered_model_name, set_description, train_run_line
 from aelatent.io.run_artifacts import load_autoencoder
 from aelatent.io.tracking import entry_point_run, resolve_train_run

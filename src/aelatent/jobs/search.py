@@ -65,7 +65,7 @@ from aelatent.core.windows import (
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import write_csv
-from aelatent.io.generator_model import log_search_generator
+from aelatent.serving.generator_model import log_search_generator
 from aelatent.io.mlflow_native import (
     log_csv_table,
     log_train_dataset,

@@ -7,6 +7,6 @@ loading it runs it, and it names the model class. The package itself travels in 
 
 import mlflow
 
-from aelatent.io.generator_model import GeneratorModel
+from aelatent.serving.generator_model import GeneratorModel
 
 mlflow.models.set_model(GeneratorModel())

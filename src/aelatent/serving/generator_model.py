@@ -21,19 +21,19 @@ What is logged (artifacts of the model):
 - ``generator.json``: the logged (default) sampler and scale, the default scale of every
   other sampler (1: the real latents' own width), the train run, image shape, the limits.
 
-The request (one row; the model signature declares it): ``n`` (long, 1..64), ``seed``
-(long, 0..2^32-1), optional ``sampler`` (string: uniform, gaussian, mvn, gmm), optional ``b`` or
-``scale`` (double > 0: two names of the sampler's one scale, the uniform half-width b or the
-gaussian/mvn width factor s). The answer: one row per image with ``index``, ``sampler``,
-``scale``, ``seed``, ``image`` (float32 [height, width, channels] in [0, 1]) and ``png``
-(base64 PNG). A bad request raises :class:`MlflowException` with INVALID_PARAMETER_VALUE and
-a one-line message: the scoring server answers HTTP 400 and keeps serving.
+The request (one row; :data:`~aelatent.serving.request.REQUEST`, in the model's metadata):
+``n`` (integer, 1..64), ``seed`` (integer, 0..2^32-1), optional ``sampler`` (string: uniform,
+gaussian, mvn, gmm), optional ``b`` or ``scale`` (number 1e-6..1e5: two names of the
+sampler's one scale, the uniform half-width b or the gaussian/mvn width factor s). The model
+checks it field by field (:mod:`aelatent.serving.request`), converting nothing: the signature
+declares the answer only, as an input schema would have MLflow turn 2.5 into 2 first. The
+answer: one row per image with ``index``, ``sampler``, ``scale``, ``seed``, ``image``
+(float32 [height, width, channels] in [0, 1]) and ``png`` (base64 PNG). A bad request is an
+:class:`MlflowException` (INVALID_PARAMETER_VALUE) of one line naming the field: the scoring
+server answers HTTP 400 of at most 2,000 characters and keeps serving.
 
 The vectors are the core samplers' own (:mod:`aelatent.core.samplers`), drawn from
 ``numpy.random.default_rng(seed)``: the same request gives the same images.
-
-Why one module of this size: the request's parsing, the stored samplers and the pyfunc
-model change together whenever the request changes.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ import math
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,6 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, get_model_info
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import Array, ColSpec, DataType, Schema
 from PIL import Image
 
@@ -66,6 +64,7 @@ from aelatent.core.sampler_registry import (
     build_sampler,
     sampler_arrays,
     samplers_from_arrays,
+    spec_of,
 )
 from aelatent.core.samplers import Sampler
 from aelatent.errors import UserError
@@ -75,26 +74,16 @@ from aelatent.io.run_artifacts import (
     load_latent_split,
     pinned_requirements,
 )
-from aelatent.limits import MAX_SCALE, MAX_SEED
+from aelatent.limits import MAX_SCALE, MAX_SEED, MIN_SCALE
+from aelatent.serving.request import MAX_IMAGES, REQUEST, bad_request, parse_request
 
 GENERATOR_NAME = "generator"  # artifact path: runs:/<run_id>/generator
-MAX_IMAGES = 64  # images per request
-MAX_IMAGES_WHY = "one request decodes at most 64 images; ask again with another seed for more"
 GENERATOR_TAG = "generator"
 NONE = "none"
 DECODER_FILE = "decoder.keras"
 SAMPLERS_FILE = "samplers.npz"
 CONFIG_FILE = "generator.json"
 
-INPUT_SCHEMA = Schema(
-    [
-        ColSpec(DataType.long, "n"),
-        ColSpec(DataType.long, "seed"),
-        ColSpec(DataType.string, "sampler", required=False),
-        ColSpec(DataType.double, "b", required=False),
-        ColSpec(DataType.double, "scale", required=False),
-    ]
-)
 OUTPUT_SCHEMA = Schema(
     [
         ColSpec(DataType.long, "index"),
@@ -105,124 +94,13 @@ OUTPUT_SCHEMA = Schema(
         ColSpec(DataType.string, "png"),
     ]
 )
-SIGNATURE = ModelSignature(inputs=INPUT_SCHEMA, outputs=OUTPUT_SCHEMA)
+# No input schema: with one, MLflow converts a request before the model sees it (n 2.5 -> 2,
+# true -> 1, "3" -> 3) or refuses it in its own words, naming no field and repeating the whole
+# request; parse_request checks every field instead (REQUEST, in the model's metadata, and the
+# input example show the request)
+SIGNATURE = ModelSignature(inputs=None, outputs=OUTPUT_SCHEMA)
 INPUT_EXAMPLE = {"n": 2, "seed": 0}
 REQUIREMENTS = ("mlflow", "tensorflow", "keras", "numpy", "scipy", "pandas", "pillow")
-
-
-# --- the request -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GenerateRequest:
-    """One validated request: ``n`` images of ``sampler`` at ``scale`` from ``seed``."""
-
-    n: int
-    seed: int
-    sampler: str
-    scale: float
-
-
-def bad_request(message: str) -> MlflowException:
-    """The one exception a bad request raises: HTTP 400 from the scoring server."""
-    return MlflowException(f"generator: {message}", error_code=INVALID_PARAMETER_VALUE)
-
-
-def _absent(value: Any) -> bool:
-    """An absent field: None, an empty string, or the NaN pandas puts in a string column."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
-
-
-def _integer(value: Any, name: str, lo: int, hi: int, why: str = "") -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, np.integer, float, np.floating)
-    ):
-        raise bad_request(f"{name}={value!r} is not an integer; give {lo} to {hi}")
-    if isinstance(value, (float, np.floating)) and not (
-        math.isfinite(value) and float(value).is_integer()
-    ):
-        raise bad_request(f"{name}={value!r} is not an integer; give {lo} to {hi}")
-    number = int(value)
-    if not lo <= number <= hi:
-        raise bad_request(
-            f"{name}={number} is out of range; give {lo} to {hi}" + (f" ({why})" if why else "")
-        )
-    return number
-
-
-def _scale(value: Any, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise bad_request(
-            f"{name}={value!r} is not a number; give a positive finite number, e.g. 1.5"
-        ) from None
-    if not (math.isfinite(number) and number > 0):
-        raise bad_request(
-            f"{name}={number!r} must be a positive finite number, e.g. 1.5 "
-            "(leave it out for the logged default)"
-        )
-    if number > MAX_SCALE:
-        raise bad_request(
-            f"{name}={number:g} is out of range; at most {MAX_SCALE:g} (the latents "
-            "span a few units)"
-        )
-    return number
-
-
-def parse_request(
-    model_input: Any, default_sampler: str, default_scales: Mapping[str, float]
-) -> GenerateRequest:
-    """The request as a :class:`GenerateRequest`, or a one-line :func:`bad_request`."""
-    if isinstance(model_input, Mapping):
-        model_input = pd.DataFrame([dict(model_input)])
-    elif isinstance(model_input, list) and all(isinstance(r, Mapping) for r in model_input):
-        model_input = pd.DataFrame(model_input)
-    if not isinstance(model_input, pd.DataFrame):
-        raise bad_request(
-            f"expected a table with columns n, seed[, sampler, b, scale], got "
-            f"{type(model_input).__name__}"
-        )
-    if len(model_input) != 1:
-        raise bad_request(
-            f"one request per call, got {len(model_input)} rows; ask for n images in one row"
-        )
-    unknown = sorted(set(model_input.columns) - set(INPUT_SCHEMA.input_names()))
-    if unknown:
-        raise bad_request(f"unknown field {unknown[0]!r}; expected n, seed, sampler, b, scale")
-    row = {name: model_input[name].iloc[0] for name in model_input.columns}  # dtypes kept
-    for name in ("n", "seed"):
-        if _absent(row.get(name)):
-            raise bad_request(f"{name} is missing; give n (1 to {MAX_IMAGES}) and seed")
-    n = _integer(row["n"], "n", 1, MAX_IMAGES, MAX_IMAGES_WHY)
-    seed = _integer(row["seed"], "seed", 0, MAX_SEED)
-    sampler = default_sampler
-    if not _absent(row.get("sampler")):
-        sampler = str(row["sampler"]).strip().lower()
-        if sampler not in SAMPLERS:
-            raise bad_request(
-                f"sampler={row['sampler']!r} is unknown; choose one of {', '.join(SAMPLERS)}"
-            )
-    # a NaN b or scale is a value given (JSON NaN, null) and refused: only a field left out
-    # takes the default
-    given = {
-        name: _scale(row[name], name)
-        for name in ("b", "scale")
-        if name in row and row[name] is not None
-    }
-    if len(given) == 2 and given["b"] != given["scale"]:
-        raise bad_request(
-            f"b={given['b']:g} and scale={given['scale']:g} differ; they name the "
-            "same value, give one"
-        )
-    scale = next(iter(given.values()), None)
-    return GenerateRequest(
-        n, seed, sampler, float(default_scales.get(sampler, 1.0)) if scale is None else scale
-    )
 
 
 # --- the samplers' parameters ------------------------------------------------------------
@@ -235,15 +113,20 @@ def build_samplers(
     *,
     seed: int = 0,
     fitted: Mapping[str, Sampler] | None = None,
+    logged: str | None = None,
 ) -> dict[str, Sampler]:
     """Every sampler at scale 1, as evaluate and search build them
     (:func:`aelatent.core.sampler_registry.build_sampler`); a sampler the latents are too
     few to fit (gmm) is left out, the others still serve. ``fitted``: samplers already built
-    at scale 1 (evaluate's or the search's), used as they are."""
+    at scale 1 (evaluate's or the search's), used as they are. A trained sampler (TensorFlow,
+    seconds to minutes) is built only when it is the ``logged`` one; otherwise a request may
+    switch to it only when it came ``fitted``."""
     samplers: dict[str, Sampler] = {}
     for name in SAMPLERS:
         if fitted is not None and name in fitted:
             samplers[name] = fitted[name]
+            continue
+        if spec_of(name).trained and name != logged:
             continue
         with contextlib.suppress(UserError):  # too few latents for this one
             samplers[name] = build_sampler(name, mu, hw, latents, seed=seed)
@@ -277,7 +160,8 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        # pd.DataFrame: a hint MLflow infers no schema from; SIGNATURE declares the input
+        # pd.DataFrame: a hint MLflow infers no schema from (a dict or a list of one dict
+        # comes too: parse_request takes every form, unconverted)
         request = parse_request(model_input, self.config["sampler"], self.config["scales"])
         if request.sampler not in self.samplers:
             raise bad_request(
@@ -317,9 +201,10 @@ def parse_generator_choice(text: str) -> tuple[str, float] | None:
         raise UserError(
             f"log_generator={text!r}: {number.strip()!r} is not a number; {hint}, e.g. uniform:2"
         ) from None
-    if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+    if not (math.isfinite(scale) and MIN_SCALE <= scale <= MAX_SCALE):
         raise UserError(
-            f"log_generator={text!r}: the scale must be > 0, finite and at most {MAX_SCALE:g}"
+            f"log_generator={text!r}: the scale must be finite, at least {MIN_SCALE:g} and at "
+            f"most {MAX_SCALE:g}"
         )
     return sampler.strip(), scale
 
@@ -374,7 +259,7 @@ def log_generator(
             f"sampler {sampler!r} cannot be logged as a generator; choose one of "
             f"{', '.join(SAMPLERS)}"
         )
-    samplers = build_samplers(mu, hw, latents, seed=seed, fitted=fitted)
+    samplers = build_samplers(mu, hw, latents, seed=seed, fitted=fitted, logged=sampler)
     if sampler not in samplers:
         raise UserError(
             f"sampler {sampler!r} cannot be logged as a generator: the "
@@ -416,7 +301,10 @@ def log_generator(
             pip_requirements=_requirements(),
             # the package itself travels with the model: it serves where aelatent is not installed
             code_paths=[str(Path(aelatent.__file__).parent)],
-            metadata={k: config[k] for k in ("sampler", "scale", "train_run", "source")},
+            metadata={
+                **{k: config[k] for k in ("sampler", "scale", "train_run", "source")},
+                "request": REQUEST,
+            },
         )
     uri = f"runs:/{active.info.run_id}/{GENERATOR_NAME}"
     axis = axis_of(sampler)
