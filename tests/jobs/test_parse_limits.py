@@ -97,6 +97,7 @@ PARSE_CASES = [
     ("evaluate", ["--b", "1,1e-300"], ["b='1,1e-300'", "1e-300 is out of range", "at least 1e-06"]),
     ("evaluate", ["--scale", "1e-300"], ["scale='1e-300'", "at least 1e-06", "at most 100000"]),
     ("evaluate", ["--k", "2,1e-20"], ["k='2,1e-20'", "1e-20 is out of range", "at least 1e-06"]),
+    ("search", ["--k", "1e-20"], ["k='1e-20' is out of range", "k >= 1e-06"]),
     (
         "evaluate",
         ["--log-generator", "uniform:1e-300"],

@@ -45,9 +45,11 @@ from aelatent.limits import (
     MAX_SEARCH_N_SAMPLES,
     MAX_SEED,
     MIN_B_MIN,
+    MIN_K,
     SEARCH_N_SAMPLES_WHY,
     SEARCH_RANGE_WHY,
     SEED_WHY,
+    SMALL_SCALE_WHY,
     check_memory,
     search_memory_bytes,
 )
@@ -262,6 +264,8 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         )
 
     k = _one_number(args.k, "k", positive=True, maximum=MAX_K, why=SEARCH_RANGE_WHY)
+    if k < MIN_K:  # as evaluate's k: far below, the exact probabilities underflow to NaN
+        raise UserError(f"k={args.k!r} is out of range; give k >= {MIN_K:g} ({SMALL_SCALE_WHY})")
     objective = args.objective.strip().lower()
     if objective not in SEARCH_OBJECTIVES:
         raise UserError(
