@@ -7,8 +7,11 @@ import math
 import numpy as np
 import pytest
 
+import aelatent.generators  # noqa: F401  (hands the registry the flow's trainer)
+from aelatent.core import sampler_registry
 from aelatent.core.radius import radii
 from aelatent.core.sampler_registry import (
+    DEFAULT_SAMPLERS,
     REGISTRY,
     SAMPLERS,
     axis_of,
@@ -23,13 +26,21 @@ from aelatent.core.sampler_registry import (
 from aelatent.errors import UserError
 
 Z_DIM = 12
+SMALL = {"flow": {"hidden_units": 8, "bijectors": 2, "subspace": 3, "epochs": 20}}  # ~1 s
+
+
+def _build(name, fit_data, seed=0):
+    return build_sampler(name, *fit_data, seed=seed, settings=SMALL.get(name))
+
+
+def _correlated(n, seed):
+    mixing = np.random.default_rng(0).standard_normal((Z_DIM, Z_DIM)) * 0.3 + np.eye(Z_DIM)
+    return np.random.default_rng([seed, 1]).standard_normal((n, Z_DIM)) @ mixing + 0.5
 
 
 @pytest.fixture(scope="module")
 def fit_data():
-    rng = np.random.default_rng(0)
-    mixing = rng.standard_normal((Z_DIM, Z_DIM)) * 0.3 + np.eye(Z_DIM)
-    latents = rng.standard_normal((300, Z_DIM)) @ mixing + 0.5
+    latents = _correlated(300, seed=0)
     mu = latents.mean(0)
     hw = 2.355 * latents.std(0)
     return mu, hw, latents
@@ -37,7 +48,7 @@ def fit_data():
 
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_each_entry_builds_its_sampler_at_scale_1(name, fit_data):
-    sampler = build_sampler(name, *fit_data, seed=0)
+    sampler = _build(name, fit_data)
     assert sampler.name == name and sampler.scale == 1.0 and sampler.z_dim == Z_DIM
 
 
@@ -45,7 +56,7 @@ def test_each_entry_builds_its_sampler_at_scale_1(name, fit_data):
 def test_radius_moments_agree_with_the_samplers_own_draws(name, fit_data):
     """The mean radius of 4,000 draws lies within 4 standard errors (sd / sqrt(n)) of the
     entry's theory: a wrong theory (or a theory of another sampler) is off by far more."""
-    sampler = build_sampler(name, *fit_data, seed=0).with_scale(1.3)
+    sampler = _build(name, fit_data).with_scale(1.3)
     n = 4000
     r = radii(sampler.sample(n, np.random.default_rng(1)))
     theory = radius_moments(sampler, 1.3)
@@ -54,7 +65,7 @@ def test_radius_moments_agree_with_the_samplers_own_draws(name, fit_data):
 
 
 def test_the_stored_samplers_draw_what_the_built_ones_draw(fit_data):
-    built = {name: build_sampler(name, *fit_data, seed=0) for name in SAMPLERS}
+    built = {name: _build(name, fit_data) for name in SAMPLERS}
     back = samplers_from_arrays(sampler_arrays(built))
     assert list(back) == list(SAMPLERS)
     for name in SAMPLERS:
@@ -73,7 +84,8 @@ def test_axes_orders_and_probability_kinds():
         "gmm",
         "zzz",
     ]
-    assert {spec.probability for spec in REGISTRY.values()} <= {"exact", "ghk_estimate"}
+    assert {spec.probability for spec in REGISTRY.values()} <= {"exact", "ghk_estimate", "none"}
+    assert "flow" in SAMPLERS and "flow" not in DEFAULT_SAMPLERS  # all: the closed-form ones
 
 
 def test_unknown_names_and_too_few_latents_are_one_line_errors(fit_data):
@@ -85,3 +97,28 @@ def test_unknown_names_and_too_few_latents_are_one_line_errors(fit_data):
     with pytest.raises(UserError, match="the train run has 5"):
         build_sampler("gmm", mu, hw, latents[:5])
     check_fits("uniform", "abc", 2)
+
+
+def test_a_trained_sampler_without_its_trainer_says_which_package_provides_it(
+    fit_data, monkeypatch
+):
+    monkeypatch.setattr(sampler_registry, "_TRAINERS", {})
+    with pytest.raises(RuntimeError, match=r"sampler=flow is trained .* aelatent.generators"):
+        build_sampler("flow", *fit_data)
+    with pytest.raises(ValueError, match="'mvn' is not a trained sampler"):
+        sampler_registry.provide_trainer("mvn", lambda fit: None)  # type: ignore[arg-type,return-value]
+
+
+def test_held_out_log_likelihood_ranks_the_true_family_first(fit_data):
+    """On correlated Gaussian latents, new vectors are likelier under the fitted mvn than
+    under independent normals (the correlations are real), and uniform has none (NaN)."""
+    latents = fit_data[2]
+    fresh = _correlated(400, seed=1)
+    basis = np.linalg.eigh(np.cov(latents.T))[1][:, ::-1][:, :8]
+    values = {
+        name: sampler_registry.log_likelihood(_build(name, fit_data), fresh, basis)
+        for name in ("uniform", "gaussian", "mvn", "gmm")
+    }
+    assert math.isnan(values["uniform"])
+    assert values["mvn"] > values["gaussian"] + 0.5
+    assert abs(values["gmm"] - values["mvn"]) < 1.0  # one-component-like on Gaussian data

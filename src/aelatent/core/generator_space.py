@@ -1,19 +1,37 @@
 """The generator search's candidates and their out-of-sample score.
 
-A *candidate* is a sampler family with its settings: uniform (``b``), independent Gaussians
-(``scale``), the multivariate normal (``shrinkage`` of the covariance toward its diagonal,
-``scale``), the Gaussian mixture (``components``, ``covariance`` type, the principal
-``subspace`` kept, ``scale``). :func:`fit_candidate` builds it from training latents.
+A *candidate* is a sampler family with its settings. The families are the samplers of
+:mod:`aelatent.core.sampler_registry`, and each entry declares the settings the search
+varies (``SamplerSpec.settings``) beside its width axis: uniform (``b``), independent
+Gaussians (``scale``), the multivariate normal (``shrinkage`` of the covariance toward its
+diagonal, ``scale``), the Gaussian mixture (``components``, ``covariance`` type, the
+principal ``subspace`` kept, ``scale``), the flow (``hidden_units``, ``bijectors``,
+``subspace``, ``epochs``, ``scale``). :func:`fit_candidate` builds it from training latents
+through the registry, so a new sampler is a new family without an edit here.
+
+**The held-out log-likelihood** of a candidate with a density (every family but uniform)
+is the mean log density of the test half under the candidate fitted on the fit half, in
+the fit half's top ``r = min(D, n_fit // 4)`` principal directions
+(:func:`principal_directions`): the same directions for every family, so they compare, and
+few enough that every family's density is proper there (in all D directions a covariance
+of 180 vectors in 256 dimensions is singular and every Gaussian family's log-likelihood is
+minus infinity). It is logged beside the score, not folded into it.
 
 **The score** of a candidate on one cross-fitting split (:func:`aelatent.core.verdict.
 make_splits`: fitted on a random half A of the training latents, tested against the other
 half B) is
 
-    s = min(1, 2 (1 - acc)) * min(1, copying ratio)
+    s = min(1, 2 (1 - max(acc, acc_shape))) * min(1, copying ratio)
 
 - ``acc``: the cross-validated accuracy of the quadratic classifier two-sample test
   (:func:`aelatent.core.two_sample.c2st`) of the candidate's vectors against B: 1 minus it,
   doubled, is 1 when the classifier is at chance and 0 when it tells them apart every time;
+- ``acc_shape`` (:func:`shape_c2st`): the same question asked by a k-NN classifier in the
+  fit half's top SHAPE_DIRECTIONS principal directions, whitened. Why: the quadratic
+  classifier sees means and spreads, so a generator with the right first two moments (the
+  multivariate normal) is at chance against a mixture of well-separated clusters, and the
+  search chose mvn over the true 3-component mixture (benchmarks/bench_generator_search.py,
+  score v1); a k-NN classifier sees that the normal fills the gaps between the clusters;
 - the *copying ratio* (:func:`copying_test`): the median distance of generated vectors to
   their nearest vector of A over the median distance of B's vectors to their nearest vector
   of A. A generator that copies its training vectors (a mixture with one narrow component per
@@ -38,15 +56,20 @@ from scipy import stats
 from scipy.stats import mannwhitneyu
 
 from aelatent.core.correlations import mean_and_covariance
-from aelatent.core.mixture import GMMSampler, fit_latent_mixture
-from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
+from aelatent.core.sampler_registry import (
+    REGISTRY,
+    SAMPLERS,
+    Setting,
+    build_sampler,
+    log_likelihood,
+    spec_of,
+)
+from aelatent.core.samplers import Sampler
 from aelatent.core.two_sample import TwoSampleResult, c2st
 from aelatent.core.verdict import Split
-from aelatent.core.windows import FWHM_PER_SIGMA, estimate_windows
+from aelatent.core.windows import estimate_windows
 
-FAMILIES: tuple[str, ...] = ("uniform", "gaussian", "mvn", "gmm")
-COVARIANCE_TYPES = ("full", "diag")
-Setting = float | int | str
+FAMILIES: tuple[str, ...] = SAMPLERS  # every sampler of the registry is a family
 
 
 @dataclass(frozen=True)
@@ -58,7 +81,7 @@ class Candidate:
 
     @classmethod
     def of(cls, family: str, settings: Mapping[str, Setting]) -> Candidate:
-        if family not in FAMILIES:
+        if family not in REGISTRY:
             raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
         return cls(family, tuple(sorted(settings.items())))
 
@@ -68,12 +91,13 @@ class Candidate:
 
     @property
     def scale(self) -> float:
-        return float(self.params["b" if self.family == "uniform" else "scale"])
+        return float(self.params[spec_of(self.family).axis])
 
     @property
     def shape(self) -> tuple[tuple[str, Setting], ...]:
         """The settings a fit depends on (everything but the width): fits are reused."""
-        return tuple((k, v) for k, v in self.settings if k not in ("b", "scale"))
+        axis = spec_of(self.family).axis
+        return tuple((k, v) for k, v in self.settings if k != axis)
 
     @property
     def label(self) -> str:
@@ -86,28 +110,27 @@ class Candidate:
 def fit_candidate(
     candidate: Candidate, latents: np.ndarray, *, seed: int, estimate: str
 ) -> Sampler:
-    """The candidate's sampler at scale 1, fitted on ``latents`` (``estimate``: the window
-    estimator of the gaussian family; ``seed``: the mixture's fit)."""
-    p = candidate.params
+    """The candidate's sampler at scale 1, fitted on ``latents`` by its registry entry with
+    the candidate's settings (``estimate``: the window estimator of a family built from the
+    hit windows, gaussian; ``seed``: a random fit's, the mixture's and the flow's)."""
     x = np.asarray(latents, dtype=np.float64)
-    if candidate.family == "uniform":
-        return UniformSampler(1.0, x.shape[1])
-    if candidate.family == "gaussian":
+    if spec_of(candidate.family).needs_windows:
         windows = estimate_windows(x, estimate, seed=seed)
-        return GaussianSampler(windows.mu, windows.hw / FWHM_PER_SIGMA)
-    if candidate.family == "mvn":
-        mean, cov = mean_and_covariance(x)
-        shrink = float(p.get("shrinkage", 0.0))
-        return MVNSampler(mean, (1 - shrink) * cov + shrink * np.diag(np.diag(cov)))
-    mixture = fit_latent_mixture(
-        x,
-        n_components=int(p["components"]),
-        covariance_types=(str(p["covariance"]),),
-        max_dim=int(p["subspace"]),
-        variance_fraction=1.0,
-        seed=seed,
-    )
-    return GMMSampler(mixture, ghk_seed=seed)
+        mu, hw = windows.mu, windows.hw
+    else:  # not read: the entry builds from the latents alone
+        mu, hw = np.zeros(x.shape[1]), np.ones(x.shape[1])
+    return build_sampler(candidate.family, mu, hw, x, seed=seed, settings=dict(candidate.shape))
+
+
+def principal_directions(fit: np.ndarray) -> np.ndarray:
+    """``[D, r]``: the top ``r = min(D, n // 4)`` eigenvectors of the covariance of ``fit``
+    ``[n, D]``, where every family's held-out log-likelihood is scored (module docstring)."""
+    x = np.asarray(fit, dtype=np.float64)
+    _, cov = mean_and_covariance(x)
+    eigenvalues, basis = np.linalg.eigh(0.5 * (cov + cov.T))
+    r = max(1, min(x.shape[1], x.shape[0] // 4))
+    top: np.ndarray = basis[:, np.argsort(eigenvalues)[::-1][:r]]
+    return top
 
 
 def copying_test(fit: np.ndarray, test: np.ndarray, generated: np.ndarray) -> TwoSampleResult:
@@ -144,21 +167,58 @@ def _nearest_distances(reference: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SplitScore:
-    """One split's score and its two factors."""
+    """One split's score, its factors, and the held-out log-likelihood (NaN: none)."""
 
     score: float
     accuracy: float
     copying_ratio: float
+    log_likelihood: float = math.nan
+    shape_accuracy: float = math.nan
 
 
-def split_score(sampler: Sampler, split: Split, scale: float, seed: int) -> SplitScore:
-    """The score of ``sampler`` (fitted on ``split.fit``) at ``scale`` against ``split.test``."""
+SHAPE_DIRECTIONS = 8
+SHAPE_NEIGHBOURS = 15
+
+
+def shape_c2st(fit: np.ndarray, test: np.ndarray, generated: np.ndarray, seed: int) -> float:
+    """5-fold cross-validated accuracy of a k-NN classifier (k = 15) telling ``generated``
+    from ``test`` (as many of each) in the top SHAPE_DIRECTIONS principal directions of
+    ``fit``, each divided by its standard deviation there (module docstring: why)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    x = np.asarray(fit, dtype=np.float64)
+    mean, cov = mean_and_covariance(x)
+    eigenvalues, basis = np.linalg.eigh(0.5 * (cov + cov.T))
+    top = np.argsort(eigenvalues)[::-1][: min(SHAPE_DIRECTIONS, x.shape[1])]
+    project = basis[:, top] / np.sqrt(np.maximum(eigenvalues[top], 1e-300))
+    n = min(len(test), len(generated))
+    data = np.vstack([(test[:n] - mean) @ project, (generated[:n] - mean) @ project])
+    labels = np.repeat([0, 1], n)
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    neighbours = KNeighborsClassifier(min(SHAPE_NEIGHBOURS, max(1, (8 * n) // 5 - 1)))
+    return float(np.mean(cross_val_score(neighbours, data, labels, cv=folds)))
+
+
+def split_score(
+    sampler: Sampler,
+    split: Split,
+    scale: float,
+    seed: int,
+    directions: np.ndarray | None = None,
+) -> SplitScore:
+    """The score of ``sampler`` (fitted on ``split.fit``) at ``scale`` against ``split.test``;
+    with ``directions`` (:func:`principal_directions` of ``split.fit``) also the test half's
+    mean log-likelihood there."""
+    at_scale = sampler.with_scale(scale)
     rng = np.random.default_rng([seed, split.seed, 5000])
-    z = sampler.with_scale(scale).sample(split.test.shape[0], rng).astype(np.float64)
+    z = at_scale.sample(split.test.shape[0], rng).astype(np.float64)
     accuracy = c2st(split.test, z, classifier="nonlinear", seed=split.seed).statistic
+    shape = shape_c2st(split.fit, split.test, z, split.seed)
     ratio = copying_test(split.fit, split.test, z).statistic
-    fidelity = min(1.0, 2.0 * (1.0 - accuracy))
-    return SplitScore(fidelity * min(1.0, ratio), accuracy, ratio)
+    fidelity = min(1.0, 2.0 * (1.0 - max(accuracy, shape)))
+    loglik = math.nan if directions is None else log_likelihood(at_scale, split.test, directions)
+    return SplitScore(fidelity * min(1.0, ratio), accuracy, ratio, loglik, shape)
 
 
 def score_interval(per_split: Sequence[float]) -> tuple[float, float]:

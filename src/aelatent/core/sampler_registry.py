@@ -1,25 +1,38 @@
 """The sampler registry: one :class:`SamplerSpec` per generator of latent vectors.
 
 Everything the rest of the project asks about a sampler is answered here: its name and the
-order the tables list it in, the name and label of its width axis (uniform's half-width
-``b``, the others' factor ``scale``), how it is built at scale 1 from a train run's windows
-and training latents, its radius moments, whether its window probability is exact or a GHK
-estimate, and how the served generator stores it. Evaluate's grid, the search's axis, the
-verdict, the served generator and the report all read this table, so adding a generator
-means a class in its own module (the :class:`~aelatent.core.samplers.Sampler` protocol) and
-one entry in :data:`REGISTRY`.
+order the tables list it in, the name, label and search range of its width axis (uniform's
+half-width ``b``, the others' factor ``scale``), how it is built at scale 1 from a train
+run's windows and training latents (with the settings the generator search varies, each
+declared here), its radius moments, whether its window probability is exact, a GHK estimate
+or none, its held-out log-likelihood, and how the served generator stores it. Evaluate's
+grid, the search's axis, the generator search's families and settings, the verdict, the
+served generator and the report all read this table, so adding a generator means a class in
+its own module (the :class:`~aelatent.core.samplers.Sampler` protocol) and one entry in
+:data:`REGISTRY`.
+
+A *trained* sampler (``flow``) is declared here like the others (it samples, scores and is
+stored in numpy), but its fit needs TensorFlow, which the numeric core does not import: its
+entry has no ``build``, and the package that trains it (:mod:`aelatent.generators`, above
+the core) hands the registry its builder with :func:`provide_trainer` when imported (every
+job imports it). ``all`` (:data:`DEFAULT_SAMPLERS`) means the samplers fitted in closed form;
+a trained one is named explicitly (its fit takes TensorFlow and seconds to minutes).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from scipy.special import logsumexp
 
+from aelatent.core.flow import WEIGHTS as FLOW_WEIGHTS
+from aelatent.core.flow import FlowSampler, LatentFlow
 from aelatent.core.mixture import MIN_LATENTS as GMM_MIN_LATENTS
-from aelatent.core.mixture import GMMSampler, LatentMixture
+from aelatent.core.mixture import GMMSampler, LatentMixture, fit_latent_mixture
 from aelatent.core.radius_theory import (
     RadiusMoments,
     gaussian_radius_moments,
@@ -30,34 +43,69 @@ from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, Uniform
 from aelatent.core.windows import FWHM_PER_SIGMA
 from aelatent.errors import UserError
 
-Probability = Literal["exact", "ghk_estimate"]
+Probability = Literal["exact", "ghk_estimate", "none"]
 Arrays = Mapping[str, np.ndarray]
+Setting = float | int | str
+LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
 class FitData:
     """What a sampler is built from: the hit windows (centres ``mu``, half-widths ``hw``),
-    the training latents ``[n, z_dim]``, and the seed of any random fit (the mixture)."""
+    the training latents ``[n, z_dim]``, the seed of any random fit (the mixture, the flow),
+    and the fit's settings (the generator search's; empty: the sampler's defaults)."""
 
     mu: np.ndarray
     hw: np.ndarray
     latents: np.ndarray
     seed: int = 0
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SettingSpace:
+    """One setting of a sampler's fit that the generator search varies, with its range:
+    ``kind`` int or float in ``[low, high]`` (``log``: on a log scale), or one of
+    ``choices``; ``per_latent`` > 0 caps an int at ``n_fit // per_latent`` (a mixture
+    component needs 20 fit vectors)."""
+
+    name: str
+    kind: Literal["int", "float", "choice"]
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    choices: tuple[str, ...] = ()
+    per_latent: int = 0
+
+    def upper(self, n_fit: int) -> float:
+        """The highest value allowed with ``n_fit`` fit vectors (at least ``low``)."""
+        if self.per_latent > 0:
+            return max(self.low, min(self.high, n_fit // self.per_latent))
+        return self.high
+
+
+# the log density of the fit's test vectors, per vector, in the given principal directions
+LogLikelihood = Callable[[Sampler, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """One generator: how to build, describe, measure and store it."""
+    """One generator: how to build, describe, search, measure and store it."""
 
     name: str
     label: str  # one line for tables and docs
     axis: Literal["b", "scale"]  # the parameter name of its width axis
-    build: Callable[[FitData], Sampler]  # at scale 1
+    build: Callable[[FitData], Sampler] | None  # at scale 1; None: trained (provide_trainer)
     radius_moments: Callable[[Sampler, float], RadiusMoments]  # of its radius at a scale
     probability: Probability  # how its window probability (log10_p_hit) is computed
     to_arrays: Callable[[Sampler], dict[str, np.ndarray]]  # the served generator's copy
     from_arrays: Callable[[Arrays], Sampler]
     min_latents: int = 2  # training latents needed to build it
+    axis_range: tuple[float, float] = (0.25, 4.0)  # the generator search's range (log scale)
+    settings: tuple[SettingSpace, ...] = ()  # what else the generator search varies
+    log_likelihood: LogLikelihood | None = None  # None: no density worth scoring (uniform)
+    needs_windows: bool = False  # built from the hit windows (mu, hw), not the latents alone
+    trained: bool = False  # fitted by gradient descent in TensorFlow, outside the core
 
     @property
     def axis_label(self) -> str:
@@ -79,7 +127,7 @@ class SamplerSpec:
 
 
 def _uniform(fit: FitData) -> Sampler:
-    return UniformSampler(1.0, int(np.asarray(fit.mu).size))
+    return UniformSampler(1.0, int(np.asarray(fit.latents).shape[1]))
 
 
 def _uniform_radius(sampler: Sampler, scale: float) -> RadiusMoments:
@@ -100,6 +148,21 @@ def _gaussian_arrays(sampler: Sampler) -> dict[str, np.ndarray]:
     return {"mu": sampler.mu, "sigma": sampler.sigma}
 
 
+def _gaussian_log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    assert isinstance(sampler, GaussianSampler)
+    cov = (basis.T * (sampler.scale * np.asarray(sampler.sigma, np.float64)) ** 2) @ basis
+    return _normal_log_pdf(z @ basis, np.asarray(sampler.mu, np.float64) @ basis, cov)
+
+
+def _mvn(fit: FitData) -> Sampler:
+    sampler = MVNSampler.from_latents(fit.latents)
+    shrink = float(fit.settings.get("shrinkage", 0.0))
+    if shrink == 0.0:
+        return sampler
+    cov = sampler.cov
+    return MVNSampler(sampler.mean, (1 - shrink) * cov + shrink * np.diag(np.diag(cov)))
+
+
 def _mvn_radius(sampler: Sampler, scale: float) -> RadiusMoments:
     assert isinstance(sampler, MVNSampler)
     return mvn_radius_moments(sampler.mean, scale**2 * sampler.cov, "exact")
@@ -108,6 +171,12 @@ def _mvn_radius(sampler: Sampler, scale: float) -> RadiusMoments:
 def _mvn_arrays(sampler: Sampler) -> dict[str, np.ndarray]:
     assert isinstance(sampler, MVNSampler)
     return {"mean": sampler.mean, "cov": sampler.cov}
+
+
+def _mvn_log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    assert isinstance(sampler, MVNSampler)
+    cov = sampler.scale**2 * basis.T @ np.asarray(sampler.cov, np.float64) @ basis
+    return _normal_log_pdf(z @ basis, np.asarray(sampler.mean, np.float64) @ basis, cov)
 
 
 GMM_ARRAYS = (
@@ -119,6 +188,22 @@ GMM_ARRAYS = (
     "sub_covariances",
     "residual_variances",
 )
+
+
+def _gmm(fit: FitData) -> Sampler:
+    """BIC's mixture; with the search's settings (``components``, ``covariance``,
+    ``subspace``) the mixture of exactly those."""
+    if not fit.settings:
+        return GMMSampler.from_latents(fit.latents, seed=fit.seed)
+    mixture = fit_latent_mixture(
+        np.asarray(fit.latents, dtype=np.float64),
+        n_components=int(fit.settings["components"]),
+        covariance_types=(str(fit.settings["covariance"]),),
+        max_dim=int(fit.settings["subspace"]),
+        variance_fraction=1.0,
+        seed=fit.seed,
+    )
+    return GMMSampler(mixture, ghk_seed=fit.seed)
 
 
 def _gmm_radius(sampler: Sampler, scale: float) -> RadiusMoments:
@@ -152,6 +237,72 @@ def _gmm_from_arrays(arrays: Arrays) -> Sampler:
     return GMMSampler(mixture, ghk_seed=int(arrays["ghk_seed"]))
 
 
+def _gmm_log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """The mixture of the components' Gaussians ``N(m_c, scale^2 Sigma_c)``, projected."""
+    assert isinstance(sampler, GMMSampler)
+    mixture = sampler.mixture
+    y, means = z @ basis, mixture.means @ basis
+    with np.errstate(divide="ignore"):
+        log_w = np.log(mixture.weights)
+    per_component = [
+        log_w[c]
+        + _normal_log_pdf(y, means[c], sampler.scale**2 * basis.T @ mixture.covariances[c] @ basis)
+        for c in range(mixture.n_components)
+    ]
+    result: np.ndarray = logsumexp(np.stack(per_component), axis=0)
+    return result
+
+
+FLOW_SCALARS = ("subspace_dim", "n_fit", "epochs", "validation_log_likelihood")
+
+
+def _flow_radius(sampler: Sampler, scale: float) -> RadiusMoments:
+    assert isinstance(sampler, FlowSampler)
+    return sampler.with_scale(scale).radius_moments()
+
+
+def _flow_arrays(sampler: Sampler) -> dict[str, np.ndarray]:
+    assert isinstance(sampler, FlowSampler)
+    flow = sampler.flow
+    keys = ("mean", "basis", "eigenvalues", *FLOW_WEIGHTS, *FLOW_SCALARS)
+    return {key: np.asarray(getattr(flow, key)) for key in keys}
+
+
+def _flow_from_arrays(arrays: Arrays) -> Sampler:
+    flow = LatentFlow(
+        mean=np.asarray(arrays["mean"], dtype=np.float64),
+        basis=np.asarray(arrays["basis"], dtype=np.float64),
+        eigenvalues=np.asarray(arrays["eigenvalues"], dtype=np.float64),
+        subspace_dim=int(arrays["subspace_dim"]),
+        **{key: np.asarray(arrays[key], dtype=np.float32) for key in FLOW_WEIGHTS},
+        n_fit=int(arrays["n_fit"]),
+        epochs=int(arrays["epochs"]),
+        validation_log_likelihood=float(arrays["validation_log_likelihood"]),
+    )
+    return FlowSampler(flow)
+
+
+def _flow_log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """In the flow's own principal directions, as many as ``basis`` has (the same span when
+    both come from the same fit latents: the search's case)."""
+    assert isinstance(sampler, FlowSampler)
+    return sampler.log_likelihood(z, basis.shape[1])
+
+
+def _normal_log_pdf(y: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """``log N(y; mean, cov)`` per row, by Cholesky (a singular ``cov`` is floored)."""
+    r = mean.size
+    floor = 1e-12 * max(float(np.trace(cov)) / max(r, 1), 1e-300)
+    chol = np.linalg.cholesky(0.5 * (cov + cov.T) + floor * np.eye(r))
+    white = np.linalg.solve(chol, (y - mean).T)
+    half_log_det = float(np.sum(np.log(np.diag(chol))))
+    result: np.ndarray = -0.5 * (white * white).sum(axis=0) - half_log_det - 0.5 * r * LOG_2PI
+    return result
+
+
+SCALE_RANGE = (0.25, 4.0)
+SUBSPACE = SettingSpace("subspace", "int", 2, 32, log=True)
+
 REGISTRY: dict[str, SamplerSpec] = {
     spec.name: spec
     for spec in (
@@ -164,6 +315,7 @@ REGISTRY: dict[str, SamplerSpec] = {
             probability="exact",
             to_arrays=lambda s: {"z_dim": np.asarray(s.z_dim, dtype=np.int64)},
             from_arrays=lambda a: UniformSampler(1.0, int(a["z_dim"])),
+            axis_range=(0.05, 12.0),
         ),
         SamplerSpec(
             name="gaussian",
@@ -174,33 +326,89 @@ REGISTRY: dict[str, SamplerSpec] = {
             probability="exact",
             to_arrays=_gaussian_arrays,
             from_arrays=lambda a: GaussianSampler(a["mu"], a["sigma"]),
+            log_likelihood=_gaussian_log_likelihood,
+            needs_windows=True,
         ),
         SamplerSpec(
             name="mvn",
             label="multivariate normal with the latents' mean and covariance",
             axis="scale",
-            build=lambda fit: MVNSampler.from_latents(fit.latents),
+            build=_mvn,
             radius_moments=_mvn_radius,
             probability="ghk_estimate",
             to_arrays=_mvn_arrays,
             from_arrays=lambda a: MVNSampler(a["mean"], a["cov"]),
+            settings=(SettingSpace("shrinkage", "float", 0.0, 1.0),),
+            log_likelihood=_mvn_log_likelihood,
         ),
         SamplerSpec(
             name="gmm",
             label="Gaussian mixture in the principal subspace, chosen by BIC",
             axis="scale",
-            build=lambda fit: GMMSampler.from_latents(fit.latents, seed=fit.seed),
+            build=_gmm,
             radius_moments=_gmm_radius,
             probability="ghk_estimate",
             to_arrays=_gmm_arrays,
             from_arrays=_gmm_from_arrays,
             min_latents=GMM_MIN_LATENTS,
+            settings=(
+                SettingSpace("components", "int", 1, 8, per_latent=GMM_MIN_LATENTS),
+                SettingSpace("covariance", "choice", choices=("full", "diag")),
+                SUBSPACE,
+            ),
+            log_likelihood=_gmm_log_likelihood,
+        ),
+        SamplerSpec(
+            name="flow",
+            label="masked autoregressive flow in the principal subspace (trained)",
+            axis="scale",
+            build=None,
+            radius_moments=_flow_radius,
+            probability="none",
+            to_arrays=_flow_arrays,
+            from_arrays=_flow_from_arrays,
+            min_latents=GMM_MIN_LATENTS,
+            settings=(
+                SettingSpace("hidden_units", "int", 8, 64, log=True),
+                SettingSpace("bijectors", "int", 1, 4),
+                SUBSPACE,
+                SettingSpace("epochs", "int", 20, 300, log=True),
+            ),
+            log_likelihood=_flow_log_likelihood,
+            trained=True,
         ),
     )
 }
 
 SAMPLERS: tuple[str, ...] = tuple(REGISTRY)
 """Every sampler name, in the order tables list them (and their random streams are numbered)."""
+
+DEFAULT_SAMPLERS: tuple[str, ...] = tuple(n for n, s in REGISTRY.items() if not s.trained)
+"""What ``all`` builds: the samplers fitted in closed form (module docstring)."""
+
+_TRAINERS: dict[str, Callable[[FitData], Sampler]] = {}
+
+
+def provide_trainer(name: str, build: Callable[[FitData], Sampler]) -> None:
+    """Hand the registry the builder of the trained sampler ``name`` (at scale 1): called by
+    the package that trains it, above the core, when it is imported."""
+    if name not in REGISTRY or not REGISTRY[name].trained:
+        raise ValueError(f"{name!r} is not a trained sampler of the registry")
+    _TRAINERS[name] = build
+
+
+def builder_of(name: str) -> Callable[[FitData], Sampler]:
+    """How to build ``name`` at scale 1: its entry's ``build`` or its provided trainer."""
+    spec = spec_of(name)
+    if spec.build is not None:
+        return spec.build
+    try:
+        return _TRAINERS[name]
+    except KeyError:
+        raise RuntimeError(
+            f"sampler={name} is trained with TensorFlow by aelatent.generators, which this "
+            "process has not imported (every job imports it; import it before building)"
+        ) from None
 
 
 def spec_of(name: str) -> SamplerSpec:
@@ -230,13 +438,21 @@ def order_key(name: str) -> tuple[int, str]:
 
 
 def build_sampler(
-    name: str, mu: np.ndarray, hw: np.ndarray, latents: np.ndarray, *, seed: int = 0
+    name: str,
+    mu: np.ndarray,
+    hw: np.ndarray,
+    latents: np.ndarray,
+    *,
+    seed: int = 0,
+    settings: Mapping[str, Setting] | None = None,
 ) -> Sampler:
     """``name`` at scale 1; ``mu``, ``hw``: the hit windows; ``latents``: the training
-    latents; ``seed``: a random fit's seed. UserError for an unknown name or too few latents."""
+    latents; ``seed``: a random fit's seed; ``settings``: the fit's (the generator search's;
+    None: the defaults). UserError for an unknown name or too few latents."""
     spec = spec_of(name)
     check_fits(spec.name, "the train run", int(np.asarray(latents).shape[0]))
-    return spec.build(FitData(np.asarray(mu), np.asarray(hw), np.asarray(latents), seed))
+    fit = FitData(np.asarray(mu), np.asarray(hw), np.asarray(latents), seed, dict(settings or {}))
+    return builder_of(name)(fit)
 
 
 def check_fits(name: str, run_id: str, n_latents: int) -> None:
@@ -252,6 +468,17 @@ def check_fits(name: str, run_id: str, n_latents: int) -> None:
 def radius_moments(sampler: Sampler, scale: float) -> RadiusMoments:
     """The radius moments of ``sampler`` at ``scale`` (its registry entry's theory)."""
     return spec_of(sampler.name).radius_moments(sampler, scale)
+
+
+def log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> float:
+    """Mean log density of the rows of ``z`` under ``sampler`` (at its scale), in the
+    principal directions ``basis [D, r]`` (the same for every family, so they compare; r no
+    more than the fit's rank, so every density is proper there); NaN for a sampler without
+    one (uniform)."""
+    score = spec_of(sampler.name).log_likelihood
+    if score is None:
+        return math.nan
+    return float(np.mean(score(sampler, np.asarray(z, dtype=np.float64), basis)))
 
 
 def sampler_arrays(samplers: Mapping[str, Sampler]) -> dict[str, np.ndarray]:

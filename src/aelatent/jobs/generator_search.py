@@ -3,14 +3,18 @@
 ``mlflow run . -e search --env-manager local -P space=generators -P n_trials=40``
 
 One Optuna study over sampler families and their settings, conditional on the family
-(:mod:`aelatent.core.generator_space`): uniform ``b``; gaussian ``scale``; mvn
-``shrinkage``, ``scale``; gmm ``components``, ``covariance``, ``subspace``, ``scale``.
-Every trial is scored out of sample on the verdict's cross-fitting splits (fit on a random
-half of the training latents, score against the other half: the quadratic C2ST times the
-copying ratio), split by split: after each split the running mean is reported to Optuna's
-successive-halving pruner, so a candidate that is clearly bad stops after one split. Every
+(:mod:`aelatent.core.generator_space`, the settings each registry entry declares): uniform
+``b``; gaussian ``scale``; mvn ``shrinkage``, ``scale``; gmm ``components``, ``covariance``,
+``subspace``, ``scale``; flow ``hidden_units``, ``bijectors``, ``subspace``, ``epochs``,
+``scale``. The study itself (space, trial, loop) is :mod:`aelatent.jobs.generator_study`,
+free of MLflow. Every trial is scored out of sample on the verdict's cross-fitting splits
+(fit on a random half of the training latents, score against the other half: the worse of
+a quadratic and a k-NN C2ST times the copying ratio; the held-out log-likelihood beside it),
+split by split: after each split the running mean is reported to Optuna's successive-halving
+pruner, so a candidate that is clearly bad stops after one split. Every
 trial is a nested MLflow run; the parent names the best candidate, every candidate not
-significantly worse, the best of each family, Optuna's hyperparameter importances, and
+significantly worse, the best of each family, the best by held-out log-likelihood (of the
+families with a density), Optuna's hyperparameter importances, and
 scores the winner (refitted on all training latents) against the held-out images beside the
 training latents' own score against them. The winner is logged as the servable
 ``generator`` and registered as ``aelatent-generator-case-<case>`` with the alias ``best``.
@@ -19,7 +23,6 @@ training latents' own score against them. The winner is logged as the servable
 from __future__ import annotations
 
 import csv
-import math
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -39,22 +42,32 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.console import optuna_progress
 from aelatent.core.generator_space import (
-    COVARIANCE_TYPES,
     Candidate,
     as_good_as,
     fit_candidate,
     score_interval,
-    split_score,
 )
+from aelatent.core.sampler_registry import spec_of
 from aelatent.core.samplers import Sampler
 from aelatent.core.two_sample import c2st
-from aelatent.core.verdict import Split, make_splits, min_training_latents
+from aelatent.core.verdict import make_splits, min_training_latents
 from aelatent.errors import UserError
-from aelatent.serving.generator_model import has_decoder, log_generator
 from aelatent.io.mlflow_native import registered_model_name, set_description, train_run_line
 from aelatent.io.run_artifacts import load_autoencoder
 from aelatent.io.tracking import entry_point_run, resolve_train_run
 from aelatent.io.train_run import TrainRun, read_run
+from aelatent.jobs.generator_study import (
+    SCORE_VERSION,
+    SPLITS,
+    GeneratorObjective,
+    best_by_log_likelihood,
+    best_trial,
+    candidate_of,
+    complete_trials,
+    family_bests,
+    pruner,
+    suggest,
+)
 from aelatent.jobs.search_request import GENERATORS, SearchRequest
 from aelatent.jobs.search_study import (
     TrialSeededSampler,
@@ -66,42 +79,20 @@ from aelatent.jobs.search_study import (
     redact,
 )
 from aelatent.plots.image_grids import save_image_rows
+from aelatent.serving.generator_model import has_decoder, log_generator
 
-SPLITS = 3
-SCORE_VERSION = (
-    "generators: min(1, 2(1 - acc)) of a quadratic C2ST x min(1, copying ratio), "
-    f"{SPLITS} cross-fitted splits (v1)"
-)
-RANGES = {"b": (0.05, 12.0), "scale": (0.25, 4.0), "shrinkage": (0.0, 1.0)}
-MAX_COMPONENTS = 8
 GENERATOR_MODEL_PREFIX = "aelatent-generator-case-"
 BEST_ALIAS = "best"
 ARTIFACT_DIR = "search"
 
 
-def suggest(trial: optuna.Trial, families: Sequence[str], n_fit: int) -> Candidate:
-    """The trial's candidate: a family, then that family's settings (a conditional space)."""
-    family = trial.suggest_categorical("family", list(families))
-    if family == "uniform":
-        return Candidate.of(family, {"b": trial.suggest_float("b", *RANGES["b"], log=True)})
-    settings: dict[str, Any] = {}
-    if family == "mvn":
-        settings["shrinkage"] = trial.suggest_float("shrinkage", *RANGES["shrinkage"])
-    if family == "gmm":  # at most one component per 20 fit latents (the mixture's rule)
-        most = max(1, min(MAX_COMPONENTS, n_fit // 20))
-        settings["components"] = trial.suggest_int("components", 1, most)
-        settings["covariance"] = trial.suggest_categorical("covariance", list(COVARIANCE_TYPES))
-        settings["subspace"] = trial.suggest_int("subspace", 2, 32, log=True)
-    settings["scale"] = trial.suggest_float("scale", *RANGES["scale"], log=True)
-    return Candidate.of(family, settings)
-
-
-class GeneratorTrials:
-    """The Optuna objective: one candidate scored split by split, as a nested MLflow run."""
+class GeneratorTrials(GeneratorObjective):
+    """The objective of :mod:`~aelatent.jobs.generator_study`, each trial a nested MLflow run
+    (family, settings, score with its standard error, held-out log-likelihood)."""
 
     def __init__(
         self,
-        splits: Sequence[Split],
+        splits: Sequence[Any],
         families: Sequence[str],
         *,
         estimate: str,
@@ -109,55 +100,28 @@ class GeneratorTrials:
         parent_run_id: str,
         tags: dict[str, str],
     ) -> None:
-        self.splits = list(splits)
-        self.families = tuple(families)
-        self.estimate, self.seed = estimate, seed
+        super().__init__(splits, families, estimate=estimate, seed=seed)
         self.parent_run_id, self.tags = parent_run_id, tags
-        self._fits: dict[tuple[str, tuple[Any, ...], int], Sampler] = {}  # one fit per shape
-
-    def fitted(self, candidate: Candidate, split: Split) -> Sampler:
-        key = (candidate.family, candidate.shape, split.seed)
-        if key not in self._fits:
-            self._fits[key] = fit_candidate(
-                candidate, split.fit, seed=split.seed, estimate=self.estimate
-            )
-        return self._fits[key]
 
     def __call__(self, trial: optuna.Trial) -> float:
-        candidate = suggest(trial, self.families, self.splits[0].fit.shape[0])
+        candidate = suggest(trial, self.families, self.n_fit)
         tags = {**self.tags, "trial": str(trial.number), "family": candidate.family}
         with mlflow.start_run(run_name=f"trial {trial.number}", nested=True, tags=tags) as child:
             mlflow.log_params({"family": candidate.family, **candidate.params})
             trial.set_user_attr("mlflow_run_id", child.info.run_id)
             trial.set_user_attr("mlflow_parent_run_id", self.parent_run_id)
-            trial.set_user_attr("label", candidate.label)
-            scores, accs, ratios = [], [], []
-            for step, split in enumerate(self.splits):
-                got = split_score(self.fitted(candidate, split), split, candidate.scale, self.seed)
-                scores.append(got.score)
-                accs.append(got.accuracy)
-                ratios.append(got.copying_ratio)
-                trial.report(float(np.mean(scores)), step)
-                if step + 1 < len(self.splits) and trial.should_prune():
-                    mlflow.log_metrics(
-                        {"score_partial": float(np.mean(scores)), "splits": step + 1}
-                    )
-                    mlflow.set_tag("pruned", "true")
-                    trial.set_user_attr("per_split", scores)
-                    raise optuna.TrialPruned()
-            score = float(np.mean(scores))
-            se = float(np.std(scores, ddof=1) / math.sqrt(len(scores)))
-            metrics = {
-                "score": score,
-                "score_se": se,
-                "c2st_acc": float(np.mean(accs)),
-                "copying_ratio": float(np.mean(ratios)),
-                "splits": float(len(scores)),
-            }
-            mlflow.log_metrics(metrics)
-            for key, value in metrics.items():
-                trial.set_user_attr(key, value)
-            trial.set_user_attr("per_split", scores)
+            try:
+                score = self.score(trial, candidate)
+            except optuna.TrialPruned:
+                partial = trial.user_attrs.get("per_split", [])
+                mlflow.log_metrics(
+                    {"score_partial": float(np.mean(partial)), "splits": len(partial)}
+                )
+                mlflow.set_tag("pruned", "true")
+                raise
+            keys: tuple[str, ...] = ("score", "score_se", "c2st_acc", "shape_c2st_acc")
+            keys = (*keys, "copying_ratio", "splits", "log_likelihood")
+            mlflow.log_metrics({k: trial.user_attrs[k] for k in keys if k in trial.user_attrs})
         return score
 
 
@@ -181,14 +145,13 @@ def search_generators(request: SearchRequest, *, nested: bool = False) -> str:
     check_existing_study(storage, name, definition)
 
     def check(run_id: str, latents: np.ndarray) -> None:
-        need = max(
-            min_training_latents(["c2st_nonlinear"]), 2 * 20 if "gmm" in request.families else 0
-        )
+        fits = {f: spec_of(f).min_latents for f in request.families if spec_of(f).min_latents > 2}
+        need = max(min_training_latents(["c2st_nonlinear"]), 2 * max(fits.values(), default=0))
         if latents.shape[0] < need:
+            why = "; ".join(f"{f}: {n} a fit half" for f, n in fits.items())
             raise UserError(
                 f"space=generators needs at least {need} training latents (two halves"
-                f"{'; gmm: 20 a component' if 'gmm' in request.families else ''}); train run "
-                f"{run_id!r} has {latents.shape[0]}"
+                f"{'; ' + why if why else ''}); train run {run_id!r} has {latents.shape[0]}"
             )
 
     train = read_run(run, request.estimate, request.seed, check=check)
@@ -244,10 +207,9 @@ def run_generator_search(
     runner = GeneratorTrials(
         splits, families, estimate=estimate, seed=seed, parent_run_id=parent_run_id, tags=tags
     )
-    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     with quiet_optuna():  # Optuna's progress bar, not its log line per study and trial
         study, _ = open_study(
-            storage, study_name, definition, TrialSeededSampler(seed), pruner=pruner
+            storage, study_name, definition, TrialSeededSampler(seed), pruner=pruner()
         )
     print(
         f"aelatent search: generator study {study_name!r} in {redact(url)}; families "
@@ -259,14 +221,6 @@ def run_generator_search(
     with quiet_optuna(), optuna_progress(n_trials, "aelatent search (generators)") as progress:
         study.optimize(runner, n_trials=n_trials, **progress)
     summarise(study, train, latents, families, estimate=estimate, seed=seed)
-
-
-def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if "score" in t.user_attrs
-    ]
 
 
 def summarise(
@@ -285,11 +239,11 @@ def summarise(
         print("aelatent search: no trial completed; no best generator", file=sys.stderr)
         mlflow.set_tag("no_best_generator", "no trial completed")
         return
-    best = max(trials, key=lambda t: (t.user_attrs["score"], -t.number))
+    best = best_trial(trials)
     good = [
         t for t in trials if as_good_as(best.user_attrs["per_split"], t.user_attrs["per_split"])
     ]
-    winner = _candidate(best)
+    winner = candidate_of(best)
     fitted = fit_candidate(winner, latents, seed=seed, estimate=estimate)  # on every latent
     heldout = _heldout_check(winner, fitted, train, latents, seed=seed)
     lo, hi = score_interval(best.user_attrs["per_split"])
@@ -306,6 +260,11 @@ def summarise(
         "n_trials_pruned": float(len(pruned)),
         **heldout,
     }
+    by_likelihood = best_by_log_likelihood(trials)
+    if by_likelihood is not None:
+        metrics["best_log_likelihood"] = by_likelihood.user_attrs["log_likelihood"]
+        metrics["best_log_likelihood_trial"] = float(by_likelihood.number)
+        mlflow.set_tag("best_generator_by_log_likelihood", by_likelihood.user_attrs["label"])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         files = [
@@ -324,20 +283,16 @@ def summarise(
         f"{metrics['best_c2st_acc']:.3f}, copying ratio {metrics['best_copying_ratio']:.2f}); "
         f"{len(good)} of {len(trials)} complete trials not significantly worse; "
         f"{len(pruned)} pruned."
+        + (
+            ""
+            if by_likelihood is None
+            else f" Best by held-out log-likelihood: {by_likelihood.user_attrs['label']} "
+            f"({by_likelihood.user_attrs['log_likelihood']:.1f} a vector)."
+        )
     )
     set_description(line, train_run_line(train.run_id))
     print(f"aelatent search: {line.replace('**', '')}", file=sys.stderr, flush=True)
     _log_winner(winner, fitted, train, seed=seed)
-
-
-def family_bests(trials: Sequence[FrozenTrial]) -> dict[str, FrozenTrial]:
-    """The best complete trial of each family, best first."""
-    bests: dict[str, FrozenTrial] = {}
-    for t in trials:
-        family = t.params["family"]
-        if family not in bests or t.user_attrs["score"] > bests[family].user_attrs["score"]:
-            bests[family] = t
-    return dict(sorted(bests.items(), key=lambda item: -item[1].user_attrs["score"]))
 
 
 def _decoded_family_bests(
@@ -359,18 +314,13 @@ def _decoded_family_bests(
     real = latents[np.random.default_rng([seed, 99]).choice(len(latents), 8, replace=False)]
     rows, labels = [decoder.predict(real, verbose=0)], ["real"]
     for family, trial in family_bests(trials).items():
-        candidate = _candidate(trial)
+        candidate = candidate_of(trial)
         sampler = fit_candidate(candidate, latents, seed=seed, estimate=estimate)
         z = sampler.with_scale(candidate.scale).sample(8, np.random.default_rng([seed, 98]))
         rows.append(decoder.predict(z, verbose=0))
         labels.append(f"{family}\n{trial.user_attrs['score']:.2f}")
     title = "each family's best candidate, decoded (score beside it)"
     return [save_image_rows(rows, labels, out / "decoded_generators.png", title=title)]
-
-
-def _candidate(trial: FrozenTrial) -> Candidate:
-    params = dict(trial.params)
-    return Candidate.of(str(params.pop("family")), params)
 
 
 def _heldout_check(
@@ -407,6 +357,7 @@ def _write_trials(path: Path, trials: Sequence[FrozenTrial], good: Sequence[Froz
                 "score_se",
                 "c2st_acc",
                 "copying_ratio",
+                "log_likelihood",
                 "as_good_as_best",
             ]
         )
@@ -421,6 +372,7 @@ def _write_trials(path: Path, trials: Sequence[FrozenTrial], good: Sequence[Froz
                     a["score_se"],
                     a["c2st_acc"],
                     a["copying_ratio"],
+                    a.get("log_likelihood", ""),
                     int(t.number in good_numbers),
                 ]
             )

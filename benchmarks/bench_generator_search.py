@@ -1,0 +1,151 @@
+"""The generator search, validated on latents whose generator is known (issue 25).
+
+    nice -n 10 .venv/bin/python benchmarks/bench_generator_search.py   # 10 seeds x 60 trials
+
+Synthetic training latents from a known 3-component Gaussian mixture in 256 dimensions,
+correlated (every component shares the covariance ``A A^T + 0.1 I`` with ``A`` a random
+256 x 16 matrix; the component means lie 6 within-component standard deviations apart in
+the plane of A's top two singular vectors, so the clusters show in the principal subspace
+where gmm and flow model shape; weights 0.4, 0.35, 0.25), ``N_LATENTS`` of them. The search is
+:func:`aelatent.jobs.generator_study.optimize`, the study loop the job runs (its splits,
+score, pruner and seeded TPE; no MLflow), over every family, for ``--trials`` trials a
+seed. Per seed the table has the winner, the best gmm candidate, the family ranking (each
+family's best score), the best candidate by held-out log-likelihood, and the time.
+
+Pass: the winner is a gmm with 3 components in at least 9 of 10 seeds, and uniform's best
+is ranked last in every seed. ``--seeds``/``--trials`` run a smaller check that prints and
+writes nothing. The full run writes ``benchmarks/results/generator_search.md`` and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from aelatent.jobs.generator_study import (
+    best_by_log_likelihood,
+    best_trial,
+    complete_trials,
+    family_bests,
+    optimize,
+)
+
+N_LATENTS = 600
+Z_DIM = 256
+WEIGHTS = (0.4, 0.35, 0.25)
+SEPARATION = 6.0  # distance of the means, in within-component standard deviations
+RESULTS = Path(__file__).resolve().parent / "results" / "generator_search.md"
+
+
+def mixture_latents(seed: int, n: int = N_LATENTS, z_dim: int = Z_DIM) -> np.ndarray:
+    """``n`` latents of the known 3-component mixture (module docstring), float32."""
+    rng = np.random.default_rng([seed, 25])
+    a = rng.standard_normal((z_dim, 16)) / np.sqrt(16)
+    cov = a @ a.T + 0.1 * np.eye(z_dim)
+    plane = np.linalg.svd(a, full_matrices=False)[0][:, :2]  # two correlated directions
+    # the within-component sd along each direction of the plane
+    sd = np.sqrt(np.einsum("ij,jk,ki->i", plane.T, cov, plane))
+    corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(0.75)]]) * SEPARATION
+    means = (corners * sd) @ plane.T
+    labels = rng.choice(3, size=n, p=WEIGHTS)
+    noise = rng.standard_normal((n, z_dim)) @ np.linalg.cholesky(cov).T
+    return (means[labels] + noise + 0.3).astype(np.float32)
+
+
+def ranking(study: optuna.Study) -> dict[str, float]:
+    """Each family's best score, best first; a family whose every trial was pruned after
+    them, by its best partial score (pruned: worse than the trials that went on)."""
+    complete = {f: t.user_attrs["score"] for f, t in family_bests(complete_trials(study)).items()}
+    partial: dict[str, float] = {}
+    for t in study.trials:
+        family, scores = t.params.get("family"), t.user_attrs.get("per_split")
+        if t.state == optuna.trial.TrialState.PRUNED and family not in complete and scores:
+            partial[family] = max(partial.get(family, -1.0), float(np.mean(scores)))
+    return {**complete, **dict(sorted(partial.items(), key=lambda item: -item[1]))}
+
+
+def run_seed(
+    seed: int,
+    n_trials: int,
+    n_latents: int = N_LATENTS,
+    z_dim: int = Z_DIM,
+    families: tuple[str, ...] = ("uniform", "gaussian", "mvn", "gmm", "flow"),
+) -> dict[str, object]:
+    start = time.perf_counter()
+    study = optimize(
+        mixture_latents(seed, n_latents, z_dim), families, n_trials=n_trials, seed=seed
+    )
+    seconds = time.perf_counter() - start
+    trials = complete_trials(study)
+    best = best_trial(trials)
+    bests = family_bests(trials)
+    ranks = ranking(study)
+    by_ll = best_by_log_likelihood(trials)
+    gmm = bests.get("gmm")
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    return {
+        "seed": seed,
+        "winner": best.user_attrs["label"],
+        "winner_score": best.user_attrs["score"],
+        "three": best.params["family"] == "gmm" and best.params["components"] == 3,
+        "best_gmm": "-" if gmm is None else gmm.user_attrs["label"],
+        "ranking": " > ".join(f"{f} {score:.2f}" for f, score in ranks.items()),
+        "uniform_last": list(ranks)[-1] == "uniform",
+        "by_ll": "-" if by_ll is None else by_ll.user_attrs["label"],
+        "seconds": seconds,
+        "per_trial": seconds / len(study.trials),
+        "pruned": pruned,
+        "flow_trials": sum(t.params.get("family") == "flow" for t in study.trials),
+    }
+
+
+def markdown(rows: list[dict[str, object]], n_trials: int) -> str:
+    three = sum(bool(r["three"]) for r in rows)
+    last = sum(bool(r["uniform_last"]) for r in rows)
+    lines = [
+        "# The generator search on a known 3-component mixture",
+        "",
+        f"{N_LATENTS} training latents of 256 dimensions per seed, {n_trials} trials, every "
+        "family (`benchmarks/bench_generator_search.py`).",
+        "",
+        f"- winner a gmm with 3 components: **{three} of {len(rows)}** seeds (pass: >= 9 of 10)",
+        f"- uniform ranked last: **{last} of {len(rows)}** seeds",
+        f"- time per trial (median over seeds): "
+        f"{np.median([float(r['per_trial']) for r in rows]):.1f} s",
+        "",
+        "| seed | winner | score | best gmm | families by best score | best by log-lik. "
+        "| pruned | flow trials | s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['seed']} | {r['winner']} | {float(r['winner_score']):.3f} | {r['best_gmm']} "
+            f"| {r['ranking']} | {r['by_ll']} | {r['pruned']} | {r['flow_trials']} "
+            f"| {float(r['seconds']):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=60)
+    args = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows = []
+    for seed in range(args.seeds):
+        rows.append(run_seed(seed, args.trials, N_LATENTS, Z_DIM))
+        print(rows[-1], file=sys.stderr, flush=True)
+    text = markdown(rows, args.trials)
+    if args.seeds == 10 and args.trials == 60:
+        RESULTS.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
