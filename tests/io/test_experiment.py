@@ -7,7 +7,7 @@ import sys
 
 import mlflow
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cli_error
 from mlflow.tracking import MlflowClient
 
 from aelatent.errors import UserError
@@ -21,7 +21,7 @@ from aelatent.io.experiment import (
     launched_project,
     mark_experiment,
 )
-from aelatent.io.tracking import entry_point_run
+from aelatent.io.tracking import entry_point_run, run_entry_point
 
 
 @pytest.mark.parametrize(
@@ -65,6 +65,8 @@ def test_mlflow_run_lands_in_aelatent_unless_the_user_says_otherwise(tracking_ur
 
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    # an earlier test's mlflow.set_experiment in this process is not what `mlflow run` sees
+    monkeypatch.setattr("mlflow.tracking.fluent._active_experiment_id", None)
     monkeypatch.setattr(sys, "argv", [str(ROOT / ".venv/bin/mlflow"), "run", str(ROOT)])
     assert ProjectExperimentProvider().in_context()
     aelatent = ensure_experiment()
@@ -110,3 +112,34 @@ def test_an_unusable_experiment_variable_is_one_clear_line(tracking_uri, monkeyp
         choose_experiment()
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
     mlflow.set_experiment(experiment_id=ensure_experiment())
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {},
+        {"MLFLOW_EXPERIMENT_ID": "3"},
+        {"MLFLOW_EXPERIMENT_NAME": "x", "MLFLOW_ALLOW_FILE_STORE": "true"},
+    ],
+    ids=["no variable", "an experiment id", "a name, file store allowed"],
+)
+def test_a_tracking_uri_naming_a_yaml_file_is_named_not_a_variable(
+    variables, tmp_path, monkeypatch, capsys
+):
+    """Issue 28, item 14: the message named `MLFLOW_EXPERIMENT_ID=None`, never set."""
+    case = tmp_path / "case.yaml"
+    case.write_text("name: I\nz_dim: 16\n")
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(case))
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+    def job(argv):
+        with entry_point_run("demo", "demo"):
+            raise AssertionError("no run can start in a YAML file")
+
+    line = cli_error(lambda argv: run_entry_point("demo", job, argv), [], capsys)
+    assert f"MLFLOW_TRACKING_URI={case} cannot be used ({case} is a file, neither" in line, line
+    assert "MLFLOW_EXPERIMENT" not in line
+    assert case.read_text() == "name: I\nz_dim: 16\n"

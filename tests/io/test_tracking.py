@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+from collections.abc import Callable
+
 import mlflow
 import pytest
 from conftest import newest_run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from aelatent.arguments import parse_float_list, parse_int
 from aelatent.errors import UserError
+from aelatent.io.exhaustion import exhausted_resource
 from aelatent.io.tracking import (
+    entry_point_run,
     fail_run,
     get_run,
     newest_finished_run,
@@ -123,3 +131,125 @@ def test_train_run_choice_is_the_same_for_every_entry_point():
     for job in (analyse, evaluate, search):  # `any` as MLproject passes it, for each job
         request = job.parse_args(["--train-run", "newest", "--case", "any"])
         assert (request.train_run, request.case) == (None, None), job.__name__
+
+
+# ------------------------------------------------ a full disk, a vanished store (issue 28)
+
+
+def _raised(make: Callable[[], BaseException]) -> BaseException:
+    try:
+        raise make()
+    except BaseException as exc:  # the traceback is what exhausted_resource reads
+        return exc
+
+
+def _store_error(inner: BaseException) -> BaseException:
+    """``inner`` as MLflow raises it from its SQLAlchemy store: wrapped, ``from`` it."""
+    try:
+        try:
+            raise inner
+        except BaseException as exc:
+            raise MlflowException(f"(sqlite3.OperationalError) {exc}") from exc
+    except MlflowException as wrapped:
+        return wrapped
+
+
+def test_a_full_disk_is_named_by_the_path_written(tmp_path):
+    source, target = tmp_path / "a.csv", tmp_path / "copy" / "a.csv"
+    copy = _raised(  # as shutil.copyfile raises it: source, then destination
+        lambda: OSError(errno.ENOSPC, "No space left on device", str(source), None, str(target))
+    )
+    found = exhausted_resource(copy, "sqlite:///elsewhere.db")
+    assert found is not None and found.message.startswith(
+        f"no space left on device writing to {target} (its filesystem holds "
+    )
+    quota = _raised(lambda: OSError(errno.EDQUOT, "Disk quota exceeded", str(target)))
+    found = exhausted_resource(_store_error(quota), "http://localhost:5000")
+    assert found is not None and found.message.startswith(
+        f"disk quota exceeded writing to {target}"
+    )
+
+
+def test_a_full_disk_without_a_file_name_is_placed_by_the_failing_frame(tmp_path):
+    def write_table() -> None:
+        table = tmp_path / "report" / "table.csv"  # noqa: F841 (what the frame holds)
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a flush on close raises
+
+    failed = _raised(lambda: _call(write_table))
+    found = exhausted_resource(failed, "sqlite:///elsewhere.db")
+    assert found is not None
+    table = tmp_path / "report" / "table.csv"  # no filesystem here is full: a guess, said so
+    assert found.message.startswith(f"no space left on device writing, probably to {table} ")
+
+
+def _call(function: Callable[[], None]) -> BaseException:
+    try:
+        function()
+    except BaseException as exc:
+        return exc
+    raise AssertionError("did not raise")
+
+
+def test_a_full_or_vanished_sqlite_store_is_named_with_its_uri(tmp_path):
+    database = tmp_path / "mlflow.db"
+    database.write_bytes(b"SQLite format 3\x00" + bytes(100))
+    uri = f"sqlite:///{database}"
+    full = _store_error(sqlite3.OperationalError("database or disk is full"))
+    found = exhausted_resource(full, uri)
+    assert found is not None
+    assert f"SQLite file {database} cannot grow: database or disk is full" in found.message
+    assert f"MLFLOW_TRACKING_URI={uri})" in found.message
+    readonly = _store_error(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert exhausted_resource(readonly, uri) is None  # the file is there: not this
+    database.rename(tmp_path / "moved.db")
+    found = exhausted_resource(readonly, uri)
+    assert found is not None and found.message.startswith(
+        f"the tracking store's SQLite file {database} is missing (moved or deleted while"
+    )
+    assert exhausted_resource(_raised(lambda: RuntimeError("a bug")), uri) is None
+
+
+def test_a_full_disk_fails_the_run_in_one_line(tracking_uri, tmp_path, capsys):
+    def job(argv):
+        with entry_point_run("demo", "demo full disk"):
+            mlflow.log_metric("before", 1.0)
+            table = tmp_path / "out" / "table.csv"  # noqa: F841 (where the write went)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_entry_point("demo", job, [])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    run = newest_failed()
+    assert err.startswith(
+        f"aelatent demo: error: no space left on device writing, probably to {tmp_path / 'out'}"
+    )
+    assert err.strip().endswith(f"; run {run.info.run_id} is FAILED, what it logged is kept")
+    assert run.data.tags["error"].startswith("no space left on device writing, probably to ")
+    assert run.data.metrics == {"before": 1.0}
+
+
+def test_a_store_that_refuses_the_end_is_said_in_the_same_line(tracking_uri, monkeypatch, capsys):
+    started: list[str] = []
+
+    def job(argv):
+        with entry_point_run("demo", "demo refused end") as run:
+            started.append(run.info.run_id)
+            monkeypatch.setattr(MlflowClient, "set_terminated", _refuse)
+            monkeypatch.setattr(MlflowClient, "set_tag", _refuse)
+            raise OSError(errno.ENOSPC, "No space left on device", "/nowhere/file")
+
+    with pytest.raises(SystemExit):
+        run_entry_point("demo", job, [])
+    monkeypatch.undo()
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("aelatent demo: error: no space left on device writing to /nowhere/file")
+    assert f"; could not mark run {started[0]} FAILED (OperationalError: database" in line
+    assert f"MLFLOW_TRACKING_URI={tracking_uri}): it stays RUNNING until" in line
+    assert mlflow.get_run(started[0]).info.status == "RUNNING"
+    MlflowClient().set_terminated(started[0], "FAILED")  # no RUNNING run left to other tests
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise sqlite3.OperationalError("database is locked")

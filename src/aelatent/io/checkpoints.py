@@ -94,11 +94,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".keras", delete=False) as tmp:
             partial = Path(tmp.name)
-        self.model.save(partial)
-        os.replace(partial, self.directory / MODEL_FILE)
         state = self.directory / f"{STATE_FILE}.partial"
-        state.write_text(json.dumps({"epochs_done": epoch + 1}))
-        os.replace(state, self.directory / STATE_FILE)
+        try:
+            self.model.save(partial)
+            os.replace(partial, self.directory / MODEL_FILE)
+            state.write_text(json.dumps({"epochs_done": epoch + 1}))
+            os.replace(state, self.directory / STATE_FILE)
+        except OSError as exc:  # a full disk: Keras' error names no file; this one does
+            if exc.errno is None or exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.directory)) from exc
+        finally:  # a failed or interrupted write leaves no half checkpoint behind
+            partial.unlink(missing_ok=True)
+            state.unlink(missing_ok=True)
         if time.monotonic() - self._last_upload >= self.upload_every_s:
             mlflow.log_artifacts(str(self.directory), artifact_path=CHECKPOINT_ARTIFACT)
             self._last_upload = time.monotonic()

@@ -74,26 +74,33 @@ def mark_experiment(experiment_id: str) -> None:
 def choose_experiment() -> None:
     """Before a job's own (top-level) run: the experiment of ``MLFLOW_EXPERIMENT_NAME`` (made
     if missing) or ``MLFLOW_EXPERIMENT_ID``, else ``aelatent``. Set every time, so a process
-    that runs several jobs (tests, a notebook) follows the variables as they are now."""
+    that runs several jobs (tests, a notebook) follows the variables as they are now. A
+    failure is blamed on a variable only when the user set it and the store itself works."""
     import mlflow  # cycle: MLflow imports this module
     from mlflow.exceptions import MlflowException  # cycle: MLflow imports this module
 
+    from aelatent.io.lifecycle import store_problem  # cycle: MLflow imports this module
+
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
     experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if not name and not experiment_id:  # a failure here is the store's, reported as such
+        mlflow.set_experiment(experiment_id=ensure_experiment())
+        return
     try:
         if name:
             mlflow.set_experiment(experiment_name=name)
-        elif experiment_id:
-            mlflow.set_experiment(experiment_id=experiment_id)
         else:
-            mlflow.set_experiment(experiment_id=ensure_experiment())
-    except MlflowException as exc:  # deleted, or no such id: the user's variable is wrong
+            mlflow.set_experiment(experiment_id=experiment_id)
+    except MlflowException as exc:  # deleted, or no such id: the user's variable is wrong...
         if exc.error_code not in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
             raise
+        problem = store_problem(mlflow.get_tracking_uri())
+        if problem is not None:  # ...unless the store itself cannot be used (a file, say)
+            raise UserError(problem) from None
         which = (
             f"MLFLOW_EXPERIMENT_NAME={name!r}"
             if name
-            else (f"MLFLOW_EXPERIMENT_ID={experiment_id!r}")
+            else f"MLFLOW_EXPERIMENT_ID={experiment_id!r}"
         )
         raise UserError(f"{which}: {str(exc).splitlines()[0]}") from None
 

@@ -28,12 +28,20 @@
   machine; on another machine, no heartbeat for :data:`STALE_S`) is closed KILLED with the
   reason; every job does it when it starts, and
   ``python -m aelatent.io.lifecycle close-dead-runs [--dry-run]`` does it for a store.
+
+Why one module (over 500 lines): ``python -m aelatent.io.lifecycle`` is a command the docs
+give users and the one :func:`keep_killed_under_launcher` starts, so the owners, claims, dead
+runs and the launcher's KILLED it runs stay here with the :class:`Owner` record they share.
+The signal handling (:func:`stop_signals` and its helpers, about 250 lines) shares nothing
+with them but :func:`stop_reason`, and is the part to move out first when this one grows.
+A full disk or a vanished store is :mod:`aelatent.io.exhaustion`'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import os
 import re
 import signal
@@ -45,6 +53,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn, TextIO
 
@@ -365,6 +374,8 @@ def _store_message(tracking_uri: str, cause: BaseException) -> str:
         what = "no connection"
     elif any(isinstance(e, requests.exceptions.Timeout) for e in _chain(cause)):
         what = "the server did not answer in time"
+    elif (plain := _plain_path(tracking_uri)) is not None and plain.is_file():
+        what = f"{plain} is a file, neither a database nor a folder of runs"
     else:
         what = failure_reason(cause)[:200]
     check = (
@@ -382,8 +393,47 @@ def _store_message(tracking_uri: str, cause: BaseException) -> str:
             "check that the database server is running and the URI's host, port, user, "
             "password and database name"
         )
-    shown = re.sub(r"(//[^/:@]+):[^@/]*@", r"\1:***@", tracking_uri)  # no password in logs
+    shown = shown_uri(tracking_uri)
     return f"the MLflow tracking store MLFLOW_TRACKING_URI={shown} cannot be used ({what}): {check}"
+
+
+def _plain_path(tracking_uri: str) -> Path | None:
+    """The local path of a tracking URI without a scheme or with ``file:``, else None."""
+    if "://" in tracking_uri and not tracking_uri.startswith("file:"):
+        return None
+    if tracking_uri.startswith("file:"):
+        from urllib.parse import urlparse
+
+        return Path(urlparse(tracking_uri).path or ".").absolute()
+    return None if ":" in tracking_uri.split("/")[0] else Path(tracking_uri).absolute()
+
+
+class _RaisedOnAnyway(logging.Filter):
+    """Drops MLflow's ERROR log (with a traceback) of a database error that it raises on as
+    an :class:`~mlflow.exceptions.MlflowException` anyway: the job reports that exception in
+    one line (a full disk, a vanished store), or with its traceback (a bug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("SQLAlchemy database error")
+
+
+def quiet_store_error_logs() -> None:
+    """Install :class:`_RaisedOnAnyway` on MLflow's database-session logger (once)."""
+    store_logger = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _RaisedOnAnyway) for f in store_logger.filters):
+        store_logger.addFilter(_RaisedOnAnyway())
+
+
+def shown_uri(tracking_uri: str) -> str:
+    """The URI as a message may show it: a password replaced by ``***``."""
+    return re.sub(r"(//[^/:@]+):[^@/]*@", r"\1:***@", tracking_uri)  # no password in logs
+
+
+def store_problem(tracking_uri: str) -> str | None:
+    """Why the tracking store at ``tracking_uri`` cannot be used now (one line naming the
+    URI), or None when one cheap question to it is answered."""
+    problem = _probe(tracking_uri)
+    return None if problem is None else _store_message(tracking_uri, problem)
 
 
 # ---------------------------------------------------------------------- a run's owner

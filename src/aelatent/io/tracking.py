@@ -4,8 +4,10 @@ Every entry point goes through :func:`run_entry_point`, so a user mistake always
 same way: one line on stderr, exit code 2, the MLflow run (if any) marked FAILED with the
 reason in the ``error`` tag, and whatever was already logged kept. Ctrl-C and SIGTERM end
 the run KILLED with the signal in the ``error`` tag (exit 130 / 143); an unusable tracking
-store is one line naming ``MLFLOW_TRACKING_URI`` (exit 2); any other failure (a bug) is
-tagged FAILED with its one-line message and keeps its traceback.
+store is one line naming ``MLFLOW_TRACKING_URI`` (exit 2); a full disk or a vanished SQLite
+store is one line naming the path (exit 2, the run FAILED where the store takes it, else the
+line says why not); any other failure (a bug) is tagged FAILED with its one-line message and
+keeps its traceback.
 
 Every job first closes the runs of the store whose process is known dead
 (:func:`aelatent.io.lifecycle.close_dead_runs`), and every top-level run records its owner
@@ -16,8 +18,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import mlflow
@@ -28,6 +33,7 @@ from mlflow.tracking import MlflowClient
 from aelatent.arguments import check_case_name
 from aelatent.console import quiet_native_logs
 from aelatent.errors import UserError
+from aelatent.io.exhaustion import Exhausted, exhausted_resource, local_artifact_folder
 from aelatent.io.experiment import choose_experiment, mark_experiment
 from aelatent.io.lifecycle import (
     close_dead_runs,
@@ -36,6 +42,8 @@ from aelatent.io.lifecycle import (
     keep_killed_under_launcher,
     mlflow_run_launcher,
     no_http_retries,
+    quiet_store_error_logs,
+    shown_uri,
     stop_exit_code,
     stop_reason,
     stop_signals,
@@ -47,6 +55,47 @@ USER_ERROR_EXIT_CODE = 2
 ENTRY_POINT_TAG = "entry_point"
 ERROR_TAG = "error"
 _started_runs: list[str] = []  # top-level runs entry_point_run started in this job
+_artifact_folders: list[Path] = []  # their local artifact folders: where a full disk may be
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What :func:`close_run` did: the run (None: there was none), the status it has now (None:
+    unknown, or still RUNNING), and why the store refused what it refused (one line that names
+    the tracking URI): the new status (``problem``), or only the ``error`` tag (``tag_problem``)."""
+
+    run_id: str | None
+    status: str | None = None
+    problem: str | None = None
+    tag_problem: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.run_id is not None and self.problem is None
+
+    def outcome(self, status: int, reason: str = "") -> str:
+        """The end of the job's error line: where the run stands now (``reason``: the line's
+        own, not repeated when the store refused for the same reason)."""
+        if self.run_id is None:
+            return ""
+        if self.problem is None:
+            untagged = (
+                ""
+                if self.tag_problem is None
+                else f" (its error tag could not be written: {_same(self.tag_problem, reason)})"
+            )
+            return f"; run {self.run_id} is {self.status}{untagged}, what it logged is kept"
+        return (
+            f"; could not mark run {self.run_id} {RunStatus.to_string(status)} "
+            f"({_same(self.problem, reason)}): it stays RUNNING until a job started against "
+            "that store closes it"
+        )
+
+
+def _same(problem: str, reason: str) -> str:
+    """``problem``, or "the same reason" when it says what ``reason`` said (the free space in
+    parentheses may have changed in between)."""
+    return "the same reason" if problem.partition(" (")[0] == reason.partition(" (")[0] else problem
 
 
 def run_entry_point(
@@ -57,6 +106,9 @@ def run_entry_point(
     - :class:`UserError`: one line, the run FAILED with the reason in ``error``, exit 2;
     - Ctrl-C or SIGTERM: one line, the run KILLED with the signal in ``error``, exit 130/143;
     - an unusable tracking store: one line naming the URI and what to check, exit 2;
+    - a full disk (ENOSPC, EDQUOT, SQLite's "database or disk is full") or a vanished SQLite
+      store: one line naming the path and what is full or missing, the run FAILED where the
+      store still takes it (else the line says why it could not be closed), exit 2;
     - anything else (a bug): the run FAILED with the one-line message in ``error``, and the
       exception goes on with its traceback.
 
@@ -64,7 +116,9 @@ def run_entry_point(
     ``mlflow run``, the job stops (KILLED) when its launcher ends first.
     """
     _started_runs.clear()
+    _artifact_folders.clear()
     quiet_native_logs()  # before TensorFlow is imported
+    quiet_store_error_logs()  # a store error is reported once, below
     launcher = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run`'s; end_run() forgets it
     launcher_pid = mlflow_run_launcher()
     # stays in force while the run is closed: a repeat is ignored
@@ -76,32 +130,49 @@ def run_entry_point(
             fail_run(entry_point, str(exc))
         except KeyboardInterrupt as exc:
             reason = stop_reason(exc)
-            run_id, closed = close_run(entry_point, RunStatus.KILLED, reason)
+            closing = close_run(entry_point, RunStatus.KILLED, reason)
             if (
-                run_id is not None
-                and closed
-                and run_id == launcher
+                closing.closed
+                and closing.run_id == launcher
                 and (launcher_pid is None or os.getppid() == launcher_pid)
             ):
-                keep_killed_under_launcher(run_id, reason)
-            where = (
-                f"; run {run_id} is KILLED, what it logged is kept"
-                if closed
-                else f"; run {run_id} could not be closed now (the next job closes it)"
-                if run_id
-                else ""
-            )
+                keep_killed_under_launcher(str(closing.run_id), reason)
+            where = closing.outcome(RunStatus.KILLED)
             print(f"aelatent {entry_point}: error: {reason}{where}", file=sys.stderr, flush=True)
             raise SystemExit(stop_exit_code(exc)) from None
         except Exception as exc:
+            exhausted = _exhausted(exc)
+            if exhausted is not None:  # a full disk or a vanished store: not a bug
+                closing = close_run(entry_point, RunStatus.FAILED, exhausted.message)
+                where = closing.outcome(RunStatus.FAILED, exhausted.message)
+                print(
+                    f"aelatent {entry_point}: error: {exhausted.message}{where}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                raise SystemExit(USER_ERROR_EXIT_CODE) from None
             problem = tracking_store_problem(exc, mlflow.get_tracking_uri())
             if problem is not None:  # nothing can be tagged in a store that cannot be used
                 print(f"aelatent {entry_point}: error: {problem}", file=sys.stderr, flush=True)
                 raise SystemExit(USER_ERROR_EXIT_CODE) from None
-            close_run(entry_point, RunStatus.FAILED, failure_reason(exc))
+            closing = close_run(entry_point, RunStatus.FAILED, failure_reason(exc))
+            if closing.problem is not None:  # the traceback follows: say where the run stands
+                print(
+                    f"aelatent {entry_point}: {closing.outcome(RunStatus.FAILED).lstrip('; ')}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             raise
         finally:
             _started_runs.clear()
+            _artifact_folders.clear()
+
+
+def _exhausted(exc: BaseException) -> Exhausted | None:
+    """A full disk or a vanished store behind ``exc``, placed among the folders this job
+    writes to (its runs' local artifact folders, the temporary folder, the current one)."""
+    places = [*_artifact_folders, Path(tempfile.gettempdir()), Path.cwd()]
+    return exhausted_resource(exc, mlflow.get_tracking_uri(), places)
 
 
 def _close_dead_runs(entry_point: str) -> None:
@@ -112,39 +183,68 @@ def _close_dead_runs(entry_point: str) -> None:
 
 
 def fail_run(entry_point: str, message: str) -> NoReturn:
-    """Mark the active (or ``mlflow run``-provided) run FAILED with the reason; exit 2."""
+    """Mark the active (or ``mlflow run``-provided) run FAILED with the reason; exit 2. The
+    line is printed first (closing may wait on the store); a store that refuses adds one."""
     print(f"aelatent {entry_point}: error: {message}", file=sys.stderr, flush=True)
-    close_run(entry_point, RunStatus.FAILED, message)
+    closing = close_run(entry_point, RunStatus.FAILED, message)
+    if closing.problem is not None:
+        print(
+            f"aelatent {entry_point}: {closing.outcome(RunStatus.FAILED).lstrip('; ')}",
+            file=sys.stderr,
+            flush=True,
+        )
     raise SystemExit(USER_ERROR_EXIT_CODE)
 
 
-def close_run(entry_point: str, status: int, message: str) -> tuple[str | None, bool]:
+def close_run(entry_point: str, status: int, message: str) -> Closing:
     """End the active (or ``mlflow run``-provided) run with ``status`` and ``message`` in its
     ``error`` tag; a run already ended (by :func:`entry_point_run`) keeps its status and tag.
-    Returns the run's id (None when there is none) and whether the store took it."""
+    The status first: a store with room for an update but not for a new tag (a full disk)
+    still ends the run. Prints nothing: the caller puts the outcome into its one line."""
     run_id = _current_run_id()
     if run_id is None:
-        return None, False
+        return Closing(None)
+    refused: list[BaseException] = []
+
+    def attempt(write: Callable[[], object]) -> None:
+        try:
+            write()
+        except Exception as tracking_error:  # the store itself failed: said in the outcome
+            refused.append(tracking_error)
+
+    name = RunStatus.to_string(status)
+    client = MlflowClient()
+    while mlflow.active_run() is not None:  # innermost first: nested runs end too
+        attempt(lambda: mlflow.set_tag(ERROR_TAG, message[:5000]))
+        attempt(lambda: mlflow.end_run(name))  # forgets the run even when the store refuses
     try:
-        client = MlflowClient()
-        while mlflow.active_run() is not None:  # innermost first: nested runs end too
-            mlflow.set_tag(ERROR_TAG, message[:5000])
-            mlflow.end_run(RunStatus.to_string(status))
         run = client.get_run(run_id)
-        if ERROR_TAG not in run.data.tags:
-            client.set_tag(run_id, ERROR_TAG, message[:5000])
-        if ENTRY_POINT_TAG not in run.data.tags:
-            client.set_tag(run_id, ENTRY_POINT_TAG, entry_point)
         if run.info.status == "RUNNING":
-            client.set_terminated(run_id, RunStatus.to_string(status))
-    except Exception as tracking_error:  # the store itself failed; say so
-        print(
-            f"aelatent {entry_point}: could not mark run {run_id} "
-            f"{RunStatus.to_string(status)}: {failure_reason(tracking_error)}",
-            file=sys.stderr,
-        )
-        return run_id, False
-    return run_id, True
+            attempt(lambda: client.set_terminated(run_id, name))
+        if ERROR_TAG not in run.data.tags:
+            attempt(lambda: client.set_tag(run_id, ERROR_TAG, message[:5000]))
+        if ENTRY_POINT_TAG not in run.data.tags:
+            attempt(lambda: client.set_tag(run_id, ENTRY_POINT_TAG, entry_point))
+        now = client.get_run(run_id)
+    except Exception as tracking_error:  # cannot even be read: the status is unknown
+        return Closing(run_id, problem=_store_refusal(tracking_error))
+    last = refused[-1] if refused else None
+    if now.info.status == "RUNNING":
+        return Closing(run_id, problem=_store_refusal(last))
+    tagged = ERROR_TAG in now.data.tags
+    return Closing(run_id, now.info.status, tag_problem=None if tagged else _store_refusal(last))
+
+
+def _store_refusal(tracking_error: BaseException | None) -> str:
+    """Why the tracking store refused a write: one line naming the store."""
+    uri = mlflow.get_tracking_uri()
+    if tracking_error is None:
+        return f"the store did not take it; MLFLOW_TRACKING_URI={shown_uri(uri)}"
+    exhausted = exhausted_resource(tracking_error, uri, during=False)
+    why = exhausted.message if exhausted else failure_reason(tracking_error)
+    if "MLFLOW_TRACKING_URI=" not in why:
+        why += f"; MLFLOW_TRACKING_URI={shown_uri(uri)}"
+    return why
 
 
 def _current_run_id() -> str | None:
@@ -178,6 +278,8 @@ def entry_point_run(
     run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested)
     if top_level:
         _started_runs.append(run.info.run_id)
+        if (folder := local_artifact_folder(run.info.artifact_uri)) is not None:
+            _artifact_folders.append(folder)
         mark_experiment(run.info.experiment_id)  # the UI opens it on the runs table
     try:
         mlflow.set_tags({ENTRY_POINT_TAG: entry_point, "mlflow.runName": run_name, **(tags or {})})
@@ -188,6 +290,12 @@ def entry_point_run(
         raise
     except KeyboardInterrupt as exc:
         _end_active_run(RunStatus.KILLED, stop_reason(exc))
+        raise
+    except Exception as exc:  # a full disk's or a vanished store's one line, else the bug's
+        exhausted = _exhausted(exc)
+        _end_active_run(
+            RunStatus.FAILED, failure_reason(exc) if exhausted is None else exhausted.message
+        )
         raise
     except BaseException as exc:
         _end_active_run(RunStatus.FAILED, failure_reason(exc))
