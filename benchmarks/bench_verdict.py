@@ -4,7 +4,7 @@
 
 Every figure comes from :mod:`aelatent.core.verdict` (``make_splits``, ``real_rows``,
 ``fit_samplers``, ``generator_row``), the samplers refitted on each split's fit half as
-``jobs/verdict_evaluation.Verdict._fit`` does (windows by ``estimate_windows``, then the
+``jobs/evaluate/verdict.Verdict._fit`` does (windows by ``estimate_windows``, then the
 registry's ``build_sampler``), evaluate's 3 splits and alpha = 0.05:
 
 1. **Calibration**: the real-against-real row (fit half A against test half B) of many
@@ -483,7 +483,7 @@ class Model:
 def load_model(case: str) -> Model:
     from aelatent.io.run_artifacts import load_autoencoder
     from aelatent.io.train_run import read_train_run
-    from aelatent.jobs.verdict_evaluation import cycle_check, keras_cycle
+    from aelatent.jobs.evaluate.verdict import cycle_check, keras_cycle
 
     run_id = RUNS[case]
     run = read_train_run(run_id, None, ESTIMATE, 0)
@@ -586,8 +586,8 @@ def agreement_of(model: Model, n_splits: int) -> dict[str, Any]:
 
 
 def speed(repeats: int, synthetic: Synthetic, cycle_seconds: float | None) -> dict[str, Any]:
-    from aelatent.jobs.evaluate_request import DEFAULT_B, DEFAULT_SCALE
-    from aelatent.jobs.verdict_evaluation import MAX_LATENTS
+    from aelatent.jobs.evaluate.request import DEFAULT_B, DEFAULT_SCALE
+    from aelatent.jobs.evaluate.verdict import MAX_LATENTS
 
     x = synthetic.draw(MAX_LATENTS, [MODEL_SEED, 4])
     split_default = median_seconds(lambda: core.make_splits(x, 1, 0), repeats)

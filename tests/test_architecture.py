@@ -46,8 +46,10 @@ def imports(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            named = {f"{node.module}.{alias.name}" for alias in node.names}
+            names.update(named)
+            if not named <= set(modules()):  # `from package import submodule` needs only it
+                names.add(node.module)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
     return names

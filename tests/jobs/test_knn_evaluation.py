@@ -9,7 +9,7 @@ import pytest
 
 from aelatent.core.samplers import GaussianSampler
 from aelatent.errors import UserError
-from aelatent.jobs.knn_evaluation import (
+from aelatent.jobs.evaluate.knn import (
     KNN_COLUMNS,
     RegionTest,
     check_knn_sizes,

@@ -291,7 +291,7 @@ def test_search_and_evaluate_memory_are_checked_before_sampling(
     line = cli_error(search.cli, ["--n-samples", "10000000"], capsys)
     assert "n_samples=10000000" in line and "this machine has 0.0977 GiB" in line, line
     monkeypatch.setattr(limits, "available_memory_bytes", lambda: 2**20)
-    monkeypatch.setattr(evaluate, "hit_grid", _no_work)
+    monkeypatch.setattr("aelatent.jobs.evaluate.job.hit_grid", _no_work)
     line = cli_error(evaluate.cli, ["--train-run", synthetic_train_run, "--n-decoded", "0"], capsys)
     assert "z_dim=16" in line and "fewer values of b, scale or k" in line, line
 

@@ -8,7 +8,7 @@ import pytest
 
 from aelatent.core.verdict import Criterion, VerdictRow
 from aelatent.errors import UserError
-from aelatent.jobs.verdict_evaluation import parse_tests, usable_tests, verdict_markdown
+from aelatent.jobs.evaluate.verdict import parse_tests, usable_tests, verdict_markdown
 
 
 def _row(name: str, value: float, acc: float) -> VerdictRow:

@@ -25,7 +25,7 @@ from aelatent.limits import MAX_SEED, SEED_WHY
 from aelatent.reporting.output_folder import check_output_folder
 
 if TYPE_CHECKING:
-    from aelatent.jobs.evaluate_request import EvaluateRequest
+    from aelatent.jobs.evaluate.request import EvaluateRequest
     from aelatent.jobs.report import ReportResult
     from aelatent.jobs.search_request import SearchRequest
     from aelatent.jobs.train import TrainRequest

@@ -78,7 +78,7 @@ from aelatent.io.tracking import (
     run_entry_point,
 )
 from aelatent.io.train_run import read_run
-from aelatent.jobs import knn_evaluation as knn
+from aelatent.jobs.evaluate import knn
 from aelatent.jobs.generator_search import search_generators
 from aelatent.jobs.search_artifacts import (
     save_objective_curve,
@@ -109,7 +109,7 @@ from aelatent.jobs.search_study import (
     study_definition,
 )
 from aelatent.jobs.search_trials import TrialRunner, finite_or_none
-from aelatent.jobs.verdict_evaluation import MAX_LATENTS as MAX_VERDICT_LATENTS
+from aelatent.jobs.evaluate.verdict import MAX_LATENTS as MAX_VERDICT_LATENTS
 from aelatent.schema import TRIALS_TABLE, WINDOWS_CSV, WINDOWS_TABLE
 
 ENTRY_POINT = "search"

@@ -37,7 +37,7 @@ from aelatent.core.windows import (
     check_estimate,
 )
 from aelatent.errors import UserError
-from aelatent.jobs import knn_evaluation as knn
+from aelatent.jobs.evaluate import knn
 from aelatent.limits import (
     B_MIN_WHY,
     MAX_K,

@@ -22,12 +22,12 @@ is scale 1), so every sampler reads as one grid.
 estimate (:meth:`aelatent.core.samplers.MVNSampler.window_log10_probability`), for gmm the
 weighted sum of its components' GHK estimates (:mod:`aelatent.core.mixture`).
 
-Beside the box test, the k-NN region test (:mod:`aelatent.jobs.knn_evaluation`): precision,
+Beside the box test, the k-NN region test (:mod:`aelatent.jobs.evaluate.knn`): precision,
 recall, density and coverage of ``knn_n`` vectors per sampler and b or scale against the
 training latents' k-NN balls, and of the held-out latents as the ceiling.
 
-This module runs the job; beside it :mod:`~aelatent.jobs.evaluate_request` holds the
-parameters and :mod:`~aelatent.jobs.evaluate_metrics` the metric names, CSVs and summaries.
+This module runs the job; beside it :mod:`~aelatent.jobs.evaluate.request` holds the
+parameters and :mod:`~aelatent.jobs.evaluate.metrics` the metric names, CSVs and summaries.
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ from aelatent.io.tracking import (
     run_entry_point,
 )
 from aelatent.io.train_run import TrainRun, read_train_run
-from aelatent.jobs import knn_evaluation as knn
-from aelatent.jobs import verdict_evaluation as judging
-from aelatent.jobs.evaluate_metrics import (
+from aelatent.jobs.evaluate import knn
+from aelatent.jobs.evaluate import verdict as judging
+from aelatent.jobs.evaluate.metrics import (
     ceiling_metrics,
     ceiling_summary,
     grid_method_metrics,
@@ -79,7 +79,7 @@ from aelatent.jobs.evaluate_metrics import (
     write_hit_rates,
     write_miss_counts,
 )
-from aelatent.jobs.evaluate_request import (
+from aelatent.jobs.evaluate.request import (
     EvaluateRequest,
     check_evaluate_memory,
     parse_args,

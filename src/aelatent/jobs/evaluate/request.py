@@ -21,8 +21,8 @@ from aelatent.core.windows import (
     check_estimate,
 )
 from aelatent.errors import UserError
-from aelatent.jobs import knn_evaluation as knn
-from aelatent.jobs import verdict_evaluation as judging
+from aelatent.jobs.evaluate import knn
+from aelatent.jobs.evaluate import verdict as judging
 from aelatent.limits import (
     EVALUATE_N_SAMPLES_WHY,
     GRID_SPACING_WHY,

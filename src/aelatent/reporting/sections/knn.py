@@ -3,7 +3,7 @@ coverage), which needs no box, beside each sampler's box test.
 
 Reads the metrics ``precision/<sampler>/b<b>`` (with ``_lo``/``_hi``), ``recall/...``,
 ``density/...``, ``coverage/...`` and ``.../heldout`` of the evaluate runs
-(:mod:`aelatent.jobs.knn_evaluation`) into one table per sampler, beside the box test's.
+(:mod:`aelatent.jobs.evaluate.knn`) into one table per sampler, beside the box test's.
 """
 
 from __future__ import annotations
