@@ -50,7 +50,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,11 +153,13 @@ def inside_store_call(frame: FrameType | None) -> bool:
     return False
 
 
-class _StopState:
-    """What :func:`stop_signals`' handler knows: the signal waiting for a store call to end,
-    when :class:`Stopped` was raised, and why the launcher's end stopped the job."""
+class _SignalStopper:
+    """The state and the handlers of one :func:`stop_signals` block: the signal waiting for
+    a store call to end, when :class:`Stopped` was raised, and why the launcher's end
+    stopped the job."""
 
-    def __init__(self) -> None:
+    def __init__(self, launcher_pid: int | None) -> None:
+        self.main_id = threading.get_ident()
         self.pending: tuple[int, float] | None = None  # (signal, when it first arrived)
         self.raised_at: float | None = None
         self.closing = False
@@ -166,6 +168,84 @@ class _StopState:
         self.previous_profile: object = None
         self.done = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.previous = {signum: signal.signal(signum, self.handler) for signum in SIGNAL_NAMES}
+        if launcher_pid is not None:
+            self._start(self.watch_launcher, launcher_pid)
+
+    def _start(self, target: Callable[[int], None], argument: int) -> None:
+        thread = threading.Thread(target=target, args=(argument,), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _unwatch(self) -> None:
+        if self.watching:
+            sys.setprofile(self.previous_profile)  # type: ignore[arg-type]
+            self.watching = False
+
+    def stop_now(self) -> NoReturn:
+        self._unwatch()
+        assert self.pending is not None
+        first = self.pending[0]
+        self.raised_at = time.monotonic()
+        raise Stopped(first, self.launcher_reason if first == signal.SIGTERM else None)
+
+    def at_safe_point(self, frame: FrameType, event: str, arg: object) -> None:
+        if self.raised_at is not None or self.closing or self.pending is None:
+            return
+        if event == "call":
+            current: FrameType | None = frame
+        elif event == "return":
+            current = frame.f_back
+        else:  # C calls: not a frame of the job's
+            return
+        overdue = time.monotonic() - self.pending[1] >= DEFER_GRACE_S
+        # raised only into the job's own frame: raised into Optuna's trial loop (on the
+        # return from the objective) it broke the loop's own bookkeeping (a traceback)
+        if overdue or (_own_frame(current) and not inside_store_call(current)):
+            self.stop_now()
+
+    def deadline(self, signum: int) -> None:
+        """A store call blocked past the grace: stop anyway."""
+        if not self.done.wait(DEFER_GRACE_S + 0.1) and self.raised_at is None:
+            signal.pthread_kill(self.main_id, signum)
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if self.closing:
+            return
+        if self.raised_at is not None:
+            if now - self.raised_at > GRACE_S:  # closing takes too long: let the signal kill
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return  # else: the run is being closed; ignore the repeat
+        if self.pending is None:
+            self.pending = (signum, now)
+        if now - self.pending[1] < DEFER_GRACE_S and inside_store_call(frame):
+            if not self.watching:  # wait for the store call to return
+                self._start(self.deadline, signum)
+                self.previous_profile = sys.getprofile()
+                self.watching = True
+                sys.setprofile(self.at_safe_point)  # last: this handler's calls are not watched
+            return
+        self.stop_now()
+
+    def watch_launcher(self, pid: int) -> None:
+        while not self.done.wait(LAUNCHER_POLL_S):
+            if os.getppid() != pid:
+                self.launcher_reason = (
+                    f"terminated: its `mlflow run` launcher (pid {pid}) ended while it ran"
+                )
+                signal.pthread_kill(self.main_id, signal.SIGTERM)
+                return
+
+    def close(self) -> None:
+        self.closing = True  # a late signal must not raise here
+        self._unwatch()
+        self.done.set()
+        for thread in self.threads:
+            thread.join()
+        for signum, old in self.previous.items():
+            signal.signal(signum, old)
 
 
 @contextmanager
@@ -183,85 +263,11 @@ def stop_signals(launcher_pid: int | None = None) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    main_id = threading.get_ident()
-    state = _StopState()
-
-    def stop_now() -> NoReturn:
-        if state.watching:
-            sys.setprofile(state.previous_profile)  # type: ignore[arg-type]
-            state.watching = False
-        assert state.pending is not None
-        first = state.pending[0]
-        state.raised_at = time.monotonic()
-        raise Stopped(first, state.launcher_reason if first == signal.SIGTERM else None)
-
-    def at_safe_point(frame: FrameType, event: str, arg: object) -> None:
-        if state.raised_at is not None or state.closing or state.pending is None:
-            return
-        if event == "call":
-            current: FrameType | None = frame
-        elif event == "return":
-            current = frame.f_back
-        else:  # C calls: not a frame of the job's
-            return
-        overdue = time.monotonic() - state.pending[1] >= DEFER_GRACE_S
-        # raised only into the job's own frame: raised into Optuna's trial loop (on the
-        # return from the objective) it broke the loop's own bookkeeping (a traceback)
-        if overdue or (_own_frame(current) and not inside_store_call(current)):
-            stop_now()
-
-    def deadline(signum: int) -> None:  # a store call blocked past the grace: stop anyway
-        if not state.done.wait(DEFER_GRACE_S + 0.1) and state.raised_at is None:
-            signal.pthread_kill(main_id, signum)
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
-        if state.closing:
-            return
-        if state.raised_at is not None:
-            if now - state.raised_at > GRACE_S:  # closing takes too long: let the signal kill
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-            return  # else: the run is being closed; ignore the repeat
-        if state.pending is None:
-            state.pending = (signum, now)
-        if now - state.pending[1] < DEFER_GRACE_S and inside_store_call(frame):
-            if not state.watching:  # wait for the store call to return
-                thread = threading.Thread(target=deadline, args=(signum,), daemon=True)
-                state.threads.append(thread)
-                thread.start()
-                state.previous_profile = sys.getprofile()
-                state.watching = True
-                sys.setprofile(at_safe_point)  # last: this handler's own calls are not watched
-            return
-        stop_now()
-
-    def watch_launcher(pid: int) -> None:
-        while not state.done.wait(LAUNCHER_POLL_S):
-            if os.getppid() != pid:
-                state.launcher_reason = (
-                    f"terminated: its `mlflow run` launcher (pid {pid}) ended while it ran"
-                )
-                signal.pthread_kill(main_id, signal.SIGTERM)
-                return
-
-    previous = {signum: signal.signal(signum, handler) for signum in SIGNAL_NAMES}
-    if launcher_pid is not None:
-        watcher = threading.Thread(target=watch_launcher, args=(launcher_pid,), daemon=True)
-        state.threads.append(watcher)
-        watcher.start()
+    stopper = _SignalStopper(launcher_pid)
     try:
         yield
     finally:
-        state.closing = True  # a late signal must not raise here
-        if state.watching:
-            sys.setprofile(state.previous_profile)  # type: ignore[arg-type]
-            state.watching = False
-        state.done.set()
-        for thread in state.threads:
-            thread.join()
-        for signum, old in previous.items():
-            signal.signal(signum, old)
+        stopper.close()
 
 
 def mlflow_run_launcher() -> int | None:
