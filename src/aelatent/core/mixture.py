@@ -193,6 +193,43 @@ def choose_subspace_dim(
     return max(1, min(d, int(max_dim), n_fit // int(min_per_dim), eig.size))
 
 
+def _checked_latents(
+    latents: np.ndarray, min_per_dim: int, covariance_types: Sequence[str]
+) -> np.ndarray:
+    """The latents as a finite matrix with enough rows to fit, or a MixtureError saying why."""
+    x = np.asarray(latents)
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise MixtureError(f"latents must be a matrix [n, z_dim], got shape {x.shape}")
+    n = x.shape[0]
+    if n < max(MIN_LATENTS, min_per_dim):
+        raise MixtureError(
+            f"sampler=gmm needs at least {max(MIN_LATENTS, min_per_dim)} training latents to fit "
+            f"a mixture ({min_per_dim} per dimension of its subspace); the train run has {n}"
+        )
+    if not np.all(np.isfinite(x)):
+        raise MixtureError("sampler=gmm: the latents contain NaN or infinite values")
+    unknown = [t for t in covariance_types if t not in COVARIANCE_TYPES]
+    if unknown or not covariance_types:
+        raise ValueError(
+            f"covariance_types must be among {COVARIANCE_TYPES}, got {list(covariance_types)}"
+        )
+    return x
+
+
+def _component_counts(
+    n_components: int | None, largest: int, n_fit: int, min_per_dim: int
+) -> range:
+    """The numbers of components BIC chooses among: 1..largest, or the one fixed."""
+    if n_components is None:
+        return range(1, largest + 1)
+    if not 1 <= n_components <= max(1, n_fit // min_per_dim):
+        raise MixtureError(
+            f"a mixture of {n_components} components needs at least "
+            f"{n_components * min_per_dim} latents ({min_per_dim} per component); got {n_fit}"
+        )
+    return range(int(n_components), int(n_components) + 1)
+
+
 def fit_latent_mixture(
     latents: np.ndarray,
     *,
@@ -211,22 +248,8 @@ def fit_latent_mixture(
     from sklearn.mixture import GaussianMixture  # ~1.1 s; only the gmm fit needs sklearn
     from threadpoolctl import threadpool_limits  # not in a served generator's env
 
-    x = np.asarray(latents)
-    if x.ndim != 2 or x.shape[1] < 1:
-        raise MixtureError(f"latents must be a matrix [n, z_dim], got shape {x.shape}")
+    x = _checked_latents(latents, min_per_dim, covariance_types)
     n = x.shape[0]
-    if n < max(MIN_LATENTS, min_per_dim):
-        raise MixtureError(
-            f"sampler=gmm needs at least {max(MIN_LATENTS, min_per_dim)} training latents to fit "
-            f"a mixture ({min_per_dim} per dimension of its subspace); the train run has {n}"
-        )
-    if not np.all(np.isfinite(x)):
-        raise MixtureError("sampler=gmm: the latents contain NaN or infinite values")
-    unknown = [t for t in covariance_types if t not in COVARIANCE_TYPES]
-    if unknown or not covariance_types:
-        raise ValueError(
-            f"covariance_types must be among {COVARIANCE_TYPES}, got {list(covariance_types)}"
-        )
     mean, cov = mean_and_covariance(x)
     eigenvalues, basis = np.linalg.eigh(0.5 * (cov + cov.T))
     order = np.argsort(eigenvalues)[::-1]
@@ -245,14 +268,7 @@ def fit_latent_mixture(
     y = (np.asarray(x[rows], dtype=np.float64) - mean) @ basis[:, :d]
     reg = REG_COVAR * max(float(np.mean(eigenvalues[:d])), 1e-300)
     largest = max(1, min(int(max_components), n_fit // min_per_dim))
-    counts = range(1, largest + 1)
-    if n_components is not None:
-        if not 1 <= n_components <= max(1, n_fit // min_per_dim):
-            raise MixtureError(
-                f"a mixture of {n_components} components needs at least "
-                f"{n_components * min_per_dim} latents ({min_per_dim} per component); got {n_fit}"
-            )
-        counts = range(int(n_components), int(n_components) + 1)
+    counts = _component_counts(n_components, largest, n_fit, min_per_dim)
     bic: dict[tuple[int, str], float] = {}
     best = None
     with threadpool_limits(1):
