@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Sequence
 from typing import NoReturn
 
 from aelatent.errors import UserError
@@ -98,3 +99,30 @@ def check_case_name(case: str) -> str:
             f"(e.g. I, II, case_III), or {ANY_CASE}"
         )
     return case
+
+
+def parse_choices(
+    text: str,
+    name: str,
+    choices: Sequence[str],
+    *,
+    item: str,
+    all_means: Sequence[str],
+    empty_means: Sequence[str] | None = None,
+) -> tuple[str, ...]:
+    """``all`` or a comma list of ``choices`` (each an ``item``, for the message) -> the
+    chosen ones in ``choices``' order.
+    ``all`` (and, where ``empty_means`` is given, an empty list) means those; an empty list
+    otherwise, or an unknown name, is a UserError naming it and what is allowed."""
+    names = [part.strip().lower() for part in str(text).split(",") if part.strip()]
+    allowed = f"all or a comma list of {', '.join(choices)}"
+    if not names:
+        if empty_means is None:
+            raise UserError(f"{name}={text!r} is empty; give {allowed}")
+        return tuple(empty_means)
+    if "all" in names:
+        return tuple(all_means)
+    unknown = [n for n in names if n not in choices]
+    if unknown:
+        raise UserError(f"{name}={text!r}: unknown {item} {unknown[0]!r}; expected {allowed}")
+    return tuple(c for c in choices if c in names)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aelatent.arguments import (
     ArgumentParser,
     add_train_run_arguments,
+    parse_choices,
     parse_float_list,
     parse_int,
     parse_train_run_choice,
@@ -346,17 +347,4 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
 
 def parse_families(text: str) -> tuple[str, ...]:
     """``all`` or a comma list of families (registry order); UserError naming a bad one."""
-    names = [f.strip().lower() for f in str(text).split(",") if f.strip()]
-    if not names:
-        raise UserError(
-            f"families={text!r} is empty; give all or a comma list of {', '.join(FAMILIES)}"
-        )
-    if "all" in names:
-        return FAMILIES
-    unknown = [f for f in names if f not in FAMILIES]
-    if unknown:
-        raise UserError(
-            f"families={text!r}: unknown family {unknown[0]!r}; expected all or a comma list "
-            f"of {', '.join(FAMILIES)}"
-        )
-    return tuple(f for f in FAMILIES if f in names)
+    return parse_choices(text, "families", FAMILIES, item="family", all_means=FAMILIES)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aelatent.arguments import (
     ArgumentParser,
     add_train_run_arguments,
+    parse_choices,
     parse_float_list,
     parse_int,
     parse_train_run_choice,
@@ -96,16 +97,15 @@ class EvaluateRequest:
 
 
 def parse_samplers(text: str) -> tuple[str, ...]:
-    names = [s.strip().lower() for s in str(text).split(",") if s.strip()]
-    if not names or ALL in names:
-        return DEFAULT_SAMPLERS  # all: every sampler but the trained (flow: name it)
-    unknown = [s for s in names if s not in SAMPLERS]
-    if unknown:
-        raise UserError(
-            f"sampler={text!r}: unknown sampler {unknown[0]!r}; expected one of "
-            f"{', '.join(SAMPLERS)}, a comma list of them, or {ALL}"
-        )
-    return tuple(s for s in SAMPLERS if s in names)
+    """``all`` (or nothing): every sampler but the trained ones (flow: name it)."""
+    return parse_choices(
+        text,
+        "sampler",
+        tuple(SAMPLERS),
+        item="sampler",
+        all_means=DEFAULT_SAMPLERS,
+        empty_means=DEFAULT_SAMPLERS,
+    )
 
 
 DESCRIPTION = (
