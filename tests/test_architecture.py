@@ -124,4 +124,3 @@ def test_no_private_name_is_imported_from_another_module():
         if alias.name.startswith("_") and node.module != name
     ]
     assert not private, private
-
