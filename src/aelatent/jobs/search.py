@@ -65,7 +65,6 @@ from aelatent.core.windows import (
 )
 from aelatent.errors import UserError
 from aelatent.io.analysis_artifacts import write_csv
-from aelatent.serving.generator_model import log_search_generator
 from aelatent.io.mlflow_native import (
     log_csv_table,
     log_train_dataset,
@@ -79,6 +78,7 @@ from aelatent.io.tracking import (
 )
 from aelatent.io.train_run import read_run
 from aelatent.jobs.evaluate import knn
+from aelatent.jobs.evaluate.verdict import MAX_LATENTS as MAX_VERDICT_LATENTS
 from aelatent.jobs.generator_search import search_generators
 from aelatent.jobs.search_artifacts import (
     save_objective_curve,
@@ -109,8 +109,8 @@ from aelatent.jobs.search_study import (
     study_definition,
 )
 from aelatent.jobs.search_trials import TrialRunner, finite_or_none
-from aelatent.jobs.evaluate.verdict import MAX_LATENTS as MAX_VERDICT_LATENTS
 from aelatent.schema import TRIALS_TABLE, WINDOWS_CSV, WINDOWS_TABLE
+from aelatent.serving.generator_model import log_search_generator
 
 ENTRY_POINT = "search"
 
