@@ -38,6 +38,7 @@ from optuna.study import Study
 from optuna.trial import TrialState
 
 from aelatent.console import optuna_progress
+from aelatent.core.best_b_interval import best_b_interval
 from aelatent.core.knn_objective import GRID_POINTS as KNN_GRID_POINTS
 from aelatent.core.knn_objective import (
     REFINE_POINTS,
@@ -49,6 +50,8 @@ from aelatent.core.knn_objective import (
 )
 from aelatent.core.objective import (
     DEFAULT_OBJECTIVE,
+    BestB,
+    RealSource,
     UniformSearchObjective,
     radius_band,
     theory_b,
@@ -198,6 +201,9 @@ def prepare(request: SearchRequest) -> tuple[SearchObjective, StudyTarget]:
         request.seed,
         kind=box_kind,
         real_radii=real_radii,
+        source=RealSource(
+            train.latents, radii(train.heldout), request.estimate, request.radius_band
+        ),
     )
     objective: SearchObjective = box
     family = build_sampler(  # at scale 1
@@ -382,7 +388,11 @@ def summary_metrics(
 ) -> dict[str, float]:
     """The parent run's metrics: Optuna's best ``b`` (or ``scale``) beside the exact optimum
     and its interval, named after the axis (``best_b``, ``best_b_lo``, ... or ``best_scale``,
-    ...). Nothing named ``best_*`` when the objective is 0 everywhere (there is no best)."""
+    ...). Nothing named ``best_*`` when the objective is 0 everywhere (there is no best).
+
+    The box objectives: ``best_b_lo``..``best_b_hi`` carries the windows' and the real
+    radii's error too (:func:`~aelatent.core.best_b_interval.best_b_interval`, a bootstrap
+    over the real latents); the Monte Carlo plateau alone is ``best_b_mc_lo``..``_mc_hi``."""
     axis = request.axis
     best = best_trial(study)
     at_start = objective(start).objective
@@ -411,6 +421,8 @@ def summary_metrics(
             f"best_{axis}_hi": sweep.hi,
         }
     )
+    if objective is box and box.source is not None and isinstance(sweep, BestB):
+        metrics.update(best_b_interval(box, sweep, request.b_min, request.b_max).metrics(axis))
     if best is None or not (objective_of(best) or 0.0) > 0:
         return metrics
     value = objective(float(best.params[axis]))
@@ -511,7 +523,8 @@ def _log_summary(
     # the headline is the sweep's best with its own interval; Optuna's answer is what it is,
     # one trial's point (it may lie outside that interval: said below)
     print(
-        f"aelatent search: best {named} = {sweep.b:.4g} [{sweep.lo:.4g}, {sweep.hi:.4g}] "
+        f"aelatent search: best {named} = {sweep.b:.4g} [{metrics[f'{best}_lo']:.4g}, "
+        f"{metrics[f'{best}_hi']:.4g}] "
         f"({exact}); Optuna's best trial {metrics['best_trial']:g}: {axis} = "
         f"{metrics[best]:.4g} (objective {metrics['best_value']:.4g} +- "
         f"{metrics['best_value_se']:.2g}); {start_text}; "
