@@ -5,6 +5,7 @@ TensorFlow. Imports inside functions count too."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,30 @@ def test_no_private_name_is_imported_from_another_module():
         if alias.name.startswith("_") and node.module != name
     ]
     assert not private, private
+
+
+def test_a_module_over_500_lines_says_why_at_its_top():
+    """Small modules named after their concept; a longer one states its reason in its
+    docstring ("Why one module ..."), so the next engineer knows it was a choice."""
+    long_without_reason = [
+        f"{name} ({lines} lines)"
+        for name, path in modules().items()
+        if (lines := len(path.read_text().splitlines())) > 500
+        and "why one module" not in (ast.get_docstring(ast.parse(path.read_text())) or "").lower()
+    ]
+    assert not long_without_reason, long_without_reason
+
+
+def test_the_architecture_doc_names_every_module():
+    """docs/architecture.md is the map: every module appears in it by name (in backticks,
+    alone or as part of a dotted or slashed path), so a new module cannot go unmapped."""
+    doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
+    quoted = re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", doc, flags=re.DOTALL))
+    unnamed = [
+        name
+        for name in modules()
+        if not name.endswith("__init__")
+        and name.count(".") > 1
+        and not any(re.search(rf"(^|[^\w]){name.rsplit('.', 1)[1]}([^\w]|$)", q) for q in quoted)
+    ]
+    assert not unnamed, unnamed

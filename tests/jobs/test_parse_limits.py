@@ -29,7 +29,7 @@ from aelatent.config import EXPERIMENTS_DIR, load_case
 from aelatent.core.objective import RadiusBand, UniformSearchObjective
 from aelatent.jobs import evaluate, search
 from aelatent.jobs.search import explain_zero
-from aelatent.jobs.search_request import SearchRequest
+from aelatent.jobs.search.request import SearchRequest
 from aelatent.schema import grid_metric
 
 GIB = 2**30
@@ -115,7 +115,7 @@ def test_out_of_range_values_are_refused_when_parsed(
     entry_point, argv, fragments, tracking_uri, capsys, monkeypatch
 ):
     # the check comes before any work: no train run is looked up, no image read
-    for module in ("aelatent.io.train_run", "aelatent.jobs.search"):
+    for module in ("aelatent.io.train_run", "aelatent.jobs.search.job"):
         monkeypatch.setattr(f"{module}.resolve_train_run", _no_work)
     monkeypatch.setattr("aelatent.jobs.train.load_training_images", _no_work)
     cli = importlib.import_module(f"aelatent.jobs.{entry_point}").cli

@@ -33,7 +33,8 @@ from optuna.trial import TrialState
 
 from aelatent.errors import UserError
 from aelatent.io import lifecycle
-from aelatent.jobs import search, search_study
+from aelatent.jobs import search
+from aelatent.jobs.search import study as search_study
 from aelatent.ops import server_stack
 
 pytestmark = pytest.mark.e2e

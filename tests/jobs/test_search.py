@@ -27,8 +27,8 @@ from conftest import (
 from aelatent.core.knn_objective import GRID_POINTS as KNN_GRID_POINTS
 from aelatent.core.knn_objective import REFINE_POINTS
 from aelatent.jobs.search import NO_BEST_B_TAG, cli
-from aelatent.jobs.search_request import parse_args
-from aelatent.jobs.search_study import (
+from aelatent.jobs.search.request import parse_args
+from aelatent.jobs.search.study import (
     TrialSeededSampler,
     default_storage_url,
     default_study_name,

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from aelatent.core.objective import Bracket
 from aelatent.core.precision_recall import RealManifold, knn_scores
 from aelatent.core.samplers import Sampler
 
@@ -78,7 +79,7 @@ class KnnObjectiveCurve:
 
 
 @dataclass(frozen=True)
-class KnnBest:
+class KnnBest(Bracket):
     """The best grid value of the replicate-mean ``F`` and the bracket of the optimum: from
     the nearest grid point significantly worse below it to the one above (or the grid's end).
     Every grid point strictly between the ends is as good within error; the ends are the
@@ -86,15 +87,6 @@ class KnnBest:
     not necessarily on a grid point."""
 
     value: KnnObjectiveValue
-    lo: float
-    hi: float
-
-    @property
-    def b(self) -> float:
-        return self.value.b
-
-    def contains(self, b: float) -> bool:
-        return self.lo <= b <= self.hi
 
     def as_good(self, other: KnnObjectiveValue) -> bool:
         """Whether ``other`` (on the same replicate sets) is not significantly worse than the

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -105,7 +106,23 @@ class ObjectiveValue:
 
 
 @dataclass(frozen=True)
-class BestB:
+class Bracket:
+    """A best value found at some b, and the range ``lo``..``hi`` of b holding the optimum."""
+
+    value: Any  # an objective value with its ``b`` (ObjectiveValue, KnnObjectiveValue)
+    lo: float
+    hi: float
+
+    @property
+    def b(self) -> float:
+        return float(self.value.b)
+
+    def contains(self, b: float) -> bool:
+        return self.lo <= b <= self.hi
+
+
+@dataclass(frozen=True)
+class BestB(Bracket):
     """The exact maximiser of the sampled objective and the range of b as good within error.
 
     ``lo``..``hi`` spans every b of the dense grid whose objective is not significantly
@@ -113,15 +130,6 @@ class BestB:
     """
 
     value: ObjectiveValue
-    lo: float
-    hi: float
-
-    @property
-    def b(self) -> float:
-        return self.value.b
-
-    def contains(self, b: float) -> bool:
-        return self.lo <= b <= self.hi
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,8 @@ from aelatent.jobs.generator_study import (
     pruner,
     suggest,
 )
-from aelatent.jobs.search_request import GENERATORS, SearchRequest
-from aelatent.jobs.search_study import (
+from aelatent.jobs.search.request import GENERATORS, SearchRequest
+from aelatent.jobs.search.study import (
     TrialSeededSampler,
     check_existing_study,
     default_storage_url,

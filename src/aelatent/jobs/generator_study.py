@@ -26,7 +26,7 @@ from aelatent.core.generator_space import (
 from aelatent.core.sampler_registry import spec_of
 from aelatent.core.samplers import Sampler
 from aelatent.core.verdict import Split, make_splits
-from aelatent.jobs.search_study import TrialSeededSampler
+from aelatent.jobs.search.study import TrialSeededSampler
 
 SPLITS = 3
 SCORE_VERSION = (

@@ -27,7 +27,7 @@ from aelatent.reporting.output_folder import check_output_folder
 if TYPE_CHECKING:
     from aelatent.jobs.evaluate.request import EvaluateRequest
     from aelatent.jobs.report import ReportResult
-    from aelatent.jobs.search_request import SearchRequest
+    from aelatent.jobs.search.request import SearchRequest
     from aelatent.jobs.train import TrainRequest
 
 RequestT = TypeVar("RequestT", "EvaluateRequest", "SearchRequest")

@@ -32,7 +32,7 @@ from aelatent.core.sampler_registry import spec_of
 from aelatent.core.verdict_objective import DEFAULT_SPLITS as C2ST_SPLITS
 from aelatent.errors import UserError
 from aelatent.io.tracking import ERROR_TAG
-from aelatent.jobs.search_request import (
+from aelatent.jobs.search.request import (
     SearchRequest,
     objective_version,
 )
@@ -110,7 +110,7 @@ def _engine_kwargs(backend: str) -> dict[str, Any]:
     return {}
 
 
-def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
+def open_storage(url: str, *, attempts: int = 5) -> optuna.storages.RDBStorage:
     """An :class:`optuna.storages.RDBStorage` on ``url``; a clear error when unreachable.
 
     SQLite waits up to a minute for a lock held by another worker ("database is locked").
@@ -145,10 +145,15 @@ def open_storage(url: str, *, attempts: int = 3) -> optuna.storages.RDBStorage:
                 )
         except UserError:
             raise
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+        except (
+            sqlalchemy.exc.IntegrityError,
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.ProgrammingError,
+        ) as exc:
             error = _first_line(exc)
             # SQLite: "table ... already exists", "UNIQUE constraint failed"; PostgreSQL:
-            # "duplicate key value violates unique constraint" (concurrent CREATE TABLE)
+            # "duplicate key value violates unique constraint" (concurrent CREATE TABLE) and
+            # DuplicateTable 'relation "alembic_version" already exists' (a ProgrammingError)
             racing = any(s in error.lower() for s in ("already exists", "unique", "duplicate"))
             if not racing or attempt + 1 == attempts:
                 break  # a real error, or a race that does not settle

@@ -22,13 +22,13 @@ from aelatent.core.windows import (
     Z95,
 )
 from aelatent.io.analysis_artifacts import write_csv
-from aelatent.jobs.search_request import (
+from aelatent.jobs.search.request import (
     Curve,
     SearchObjective,
     SearchRequest,
     Sweep,
 )
-from aelatent.jobs.search_study import (
+from aelatent.jobs.search.study import (
     objective_of,
 )
 

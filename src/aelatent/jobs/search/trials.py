@@ -22,7 +22,7 @@ from aelatent.core.objective import (
     ObjectiveValue,
     UniformSearchObjective,
 )
-from aelatent.jobs.search_request import (
+from aelatent.jobs.search.request import (
     SearchObjective,
     SearchRequest,
 )
