@@ -11,6 +11,7 @@ from aelatent.core.generator_space import (
     as_good_as,
     copying_test,
     fit_candidate,
+    principal_directions,
     score_interval,
     split_score,
 )
@@ -58,6 +59,22 @@ def test_a_copier_scores_worse_than_the_fitted_mvn_though_a_c2st_cannot_tell(spl
         assert copier.accuracy < 0.65 and copier.copying_ratio < 0.1
         assert fitted.copying_ratio > 0.7
         assert fitted.score > copier.score
+
+
+def test_the_fits_log_likelihood_does_not_depend_on_the_width(splits):
+    """The winner's likelihood step compares fits (scale 1), so a trial's width does not
+    count twice: at scale 0.5 the held-out log-likelihood drops, the fit's stays the one of
+    scale 1."""
+    split = splits[0]
+    directions = principal_directions(split.fit)
+    mvn = fit_candidate(
+        Candidate.of("mvn", {"shrinkage": 0.0, "scale": 1.0}), split.fit, seed=0, estimate="auto"
+    )
+    at_1 = split_score(mvn, split, 1.0, 0, directions)
+    narrow = split_score(mvn, split, 0.5, 0, directions)
+    assert narrow.log_likelihood < at_1.log_likelihood
+    assert narrow.fit_log_likelihood == pytest.approx(at_1.log_likelihood, rel=1e-12)
+    assert at_1.fit_log_likelihood == pytest.approx(at_1.log_likelihood, rel=1e-12)
 
 
 def test_the_copying_test_is_calibrated_on_new_real_vectors():

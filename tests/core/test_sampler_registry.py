@@ -122,3 +122,36 @@ def test_held_out_log_likelihood_ranks_the_true_family_first(fit_data):
     assert math.isnan(values["uniform"])
     assert values["mvn"] > values["gaussian"] + 0.5
     assert abs(values["gmm"] - values["mvn"]) < 1.0  # one-component-like on Gaussian data
+
+
+def test_parameter_counts_follow_the_models(fit_data):
+    """The generator search's simplicity (its winner: the fewest parameters of the ties):
+    uniform 1, gaussian 2D, mvn D + D(D+1)/2; a 1-component diagonal mixture is the normal's
+    count, each component adds, full covariances more than diagonal; a flow adds its
+    weights to the normal's."""
+    d = Z_DIM
+    mvn = d + d * (d + 1) // 2
+    count = sampler_registry.parameter_count
+    assert count(_build("uniform", fit_data)) == 1
+    assert count(_build("gaussian", fit_data)) == 2 * d
+    assert count(_build("mvn", fit_data)) == mvn
+
+    def gmm(k, covariance):
+        settings = {"components": k, "covariance": covariance, "subspace": 3}
+        return count(build_sampler("gmm", *fit_data, seed=0, settings=settings))
+
+    assert gmm(1, "diag") == mvn
+    assert gmm(1, "diag") < gmm(2, "diag") < gmm(3, "diag") < gmm(3, "full")
+    assert gmm(3, "full") - gmm(3, "diag") == 3 * (3 * 4 // 2 - 3)
+    assert count(_build("flow", fit_data)) > mvn
+
+
+def test_the_report_labels_every_kind_of_window_probability():
+    """The hit tables' caption reads the entry's ``probability``: the flow's NaN is not
+    "exact"."""
+    from aelatent.reporting.sections.hits import PROBABILITY_LABELS, probability_label
+
+    assert {spec.probability for spec in REGISTRY.values()} <= set(PROBABILITY_LABELS)
+    assert probability_label("flow") == "none computed"
+    assert probability_label("mvn") == "GHK estimate" and probability_label("uniform") == "exact"
+    assert probability_label("unknown") == "method unknown"

@@ -1,25 +1,106 @@
-"""The generator search's study on plain arrays (the reduced benchmarks/bench_generator_search):
-on a known 3-component mixture it finds the mixture and ranks uniform last."""
+"""The generator search's study on plain arrays: the winner's rule on hand-made trials, the
+sibling shapes, and the reduced benchmarks/bench_generator_search (a known 3-component
+mixture: the search finds exactly 3 components and ranks uniform last)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from aelatent.core.generator_space import Candidate
+from aelatent.jobs.generator_study import best_trial, sibling_shapes, tied_with_top
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from bench_generator_search import run_seed
 
 
+def _trial(label: str, scores, fit_ll, parameters: int, number: int = 0) -> FrozenTrial:
+    family, *settings = label.split()
+    params: dict[str, object] = {"family": family}
+    for item in settings:
+        key, value = item.split("=")
+        params[key] = value if key == "covariance" else float(value)
+    attrs: dict[str, object] = {
+        "label": label,
+        "per_split": list(scores),
+        "score": sum(scores) / len(scores),
+        "parameters": parameters,
+    }
+    if fit_ll is not None:
+        attrs["per_split_fit_log_likelihood"] = list(fit_ll)
+    trial = create_trial(
+        state=TrialState.COMPLETE,
+        value=attrs["score"],
+        params=params,
+        distributions={k: CategoricalDistribution([v]) for k, v in params.items()},
+        user_attrs=attrs,
+    )
+    trial.number = number
+    return trial
+
+
+# seed 1 of the reduced benchmark, rounded: the score ties 6 diagonal components, 3 and 2
+# (and 1 nearly); the fit's held-out log-likelihood tells 2 from 3, not 3 from 6
+SEED_1 = [
+    _trial("gmm components=2 covariance=full scale=0.96", [0.87, 0.88, 0.91], [-33.1] * 3, 581, 0),
+    _trial("gmm components=6 covariance=diag scale=0.96", [0.86, 0.88, 0.91], [-32.9] * 3, 605, 1),
+    _trial("gmm components=3 covariance=full scale=0.96", [0.85, 0.87, 0.90], [-32.9] * 3, 596, 2),
+    _trial("gmm components=1 covariance=full scale=0.96", [0.77, 0.78, 0.83], [-33.6] * 3, 566, 3),
+    _trial("mvn scale=0.47", [0.10, 0.08, 0.07], [-45.0] * 3, 560, 4),
+    _trial("uniform b=1", [0.0, 0.0, 0.0], None, 1, 5),
+]
+
+
+def test_the_winner_is_the_simplest_of_the_likeliest_fits_tied_with_the_top_score():
+    """2 components top the score, 6 diagonal ones tie 3 full ones in likelihood: the rule
+    takes 3 (fewer parameters than 6, likelier than 2); the fewest parameters alone would
+    take 2, the likeliest alone 6 (the earlier of the two at -32.9)."""
+    tied = {t.user_attrs["label"].split()[1] for t in tied_with_top(SEED_1)}
+    assert {"components=2", "components=6", "components=3"} <= tied
+    assert best_trial(SEED_1).user_attrs["label"].startswith("gmm components=3 ")
+
+
+def test_without_a_density_the_fewest_parameters_of_the_tied_win():
+    """uniform has no likelihood and 1 parameter: tied with a better-scoring gaussian that has
+    none either, uniform wins; of two uniform widths, the higher score."""
+    trials = [
+        _trial("gaussian scale=1", [0.54, 0.55, 0.53], None, 64, 0),
+        _trial("uniform b=1", [0.56, 0.50, 0.49], None, 1, 1),
+        _trial("uniform b=1.1", [0.57, 0.52, 0.51], None, 1, 2),
+    ]
+    assert len(tied_with_top(trials)) == 3
+    assert best_trial(trials).number == 2
+
+
+def test_sibling_shapes_are_every_count_and_choice_at_the_same_width():
+    """gmm: components 1..8 x {full, diag} at the top's width and subspace, the top left out;
+    a family without counts or choices has none."""
+    top = Candidate.of("gmm", {"components": 6, "covariance": "diag", "subspace": 4, "scale": 1.0})
+    shapes = sibling_shapes(top, n_fit=300)
+    assert len(shapes) == 8 * 2 - 1 and top not in shapes
+    assert {c.params["subspace"] for c in shapes} == {4}
+    assert {c.scale for c in shapes} == {1.0}
+    assert shapes[0].params["components"] == 1  # the smallest counts first
+    mvn = Candidate.of("mvn", {"shrinkage": 0.3, "scale": 1.0})
+    assert sibling_shapes(mvn, n_fit=300) == []
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_search_finds_the_three_component_mixture_and_ranks_uniform_last(seed):
     """600 latents of 32 dimensions, 24 trials over uniform, mvn and gmm (the full
-    benchmark: 256 dimensions, 60 trials, every family, 10 seeds). The winner must be a
-    mixture of at least 3 components (not mvn, which won before the k-NN C2ST joined the
-    score: the quadratic C2ST sees two moments only) and uniform's best the lowest family
-    score. Exactly 3 is the benchmark's bar, not met yet: seed 1 picks 6 diagonal ones.)"""
+    benchmark: 256 dimensions, 60 trials, every family, 10 seeds). Pass line: the winner a
+    mixture of exactly 3 components and uniform's best the lowest, on both seeds (the study
+    is seeded, so each seed is a fixed case, not a draw). Measured on seeds 0-9 of this size
+    (benchmarks/README.md): 8 of 10 find 3 components, and both misses (seeds 5, 9) are the
+    exploration's (TPE completed no good mixture in 24 trials, mvn topped the score), not the
+    rule's; seed 1 is where the previous rule picked 6 diagonal components, seed 0 where the
+    top score had 2."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     row = run_seed(seed, 24, z_dim=32, families=("uniform", "mvn", "gmm"))
-    assert str(row["winner"]).startswith("gmm "), row
-    assert int(str(row["winner"]).split("components=")[1].split()[0]) >= 3, row
+    assert row["three"], row
     assert row["uniform_last"], row

@@ -15,7 +15,10 @@ the fit half's top ``r = min(D, n_fit // 4)`` principal directions
 (:func:`principal_directions`): the same directions for every family, so they compare, and
 few enough that every family's density is proper there (in all D directions a covariance
 of 180 vectors in 256 dimensions is singular and every Gaussian family's log-likelihood is
-minus infinity). It is logged beside the score, not folded into it.
+minus infinity). It is computed twice: at the candidate's width (logged) and of the fit
+itself, at scale 1 (``fit_log_likelihood``), which the winner's rule compares among the
+candidates the score ties (``aelatent.jobs.generator_study.best_trial``); it is not folded
+into the score.
 
 **The score** of a candidate on one cross-fitting split (:func:`aelatent.core.verdict.
 make_splits`: fitted on a random half A of the training latents, tested against the other
@@ -167,13 +170,15 @@ def _nearest_distances(reference: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SplitScore:
-    """One split's score, its factors, and the held-out log-likelihood (NaN: none)."""
+    """One split's score, its factors, and the held-out log-likelihood at the candidate's
+    width and of its fit (scale 1) (NaN: none)."""
 
     score: float
     accuracy: float
     copying_ratio: float
     log_likelihood: float = math.nan
     shape_accuracy: float = math.nan
+    fit_log_likelihood: float = math.nan
 
 
 SHAPE_DIRECTIONS = 8
@@ -207,9 +212,9 @@ def split_score(
     seed: int,
     directions: np.ndarray | None = None,
 ) -> SplitScore:
-    """The score of ``sampler`` (fitted on ``split.fit``) at ``scale`` against ``split.test``;
-    with ``directions`` (:func:`principal_directions` of ``split.fit``) also the test half's
-    mean log-likelihood there."""
+    """The score of ``sampler`` (fitted on ``split.fit``, at scale 1) at ``scale`` against
+    ``split.test``; with ``directions`` (:func:`principal_directions` of ``split.fit``) also
+    the test half's mean log-likelihood there, at ``scale`` and at scale 1 (the fit's own)."""
     at_scale = sampler.with_scale(scale)
     rng = np.random.default_rng([seed, split.seed, 5000])
     z = at_scale.sample(split.test.shape[0], rng).astype(np.float64)
@@ -217,8 +222,11 @@ def split_score(
     shape = shape_c2st(split.fit, split.test, z, split.seed)
     ratio = copying_test(split.fit, split.test, z).statistic
     fidelity = min(1.0, 2.0 * (1.0 - max(accuracy, shape)))
-    loglik = math.nan if directions is None else log_likelihood(at_scale, split.test, directions)
-    return SplitScore(fidelity * min(1.0, ratio), accuracy, ratio, loglik, shape)
+    loglik = fit_loglik = math.nan
+    if directions is not None:
+        loglik = log_likelihood(at_scale, split.test, directions)
+        fit_loglik = log_likelihood(sampler.with_scale(1.0), split.test, directions)
+    return SplitScore(fidelity * min(1.0, ratio), accuracy, ratio, loglik, shape, fit_loglik)
 
 
 def score_interval(per_split: Sequence[float]) -> tuple[float, float]:

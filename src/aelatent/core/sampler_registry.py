@@ -17,6 +17,10 @@ entry has no ``build``, and the package that trains it (:mod:`aelatent.generator
 the core) hands the registry its builder with :func:`provide_trainer` when imported (every
 job imports it). ``all`` (:data:`DEFAULT_SAMPLERS`) means the samplers fitted in closed form;
 a trained one is named explicitly (its fit takes TensorFlow and seconds to minutes).
+
+Why one module of this size: the registry is the one table every question about a sampler
+reads, and each entry's small functions (build, radius, storage, log-likelihood, parameter
+count) sit beside it, so a sampler is read in one place.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from aelatent.core.flow import WEIGHTS as FLOW_WEIGHTS
-from aelatent.core.flow import FlowSampler, LatentFlow
+from aelatent.core.flow import FlowSampler, LatentFlow, made_masks
 from aelatent.core.mixture import MIN_LATENTS as GMM_MIN_LATENTS
 from aelatent.core.mixture import GMMSampler, LatentMixture, fit_latent_mixture
 from aelatent.core.radius_theory import (
@@ -106,6 +110,7 @@ class SamplerSpec:
     log_likelihood: LogLikelihood | None = None  # None: no density worth scoring (uniform)
     needs_windows: bool = False  # built from the hit windows (mu, hw), not the latents alone
     trained: bool = False  # fitted by gradient descent in TensorFlow, outside the core
+    parameters: Callable[[Sampler], int] | None = None  # free parameters fitted (search ties)
 
     @property
     def axis_label(self) -> str:
@@ -300,6 +305,34 @@ def _normal_log_pdf(y: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndar
     return result
 
 
+def _mvn_count(z_dim: int) -> int:
+    """A mean and a symmetric covariance in ``z_dim`` dimensions."""
+    return z_dim + z_dim * (z_dim + 1) // 2
+
+
+def _gmm_parameters(sampler: Sampler) -> int:
+    """The multivariate normal's count with the subspace's ``d`` means and ``d`` variances
+    replaced by the mixture's ``K`` means, ``K`` covariances (``d(d+1)/2`` full, ``d``
+    diagonal) and ``K - 1`` weights: the residual and the subspace come from the latents'
+    covariance as the normal's do."""
+    assert isinstance(sampler, GMMSampler)
+    mixture = sampler.mixture
+    d, k = mixture.subspace_dim, mixture.n_components
+    per_covariance = d * (d + 1) // 2 if mixture.covariance_type == "full" else d
+    return _mvn_count(mixture.z_dim) - 2 * d + k * (d + per_covariance) + k - 1
+
+
+def _flow_parameters(sampler: Sampler) -> int:
+    """The multivariate normal's count (the whitening and the residual) plus the MADE
+    weights and biases the masks leave free (the rotations are drawn, not fitted)."""
+    assert isinstance(sampler, FlowSampler)
+    flow = sampler.flow
+    masks = made_masks(flow.subspace_dim, flow.hidden_units)
+    free = sum(int(np.count_nonzero(m)) for m in masks)
+    biases = sum(int(getattr(flow, b)[0].size) for b in ("b1", "b2", "b3"))
+    return _mvn_count(flow.z_dim) + flow.n_bijectors * (free + biases)
+
+
 SCALE_RANGE = (0.25, 4.0)
 SUBSPACE = SettingSpace("subspace", "int", 2, 32, log=True)
 
@@ -316,6 +349,7 @@ REGISTRY: dict[str, SamplerSpec] = {
             to_arrays=lambda s: {"z_dim": np.asarray(s.z_dim, dtype=np.int64)},
             from_arrays=lambda a: UniformSampler(1.0, int(a["z_dim"])),
             axis_range=(0.05, 12.0),
+            parameters=lambda s: 1,
         ),
         SamplerSpec(
             name="gaussian",
@@ -328,6 +362,7 @@ REGISTRY: dict[str, SamplerSpec] = {
             from_arrays=lambda a: GaussianSampler(a["mu"], a["sigma"]),
             log_likelihood=_gaussian_log_likelihood,
             needs_windows=True,
+            parameters=lambda s: 2 * s.z_dim,
         ),
         SamplerSpec(
             name="mvn",
@@ -340,6 +375,7 @@ REGISTRY: dict[str, SamplerSpec] = {
             from_arrays=lambda a: MVNSampler(a["mean"], a["cov"]),
             settings=(SettingSpace("shrinkage", "float", 0.0, 1.0),),
             log_likelihood=_mvn_log_likelihood,
+            parameters=lambda s: _mvn_count(s.z_dim),
         ),
         SamplerSpec(
             name="gmm",
@@ -357,6 +393,7 @@ REGISTRY: dict[str, SamplerSpec] = {
                 SUBSPACE,
             ),
             log_likelihood=_gmm_log_likelihood,
+            parameters=_gmm_parameters,
         ),
         SamplerSpec(
             name="flow",
@@ -376,6 +413,7 @@ REGISTRY: dict[str, SamplerSpec] = {
             ),
             log_likelihood=_flow_log_likelihood,
             trained=True,
+            parameters=_flow_parameters,
         ),
     )
 }
@@ -479,6 +517,16 @@ def log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> float:
     if score is None:
         return math.nan
     return float(np.mean(score(sampler, np.asarray(z, dtype=np.float64), basis)))
+
+
+def parameter_count(sampler: Sampler) -> int:
+    """The free parameters of a fitted sampler (its entry's ``parameters``): the generator
+    search's measure of simplicity, which breaks ties among candidates the score cannot
+    tell apart (:func:`aelatent.jobs.generator_study.best_trial`)."""
+    count = spec_of(sampler.name).parameters
+    if count is None:
+        raise ValueError(f"sampler {sampler.name!r} declares no parameter count")
+    return int(count(sampler))
 
 
 def sampler_arrays(samplers: Mapping[str, Sampler]) -> dict[str, np.ndarray]:

@@ -9,15 +9,24 @@ One Optuna study over sampler families and their settings, conditional on the fa
 ``scale``. The study itself (space, trial, loop) is :mod:`aelatent.jobs.generator_study`,
 free of MLflow. Every trial is scored out of sample on the verdict's cross-fitting splits
 (fit on a random half of the training latents, score against the other half: the worse of
-a quadratic and a k-NN C2ST times the copying ratio; the held-out log-likelihood beside it),
-split by split: after each split the running mean is reported to Optuna's successive-halving
-pruner, so a candidate that is clearly bad stops after one split. Every
-trial is a nested MLflow run; the parent names the best candidate, every candidate not
-significantly worse, the best of each family, the best by held-out log-likelihood (of the
-families with a density), Optuna's hyperparameter importances, and
+a quadratic and a k-NN C2ST times the copying ratio; the held-out log-likelihood beside it,
+at the candidate's width and of its fit), split by split: after each split the running mean
+is reported to Optuna's successive-halving pruner, so a candidate that is clearly bad stops
+after one split; the last quarter of a worker's trials tries each family's best's sibling
+shapes at its width (:func:`~aelatent.jobs.generator_study.run_trials`). Every trial is a nested
+MLflow run; the parent names the winner (:data:`~aelatent.jobs.generator_study.
+SELECTION_RULE`: of the candidates tied with the top score, those tied with the best
+held-out log-likelihood of the fit, the fewest parameters), every candidate not
+significantly below the top score, the best of each family, the best by held-out
+log-likelihood (of the families with a density), Optuna's hyperparameter importances, and
 scores the winner (refitted on all training latents) against the held-out images beside the
 training latents' own score against them. The winner is logged as the servable
 ``generator`` and registered as ``aelatent-generator-case-<case>`` with the alias ``best``.
+
+Why one module of this size: it is the MLflow side of the search (the trials as nested
+runs, the parent's summary, its CSV files, plots, decoded grids and registered winner), all
+of it written into the one parent run; the study itself is free of MLflow in
+:mod:`aelatent.jobs.generator_study`.
 """
 
 from __future__ import annotations
@@ -43,7 +52,6 @@ from optuna.trial import FrozenTrial, TrialState
 from aelatent.console import optuna_progress
 from aelatent.core.generator_space import (
     Candidate,
-    as_good_as,
     fit_candidate,
     score_interval,
 )
@@ -66,7 +74,11 @@ from aelatent.jobs.generator_study import (
     complete_trials,
     family_bests,
     pruner,
+    run_trials,
     suggest,
+    tied_with_likeliest,
+    tied_with_top,
+    top_score,
 )
 from aelatent.jobs.search.request import GENERATORS, SearchRequest
 from aelatent.jobs.search.study import (
@@ -120,7 +132,8 @@ class GeneratorTrials(GeneratorObjective):
                 mlflow.set_tag("pruned", "true")
                 raise
             keys: tuple[str, ...] = ("score", "score_se", "c2st_acc", "shape_c2st_acc")
-            keys = (*keys, "copying_ratio", "splits", "log_likelihood")
+            keys = (*keys, "copying_ratio", "splits", "log_likelihood", "fit_log_likelihood")
+            keys = (*keys, "parameters")
             mlflow.log_metrics({k: trial.user_attrs[k] for k in keys if k in trial.user_attrs})
         return score
 
@@ -219,7 +232,7 @@ def run_generator_search(
         flush=True,
     )
     with quiet_optuna(), optuna_progress(n_trials, "aelatent search (generators)") as progress:
-        study.optimize(runner, n_trials=n_trials, **progress)
+        run_trials(study, runner, n_trials, **progress)
     summarise(study, train, latents, families, estimate=estimate, seed=seed)
 
 
@@ -240,9 +253,8 @@ def summarise(
         mlflow.set_tag("no_best_generator", "no trial completed")
         return
     best = best_trial(trials)
-    good = [
-        t for t in trials if as_good_as(best.user_attrs["per_split"], t.user_attrs["per_split"])
-    ]
+    good = tied_with_top(trials)
+    likely = tied_with_likeliest(good)
     winner = candidate_of(best)
     fitted = fit_candidate(winner, latents, seed=seed, estimate=estimate)  # on every latent
     heldout = _heldout_check(winner, fitted, train, latents, seed=seed)
@@ -255,7 +267,10 @@ def summarise(
         "best_c2st_acc": best.user_attrs["c2st_acc"],
         "best_copying_ratio": best.user_attrs["copying_ratio"],
         "best_trial": float(best.number),
+        "best_parameters": float(best.user_attrs.get("parameters", -1)),  # -1: not counted
+        "top_score": top_score(trials).user_attrs["score"],
         "n_as_good": float(len(good)),
+        "n_as_likely": float(len(likely)),
         "n_trials_complete": float(len(trials)),
         "n_trials_pruned": float(len(pruned)),
         **heldout,
@@ -268,7 +283,7 @@ def summarise(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         files = [
-            _write_trials(out / "generators.csv", trials, good),
+            _write_trials(out / "generators.csv", trials, good, likely),
             _write_family_bests(out / "best_per_family.csv", trials, pruned),
         ]
         files += _importances(study, out, metrics)
@@ -281,8 +296,9 @@ def summarise(
         f"Best generator: **{winner.label}**, score {metrics['best_score']:.3f} "
         f"[{lo:.3f}, {hi:.3f}] (cross-fitted C2ST accuracy "
         f"{metrics['best_c2st_acc']:.3f}, copying ratio {metrics['best_copying_ratio']:.2f}); "
-        f"{len(good)} of {len(trials)} complete trials not significantly worse; "
-        f"{len(pruned)} pruned."
+        f"{len(good)} of {len(trials)} complete trials not significantly below the top score, "
+        f"{len(likely)} of them as likely as the likeliest fit (the winner: the fewest "
+        f"parameters of those: {metrics['best_parameters']:.0f}); {len(pruned)} pruned."
         + (
             ""
             if by_likelihood is None
@@ -344,8 +360,15 @@ def _heldout_check(
     }
 
 
-def _write_trials(path: Path, trials: Sequence[FrozenTrial], good: Sequence[FrozenTrial]) -> Path:
+def _write_trials(
+    path: Path,
+    trials: Sequence[FrozenTrial],
+    good: Sequence[FrozenTrial],
+    likely: Sequence[FrozenTrial],
+) -> Path:
+    """Every complete trial, best score first, with what the winner was chosen by."""
     good_numbers = {t.number for t in good}
+    likely_numbers = {t.number for t in likely}
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
@@ -358,7 +381,10 @@ def _write_trials(path: Path, trials: Sequence[FrozenTrial], good: Sequence[Froz
                 "c2st_acc",
                 "copying_ratio",
                 "log_likelihood",
+                "fit_log_likelihood",
+                "parameters",
                 "as_good_as_best",
+                "as_likely_as_likeliest",
             ]
         )
         for t in sorted(trials, key=lambda t: -t.user_attrs["score"]):
@@ -373,7 +399,10 @@ def _write_trials(path: Path, trials: Sequence[FrozenTrial], good: Sequence[Froz
                     a["c2st_acc"],
                     a["copying_ratio"],
                     a.get("log_likelihood", ""),
+                    a.get("fit_log_likelihood", ""),
+                    a.get("parameters", ""),
                     int(t.number in good_numbers),
+                    int(t.number in likely_numbers),
                 ]
             )
     return path

@@ -28,11 +28,18 @@ def generator_panel(ctx: SectionContext, case: CaseData, run: RunData) -> list[B
     blocks: list[Block] = [
         Paragraph(
             f"Best generator: {run.tags.get('best_generator', '?')}, score {score} "
-            f"(score = min(1, 2(1 - accuracy)) of a quadratic C2ST against real latents the "
-            f"candidate was not fitted to, times min(1, copying ratio); "
-            f"{run.params.get('splits', '3')} cross-fitted splits); "
+            f"(score = min(1, 2(1 - accuracy)) of the worse of a quadratic and a k-NN C2ST "
+            f"against real latents the candidate was not fitted to, times min(1, copying "
+            f"ratio); {run.params.get('splits', '3')} cross-fitted splits); "
             f"{m.get('n_as_good', 0):g} of {m.get('n_trials_complete', 0):g} complete trials "
-            f"not significantly worse, {m.get('n_trials_pruned', 0):g} pruned early."
+            f"not significantly below the top score"
+            + (
+                f", {m['n_as_likely']:g} of them with a fit as likely as the likeliest on "
+                "held-out latents; the winner is the one of those with the fewest parameters"
+                if "n_as_likely" in m
+                else ""
+            )
+            + f"; {m.get('n_trials_pruned', 0):g} pruned early."
         )
     ]
     if "winner_heldout_c2st_acc" in m:

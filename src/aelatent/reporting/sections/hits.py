@@ -53,8 +53,8 @@ def hits_section(ctx: SectionContext) -> Section:
         Paragraph(
             "Fraction of generated vectors with every component inside [mu_i - k*hw_i, "
             "mu_i + k*hw_i] (Monte Carlo), and the log10 probability of a hit (exact; mvn "
-            "and gmm: a GHK estimate), for each b (samplers other than uniform: the width "
-            "scale) and half-width multiple k. In "
+            "and gmm: a GHK estimate; flow: none), for each b (samplers other than uniform: "
+            "the width scale) and half-width multiple k. In "
             "brackets the 95% interval: Wilson for a rate; for log10 P the uncertainty of "
             "the windows propagated (mvn, gmm: with the GHK estimate's own error). The last "
             "row of each hit-rate table and the dashed lines of its figure are the ceiling: "
@@ -149,6 +149,17 @@ def hit_rate_table(
     return blocks
 
 
+PROBABILITY_LABELS = {"exact": "exact", "ghk_estimate": "GHK estimate", "none": "none computed"}
+
+
+def probability_label(sampler: str) -> str:
+    """How the sampler's log10 P(hit) was computed, read from its registry entry's
+    ``probability`` (a flow has none: its NaN must not read as exact); a sampler this
+    version does not know: "method unknown"."""
+    spec = REGISTRY.get(sampler)
+    return "method unknown" if spec is None else PROBABILITY_LABELS[spec.probability]
+
+
 def log10_p_table(
     name: str, sampler: str, bs: list[str], ks: list[str], cells: Cells
 ) -> list[Block]:
@@ -167,8 +178,7 @@ def log10_p_table(
                 value = flagged(value)
             row.append(value)
         rows.append(row)
-    spec = REGISTRY.get(sampler)
-    method = "GHK estimate" if spec is not None and spec.probability == "ghk_estimate" else "exact"
+    method = probability_label(sampler)
     blocks: list[Block] = [
         Table(
             f"log10_p_hit_{name}",
