@@ -32,6 +32,7 @@ import mlflow
 import numpy as np
 import pytest
 from conftest import cli_error, find_runs, log_synthetic_train_run, tracking_env
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from aelatent.io.lifecycle import (
@@ -91,6 +92,7 @@ class ForkJobs:
             cwd=cwd,
             env=env,
         )
+        self.child: int | None = None
         assert self._line() == "ready"
 
     def _line(self) -> str:
@@ -106,12 +108,17 @@ class ForkJobs:
             request["term_at_write"] = term_at_write
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
-        return int(self._line().split()[1])
+        self.child = int(self._line().split()[1])
+        return self.child
 
     def wait(self) -> int:
         return int(self._line().split()[2])
 
     def close(self) -> None:
+        """End fork_jobs.py, killing a child a failed test left running or stopped (SIGSTOP),
+        which would hold the store's lock for every later test."""
+        if self.child is not None and _alive(self.child):
+            os.kill(self.child, signal.SIGKILL)
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(timeout=60)
@@ -190,8 +197,11 @@ def _stopped_in_a_trial(experiment: str, seed: int, pid: int) -> tuple[str, str]
     if _search_with_a_trial(experiment, seed) is None:
         return None
     os.kill(pid, signal.SIGSTOP)
-    found = _search_with_a_trial(experiment, seed)
-    if found is None:  # that trial ended meanwhile: go on to the next
+    try:
+        found = _search_with_a_trial(experiment, seed)
+    except MlflowException:  # stopped inside a commit: the store is locked until it goes on
+        found = None
+    if found is None:  # that trial ended meanwhile (or the store was locked): the next one
         os.kill(pid, signal.SIGCONT)
     return found
 
