@@ -7,7 +7,7 @@ import pytest
 
 from aelatent.core.flow import FlowSampler, LatentFlow
 from aelatent.core.sampler_registry import build_sampler, log_likelihood
-from aelatent.generators.flow import flow_distribution, initial_weights
+from aelatent.generators.flow import DEFAULTS, FitSettings, flow_distribution, initial_weights
 
 D = 6
 
@@ -70,3 +70,9 @@ def test_a_trained_flow_learns_two_clusters_the_mvn_cannot():
 def test_a_bad_scale_is_refused():
     with pytest.raises(ValueError, match="scale must be a positive finite number"):
         FlowSampler(_random_flow(), 0.0)
+
+
+def test_fit_settings_fill_in_the_defaults_and_keep_the_subspace_optional():
+    assert FitSettings.of({}) == FitSettings(**DEFAULTS, subspace=None)
+    chosen = FitSettings.of({"hidden_units": 32.0, "subspace": 3, "epochs": "20"})
+    assert chosen == FitSettings(32, DEFAULTS["bijectors"], 20, subspace=3)

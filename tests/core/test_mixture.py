@@ -9,7 +9,7 @@ import pytest
 
 from aelatent.core.correlations import mean_and_covariance
 from aelatent.core.hits import hit_grid, hit_grid_loop
-from aelatent.core.mixture import GMMSampler, MixtureError, fit_latent_mixture
+from aelatent.core.mixture import GMMSampler, MixtureError, fit_latent_mixture, principal_axes
 
 Z_DIM = 64
 WEIGHTS = np.array([0.5, 0.3, 0.2])
@@ -150,3 +150,15 @@ def test_an_empty_window_in_a_batch_is_minus_infinity_there_only(sampler):
     hi[1, 7] = lo[1, 7] - 0.1
     values = sampler.window_log10_probabilities(lo, hi)
     assert math.isfinite(values[0]) and values[1] == -math.inf
+
+
+def test_principal_axes_are_the_covariance_s_eigenvectors_largest_first():
+    """The frame the mixture and the flow share: descending eigenvalues, orthonormal columns
+    that rebuild the sample covariance, the mean of the latents."""
+    x = np.random.default_rng(2).standard_normal((300, 5)) * [3.0, 0.5, 2.0, 1.0, 0.1]
+    axes = principal_axes(x)
+    mean, cov = mean_and_covariance(x)
+    np.testing.assert_allclose(axes.mean, mean)
+    assert np.all(np.diff(axes.eigenvalues) <= 0) and np.all(axes.eigenvalues >= 0)
+    np.testing.assert_allclose(axes.basis.T @ axes.basis, np.eye(5), atol=1e-12)
+    np.testing.assert_allclose((axes.basis * axes.eigenvalues) @ axes.basis.T, cov, atol=1e-10)

@@ -9,6 +9,7 @@ import pytest
 from scipy import integrate, stats
 
 from aelatent.core.samplers import (
+    AffineSampler,
     GaussianSampler,
     MVNSampler,
     UniformSampler,
@@ -34,6 +35,29 @@ def test_uniform_draws_fill_the_box_and_sample_is_offset_plus_scaled_base():
     assert abs(z.mean()) < 0.02 and z.std() == pytest.approx(2.5 / math.sqrt(3), rel=0.01)
     base = s.draw_base(20_000, np.random.default_rng(0))
     np.testing.assert_array_equal(z, base * np.float32(2.5))
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        UniformSampler(1.5, 5),
+        GaussianSampler(np.arange(5.0), np.linspace(0.5, 2.0, 5), 0.7),
+        MVNSampler(np.arange(5.0), np.eye(5) + 0.3, 1.4),
+    ],
+    ids=lambda s: s.name,
+)
+def test_the_shared_base_draws_into_a_buffer_what_it_draws_fresh(sampler: AffineSampler):
+    """``draw_base`` into a slice of the hit test's buffer and into a new array, and
+    ``sample`` = offset + scale * base: the base class's one definition for every sampler."""
+    fresh = sampler.draw_base(7, np.random.default_rng(3))
+    buffer = np.zeros((10, sampler.z_dim), dtype=np.float32)
+    into = sampler.draw_base(7, np.random.default_rng(3), out=buffer[:7])
+    assert into.base is buffer and fresh.dtype == np.float32
+    np.testing.assert_array_equal(fresh, buffer[:7])
+    np.testing.assert_array_equal(buffer[7:], 0.0)
+    z = sampler.sample(7, np.random.default_rng(3))
+    np.testing.assert_array_equal(z, sampler.offset + np.float32(sampler.scale) * fresh)
+    assert sampler.offset.dtype == np.float32 and sampler.offset.shape == (sampler.z_dim,)
 
 
 def test_uniform_window_probability_is_the_product_of_overlaps_without_underflow():

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aelatent.core.radius_theory import RadiusMoments
+from aelatent.core.samplers import AffineSampler
 
 LOG_SCALE_BOUND = 3.0
 HIDDEN_LAYERS = 2
@@ -159,19 +160,15 @@ class LatentFlow:
         return total
 
 
-class FlowSampler:
+class FlowSampler(AffineSampler):
     """Vectors of a :class:`LatentFlow`: ``z = mean + scale * (x - mean)``, ``x`` the flow's."""
 
     name = "flow"
 
     def __init__(self, flow: LatentFlow, scale: float = 1.0) -> None:
-        scale = float(scale)
-        if not (scale > 0 and math.isfinite(scale)):
-            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        super().__init__(flow.mean, scale)
         self.flow = flow
-        self.scale = scale
         d = flow.subspace_dim
-        self._mean32 = flow.mean.astype(np.float32)
         self._top_t32 = (
             np.sqrt(np.clip(flow.eigenvalues[:d], 0.0, None))[:, None] * flow.basis[:, :d].T
         ).astype(np.float32)  # whitened coordinates @ this = the subspace part
@@ -179,37 +176,17 @@ class FlowSampler:
             np.float32
         )
 
-    @property
-    def z_dim(self) -> int:
-        return self.flow.z_dim
-
-    @property
-    def offset(self) -> np.ndarray:
-        return self._mean32
-
-    def draw_base(
-        self, n: int, rng: np.random.Generator, out: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _draw_into(self, out: np.ndarray, rng: np.random.Generator) -> None:
         """``x - mean`` for ``n`` vectors of the flow (float32), independent of ``scale``:
         ``z_dim`` normals per vector, the first ``d`` through the flow, a stream of whole
         vectors (chunks draw the same vectors)."""
-        e = rng.standard_normal((n, self.z_dim), dtype=np.float32)
+        e = rng.standard_normal(out.shape, dtype=np.float32)
         d = self.flow.subspace_dim
         w = self.flow.forward(e[:, :d])
-        base: np.ndarray = w @ self._top_t32 + e[:, d:] @ self._rest_t32
-        if out is None:
-            return base
-        out[...] = base
-        return out
+        out[...] = w @ self._top_t32 + e[:, d:] @ self._rest_t32
 
     def with_scale(self, scale: float) -> FlowSampler:
         return FlowSampler(self.flow, scale)
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        z = self.draw_base(n, rng)
-        z *= np.float32(self.scale)
-        z += self._mean32
-        return z
 
     def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """No exact value or estimate at 256 dimensions (module docstring): NaN."""

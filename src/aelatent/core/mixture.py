@@ -65,7 +65,13 @@ from scipy.special import logsumexp, ndtr
 
 from aelatent.core.correlations import mean_and_covariance
 from aelatent.core.radius_theory import RadiusMoments, mvn_radius_moments
-from aelatent.core.samplers import LN10, cholesky_psd, ghk_combine, ghk_log_replicates
+from aelatent.core.samplers import (
+    LN10,
+    AffineSampler,
+    cholesky_psd,
+    ghk_combine,
+    ghk_log_replicates,
+)
 from aelatent.errors import UserError
 
 Residual = Literal["sample", "isotropic"]
@@ -173,6 +179,25 @@ class LatentMixture:
         return covariance
 
 
+@dataclass(frozen=True)
+class PrincipalAxes:
+    """The frame the mixture and the flow (:mod:`aelatent.generators.flow`) are fitted in:
+    the latents' mean and their sample covariance's eigenvectors (the columns of ``basis``)
+    and eigenvalues, largest first, clipped at 0."""
+
+    mean: np.ndarray  # float64 [D]
+    basis: np.ndarray  # float64 [D, D]
+    eigenvalues: np.ndarray  # float64 [D], descending
+
+
+def principal_axes(latents: np.ndarray) -> PrincipalAxes:
+    """The :class:`PrincipalAxes` of latents ``[n, D]``."""
+    mean, cov = mean_and_covariance(latents)
+    eigenvalues, basis = np.linalg.eigh(0.5 * (cov + cov.T))
+    order = np.argsort(eigenvalues)[::-1]
+    return PrincipalAxes(mean, basis[:, order], np.clip(eigenvalues[order], 0.0, None))
+
+
 def choose_subspace_dim(
     eigenvalues: np.ndarray,
     n_fit: int,
@@ -250,23 +275,19 @@ def fit_latent_mixture(
 
     x = _checked_latents(latents, min_per_dim, covariance_types)
     n = x.shape[0]
-    mean, cov = mean_and_covariance(x)
-    eigenvalues, basis = np.linalg.eigh(0.5 * (cov + cov.T))
-    order = np.argsort(eigenvalues)[::-1]
-    eigenvalues = np.clip(eigenvalues[order], 0.0, None)
-    basis = basis[:, order]
+    axes = principal_axes(x)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=max_fit, replace=False)) if n > max_fit else np.arange(n)
     n_fit = rows.size
     d = choose_subspace_dim(
-        eigenvalues,
+        axes.eigenvalues,
         n_fit,
         variance_fraction=variance_fraction,
         max_dim=max_dim,
         min_per_dim=min_per_dim,
     )
-    y = (np.asarray(x[rows], dtype=np.float64) - mean) @ basis[:, :d]
-    reg = REG_COVAR * max(float(np.mean(eigenvalues[:d])), 1e-300)
+    y = (np.asarray(x[rows], dtype=np.float64) - axes.mean) @ axes.basis[:, :d]
+    reg = REG_COVAR * max(float(np.mean(axes.eigenvalues[:d])), 1e-300)
     largest = max(1, min(int(max_components), n_fit // min_per_dim))
     counts = _component_counts(n_components, largest, n_fit, min_per_dim)
     bic: dict[tuple[int, str], float] = {}
@@ -291,15 +312,15 @@ def fit_latent_mixture(
     covs = np.asarray(model.covariances_, dtype=np.float64)
     if kind == "diag":
         covs = np.stack([np.diag(c) for c in covs])
-    rest = eigenvalues[d:]
+    rest = axes.eigenvalues[d:]
     if residual == "isotropic" and rest.size:
         rest = np.full(rest.size, float(np.mean(rest)))
     elif residual not in ("sample", "isotropic"):
         raise ValueError(f"residual must be 'sample' or 'isotropic', got {residual!r}")
     return LatentMixture(
-        mean=mean,
-        basis=basis,
-        eigenvalues=eigenvalues,
+        mean=axes.mean,
+        basis=axes.basis,
+        eigenvalues=axes.eigenvalues,
         subspace_dim=d,
         weights=np.asarray(model.weights_, dtype=np.float64),
         sub_means=np.asarray(model.means_, dtype=np.float64),
@@ -311,7 +332,7 @@ def fit_latent_mixture(
     )
 
 
-class GMMSampler:
+class GMMSampler(AffineSampler):
     """Vectors of a :class:`LatentMixture`: ``z = m_c + scale * y``, ``y ~ N(0, Sigma_c)``.
 
     A *mixture* sampler: besides the :class:`~aelatent.core.samplers.Sampler` protocol it
@@ -329,17 +350,13 @@ class GMMSampler:
         ghk_draws: int = 2048,
         ghk_seed: int = 0,
     ) -> None:
-        scale = float(scale)
-        if not (scale > 0 and math.isfinite(scale)):
-            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        super().__init__(mixture.mean, scale)
         self.mixture = mixture
-        self.scale = scale
         self.ghk_draws = int(ghk_draws)
         self.ghk_seed = int(ghk_seed)
         self.last_relative_se: float = float("nan")
         d = mixture.subspace_dim
         self._offsets32 = mixture.means.astype(np.float32)
-        self._mean32 = mixture.mean.astype(np.float32)
         self._basis_t32 = mixture.basis.T.astype(np.float32)  # coefficients @ basis.T
         self._sub_chol32 = np.stack([_cholesky(c).T for c in mixture.sub_covariances]).astype(
             np.float32
@@ -354,14 +371,6 @@ class GMMSampler:
     ) -> GMMSampler:
         """Fit the mixture (BIC, seeded by ``seed``) and sample from it."""
         return cls(fit_latent_mixture(latents, seed=seed, **fit_options), scale, ghk_seed=seed)
-
-    @property
-    def z_dim(self) -> int:
-        return self.mixture.z_dim
-
-    @property
-    def offset(self) -> np.ndarray:
-        return self._mean32
 
     @property
     def component_offsets(self) -> np.ndarray:
@@ -393,11 +402,9 @@ class GMMSampler:
         np.matmul(e, self._basis_t32, out=out)
         return labels, out
 
-    def draw_base(
-        self, n: int, rng: np.random.Generator, out: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _draw_into(self, out: np.ndarray, rng: np.random.Generator) -> None:
         """The scale-free part ``y`` alone (its labels dropped): see the class docstring."""
-        return self.draw_labelled_base(n, rng, out)[1]
+        self.draw_labelled_base(out.shape[0], rng, out)
 
     def with_scale(self, scale: float) -> GMMSampler:
         return GMMSampler(self.mixture, scale, ghk_draws=self.ghk_draws, ghk_seed=self.ghk_seed)

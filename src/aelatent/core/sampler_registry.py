@@ -4,12 +4,13 @@ Everything the rest of the project asks about a sampler is answered here: its na
 order the tables list it in, the name, label and search range of its width axis (uniform's
 half-width ``b``, the others' factor ``scale``), how it is built at scale 1 from a train
 run's windows and training latents (with the settings the generator search varies, each
-declared here), its radius moments, whether its window probability is exact, a GHK estimate
-or none, its held-out log-likelihood, and how the served generator stores it. Evaluate's
-grid, the search's axis, the generator search's families and settings, the verdict, the
-served generator and the report all read this table, so adding a generator means a class in
-its own module (the :class:`~aelatent.core.samplers.Sampler` protocol) and one entry in
-:data:`REGISTRY`.
+declared here), its radius moments (:func:`radius_moments`: the sampler's own, as every
+:class:`~aelatent.core.samplers.AffineSampler` has them), whether its window probability is
+exact, a GHK estimate or none, its held-out log-likelihood, and how the served generator
+stores it. Evaluate's grid, the search's axis, the generator search's families and settings,
+the verdict, the served generator and the report all read this table, so adding a generator
+means a class in its own module (an :class:`~aelatent.core.samplers.AffineSampler`) and one
+entry in :data:`REGISTRY`.
 
 A *trained* sampler (``flow``) is declared here like the others (it samples, scores and is
 stored in numpy), but its fit needs TensorFlow, which the numeric core does not import: its
@@ -19,8 +20,8 @@ job imports it). ``all`` (:data:`DEFAULT_SAMPLERS`) means the samplers fitted in
 a trained one is named explicitly (its fit takes TensorFlow and seconds to minutes).
 
 Why one module of this size: the registry is the one table every question about a sampler
-reads, and each entry's small functions (build, radius, storage, log-likelihood, parameter
-count) sit beside it, so a sampler is read in one place.
+reads, and each entry's small functions (build, storage, log-likelihood, parameter count)
+sit beside it, so a sampler is read in one place.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ from aelatent.core.flow import WEIGHTS as FLOW_WEIGHTS
 from aelatent.core.flow import FlowSampler, LatentFlow, made_masks
 from aelatent.core.mixture import MIN_LATENTS as GMM_MIN_LATENTS
 from aelatent.core.mixture import GMMSampler, LatentMixture, fit_latent_mixture
-from aelatent.core.radius_theory import (
-    RadiusMoments,
-    gaussian_radius_moments,
-    mvn_radius_moments,
-    uniform_radius_moments,
+from aelatent.core.radius_theory import RadiusMoments
+from aelatent.core.samplers import (
+    AffineSampler,
+    GaussianSampler,
+    MVNSampler,
+    Sampler,
+    UniformSampler,
 )
-from aelatent.core.samplers import GaussianSampler, MVNSampler, Sampler, UniformSampler
 from aelatent.core.windows import FWHM_PER_SIGMA
 from aelatent.errors import UserError
 
@@ -93,17 +95,32 @@ LogLikelihood = Callable[[Sampler, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
+class Storage:
+    """How the served generator stores a sampler (at scale 1): as named arrays, and back."""
+
+    to_arrays: Callable[[Sampler], dict[str, np.ndarray]]
+    from_arrays: Callable[[Arrays], Sampler]
+
+
+def _stored(cls: Callable[..., Sampler], *keys: str) -> Storage:
+    """The storage of a sampler that is its constructor's arguments, the attributes ``keys``."""
+    return Storage(
+        lambda sampler: {key: getattr(sampler, key) for key in keys},
+        lambda arrays: cls(*(arrays[key] for key in keys)),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class SamplerSpec:
-    """One generator: how to build, describe, search, measure and store it."""
+    """One generator: how to build, describe, search, measure and store it. Its radius
+    moments are the sampler's own (``radius_moments()`` at its scale)."""
 
     name: str
     label: str  # one line for tables and docs
-    axis: Literal["b", "scale"]  # the parameter name of its width axis
-    build: Callable[[FitData], Sampler] | None  # at scale 1; None: trained (provide_trainer)
-    radius_moments: Callable[[Sampler, float], RadiusMoments]  # of its radius at a scale
+    axis: Literal["b", "scale"] = "scale"  # the parameter name of its width axis
+    build: Callable[[FitData], Sampler] | None = None  # at scale 1; None: provide_trainer's
     probability: Probability  # how its window probability (log10_p_hit) is computed
-    to_arrays: Callable[[Sampler], dict[str, np.ndarray]]  # the served generator's copy
-    from_arrays: Callable[[Arrays], Sampler]
+    storage: Storage  # the served generator's copy
     min_latents: int = 2  # training latents needed to build it
     axis_range: tuple[float, float] = (0.25, 4.0)  # the generator search's range (log scale)
     settings: tuple[SettingSpace, ...] = ()  # what else the generator search varies
@@ -131,28 +148,6 @@ class SamplerSpec:
 # --- the entries -------------------------------------------------------------------------
 
 
-def _uniform(fit: FitData) -> Sampler:
-    return UniformSampler(1.0, int(np.asarray(fit.latents).shape[1]))
-
-
-def _uniform_radius(sampler: Sampler, scale: float) -> RadiusMoments:
-    return uniform_radius_moments(scale, sampler.z_dim)
-
-
-def _gaussian(fit: FitData) -> Sampler:
-    return GaussianSampler(np.asarray(fit.mu), np.asarray(fit.hw) / FWHM_PER_SIGMA)
-
-
-def _gaussian_radius(sampler: Sampler, scale: float) -> RadiusMoments:
-    assert isinstance(sampler, GaussianSampler)
-    return gaussian_radius_moments(sampler.mu, scale * sampler.sigma, "exact")
-
-
-def _gaussian_arrays(sampler: Sampler) -> dict[str, np.ndarray]:
-    assert isinstance(sampler, GaussianSampler)
-    return {"mu": sampler.mu, "sigma": sampler.sigma}
-
-
 def _gaussian_log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> np.ndarray:
     assert isinstance(sampler, GaussianSampler)
     cov = (basis.T * (sampler.scale * np.asarray(sampler.sigma, np.float64)) ** 2) @ basis
@@ -166,16 +161,6 @@ def _mvn(fit: FitData) -> Sampler:
         return sampler
     cov = sampler.cov
     return MVNSampler(sampler.mean, (1 - shrink) * cov + shrink * np.diag(np.diag(cov)))
-
-
-def _mvn_radius(sampler: Sampler, scale: float) -> RadiusMoments:
-    assert isinstance(sampler, MVNSampler)
-    return mvn_radius_moments(sampler.mean, scale**2 * sampler.cov, "exact")
-
-
-def _mvn_arrays(sampler: Sampler) -> dict[str, np.ndarray]:
-    assert isinstance(sampler, MVNSampler)
-    return {"mean": sampler.mean, "cov": sampler.cov}
 
 
 def _mvn_log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> np.ndarray:
@@ -209,11 +194,6 @@ def _gmm(fit: FitData) -> Sampler:
         seed=fit.seed,
     )
     return GMMSampler(mixture, ghk_seed=fit.seed)
-
-
-def _gmm_radius(sampler: Sampler, scale: float) -> RadiusMoments:
-    assert isinstance(sampler, GMMSampler)
-    return sampler.with_scale(scale).radius_moments()
 
 
 def _gmm_arrays(sampler: Sampler) -> dict[str, np.ndarray]:
@@ -259,11 +239,6 @@ def _gmm_log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> n
 
 
 FLOW_SCALARS = ("subspace_dim", "n_fit", "epochs", "validation_log_likelihood")
-
-
-def _flow_radius(sampler: Sampler, scale: float) -> RadiusMoments:
-    assert isinstance(sampler, FlowSampler)
-    return sampler.with_scale(scale).radius_moments()
 
 
 def _flow_arrays(sampler: Sampler) -> dict[str, np.ndarray]:
@@ -343,23 +318,23 @@ REGISTRY: dict[str, SamplerSpec] = {
             name="uniform",
             label="each component uniform in [-b, b] (the study's generator)",
             axis="b",
-            build=_uniform,
-            radius_moments=_uniform_radius,
+            build=lambda fit: UniformSampler(1.0, int(np.asarray(fit.latents).shape[1])),
             probability="exact",
-            to_arrays=lambda s: {"z_dim": np.asarray(s.z_dim, dtype=np.int64)},
-            from_arrays=lambda a: UniformSampler(1.0, int(a["z_dim"])),
+            storage=Storage(
+                lambda s: {"z_dim": np.asarray(s.z_dim, dtype=np.int64)},
+                lambda a: UniformSampler(1.0, int(a["z_dim"])),
+            ),
             axis_range=(0.05, 12.0),
             parameters=lambda s: 1,
         ),
         SamplerSpec(
             name="gaussian",
             label="independent normals with the windows' centres and widths",
-            axis="scale",
-            build=_gaussian,
-            radius_moments=_gaussian_radius,
+            build=lambda fit: GaussianSampler(
+                np.asarray(fit.mu), np.asarray(fit.hw) / FWHM_PER_SIGMA
+            ),
             probability="exact",
-            to_arrays=_gaussian_arrays,
-            from_arrays=lambda a: GaussianSampler(a["mu"], a["sigma"]),
+            storage=_stored(GaussianSampler, "mu", "sigma"),
             log_likelihood=_gaussian_log_likelihood,
             needs_windows=True,
             parameters=lambda s: 2 * s.z_dim,
@@ -367,12 +342,9 @@ REGISTRY: dict[str, SamplerSpec] = {
         SamplerSpec(
             name="mvn",
             label="multivariate normal with the latents' mean and covariance",
-            axis="scale",
             build=_mvn,
-            radius_moments=_mvn_radius,
             probability="ghk_estimate",
-            to_arrays=_mvn_arrays,
-            from_arrays=lambda a: MVNSampler(a["mean"], a["cov"]),
+            storage=_stored(MVNSampler, "mean", "cov"),
             settings=(SettingSpace("shrinkage", "float", 0.0, 1.0),),
             log_likelihood=_mvn_log_likelihood,
             parameters=lambda s: _mvn_count(s.z_dim),
@@ -380,12 +352,9 @@ REGISTRY: dict[str, SamplerSpec] = {
         SamplerSpec(
             name="gmm",
             label="Gaussian mixture in the principal subspace, chosen by BIC",
-            axis="scale",
             build=_gmm,
-            radius_moments=_gmm_radius,
             probability="ghk_estimate",
-            to_arrays=_gmm_arrays,
-            from_arrays=_gmm_from_arrays,
+            storage=Storage(_gmm_arrays, _gmm_from_arrays),
             min_latents=GMM_MIN_LATENTS,
             settings=(
                 SettingSpace("components", "int", 1, 8, per_latent=GMM_MIN_LATENTS),
@@ -398,12 +367,8 @@ REGISTRY: dict[str, SamplerSpec] = {
         SamplerSpec(
             name="flow",
             label="masked autoregressive flow in the principal subspace (trained)",
-            axis="scale",
-            build=None,
-            radius_moments=_flow_radius,
             probability="none",
-            to_arrays=_flow_arrays,
-            from_arrays=_flow_from_arrays,
+            storage=Storage(_flow_arrays, _flow_from_arrays),
             min_latents=GMM_MIN_LATENTS,
             settings=(
                 SettingSpace("hidden_units", "int", 8, 64, log=True),
@@ -504,8 +469,10 @@ def check_fits(name: str, run_id: str, n_latents: int) -> None:
 
 
 def radius_moments(sampler: Sampler, scale: float) -> RadiusMoments:
-    """The radius moments of ``sampler`` at ``scale`` (its registry entry's theory)."""
-    return spec_of(sampler.name).radius_moments(sampler, scale)
+    """The radius moments of ``sampler`` at ``scale`` (the sampler's own theory)."""
+    at_scale = sampler.with_scale(scale)
+    assert isinstance(at_scale, AffineSampler)
+    return at_scale.radius_moments()
 
 
 def log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> float:
@@ -533,7 +500,7 @@ def sampler_arrays(samplers: Mapping[str, Sampler]) -> dict[str, np.ndarray]:
     """Samplers as named arrays ``<name>.<key>`` (the served generator's ``samplers.npz``)."""
     arrays: dict[str, np.ndarray] = {}
     for name, sampler in samplers.items():
-        for key, value in spec_of(name).to_arrays(sampler).items():
+        for key, value in spec_of(name).storage.to_arrays(sampler).items():
             arrays[f"{name}.{key}"] = value
     return arrays
 
@@ -544,5 +511,5 @@ def samplers_from_arrays(arrays: Arrays) -> dict[str, Sampler]:
     for name, spec in REGISTRY.items():
         mine = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{name}.")}
         if mine:
-            samplers[name] = spec.from_arrays(mine)
+            samplers[name] = spec.storage.from_arrays(mine)
     return samplers

@@ -3,7 +3,8 @@
 Every sampler here is *affine*: ``z = offset + scale * base`` where ``base`` does not depend
 on ``scale``. The hit test (:mod:`aelatent.core.hits`) uses that to draw ``base`` once and
 evaluate every scale on the same draws (common random numbers), and ``sample`` is defined
-through the same draws, so a sampler's own ``sample`` and the fast grid see identical vectors.
+through the same draws (once, in their shared base :class:`AffineSampler`), so a sampler's
+own ``sample`` and the fast grid see identical vectors.
 
 - :class:`UniformSampler`: each component uniform in ``[-b, b]`` (the study's method 2);
   ``scale`` is ``b``, ``base`` is uniform in ``[-1, 1]``.
@@ -33,12 +34,19 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import Any, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 from scipy.special import log_ndtr, logsumexp, ndtr, ndtri, ndtri_exp
 
 from aelatent.core.correlations import mean_and_covariance
+from aelatent.core.radius_theory import (
+    RadiusMoments,
+    gaussian_radius_moments,
+    mvn_radius_moments,
+    uniform_radius_moments,
+)
 from aelatent.core.threads import on_one_blas_thread
 
 LN10 = math.log(10.0)
@@ -111,47 +119,86 @@ def _log_normal_interval(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
     return np.where(hi > lo, out, -np.inf), log_lo, upper
 
 
-class UniformSampler:
-    """Each component independently uniform in ``[-b, b]`` (the study's method 2)."""
+class AffineSampler(ABC):
+    """What every sampler here shares: ``z = offset + scale * base`` (module docstring).
 
-    name = "uniform"
+    A subclass hands its offset and scale to ``__init__`` and defines how ``base`` is drawn
+    (``_draw_into``); ``z_dim``, ``offset``, ``draw_base`` and ``sample`` follow from them, so
+    ``sample`` and the hit test's draws cannot drift apart. A mixture sampler (per-vector
+    offsets) overrides ``sample``.
+    """
 
-    def __init__(self, b: float, z_dim: int) -> None:
-        self.scale = _check_scale(b)
-        if z_dim < 1:
-            raise ValueError(f"z_dim must be >= 1, got {z_dim}")
-        self._z_dim = int(z_dim)
-        self._offset = np.zeros(self._z_dim, dtype=np.float32)
+    name: str
 
-    @property
-    def b(self) -> float:
-        return self.scale
+    def __init__(self, offset: np.ndarray, scale: float) -> None:
+        self._offset = np.asarray(offset, dtype=np.float32)
+        self.scale = _check_scale(scale)
 
     @property
     def z_dim(self) -> int:
-        return self._z_dim
+        return int(self._offset.size)
 
     @property
     def offset(self) -> np.ndarray:
+        """float32 [z_dim]: the part of ``z`` that does not scale."""
         return self._offset
 
     def draw_base(
         self, n: int, rng: np.random.Generator, out: np.ndarray | None = None
     ) -> np.ndarray:
+        """float32 [n, z_dim], independent of ``scale``; written into ``out`` when given."""
         if out is None:
-            out = np.empty((n, self._z_dim), dtype=np.float32)
+            out = np.empty((n, self.z_dim), dtype=np.float32)
+        self._draw_into(out, rng)
+        return out
+
+    @abstractmethod
+    def _draw_into(self, out: np.ndarray, rng: np.random.Generator) -> None:
+        """Fill ``out`` (float32 [n, z_dim]) with ``n`` draws of ``base``."""
+
+    @abstractmethod
+    def with_scale(self, scale: float) -> Self: ...
+
+    @abstractmethod
+    def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float: ...
+
+    @abstractmethod
+    def radius_moments(self) -> RadiusMoments:
+        """Mean and std of ``|z|`` at this scale."""
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """float32 [n, z_dim] = offset + scale * draw_base(n, rng)."""
+        z = self.draw_base(n, rng)
+        z *= np.float32(self.scale)
+        z += self._offset
+        return z
+
+
+class UniformSampler(AffineSampler):
+    """Each component independently uniform in ``[-b, b]`` (the study's method 2)."""
+
+    name = "uniform"
+
+    def __init__(self, b: float, z_dim: int) -> None:
+        b = _check_scale(b)
+        if z_dim < 1:
+            raise ValueError(f"z_dim must be >= 1, got {z_dim}")
+        super().__init__(np.zeros(int(z_dim)), b)
+
+    @property
+    def b(self) -> float:
+        return self.scale
+
+    def _draw_into(self, out: np.ndarray, rng: np.random.Generator) -> None:
         rng.random(out=out, dtype=np.float32)
         out *= 2
         out -= 1
-        return out
 
     def with_scale(self, scale: float) -> UniformSampler:
-        return UniformSampler(scale, self._z_dim)
+        return UniformSampler(scale, self.z_dim)
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        z = self.draw_base(n, rng)
-        z *= np.float32(self.scale)
-        return z
+    def radius_moments(self) -> RadiusMoments:
+        return uniform_radius_moments(self.scale, self.z_dim)
 
     def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """Exact: sum over components of log10(|[lo, hi] & [-b, b]| / 2b)."""
@@ -159,7 +206,7 @@ class UniformSampler:
 
     def component_log10_probabilities(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """log10 P(lo_i <= z_i <= hi_i) per component (the terms of the exact sum)."""
-        lo, hi = _as_window(lo, hi, self._z_dim)
+        lo, hi = _as_window(lo, hi, self.z_dim)
         b = self.scale
         overlap = np.clip(np.minimum(hi, b) - np.maximum(lo, -b), 0.0, None)
         with np.errstate(divide="ignore"):
@@ -167,7 +214,7 @@ class UniformSampler:
         return log10_p
 
 
-class GaussianSampler:
+class GaussianSampler(AffineSampler):
     """Independent normal per component, ``N(mu_i, (scale * sigma_i)^2)``.
 
     ``mu`` and ``sigma`` come from the per-component fits of the real latents; ``scale``
@@ -178,52 +225,27 @@ class GaussianSampler:
 
     def __init__(self, mu: np.ndarray, sigma: np.ndarray, scale: float = 1.0) -> None:
         # float64 for the probabilities, float32 copies for the draws
-        self._mu = np.asarray(mu, dtype=np.float64).ravel()
-        self._sigma = np.asarray(sigma, dtype=np.float64).ravel()
-        if self._mu.shape != self._sigma.shape or self._mu.size == 0:
+        self.mu = np.asarray(mu, dtype=np.float64).ravel()
+        self.sigma = np.asarray(sigma, dtype=np.float64).ravel()
+        if self.mu.shape != self.sigma.shape or self.mu.size == 0:
             raise ValueError(
                 "mu and sigma must be equal-length vectors, "
-                f"got {self._mu.shape}, {self._sigma.shape}"
+                f"got {self.mu.shape}, {self.sigma.shape}"
             )
-        if not np.all(self._sigma > 0) or not np.all(np.isfinite(self._sigma)):
+        if not np.all(self.sigma > 0) or not np.all(np.isfinite(self.sigma)):
             raise ValueError("every sigma must be positive and finite")
-        self._mu32 = self._mu.astype(np.float32)
-        self._sigma32 = self._sigma.astype(np.float32)
-        self.scale = _check_scale(scale)
+        self._sigma32 = self.sigma.astype(np.float32)
+        super().__init__(self.mu, scale)
 
-    @property
-    def mu(self) -> np.ndarray:
-        return self._mu
-
-    @property
-    def sigma(self) -> np.ndarray:
-        return self._sigma
-
-    @property
-    def z_dim(self) -> int:
-        return int(self._mu.size)
-
-    @property
-    def offset(self) -> np.ndarray:
-        return self._mu32
-
-    def draw_base(
-        self, n: int, rng: np.random.Generator, out: np.ndarray | None = None
-    ) -> np.ndarray:
-        if out is None:
-            out = np.empty((n, self.z_dim), dtype=np.float32)
+    def _draw_into(self, out: np.ndarray, rng: np.random.Generator) -> None:
         rng.standard_normal(out=out, dtype=np.float32)
         out *= self._sigma32
-        return out
 
     def with_scale(self, scale: float) -> GaussianSampler:
-        return GaussianSampler(self._mu, self._sigma, scale)
+        return GaussianSampler(self.mu, self.sigma, scale)
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        z = self.draw_base(n, rng)
-        z *= np.float32(self.scale)
-        z += self._mu32
-        return z
+    def radius_moments(self) -> RadiusMoments:
+        return gaussian_radius_moments(self.mu, self.scale * self.sigma, "exact")
 
     def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """Exact: sum over components of log10(Phi(b_i) - Phi(a_i)), in log space."""
@@ -232,11 +254,11 @@ class GaussianSampler:
     def component_log10_probabilities(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """log10 P(lo_i <= z_i <= hi_i) per component (the terms of the exact sum)."""
         lo, hi = _as_window(lo, hi, self.z_dim)
-        sd = self.scale * self._sigma
-        return log_normal_interval((lo - self._mu) / sd, (hi - self._mu) / sd) / LN10
+        sd = self.scale * self.sigma
+        return log_normal_interval((lo - self.mu) / sd, (hi - self.mu) / sd) / LN10
 
 
-class MVNSampler:
+class MVNSampler(AffineSampler):
     """Multivariate normal ``N(mean, scale^2 * cov)`` with the real latents' full covariance.
 
     ``cov`` is factored once for sampling (Cholesky; a tiny diagonal jitter is added when it
@@ -257,16 +279,15 @@ class MVNSampler:
         ghk_seed: int = 0,
         _chol: np.ndarray | None = None,
     ) -> None:
-        self._mean = np.asarray(mean, dtype=np.float64).ravel()
-        self._mean32 = self._mean.astype(np.float32)
-        d = self._mean.size
+        self.mean = np.asarray(mean, dtype=np.float64).ravel()
+        d = self.mean.size
         cov = np.asarray(cov, dtype=np.float64)
         if cov.shape != (d, d) or d == 0:
             raise ValueError(f"cov must be [{d}, {d}], got {cov.shape}")
-        self._cov = cov
-        self._chol = _chol if _chol is not None else cholesky_psd(cov)
-        self._chol32 = self._chol.T.astype(np.float32)  # base = e @ L.T
-        self.scale = _check_scale(scale)
+        self.cov = cov
+        self.cholesky = _chol if _chol is not None else cholesky_psd(cov)
+        self._chol32 = self.cholesky.T.astype(np.float32)  # base = e @ L.T
+        super().__init__(self.mean, scale)
         self.ghk_draws = int(ghk_draws)
         self.ghk_seed = int(ghk_seed)
         self.last_relative_se: float = float("nan")
@@ -279,95 +300,61 @@ class MVNSampler:
             raise ValueError(f"latents must be [n >= 2, z_dim], got {x.shape}")
         return cls(*mean_and_covariance(x), scale, **kwargs)
 
-    @property
-    def mean(self) -> np.ndarray:
-        return self._mean
-
-    @property
-    def cov(self) -> np.ndarray:
-        return self._cov
-
-    @property
-    def cholesky(self) -> np.ndarray:
-        return self._chol
-
-    @property
-    def z_dim(self) -> int:
-        return int(self._mean.size)
-
-    @property
-    def offset(self) -> np.ndarray:
-        return self._mean32
-
-    def draw_base(
-        self, n: int, rng: np.random.Generator, out: np.ndarray | None = None
-    ) -> np.ndarray:
-        e = rng.standard_normal((n, self.z_dim), dtype=np.float32)
-        if out is None:
-            return e @ self._chol32
-        np.matmul(e, self._chol32, out=out)
-        return out
+    def _draw_into(self, out: np.ndarray, rng: np.random.Generator) -> None:
+        np.matmul(rng.standard_normal(out.shape, dtype=np.float32), self._chol32, out=out)
 
     def with_scale(self, scale: float) -> MVNSampler:
-        return MVNSampler(
-            self._mean,
-            self._cov,
-            scale,
-            ghk_draws=self.ghk_draws,
-            ghk_seed=self.ghk_seed,
-            _chol=self._chol,
-        )
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        z = self.draw_base(n, rng)
-        z *= np.float32(self.scale)
-        z += self._mean32
-        return z
+        return self._remade(scale, self.ghk_draws)
 
     def with_ghk_draws(self, ghk_draws: int) -> MVNSampler:
         """The same sampler with a cheaper (or dearer) GHK estimate of its window probability."""
+        return self._remade(self.scale, ghk_draws)
+
+    def radius_moments(self) -> RadiusMoments:
+        return mvn_radius_moments(self.mean, self.scale**2 * self.cov, "exact")
+
+    def _remade(self, scale: float, ghk_draws: int) -> MVNSampler:
+        """A new sampler of the same normal (its Cholesky factor reused, not recomputed)."""
         return MVNSampler(
-            self._mean,
-            self._cov,
-            self.scale,
+            self.mean,
+            self.cov,
+            scale,
             ghk_draws=ghk_draws,
             ghk_seed=self.ghk_seed,
-            _chol=self._chol,
+            _chol=self.cholesky,
         )
 
     def window_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """GHK estimate of log10 P(lo <= z <= hi): an estimate, not an exact value.
 
-        See :func:`ghk_log_probability`. The relative standard error of the estimated ``P``
+        See :func:`ghk_log_replicates`. The relative standard error of the estimated ``P``
         (from independent randomisations) is left in ``last_relative_se``.
         """
         lo, hi = _as_window(lo, hi, self.z_dim)
-        log_p, rel_se = ghk_log_probability(
-            (lo - self._mean) / self.scale,
-            (hi - self._mean) / self.scale,
-            self._cov,
-            n_draws=self.ghk_draws,
-            seed=self.ghk_seed,
-        )
+        log_p, rel_se = ghk_combine(self._log_replicates(lo, hi))
         self.last_relative_se = rel_se
         return log_p / LN10
 
     def window_log10_probabilities(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """:meth:`window_log10_probability` of a batch of windows ``[B, z_dim]`` in one GHK
         pass (:func:`ghk_log_replicates`): ``[B]`` estimates."""
-        logs = ghk_log_replicates(
-            (np.atleast_2d(lo) - self._mean) / self.scale,
-            (np.atleast_2d(hi) - self._mean) / self.scale,
-            self._cov,
+        logs = self._log_replicates(np.atleast_2d(lo), np.atleast_2d(hi))
+        return np.array([ghk_combine(row)[0] for row in logs]) / LN10
+
+    def _log_replicates(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """The GHK replicates of ``ln P`` of one window ``[z_dim]`` or a batch ``[B, z_dim]``."""
+        return ghk_log_replicates(
+            (lo - self.mean) / self.scale,
+            (hi - self.mean) / self.scale,
+            self.cov,
             n_draws=self.ghk_draws,
             seed=self.ghk_seed,
         )
-        return np.array([ghk_combine(row)[0] for row in logs]) / LN10
 
     def independent_log10_probability(self, lo: np.ndarray, hi: np.ndarray) -> float:
         """The product of the marginal window probabilities: exact only without correlations."""
-        sd = self.scale * np.sqrt(np.diag(self._cov))
-        return GaussianSampler(self._mean, sd).window_log10_probability(lo, hi)
+        sd = self.scale * np.sqrt(np.diag(self.cov))
+        return GaussianSampler(self.mean, sd).window_log10_probability(lo, hi)
 
 
 def cholesky_psd(cov: np.ndarray) -> np.ndarray:
@@ -388,39 +375,6 @@ def cholesky_psd(cov: np.ndarray) -> np.ndarray:
         except np.linalg.LinAlgError:
             continue
     raise ValueError("covariance is not positive semi-definite")
-
-
-def ghk_log_probability(
-    lo: np.ndarray,
-    hi: np.ndarray,
-    cov: np.ndarray,
-    *,
-    n_draws: int = 2048,
-    n_replicates: int = 8,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """ln P(lo <= x <= hi) for x ~ N(0, cov) by GHK, and the estimate's relative std error.
-
-    GHK (Geweke-Hajivassiliou-Keane; Genz 1992 in its quasi-Monte Carlo form): with
-    ``x = L e``, component i constrains ``e_i`` given ``e_0..e_{i-1}`` to an interval
-    ``[a_i, b_i]``; drawing ``e_i`` from the normal truncated to it and weighting each path
-    by ``prod_i (Phi(b_i) - Phi(a_i))`` estimates ``P`` without bias, and far below what
-    plain sampling can reach (every path contributes, none has to land in the window).
-
-    - Variables are ordered most constrained first (smallest marginal window probability),
-      which lowers the weights' variance; ``L`` is the Cholesky factor in that order.
-    - The uniforms are scrambled Sobol points (randomised QMC): ``n_replicates``
-      independent scramblings of ``n_draws / n_replicates`` points each. Their spread gives
-      the standard error; the weights' own spread would not be valid for QMC points.
-    - Log space throughout (``log_ndtr``, ``ndtri_exp``, ``logsumexp``): 1e-300 is as
-      representable as 0.5.
-
-    Returns ``(-inf, nan)`` when the window is empty.
-    """
-    log_each = ghk_log_replicates(
-        lo, hi, cov, n_draws=n_draws, n_replicates=n_replicates, seed=seed
-    )
-    return ghk_combine(log_each)
 
 
 def ghk_combine(log_each: np.ndarray) -> tuple[float, float]:
@@ -445,7 +399,23 @@ def ghk_log_replicates(
     n_replicates: int = 8,
     seed: int = 0,
 ) -> np.ndarray:
-    """The ``n_replicates`` independent GHK estimates of ``ln P`` (:func:`ghk_log_probability`).
+    """``n_replicates`` independent GHK estimates of ``ln P(lo <= x <= hi)`` for
+    ``x ~ N(0, cov)``; :func:`ghk_combine` makes them one estimate with its relative standard
+    error (``(-inf, nan)`` for an empty window).
+
+    GHK (Geweke-Hajivassiliou-Keane; Genz 1992 in its quasi-Monte Carlo form): with
+    ``x = L e``, component i constrains ``e_i`` given ``e_0..e_{i-1}`` to an interval
+    ``[a_i, b_i]``; drawing ``e_i`` from the normal truncated to it and weighting each path
+    by ``prod_i (Phi(b_i) - Phi(a_i))`` estimates ``P`` without bias, and far below what
+    plain sampling can reach (every path contributes, none has to land in the window).
+
+    - Variables are ordered most constrained first (smallest marginal window probability),
+      which lowers the weights' variance; ``L`` is the Cholesky factor in that order.
+    - The uniforms are scrambled Sobol points (randomised QMC): ``n_replicates``
+      independent scramblings of ``n_draws / n_replicates`` points each. Their spread gives
+      the standard error; the weights' own spread would not be valid for QMC points.
+    - Log space throughout (``log_ndtr``, ``ndtri_exp``, ``logsumexp``): 1e-300 is as
+      representable as 0.5.
 
     ``lo``, ``hi``: one window ``[d]`` (returns ``[n_replicates]``), or a batch ``[B, d]`` of
     windows under the same covariance (returns ``[B, n_replicates]``). A batch is one pass of

@@ -18,13 +18,14 @@ held-out vectors agree.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from aelatent.core.correlations import mean_and_covariance
 from aelatent.core.flow import (
     LOG_SCALE_BOUND,
     WEIGHTS,
@@ -33,7 +34,12 @@ from aelatent.core.flow import (
     made_masks,
     rotations,
 )
-from aelatent.core.mixture import DEFAULT_MAX_DIM, DEFAULT_VARIANCE_FRACTION, choose_subspace_dim
+from aelatent.core.mixture import (
+    DEFAULT_MAX_DIM,
+    DEFAULT_VARIANCE_FRACTION,
+    choose_subspace_dim,
+    principal_axes,
+)
 from aelatent.core.sampler_registry import FitData, Setting, provide_trainer
 
 DEFAULTS: dict[str, int] = {"hidden_units": 16, "bijectors": 3, "epochs": 150}
@@ -43,42 +49,68 @@ BATCH = 128
 LEARNING_RATE = 2e-3
 
 
+@dataclass(frozen=True)
+class FitSettings:
+    """The settings of one fit, read once from the generator search's and passed on as one
+    (:data:`DEFAULTS` for the network and budget it leaves out)."""
+
+    hidden_units: int
+    bijectors: int
+    epochs: int
+    subspace: int | None = None  # None: the mixture's rule chooses it
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Setting]) -> FitSettings:
+        merged = {**DEFAULTS, **settings}
+        subspace = settings.get("subspace")
+        return cls(
+            int(merged["hidden_units"]),
+            int(merged["bijectors"]),
+            int(merged["epochs"]),
+            None if subspace is None else int(subspace),
+        )
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a training keeps: the weights of the epoch with the best mean log-likelihood of
+    the held-out vectors, that epoch (0: the initial identity flow) and that value."""
+
+    weights: dict[str, np.ndarray]
+    epoch: int
+    log_likelihood: float
+
+
 def fit_flow(fit: FitData) -> FlowSampler:
     """The flow of ``fit.latents`` at scale 1 (settings: ``hidden_units``, ``bijectors``,
     ``epochs``, ``subspace``; without ``subspace`` the mixture's rule: 95% of the variance,
     at most 32 directions and one per 20 vectors). Seeded by ``fit.seed``."""
-    settings: Mapping[str, Setting] = {**DEFAULTS, **fit.settings}
+    settings = FitSettings.of(fit.settings)
     x = np.asarray(fit.latents, dtype=np.float64)
     n = x.shape[0]
-    mean, cov = mean_and_covariance(x)
-    eigenvalues, basis = np.linalg.eigh(0.5 * (cov + cov.T))
-    order = np.argsort(eigenvalues)[::-1]
-    eigenvalues, basis = np.clip(eigenvalues[order], 0.0, None), basis[:, order]
-    chosen = "subspace" in fit.settings
+    axes = principal_axes(x)
     d = choose_subspace_dim(
-        eigenvalues,
+        axes.eigenvalues,
         n,
-        variance_fraction=1.0 if chosen else DEFAULT_VARIANCE_FRACTION,
-        max_dim=int(settings["subspace"]) if chosen else DEFAULT_MAX_DIM,
+        variance_fraction=DEFAULT_VARIANCE_FRACTION if settings.subspace is None else 1.0,
+        max_dim=DEFAULT_MAX_DIM if settings.subspace is None else settings.subspace,
     )
-    scale = np.sqrt(np.maximum(eigenvalues[:d], 1e-12 * max(float(eigenvalues[0]), 1e-300)))
-    w = ((x - mean) @ basis[:, :d] / scale).astype(np.float32)
+    top = axes.eigenvalues[:d]
+    scale = np.sqrt(np.maximum(top, 1e-12 * max(float(top[0]), 1e-300)))
+    w = ((x - axes.mean) @ axes.basis[:, :d] / scale).astype(np.float32)
     rng = np.random.default_rng([fit.seed, 31])
     rows = rng.permutation(n)
     n_val = max(1, round(VALIDATION_FRACTION * n))
-    hidden, bijectors = int(settings["hidden_units"]), int(settings["bijectors"])
-    weights, epoch, val_ll = train_weights(
-        w[rows[n_val:]], w[rows[:n_val]], hidden, bijectors, int(settings["epochs"]), rng
-    )
+    trained = train_weights(w[rows[n_val:]], w[rows[:n_val]], settings, rng)
     flow = LatentFlow(
-        mean=mean,
-        basis=basis,
-        eigenvalues=eigenvalues,
+        mean=axes.mean,
+        basis=axes.basis,
+        eigenvalues=axes.eigenvalues,
         subspace_dim=d,
-        **weights,
+        **trained.weights,
         n_fit=n,
-        epochs=epoch,
-        validation_log_likelihood=val_ll,
+        epochs=trained.epoch,
+        validation_log_likelihood=trained.log_likelihood,
     )
     return FlowSampler(flow)
 
@@ -134,73 +166,65 @@ def flow_distribution(variables: Mapping[str, Any], d: int, hidden: int, bijecto
 
 
 def train_weights(
-    train: np.ndarray,
-    held: np.ndarray,
-    hidden: int,
-    bijectors: int,
-    epochs: int,
-    rng: np.random.Generator,
-) -> tuple[dict[str, np.ndarray], int, float]:
-    """Adam on ``train`` for at most ``epochs`` epochs; returns the weights of the epoch with
-    the best mean log-likelihood of ``held``, that epoch (0: the initial identity flow) and
-    that log-likelihood."""
+    train: np.ndarray, held: np.ndarray, settings: FitSettings, rng: np.random.Generator
+) -> Trained:
+    """Adam on ``train`` for at most ``settings.epochs`` epochs, stopped early on the mean
+    log-likelihood of ``held``: the best epoch's weights (:class:`Trained`)."""
     import tensorflow as tf
     import tf_keras  # type: ignore[import-untyped]
 
-    logger, level = tf.get_logger(), tf.get_logger().level
-    logger.setLevel("ERROR")  # TFP's "default implementation of determinant" of a rotation
+    with _errors_only(tf.get_logger()):  # TFP's "default implementation of determinant"
+        d = train.shape[1]
+        start = initial_weights(settings.bijectors, d, settings.hidden_units, rng)
+        variables = {key: tf.Variable(start[key]) for key in WEIGHTS if key != "rotations"}
+        flow = flow_distribution(
+            {**variables, "rotations": tf.constant(start["rotations"])},
+            d,
+            settings.hidden_units,
+            settings.bijectors,
+        )
+        trainable = list(variables.values())
+        optimizer = tf_keras.optimizers.Adam(LEARNING_RATE)
+        held_t = tf.constant(held)
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def step(batch: Any) -> Any:
+            with tf.GradientTape() as tape:
+                loss = -tf.reduce_mean(flow.log_prob(batch))
+            optimizer.apply_gradients(zip(tape.gradient(loss, trainable), trainable, strict=True))
+            return loss
+
+        @tf.function(autograph=False)
+        def held_log_likelihood() -> Any:
+            return tf.reduce_mean(flow.log_prob(held_t))
+
+        def kept(epoch: int, value: float) -> Trained:
+            weights = {k: v.numpy() for k, v in variables.items()}
+            return Trained({"rotations": start["rotations"], **weights}, epoch, value)
+
+        best = kept(0, float(held_log_likelihood()))
+        n_batches = -(-train.shape[0] // BATCH)
+        patience = max(1, -(-PATIENCE_STEPS // n_batches))  # in epochs
+        for epoch in range(1, settings.epochs + 1):
+            for rows in np.array_split(rng.permutation(train.shape[0]), n_batches):
+                step(tf.constant(train[rows]))
+            value = float(held_log_likelihood())
+            if math.isfinite(value) and value > best.log_likelihood:
+                best = kept(epoch, value)
+            elif epoch - best.epoch >= patience:
+                break
+        return best
+
+
+@contextlib.contextmanager
+def _errors_only(logger: Any) -> Iterator[None]:
+    """The logger at level ERROR while a fit runs (TFP warns once per rotation), then back."""
+    level = logger.level
+    logger.setLevel("ERROR")
     try:
-        return _train(tf, tf_keras, train, held, hidden, bijectors, epochs, rng)
+        yield
     finally:
         logger.setLevel(level)
-
-
-def _train(
-    tf: Any,
-    tf_keras: Any,
-    train: np.ndarray,
-    held: np.ndarray,
-    hidden: int,
-    bijectors: int,
-    epochs: int,
-    rng: np.random.Generator,
-) -> tuple[dict[str, np.ndarray], int, float]:
-    d = train.shape[1]
-    start = initial_weights(bijectors, d, hidden, rng)
-    variables = {key: tf.Variable(start[key]) for key in WEIGHTS if key != "rotations"}
-    flow = flow_distribution(
-        {**variables, "rotations": tf.constant(start["rotations"])}, d, hidden, bijectors
-    )
-    trainable = list(variables.values())
-    optimizer = tf_keras.optimizers.Adam(LEARNING_RATE)
-    held_t = tf.constant(held)
-
-    @tf.function(reduce_retracing=True, autograph=False)
-    def step(batch: Any) -> Any:
-        with tf.GradientTape() as tape:
-            loss = -tf.reduce_mean(flow.log_prob(batch))
-        optimizer.apply_gradients(zip(tape.gradient(loss, trainable), trainable, strict=True))
-        return loss
-
-    @tf.function(autograph=False)
-    def held_log_likelihood() -> Any:
-        return tf.reduce_mean(flow.log_prob(held_t))
-
-    def weights() -> dict[str, np.ndarray]:
-        return {"rotations": start["rotations"], **{k: v.numpy() for k, v in variables.items()}}
-
-    best = (float(held_log_likelihood()), 0, weights())
-    n_batches = -(-train.shape[0] // BATCH)
-    patience = max(1, -(-PATIENCE_STEPS // n_batches))  # in epochs
-    for epoch in range(1, epochs + 1):
-        for rows in np.array_split(rng.permutation(train.shape[0]), n_batches):
-            step(tf.constant(train[rows]))
-        value = float(held_log_likelihood())
-        if math.isfinite(value) and value > best[0]:
-            best = (value, epoch, weights())
-        elif epoch - best[1] >= patience:
-            break
-    return best[2], best[1], best[0]
 
 
 provide_trainer("flow", fit_flow)
