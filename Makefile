@@ -41,12 +41,17 @@ server-stop: setup
 demo: setup
 	PATH="$(abspath $(BIN)):$$PATH" mlflow run . -e main --env-manager local
 
-## The whole suite with the coverage of src/aelatent (lines and branches; pyproject.toml).
+## The whole suite with the coverage of src/aelatent (lines and branches; pyproject.toml),
+## in TEST_WORKERS processes (pytest-xdist), each taking a whole test file at a time, so a
+## file's module fixtures (a PostgreSQL stack, a trained model) are made once. Why 2: most
+## end-to-end tests wait on `mlflow run` children, so two files at once fill the two cores
+## of the machine the suite is sized for. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: setup browser postgres
-	$(BIN)/python -m pytest --cov --cov-report=term --durations=25
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term --durations=25
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not e2e"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks mlproject scripts

@@ -3,7 +3,8 @@ what is full or missing, exit 2, no traceback, no temporary file left, and the r
 where the store still takes it (else the line says why it could not be closed).
 
 The disks are real: a small tmpfs mounted in a user and mount namespace of the job's own
-(``unshare --user --map-root-user --mount``, no root needed), so every ENOSPC comes from the
+(``unshare --user --map-root-user --mount``, no root needed; as root where the kernel
+forbids user namespaces, ``unshare --mount``), so every ENOSPC comes from the
 kernel. The job runs as its command line does, in a subprocess; the SQLite file of the
 vanished store is moved away by a hook in the job's process at a fixed instant (after its
 first metric), as a user's ``mv`` would at a random one.
@@ -32,23 +33,35 @@ from aelatent.io.experiment import EXPERIMENT_NAME, KIND, KIND_TAG
 TIMEOUT_S = 180
 
 
-def _namespaces_work() -> bool:
+# A mount namespace of the job's own where a tmpfs can be mounted: a user namespace where
+# the kernel allows unprivileged ones (no root needed), else, for root (CI's containers often
+# forbid user namespaces but run as root), a plain mount namespace.
+NAMESPACES = (
+    ["unshare", "--user", "--map-root-user", "--mount"],
+    ["unshare", "--mount", "--propagation", "private"],
+)
+
+
+def _mount_namespace() -> list[str] | None:
+    """The first command prefix of NAMESPACES in which a tmpfs mounts, or None."""
     probe = 'd=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs "$d" && umount "$d"'
-    try:
-        done = subprocess.run(
-            ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", probe],
-            capture_output=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+    for prefix in NAMESPACES:
+        try:
+            done = subprocess.run([*prefix, "sh", "-c", probe], capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return prefix
+    return None
 
 
+MOUNT_NAMESPACE = _mount_namespace()
+# skipped only where no machine like this one could run it: neither unprivileged user
+# namespaces nor root (as root a mount namespace always works, so CI runs it)
 needs_tmpfs = pytest.mark.skipif(
-    not _namespaces_work(),
-    reason="a small tmpfs needs unprivileged user namespaces (unshare --user --mount), "
-    "which this machine does not allow",
+    MOUNT_NAMESPACE is None and os.geteuid() != 0,
+    reason="a small tmpfs needs unprivileged user namespaces (unshare --user --mount) or "
+    "root, and this machine allows neither",
 )
 pytestmark = [pytest.mark.e2e, needs_tmpfs]
 
@@ -98,7 +111,7 @@ def _on_full_tmpfs(
         """
     )
     done = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", *argv],
+        [*(MOUNT_NAMESPACE or NAMESPACES[-1]), "sh", "-c", script, "sh", *argv],
         cwd=cwd or folder.parent,
         env=tracking_env(uri, **env),
         capture_output=True,
