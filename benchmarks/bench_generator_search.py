@@ -11,8 +11,10 @@ where gmm and flow model shape; weights 0.4, 0.35, 0.25), ``N_LATENTS`` of them.
 score, pruner and seeded TPE; no MLflow), over every family, for ``--trials`` trials a
 seed. Per seed the table has the winner, what two other rules pick from the same trials
 (the top score alone; the previous rule, the best log-likelihood at the trial's width among
-the score's ties), the best gmm candidate, the family ranking (each family's best score),
-the best candidate by held-out log-likelihood, and the time.
+the score's ties), the best gmm candidate, the family ranking,
+the best candidate by held-out log-likelihood, and the time. The family ranking is
+:func:`aelatent.jobs.generator_study.family_ranking`: the winner's family, then the same
+rule over and over on the remaining families' trials (pruned ones on the splits they ran).
 
 Pass: the winner is a gmm with 3 components in at least 9 of 10 seeds, and uniform's best
 is ranked last in every seed. ``--seeds``/``--trials`` run a smaller check that prints and
@@ -20,7 +22,8 @@ writes nothing. The full run writes ``benchmarks/results/generator_search.md`` a
 seed (a partial table until the last) and every trial's family, settings, split scores,
 log-likelihoods and parameter count to ``results/generator_search_trials.json``, from which
 ``--summarise`` redraws the table without searching again (the trials do not depend on the
-rule that picks the winner: :func:`aelatent.jobs.generator_study.run_trials`).
+likelihood and parameter steps of the rule that picks the winner, only on the score's tie
+test: :func:`aelatent.jobs.generator_study.run_trials`).
 """
 
 from __future__ import annotations
@@ -38,12 +41,16 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 import aelatent.generators  # noqa: F401  (hands the registry the flow's trainer)
+from aelatent.core.generator_space import as_good_as
 from aelatent.jobs.generator_study import (
+    RANKING_RULE,
     SELECTION_RULE,
     best_by_log_likelihood,
     best_trial,
     family_bests,
+    family_ranking,
     optimize,
+    tied_with_likeliest,
     tied_with_top,
     top_score,
 )
@@ -72,19 +79,16 @@ def mixture_latents(seed: int, n: int = N_LATENTS, z_dim: int = Z_DIM) -> np.nda
     return (means[labels] + noise + 0.3).astype(np.float32)
 
 
-def ranking(all_trials: list[FrozenTrial]) -> dict[str, float]:
-    """Each family's best score, best first; a family whose every trial was pruned after
-    them, by its best partial score (pruned: worse than the trials that went on)."""
-    complete = {
-        f: t.user_attrs["score"]
-        for f, t in family_bests([t for t in all_trials if t.state == TrialState.COMPLETE]).items()
-    }
-    partial: dict[str, float] = {}
-    for t in all_trials:
-        family, scores = t.params.get("family"), t.user_attrs.get("per_split")
-        if t.state == optuna.trial.TrialState.PRUNED and family not in complete and scores:
-            partial[family] = max(partial.get(family, -1.0), float(np.mean(scores)))
-    return {**complete, **dict(sorted(partial.items(), key=lambda item: -item[1]))}
+def ranking(all_trials: list[FrozenTrial]) -> dict[str, str]:
+    """The families ranked (:data:`~aelatent.jobs.generator_study.RANKING_RULE`), each with
+    the mean split score of the trial that placed it (``/2``: a trial pruned after 2
+    splits)."""
+    out: dict[str, str] = {}
+    for family, t in family_ranking(all_trials).items():
+        splits = t.user_attrs["per_split"]
+        pruned = "" if t.state == TrialState.COMPLETE else f"/{len(splits)}"
+        out[family] = f"{np.mean(splits):.2f}{pruned}"
+    return out
 
 
 def run_seed(
@@ -110,6 +114,7 @@ def summarise(seed: int, all_trials: list[FrozenTrial], seconds: float) -> dict[
     by_ll = best_by_log_likelihood(trials)
     top = top_score(trials)
     previous = best_by_log_likelihood(tied_with_top(trials)) or top  # the rule before v2's
+    paired = unpooled_winner(trials)
     gmm = bests.get("gmm")
     pruned = sum(t.state == TrialState.PRUNED for t in all_trials)
     return {
@@ -121,8 +126,9 @@ def summarise(seed: int, all_trials: list[FrozenTrial], seconds: float) -> dict[
         "top_three": is_three(top),
         "previous": previous.user_attrs["label"],
         "previous_three": is_three(previous),
+        "paired_three": is_three(paired),
         "best_gmm": "-" if gmm is None else gmm.user_attrs["label"],
-        "ranking": " > ".join(f"{f} {score:.2f}" for f, score in ranks.items()),
+        "ranking": " > ".join(f"{f} {score}" for f, score in ranks.items()),
         "uniform_last": list(ranks)[-1] == "uniform",
         "by_ll": "-" if by_ll is None else by_ll.user_attrs["label"],
         "seconds": seconds,
@@ -130,6 +136,18 @@ def summarise(seed: int, all_trials: list[FrozenTrial], seconds: float) -> dict[
         "pruned": pruned,
         "flow_trials": sum(t.params.get("family") == "flow" for t in all_trials),
     }
+
+
+def unpooled_winner(trials: list[FrozenTrial]) -> FrozenTrial:
+    """The winner's rule with each pair's own paired t as the score's tie test (the first
+    version's), for comparison with the pooled noise (:func:`~aelatent.jobs.generator_study.
+    score_noise`)."""
+    best = top_score(trials).user_attrs["per_split"]
+    tied = [t for t in trials if as_good_as(best, t.user_attrs["per_split"])]
+    return min(
+        tied_with_likeliest(tied),
+        key=lambda t: (t.user_attrs.get("parameters", np.inf), -t.user_attrs["score"], t.number),
+    )
 
 
 def is_three(trial: FrozenTrial) -> bool:
@@ -144,13 +162,15 @@ def trial_record(t: FrozenTrial) -> dict[str, Any]:
 def trial_of(number: int, record: dict[str, Any]) -> FrozenTrial:
     """A trial read back from :func:`trial_record` (params only as summarise reads them)."""
     params = record["params"]
-    return create_trial(
+    trial = create_trial(
         state=TrialState[record["state"]],
         value=record["user_attrs"].get("score") if record["state"] == "COMPLETE" else None,
         params=params,
         distributions={k: CategoricalDistribution([v]) for k, v in params.items()},
         user_attrs=record["user_attrs"],
     )
+    trial.number = number  # the rules' tie-breaks and the sibling test read it
+    return trial
 
 
 def markdown(rows: list[dict[str, object]], n_trials: int) -> str:
@@ -166,15 +186,19 @@ def markdown(rows: list[dict[str, object]], n_trials: int) -> str:
         + ("" if len(rows) == 10 else " (partial: the run is not finished)"),
         f"- uniform ranked last: **{last} of {len(rows)}** seeds",
         f"- winner: {SELECTION_RULE}",
+        f"- families ranked: {RANKING_RULE} (beside each, the mean split score of the trial "
+        "that placed it; /k: pruned after k splits)",
         "- the same trials, other rules: the top score a gmm with 3 components in "
         f"{sum(bool(r['top_three']) for r in rows)} of {len(rows)}; the previous rule (of the "
         "trials tied with the top score, the best log-likelihood at the trial's width) in "
-        f"{sum(bool(r['previous_three']) for r in rows)} of {len(rows)}",
+        f"{sum(bool(r['previous_three']) for r in rows)} of {len(rows)}; the rule with each "
+        "pair's own paired t as the score's tie test (the first version's) in "
+        f"{sum(bool(r['paired_three']) for r in rows)} of {len(rows)}",
         f"- time per trial (median over seeds): "
         f"{np.median([float(r['per_trial']) for r in rows]):.1f} s",
         "",
         "| seed | winner | score | top score | previous rule | best gmm "
-        "| families by best score | best by log-lik. | pruned | flow trials | s |",
+        "| families ranked | best by log-lik. | pruned | flow trials | s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

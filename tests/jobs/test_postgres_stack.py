@@ -250,6 +250,31 @@ def test_four_search_workers_and_two_evaluations_at_once(stack, train_run):
     assert not running
 
 
+def test_two_generator_workers_on_one_study_find_the_winner_of_one(stack):
+    """Issue 25's validation on PostgreSQL (benchmarks/bench_generator_workers.py, reduced:
+    600 latents of 32 dimensions from the known 3-component mixture, uniform, mvn and gmm):
+    one worker with 24 trials against two worker processes that share one study, opened as
+    the job's workers open it, with 12 each (the one worker's study runs beside them). Every
+    trial ran once (24 finished, no settings twice: a worker used to queue again the
+    siblings the other had queued) and the winners agree: a mixture of 3 components both,
+    the lower score tied with the higher by the search's own test.
+
+    Seed 2 agreed in every run of the benchmark (10 of 10). On other seeds the two workers'
+    TPE takes another path, each worker's sibling phase is half as long and starts from its
+    own family best, and the winners differ (10 of 15 agree over 5 seeds: the benchmark's
+    table): a measurement, not a property this test could hold to."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_generator_workers import compare
+
+    server_stack.create_databases(stack, ("generator_workers",))
+    url = stack.database_url("generator_workers")
+    row = compare(url, "two-generator-workers", 2, 24, overlap=True)
+    (two,) = row["two"]
+    assert two["finished"] == 24 and two["duplicates"] == 0, row
+    assert row["one_shape"] == two["shape"] == "gmm 3", row
+    assert two["agree"], row
+
+
 # -------------------------------------------------------------- a worker killed mid-trial
 
 

@@ -362,6 +362,114 @@ def test_generator_search_over_families_names_the_best_and_its_peers(
     assert study.user_attrs["families"] == "uniform,mvn"
 
 
+@pytest.mark.e2e
+def test_generator_search_in_multi_mode_logs_the_pareto_front_and_serves_its_winner(
+    tiny_train_run, tracking_uri, tmp_path
+):
+    """space=generators, mode=multi through `mlflow run` on the tiny network's latents: a
+    two-objective study (fidelity, copying ratio) of its own name, no trial pruned (Optuna
+    prunes one objective only), every trial on every split; the parent FINISHED with the
+    front as a CSV (exactly Optuna's best_trials, each row's two values the trial's), its
+    plot, its size as a metric and its trial numbers as a tag, and the winner one of the
+    front's, logged and registered as the servable generator."""
+    storage = f"sqlite:///{tmp_path / 'front.db'}"
+    params = {
+        "train_run": tiny_train_run,
+        "space": "generators",
+        "mode": "multi",
+        "families": "uniform,mvn",
+        "n_trials": "4",
+        "storage": storage,
+    }
+    result = mlflow_run("search", params, tracking_uri)
+    assert result.returncode == 0, result.output[-4000:]
+    parent = newest_search(tiny_train_run)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["mode"] == "multi" and parent.data.tags["mode"] == "multi"
+    metrics, tags = parent.data.metrics, parent.data.tags
+    assert metrics["n_trials_complete"] == 4 and metrics["n_trials_pruned"] == 0
+    study = load_study(storage, tags["study_name"])
+    assert tags["study_name"].endswith("-multi") and len(study.directions) == 2
+    assert study.user_attrs["mode"] == "multi"
+    front = {t.number: t for t in study.best_trials}
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="search", dst_path=str(tmp_path)
+        )
+    )
+    with (local / "pareto_front.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {int(r["trial"]) for r in rows} == set(front)
+    assert metrics["n_pareto_front"] == len(front) >= 1
+    assert tags["pareto_front"] == ",".join(r["trial"] for r in rows)
+    for row in rows:
+        values = front[int(row["trial"])].values
+        assert [float(row["fidelity"]), float(row["copying_ratio"])] == pytest.approx(values)
+    fidelities = [float(r["fidelity"]) for r in rows]
+    ratios = [float(r["copying_ratio"]) for r in rows]
+    assert fidelities == sorted(fidelities, reverse=True)  # along the front: a trade
+    assert ratios == sorted(ratios)
+    (winner,) = [r for r in rows if r["winner"] == "1"]
+    assert int(winner["trial"]) == metrics["best_trial"]
+    assert tags["best_generator"] == winner["candidate"]
+    assert metrics["best_fidelity"] == pytest.approx(float(winner["fidelity"]))
+    assert tags["winner_rule"].startswith("on the Pareto front")
+    assert (local / "pareto_front.png").stat().st_size > 1000
+    with (local / "generators.csv").open() as handle:
+        on_front = {int(r["trial"]) for r in csv.DictReader(handle) if r["on_pareto_front"] == "1"}
+    assert on_front == set(front)
+    for kid in children(parent):
+        assert kid.data.metrics["splits"] == 3 and "pruned" not in kid.data.tags
+        assert {"fidelity", "copying_ratio", "score"} <= set(kid.data.metrics)
+    model_uri = tags["registered_generator"]
+    assert model_uri == "models:/aelatent-generator-case-I@best"
+    version = mlflow.MlflowClient().get_model_version_by_alias("aelatent-generator-case-I", "best")
+    assert version.run_id == parent.info.run_id
+    assert version.tags["candidate"] == winner["candidate"]
+
+
+@pytest.mark.parametrize("family", ["uniform", "mvn"])
+def test_the_two_objectives_of_mode_multi_multiply_to_the_score(family):
+    """mode=multi's objectives are the score's two factors, split by split: fidelity (the
+    job's copy of the score's C2ST factor) times the copying ratio cut at 1 is the score,
+    at widths with a ratio below 1 and above it (mvn at 0.9: fidelity 0.82, ratio 0.93)."""
+    from aelatent.core.generator_space import Candidate, fit_candidate, split_score
+    from aelatent.core.verdict import make_splits
+    from aelatent.jobs.generator_study import fidelity
+
+    latents = np.random.default_rng(3).normal(0.0, 0.5, (300, 8))
+    split = make_splits(latents, 3, 0)[0]
+    axis = "b" if family == "uniform" else "scale"
+    for width in (0.3, 0.9, 1.2, 2.5):
+        candidate = Candidate.of(
+            family, {axis: width, **({"shrinkage": 0.1} if family == "mvn" else {})}
+        )
+        sampler = fit_candidate(candidate, split.fit, seed=0, estimate="auto")
+        got = split_score(sampler, split, candidate.scale, 0)
+        assert got.score == pytest.approx(fidelity(got) * min(1.0, got.copying_ratio), abs=1e-12)
+
+
+def test_a_generator_study_of_one_objective_is_not_continued_in_multi_mode(
+    gaussian_train_run, tracking_uri, tmp_path, capsys, monkeypatch
+):
+    """mode=multi under the name of a single-mode generator study: one line naming the
+    study and the objectives, exit 2, the launcher's run (`mlflow run`'s, made here) FAILED
+    with the reason, the study untouched."""
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    storage = f"sqlite:///{tmp_path / 'one.db'}"
+    base = ["--train-run", gaussian_train_run, "--space", "generators", "--storage", storage]
+    base += ["--families", "uniform,mvn", "--study-name", "one", "--n-trials", "2"]
+    cli(base)
+    before = [(t.number, t.state, t.params) for t in load_study(storage, "one").trials]
+    launcher = mlflow.MlflowClient().create_run("0").info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
+    err = cli_error(cli, [*base, "--mode", "multi"], capsys)
+    assert "study_name='one' exists with 1 objective(s); mode=multi needs 2" in err, err
+    assert [(t.number, t.state, t.params) for t in load_study(storage, "one").trials] == before
+    failed = mlflow.get_run(launcher)
+    assert failed.info.status == "FAILED" and "mode=multi needs 2" in failed.data.tags["error"]
+
+
 def test_knn_searches_the_scale_of_a_fitted_mixture(tiny_train_run, tracking_uri, tmp_path):
     """sampler=gmm through `mlflow run`: the axis is the mixture's width factor, named
     `scale` in Optuna, in the trials and in the parent's metrics; trial 0 is the fitted
@@ -507,7 +615,6 @@ def test_bad_input_fails_the_mlflow_run(tiny_train_run, tracking_uri):
         (["--space", "flows"], ["space='flows'", "axis, generators"]),
         (["--space", "generators", "--families", "gmm,vae"], ["unknown family 'vae'"]),
         (["--space", "generators", "--families", ","], ["families=','", "is empty"]),
-        (["--space", "generators", "--mode", "multi"], ["space=generators", "mode=single"]),
         (["--radius-band", "5"], ["radius_band='5'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "99,1"], ["radius_band='99,1'", "0 <= lo < hi <= 100"]),
         (["--radius-band", "0,101"], ["radius_band='0,101'", "0 <= lo < hi <= 100"]),

@@ -23,6 +23,23 @@ scores the winner (refitted on all training latents) against the held-out images
 training latents' own score against them. The winner is logged as the servable
 ``generator`` and registered as ``aelatent-generator-case-<case>`` with the alias ``best``.
 
+``-P mode=multi``: a two-objective study of the score's two factors, both maximised:
+*fidelity* ``min(1, 2(1 - max(acc, acc_shape)))`` (can the two classifiers tell the vectors
+from the held-out half?) against the *copying ratio* (how far the vectors lie from the fit
+half against how far new real latents lie from it: below 1 it copies, above 1 it spreads
+beyond the data), each the mean over the splits. Why these two: they trade off in both
+directions, and the single score (fidelity times the ratio cut at 1) hides where a
+candidate sits: a candidate buys fidelity by copying its fit vectors (more components, a
+narrower width: ratio below 1) or spends it on spread (a wider width: ratio above 1). On the
+known 3-component mixture (32 dimensions, 24 trials, seeds 0 and 1) the front had 12 and 6
+trials along that trade; with the ratio cut at 1 it had 4 near-tied trials and 1, and the
+held-out log-likelihood against fidelity 2 and 1 (it peaks with fidelity, near the fitted
+width), so neither would be a front. Optuna's pruning is for one objective, so every trial
+runs every split. The parent logs the front (``search/pareto_front.csv``, Optuna's
+``search/pareto_front.png`` with the winner ringed, ``n_pareto_front``, the tag
+``pareto_front`` with its trial numbers) and a winner by :data:`FRONT_RULE`: the single-mode
+rule applied to the front's trials, so the servable winner is one of the front's.
+
 Why one module of this size: it is the MLflow side of the search (the trials as nested
 runs, the parent's summary, its CSV files, plots, decoded grids and registered winner), all
 of it written into the one parent run; the study itself is free of MLflow in
@@ -66,13 +83,14 @@ from aelatent.io.tracking import entry_point_run, resolve_train_run
 from aelatent.io.train_run import TrainRun, read_run
 from aelatent.jobs.generator_study import (
     SCORE_VERSION,
+    SELECTION_RULE,
     SPLITS,
     GeneratorObjective,
     best_by_log_likelihood,
     best_trial,
     candidate_of,
     complete_trials,
-    family_bests,
+    family_ranking,
     pruner,
     run_trials,
     suggest,
@@ -111,11 +129,12 @@ class GeneratorTrials(GeneratorObjective):
         seed: int,
         parent_run_id: str,
         tags: dict[str, str],
+        multi: bool = False,
     ) -> None:
-        super().__init__(splits, families, estimate=estimate, seed=seed)
+        super().__init__(splits, families, estimate=estimate, seed=seed, multi=multi)
         self.parent_run_id, self.tags = parent_run_id, tags
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         candidate = suggest(trial, self.families, self.n_fit)
         tags = {**self.tags, "trial": str(trial.number), "family": candidate.family}
         with mlflow.start_run(run_name=f"trial {trial.number}", nested=True, tags=tags) as child:
@@ -132,7 +151,8 @@ class GeneratorTrials(GeneratorObjective):
                 mlflow.set_tag("pruned", "true")
                 raise
             keys: tuple[str, ...] = ("score", "score_se", "c2st_acc", "shape_c2st_acc")
-            keys = (*keys, "copying_ratio", "splits", "log_likelihood", "fit_log_likelihood")
+            keys = (*keys, "fidelity", "copying_ratio", "splits")
+            keys = (*keys, "log_likelihood", "fit_log_likelihood")
             keys = (*keys, "parameters")
             mlflow.log_metrics({k: trial.user_attrs[k] for k in keys if k in trial.user_attrs})
         return score
@@ -146,11 +166,13 @@ def search_generators(request: SearchRequest, *, nested: bool = False) -> str:
     url = request.storage or default_storage_url(mlflow.get_tracking_uri())
     storage = open_storage(url)
     families = ",".join(request.families)
-    name = request.study_name or f"generators-{train_id}-{families.replace(',', '-')}"
+    name = request.study_name or (
+        f"generators-{train_id}-{families.replace(',', '-')}" + ("-multi" if request.multi else "")
+    )
     definition = {
         "train_run": train_id,
         "seed": request.seed,
-        "mode": "single",
+        "mode": request.mode,
         "estimate": request.estimate,
         "objective": SCORE_VERSION,
         "families": families,
@@ -169,6 +191,7 @@ def search_generators(request: SearchRequest, *, nested: bool = False) -> str:
 
     train = read_run(run, request.estimate, request.seed, check=check)
     tags = {"train_run": train_id, "case": case, "study_name": name, "space": GENERATORS}
+    tags["mode"] = request.mode
     with entry_point_run("search", f"search generators case {case}", tags, nested=nested) as parent:
         present = mlflow.get_run(parent.info.run_id).data.params
         params = {
@@ -176,6 +199,7 @@ def search_generators(request: SearchRequest, *, nested: bool = False) -> str:
             "case": case,
             "space": GENERATORS,
             "families": families,
+            "mode": request.mode,
             "n_trials": request.n_trials,
             "storage": redact(url),
             "study_name": name,
@@ -196,6 +220,7 @@ def search_generators(request: SearchRequest, *, nested: bool = False) -> str:
             estimate=request.estimate,
             seed=request.seed,
             parent_run_id=parent.info.run_id,
+            multi=request.multi,
         )
         return parent.info.run_id
 
@@ -212,22 +237,36 @@ def run_generator_search(
     estimate: str,
     seed: int,
     parent_run_id: str,
+    multi: bool = False,
 ) -> None:
-    """The worker's trials and the summary, inside the active (parent) search run."""
+    """The worker's trials and the summary, inside the active (parent) search run;
+    ``multi``: two objectives (fidelity, copying ratio), every trial on every split."""
     latents = np.asarray(train.latents, dtype=np.float64)
     splits = make_splits(latents, SPLITS, seed)
     tags = {"train_run": train.run_id, "case": train.case, "study_name": study_name}
     runner = GeneratorTrials(
-        splits, families, estimate=estimate, seed=seed, parent_run_id=parent_run_id, tags=tags
+        splits,
+        families,
+        estimate=estimate,
+        seed=seed,
+        parent_run_id=parent_run_id,
+        tags=tags,
+        multi=multi,
     )
+    halving = optuna.pruners.NopPruner() if multi else pruner()  # none for two objectives
     with quiet_optuna():  # Optuna's progress bar, not its log line per study and trial
         study, _ = open_study(
-            storage, study_name, definition, TrialSeededSampler(seed), pruner=pruner()
+            storage, study_name, definition, TrialSeededSampler(seed), pruner=halving
         )
     print(
         f"aelatent search: generator study {study_name!r} in {redact(url)}; families "
         f"{', '.join(families)}; {SPLITS} cross-fitted splits of {splits[0].test.shape[0]} "
-        "against as many",
+        "against as many"
+        + (
+            "; mode=multi: fidelity against copying ratio, every split (no pruning)"
+            if multi
+            else ""
+        ),
         file=sys.stderr,
         flush=True,
     )
@@ -245,16 +284,21 @@ def summarise(
     estimate: str,
     seed: int,
 ) -> None:
-    """The parent's metrics, tables, plots, winner and registered generator."""
+    """The parent's metrics, tables, plots, winner and registered generator; in a
+    two-objective study (``mode=multi``) also the Pareto front, and the winner is
+    :data:`FRONT_RULE`'s."""
     trials = complete_trials(study)
     pruned = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED]
     if not trials:
         print("aelatent search: no trial completed; no best generator", file=sys.stderr)
         mlflow.set_tag("no_best_generator", "no trial completed")
         return
-    best = best_trial(trials)
-    good = tied_with_top(trials)
+    front = pareto_front(study) if len(study.directions) > 1 else []
+    peers = front or trials  # whom the winner's rule chooses from
+    best = best_trial(peers)
+    good = tied_with_top(peers)
     likely = tied_with_likeliest(good)
+    ranking = family_ranking([*trials, *pruned], best)  # RANKING_RULE: the families' order
     winner = candidate_of(best)
     fitted = fit_candidate(winner, latents, seed=seed, estimate=estimate)  # on every latent
     heldout = _heldout_check(winner, fitted, train, latents, seed=seed)
@@ -283,36 +327,140 @@ def summarise(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         files = [
-            _write_trials(out / "generators.csv", trials, good, likely),
-            _write_family_bests(out / "best_per_family.csv", trials, pruned),
+            _write_trials(out / "generators.csv", trials, good, likely, front),
+            _write_family_bests(out / "best_per_family.csv", ranking),
         ]
+        if front:
+            files += _log_front(study, front, best, out, metrics)
         files += _importances(study, out, metrics)
-        files += _decoded_family_bests(trials, train, latents, out, estimate=estimate, seed=seed)
+        files += _decoded_family_bests(ranking, train, latents, out, estimate=estimate, seed=seed)
         for path in files:
             mlflow.log_artifact(str(path), ARTIFACT_DIR)
     mlflow.log_metrics(metrics)
     mlflow.set_tag("best_generator", winner.label)
-    line = (
-        f"Best generator: **{winner.label}**, score {metrics['best_score']:.3f} "
-        f"[{lo:.3f}, {hi:.3f}] (cross-fitted C2ST accuracy "
-        f"{metrics['best_c2st_acc']:.3f}, copying ratio {metrics['best_copying_ratio']:.2f}); "
-        f"{len(good)} of {len(trials)} complete trials not significantly below the top score, "
-        f"{len(likely)} of them as likely as the likeliest fit (the winner: the fewest "
-        f"parameters of those: {metrics['best_parameters']:.0f}); {len(pruned)} pruned."
-        + (
-            ""
-            if by_likelihood is None
-            else f" Best by held-out log-likelihood: {by_likelihood.user_attrs['label']} "
+    line = _summary_line(winner, metrics, len(good), len(likely), len(pruned), front)
+    if by_likelihood is not None:
+        line += (
+            f" Best by held-out log-likelihood: {by_likelihood.user_attrs['label']} "
             f"({by_likelihood.user_attrs['log_likelihood']:.1f} a vector)."
         )
-    )
     set_description(line, train_run_line(train.run_id))
     print(f"aelatent search: {line.replace('**', '')}", file=sys.stderr, flush=True)
     _log_winner(winner, fitted, train, seed=seed)
 
 
+def _summary_line(
+    winner: Candidate,
+    metrics: dict[str, float],
+    n_good: int,
+    n_likely: int,
+    n_pruned: int,
+    front: Sequence[FrozenTrial],
+) -> str:
+    """The run's headline: the winner, its score and among which trials it was chosen."""
+    among = (
+        f"{len(front)} trials on the Pareto front of fidelity and copying ratio (of "
+        f"{metrics['n_trials_complete']:.0f} complete): {n_good} of them not significantly "
+        "below the front's top score"
+        if front
+        else f"{n_good} of {metrics['n_trials_complete']:.0f} complete trials not "
+        "significantly below the top score"
+    )
+    return (
+        f"Best generator: **{winner.label}**, score {metrics['best_score']:.3f} "
+        f"[{metrics['best_score_lo']:.3f}, {metrics['best_score_hi']:.3f}] (cross-fitted C2ST "
+        f"accuracy {metrics['best_c2st_acc']:.3f}, copying ratio "
+        f"{metrics['best_copying_ratio']:.2f}); {among}, {n_likely} of those as likely as the "
+        "likeliest fit (the winner: the fewest parameters of those: "
+        f"{metrics['best_parameters']:.0f}); {n_pruned} pruned."
+    )
+
+
+FRONT_RULE = (
+    "on the Pareto front of fidelity and copying ratio, the single-mode rule: " + SELECTION_RULE
+)
+FRONT_AXES = ("fidelity", "copying_ratio")
+FRONT_LABELS = ("fidelity: min(1, 2(1 - C2ST accuracy))", "copying ratio (1: as new real latents)")
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The complete trials no other trial beats in both fidelity and copying ratio (Optuna's
+    ``best_trials`` of the two-objective study), highest fidelity first."""
+    front = [t for t in study.best_trials if "score" in t.user_attrs]
+    return sorted(front, key=lambda t: (-t.values[0], t.number))
+
+
+def _log_front(
+    study: optuna.Study,
+    front: Sequence[FrozenTrial],
+    winner: FrozenTrial,
+    out: Path,
+    metrics: dict[str, float],
+) -> list[Path]:
+    """``pareto_front.csv`` (the front's trials) and ``pareto_front.png`` (Optuna's plot, the
+    winner ringed); the front's size and the winner's fidelity as metrics, the front's trial
+    numbers and the winner's rule as tags."""
+    metrics["n_pareto_front"] = float(len(front))
+    metrics["best_fidelity"] = winner.user_attrs["fidelity"]
+    mlflow.set_tags(
+        {
+            "pareto_front": ",".join(str(t.number) for t in front)[:5000],
+            "winner_rule": FRONT_RULE,
+        }
+    )
+    rows = [
+        [
+            t.number,
+            t.params["family"],
+            t.user_attrs["label"],
+            *t.values,
+            t.user_attrs["score"],
+            t.user_attrs["score_se"],
+            t.user_attrs["c2st_acc"],
+            t.user_attrs["shape_c2st_acc"],
+            t.user_attrs.get("log_likelihood", ""),
+            t.user_attrs.get("parameters", ""),
+            int(t.number == winner.number),
+        ]
+        for t in front
+    ]
+    header = ["trial", "family", "candidate", *FRONT_AXES, "score", "score_se"]
+    header += ["c2st_acc", "shape_c2st_acc", "log_likelihood", "parameters", "winner"]
+    return [
+        _write_csv(out / "pareto_front.csv", header, rows),
+        _plot_front(study, winner, out / "pareto_front.png"),
+    ]
+
+
+def _plot_front(study: optuna.Study, winner: FrozenTrial, path: Path) -> Path:
+    """Optuna's matplotlib Pareto-front plot of the study, the winner ringed."""
+    import warnings
+
+    from optuna.visualization import matplotlib as ovm  # Agg is set at the top
+
+    with warnings.catch_warnings(), matplotlib.rc_context():  # Optuna sets a global style
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = ovm.plot_pareto_front(study, target_names=list(FRONT_LABELS))
+        ax.scatter(*winner.values, s=160, facecolors="none", edgecolors="black", zorder=5)
+        ax.annotate(
+            f"winner: trial {winner.number}",
+            winner.values,
+            xytext=(-12, 12),
+            textcoords="offset points",
+            ha="right",
+            fontsize=8,
+        )
+        ax.set_title("generators: fidelity against copying ratio", fontsize=10)
+        fig = ax.figure
+        fig.set_size_inches(7, 4.5)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return path
+
+
 def _decoded_family_bests(
-    trials: Sequence[FrozenTrial],
+    ranking: dict[str, FrozenTrial],
     train: TrainRun,
     latents: np.ndarray,
     out: Path,
@@ -320,8 +468,9 @@ def _decoded_family_bests(
     estimate: str,
     seed: int,
 ) -> list[Path]:
-    """``decoded_generators.png``: 8 decoded vectors of each family's best (refitted on every
-    training latent) under the real reconstructions: the picture that checks the score."""
+    """``decoded_generators.png``: 8 decoded vectors of each family's place in the ranking
+    (:func:`~aelatent.jobs.generator_study.family_ranking`, refitted on every training
+    latent) under the real reconstructions: the picture that checks the score."""
     if not has_decoder(train.run_id):
         return []
     from aelatent.model import decoder_of  # TensorFlow: only when there is a decoder
@@ -329,12 +478,12 @@ def _decoded_family_bests(
     decoder = decoder_of(load_autoencoder(train.run_id))
     real = latents[np.random.default_rng([seed, 99]).choice(len(latents), 8, replace=False)]
     rows, labels = [decoder.predict(real, verbose=0)], ["real"]
-    for family, trial in family_bests(trials).items():
+    for family, trial in ranking.items():
         candidate = candidate_of(trial)
         sampler = fit_candidate(candidate, latents, seed=seed, estimate=estimate)
         z = sampler.with_scale(candidate.scale).sample(8, np.random.default_rng([seed, 98]))
         rows.append(decoder.predict(z, verbose=0))
-        labels.append(f"{family}\n{trial.user_attrs['score']:.2f}")
+        labels.append(f"{family}\n{np.mean(trial.user_attrs['per_split']):.2f}")
     title = "each family's best candidate, decoded (score beside it)"
     return [save_image_rows(rows, labels, out / "decoded_generators.png", title=title)]
 
@@ -360,110 +509,67 @@ def _heldout_check(
     }
 
 
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
 def _write_trials(
     path: Path,
     trials: Sequence[FrozenTrial],
     good: Sequence[FrozenTrial],
     likely: Sequence[FrozenTrial],
+    front: Sequence[FrozenTrial] = (),
 ) -> Path:
-    """Every complete trial, best score first, with what the winner was chosen by."""
+    """Every complete trial, best score first, with what the winner was chosen by (in
+    ``mode=multi``: among the front's trials, ``on_pareto_front``)."""
     good_numbers = {t.number for t in good}
     likely_numbers = {t.number for t in likely}
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "trial",
-                "family",
-                "candidate",
-                "score",
-                "score_se",
-                "c2st_acc",
-                "copying_ratio",
-                "log_likelihood",
-                "fit_log_likelihood",
-                "parameters",
-                "as_good_as_best",
-                "as_likely_as_likeliest",
-            ]
-        )
-        for t in sorted(trials, key=lambda t: -t.user_attrs["score"]):
-            a = t.user_attrs
-            writer.writerow(
-                [
-                    t.number,
-                    t.params["family"],
-                    a["label"],
-                    a["score"],
-                    a["score_se"],
-                    a["c2st_acc"],
-                    a["copying_ratio"],
-                    a.get("log_likelihood", ""),
-                    a.get("fit_log_likelihood", ""),
-                    a.get("parameters", ""),
-                    int(t.number in good_numbers),
-                    int(t.number in likely_numbers),
-                ]
-            )
-    return path
+    front_numbers = {t.number for t in front}
+    header = ["trial", "family", "candidate", "score", "score_se", "c2st_acc", "copying_ratio"]
+    header += ["fidelity", "log_likelihood", "fit_log_likelihood", "parameters"]
+    header += ["as_good_as_best", "as_likely_as_likeliest"]
+    rows = []
+    for t in sorted(trials, key=lambda t: -t.user_attrs["score"]):
+        a = t.user_attrs
+        row = [t.number, t.params["family"], a["label"], a["score"], a["score_se"]]
+        row += [a["c2st_acc"], a["copying_ratio"], a.get("fidelity", "")]
+        row += [a.get(k, "") for k in ("log_likelihood", "fit_log_likelihood", "parameters")]
+        row += [int(t.number in good_numbers), int(t.number in likely_numbers)]
+        rows.append(row + ([int(t.number in front_numbers)] if front else []))
+    return _write_csv(path, header + (["on_pareto_front"] if front else []), rows)
 
 
-def _write_family_bests(
-    path: Path, trials: Sequence[FrozenTrial], pruned: Sequence[FrozenTrial] = ()
-) -> Path:
-    """The best complete trial of each family, best first (the report's table); a family
-    whose every trial was pruned gets a row with its best partial score (``pruned``)."""
-    bests = family_bests(trials)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "family",
-                "trial",
-                "candidate",
-                "score",
-                "score_lo",
-                "score_hi",
-                "c2st_acc",
-                "copying_ratio",
-            ]
-        )
-        for family, t in bests.items():
-            a = t.user_attrs
-            score_lo, score_hi = score_interval(a["per_split"])
-            writer.writerow(
-                [
-                    family,
-                    t.number,
-                    a["label"],
-                    a["score"],
-                    score_lo,
-                    score_hi,
-                    a["c2st_acc"],
-                    a["copying_ratio"],
-                ]
-            )
-        partial: dict[str, tuple[float, FrozenTrial]] = {}
-        for t in pruned:
-            family, scores = t.params.get("family"), t.user_attrs.get("per_split")
-            if family in bests or not scores:
-                continue
-            score = float(np.mean(scores))
-            if family not in partial or score > partial[family][0]:
-                partial[family] = (score, t)
-        for family, (score, t) in sorted(partial.items(), key=lambda item: -item[1][0]):
-            label = f"{t.user_attrs.get('label', family)} (pruned: every trial)"
-            writer.writerow([family, t.number, label, score, "", "", "", ""])
-    return path
+def _write_family_bests(path: Path, ranking: dict[str, FrozenTrial]) -> Path:
+    """Each family in the ranking's order (the report's table; RANKING_RULE), with the
+    trial that placed it; a pruned one with its partial score and the splits it ran."""
+    header = ["family", "trial", "candidate", "score", "score_lo", "score_hi"]
+    header += ["c2st_acc", "copying_ratio"]
+    rows: list[list[Any]] = []
+    for family, t in ranking.items():
+        a = t.user_attrs
+        if "score" in a:
+            row = [family, t.number, a["label"], a["score"], *score_interval(a["per_split"])]
+            rows.append([*row, a["c2st_acc"], a["copying_ratio"]])
+        else:
+            label = f"{a.get('label', family)} (pruned after {len(a['per_split'])} splits)"
+            rows.append([family, t.number, label, float(np.mean(a["per_split"])), "", "", "", ""])
+    return _write_csv(path, header, rows)
 
 
 def _importances(study: optuna.Study, out: Path, metrics: dict[str, float]) -> list[Path]:
-    """Optuna's hyperparameter importances (fANOVA) as metrics and a plot; none with fewer
-    than 3 complete trials (nothing to attribute)."""
+    """Optuna's hyperparameter importances (fANOVA) for the score as metrics and a plot (in
+    ``mode=multi`` too: the score, not either objective); none with fewer than 3 complete
+    trials (nothing to attribute)."""
     if len(complete_trials(study)) < 3:
         return []
     try:
-        importances = optuna.importance.get_param_importances(study)
+        importances = optuna.importance.get_param_importances(
+            study, target=lambda t: float(t.user_attrs.get("score", 0.0))
+        )
     except (ValueError, RuntimeError):  # e.g. every trial the same family and settings
         return []
     for name, value in importances.items():

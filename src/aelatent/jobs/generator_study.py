@@ -19,14 +19,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.core.generator_space import (
     Candidate,
+    SplitNoise,
+    SplitScore,
     as_good_as,
     fit_candidate,
+    pooled_noise,
     principal_directions,
     split_score,
 )
 from aelatent.core.sampler_registry import parameter_count, spec_of
 from aelatent.core.samplers import Sampler
 from aelatent.core.verdict import Split, make_splits
+from aelatent.jobs.generator_queue import optimize_once
 
 SPLITS = 3
 SIBLING_FRACTION = 0.25  # of a worker's trials: each family's best's siblings (run_trials)
@@ -67,15 +71,22 @@ class GeneratorObjective:
 
     Every trial's user attributes hold what the summary reads: ``label``, ``per_split``,
     ``parameters`` (the first split's fit's free parameters: the selection's simplicity),
-    and when complete ``score``, ``score_se``, ``c2st_acc``, ``copying_ratio``, ``splits``
-    and, for a family with a density, ``log_likelihood`` (mean over the splits)."""
+    and when complete ``score``, ``score_se``, ``c2st_acc``, ``copying_ratio``, ``fidelity``,
+    ``splits`` and, for a family with a density, ``log_likelihood`` (mean over the splits)."""
 
     def __init__(
-        self, splits: Sequence[Split], families: Sequence[str], *, estimate: str, seed: int
+        self,
+        splits: Sequence[Split],
+        families: Sequence[str],
+        *,
+        estimate: str,
+        seed: int,
+        multi: bool = False,
     ) -> None:
         self.splits = list(splits)
         self.families = tuple(families)
         self.estimate, self.seed = estimate, seed
+        self.multi = multi  # mode=multi: (fidelity, copying ratio), every split, no pruning
         self.directions = [principal_directions(split.fit) for split in self.splits]
         self._fits: dict[tuple[str, tuple[Any, ...], int], Sampler] = {}  # one fit per shape
 
@@ -91,15 +102,17 @@ class GeneratorObjective:
             )
         return self._fits[key]
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         return self.score(trial, suggest(trial, self.families, self.n_fit))
 
-    def score(self, trial: optuna.Trial, candidate: Candidate) -> float:
+    def score(self, trial: optuna.Trial, candidate: Candidate) -> float | tuple[float, float]:
         """The candidate's mean split score; TrialPruned when Optuna's pruner says so (the
-        partial scores are left in ``per_split``)."""
+        partial scores are left in ``per_split``). ``multi``: the means of its two factors,
+        ``(fidelity, copying ratio)`` (:func:`fidelity`), after every split (Optuna's
+        ``report`` and ``should_prune`` raise in a multi-objective study)."""
         trial.set_user_attr("label", candidate.label)
         scores: list[float] = []
-        accs, shapes, ratios, logliks, fit_logliks = [], [], [], [], []
+        accs, shapes, ratios, logliks, fit_logliks, fidelities = [], [], [], [], [], []
         for step, (split, directions) in enumerate(zip(self.splits, self.directions, strict=True)):
             sampler = self.fitted(candidate, split)
             if step == 0:
@@ -111,6 +124,9 @@ class GeneratorObjective:
             ratios.append(got.copying_ratio)
             logliks.append(got.log_likelihood)
             fit_logliks.append(got.fit_log_likelihood)
+            fidelities.append(fidelity(got))
+            if self.multi:
+                continue
             trial.report(float(np.mean(scores)), step)
             if step + 1 < len(self.splits) and trial.should_prune():
                 trial.set_user_attr("per_split", scores)
@@ -121,6 +137,7 @@ class GeneratorObjective:
             "c2st_acc": float(np.mean(accs)),
             "shape_c2st_acc": float(np.mean(shapes)),
             "copying_ratio": float(np.mean(ratios)),
+            "fidelity": float(np.mean(fidelities)),
             "splits": float(len(scores)),
         }
         if all(math.isfinite(v) for v in logliks):
@@ -131,7 +148,16 @@ class GeneratorObjective:
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
         trial.set_user_attr("per_split", scores)
+        if self.multi:
+            return metrics["fidelity"], metrics["copying_ratio"]
         return metrics["score"]
+
+
+def fidelity(got: SplitScore) -> float:
+    """The score's two-sample factor ``min(1, 2(1 - max(acc, acc_shape)))``
+    (:mod:`aelatent.core.generator_space`): 1 when neither classifier tells the generated
+    vectors from the held-out half. ``got.score`` is it times ``min(1, copying ratio)``."""
+    return min(1.0, 2.0 * (1.0 - max(got.accuracy, got.shape_accuracy)))
 
 
 def optimize(
@@ -142,9 +168,11 @@ def optimize(
     seed: int,
     estimate: str = "auto",
     study: optuna.Study | None = None,
+    multi: bool = False,
 ) -> optuna.Study:
     """The search on plain training latents: ``n_trials`` trials into ``study`` (default: a
-    new in-memory one, seeded and pruned as the job's), returned."""
+    new in-memory one, seeded and pruned as the job's); ``multi``: the two objectives of
+    ``mode=multi`` (a new study: two directions, no pruner), returned."""
     # here, not at the top: importing the package aelatent.jobs.search runs its job module,
     # which imports generator_search and so this module, not yet initialised (a cycle at
     # import time that a caller importing this module first, as the benchmark does, hits)
@@ -153,9 +181,11 @@ def optimize(
     splits = make_splits(np.asarray(latents, dtype=np.float64), SPLITS, seed)
     if study is None:
         study = optuna.create_study(
-            direction="maximize", sampler=TrialSeededSampler(seed), pruner=pruner()
+            directions=["maximize"] * (2 if multi else 1),
+            sampler=TrialSeededSampler(seed),
+            pruner=optuna.pruners.NopPruner() if multi else pruner(),
         )
-    objective = GeneratorObjective(splits, families, estimate=estimate, seed=seed)
+    objective = GeneratorObjective(splits, families, estimate=estimate, seed=seed, multi=multi)
     run_trials(study, objective, n_trials)
     return study
 
@@ -164,8 +194,8 @@ def run_trials(
     study: optuna.Study, objective: GeneratorObjective, n_trials: int, **optimize: Any
 ) -> None:
     """``n_trials`` trials of one worker: TPE's, then (the last SIBLING_FRACTION of them)
-    the sibling shapes of each family's best so far, at its width (:func:`sibling_shapes`;
-    the families taken in turn, best first), TPE's again for what they leave;
+    the sibling shapes of each family's best so far (:func:`sibling_shapes`; the families
+    taken in turn, best first) at :func:`sibling_width`, TPE's again for what they leave;
     ``optimize``: ``study.optimize``'s keyword arguments.
 
     Why: the winner is chosen among the shapes tied with the top score
@@ -174,47 +204,54 @@ def run_trials(
     seed 1 of the reduced benchmark it never tried 3 components near the width of the top
     score (6 diagonal ones); on seed 0 of the full one it spent 36 of 60 trials on the flow
     and its best mixture had 1 component. Why each family's best, not the top's alone: the
-    top may be another family's. The shapes come from the scores, not from the winner, so
-    the trials do not depend on the rule that picks the winner."""
+    top may be another family's. The shapes come from the scores and their tie test
+    (:func:`tied_with_top`), not from the winner, so the trials do not depend on the rest of
+    the rule that picks the winner (the likelihood and parameter steps)."""
     siblings = min(n_trials, round(SIBLING_FRACTION * n_trials))
-    if n_trials - siblings > 0:
-        study.optimize(objective, n_trials=n_trials - siblings, **optimize)
+    optimize_once(study, objective, n_trials - siblings, [], **optimize)
     trials = complete_trials(study)
+    queue: list[dict[str, Any]] = []
     if trials and siblings > 0:
-        tried = {_key(t.params) for t in study.get_trials(deepcopy=False)}
+        in_play = {t.number for t in tied_with_top(trials)}
         queues = [
-            sibling_shapes(candidate_of(best), objective.n_fit)
+            sibling_shapes(candidate_of(best), objective.n_fit, sibling_width(best, in_play))
             for best in family_bests(trials).values()
         ]
-        queued = 0
         for turn in itertools.zip_longest(*queues):
-            for shape in turn:
-                if shape is None or queued >= siblings:
-                    continue
-                params = {"family": shape.family, **shape.params}
-                if _key(params) not in tried:
-                    study.enqueue_trial(params)
-                    tried.add(_key(params))
-                    queued += 1
-    if siblings > 0:
-        study.optimize(objective, n_trials=siblings, **optimize)
+            queue += [{"family": s.family, **s.params} for s in turn if s is not None]
+    optimize_once(study, objective, siblings, queue, **optimize)
 
 
-def _key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+def sibling_width(best: FrozenTrial, in_play: set[int]) -> float | None:
+    """The width of the siblings of a family's best trial: its own (None) when it is tied
+    with the top score (``in_play``: the numbers of those trials), a width known to be good;
+    otherwise, for a family whose axis scales its fit, scale 1, the fit's own width.
+
+    Why: the width that suits one shape need not suit another, and a family's best that is
+    not tied with the top may owe its place to its width, not its shape: on seed 6 of the
+    full benchmark the mixture's best was 4 components at 2.28 (score 0.31), its siblings
+    inherited 2.28 and all were pruned after one split, while its fits were the likeliest
+    on held-out latents. Scale 1 is the width every fit was fitted at, the one choice that
+    favours no shape. uniform's b has no such width (its best keeps its own)."""
+    if best.number in in_play or spec_of(str(best.params["family"])).axis != "scale":
+        return None
+    return 1.0
 
 
-def sibling_shapes(candidate: Candidate, n_fit: int) -> list[Candidate]:
-    """The candidates of ``candidate``'s family at its width with every count and choice:
-    every value of a linear integer setting (a count: gmm's components, flow's bijectors),
-    smallest first, times every value of a choice (gmm's covariance type); the log-scale and
-    float settings kept; the candidate itself left out. Why every count, not only smaller
-    ones: a top score of too few components (2 on seed 0 of the reduced benchmark) must
-    meet the right count too; why smallest first: a budget too small for all of them
-    covers the simple ones, and a bad one is pruned after one split."""
+def sibling_shapes(candidate: Candidate, n_fit: int, width: float | None = None) -> list[Candidate]:
+    """The candidates of ``candidate``'s family at ``width`` (default its own) with every
+    count and choice: every value of a linear integer setting (a count: gmm's components,
+    flow's bijectors), smallest first, times every value of a choice (gmm's covariance
+    type); the log-scale and float settings kept; the candidate itself left out (at another
+    width its own shape is a sibling); none for a family with no count or choice (mvn,
+    gaussian, uniform: their width is TPE's to explore, not a sibling's). Why every count,
+    not only smaller ones: a top score of too few components (2 on seed 0 of the reduced
+    benchmark) must meet the right count too; why smallest first: a budget too small for
+    all of them covers the simple ones, and a bad one is pruned after one split."""
     spec = spec_of(candidate.family)
     params = candidate.params
     grid: list[dict[str, Any]] = [{}]
+    varied = False
     for space in spec.settings:
         if space.kind == "choice":
             values: list[Any] = list(space.choices)
@@ -222,8 +259,12 @@ def sibling_shapes(candidate: Candidate, n_fit: int) -> list[Candidate]:
             values = list(range(int(space.low), int(space.upper(n_fit)) + 1))
         else:
             values = [params[space.name]]
+        varied = varied or len(values) > 1
         grid = [{**g, space.name: v} for g in grid for v in values]
-    shapes = [Candidate.of(candidate.family, {**g, spec.axis: params[spec.axis]}) for g in grid]
+    if not varied:
+        return []
+    at = params[spec.axis] if width is None else width
+    shapes = [Candidate.of(candidate.family, {**g, spec.axis: at}) for g in grid]
     return [c for c in shapes if c != candidate]
 
 
@@ -241,16 +282,47 @@ def top_score(trials: Sequence[FrozenTrial]) -> FrozenTrial:
 
 
 SELECTION_RULE = (
-    "of the trials tied with the top score, those tied with the best held-out "
-    "log-likelihood of the fit, the fewest parameters (paired t over the splits, 95%)"
+    "of the trials tied with the top score (the split scores' noise pooled over the "
+    "candidates near the top), those tied with the best held-out log-likelihood of the fit "
+    "(paired t over the splits), the fewest parameters (t tests at 95%, two-sided)"
+)
+RANKING_RULE = (
+    "the winner's family first, then the same rule over and over on the other families' "
+    "trials, pruned ones on the splits they ran; a family without a density (uniform) after "
+    "every family it ties"
 )
 FIT_LOG_LIKELIHOOD = "per_split_fit_log_likelihood"
 
 
+def score_noise(trials: Sequence[FrozenTrial]) -> SplitNoise | None:
+    """The noise of one split's score (:func:`~aelatent.core.generator_space.pooled_noise`),
+    pooled over the complete trials that the pair's own paired t ties with the top score;
+    over every complete trial when the top has no such peer; None with fewer than two
+    complete trials (then each pair's own test decides).
+
+    Why near the top: a C2ST accuracy's noise depends on its level (binomial: it shrinks
+    toward the floor of a generator told apart every time and at the ceiling of 1), and the
+    tie test is about candidates near the top. Why every trial rather than none: a pair's
+    own test has R - 1 degrees of freedom, and none on the one split of a trial pruned
+    after it."""
+    full = [
+        t.user_attrs["per_split"]
+        for t in trials
+        if len(t.user_attrs.get("per_split", ())) == SPLITS
+    ]
+    if not full:
+        return None
+    best = max(full, key=lambda scores: float(np.mean(scores)))
+    near = [scores for scores in full if as_good_as(best, scores)]
+    return pooled_noise(near) or pooled_noise(full)
+
+
 def tied_with_top(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials whose split scores are not significantly below the top score's."""
-    top = top_score(trials)
-    return [t for t in trials if as_good_as(top.user_attrs["per_split"], t.user_attrs["per_split"])]
+    """The trials whose split scores are not significantly below the top score's (the
+    noise pooled: :func:`score_noise`)."""
+    top, noise = top_score(trials), score_noise(trials)
+    best = top.user_attrs["per_split"]
+    return [t for t in trials if as_good_as(best, t.user_attrs["per_split"], noise)]
 
 
 def tied_with_likeliest(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -300,6 +372,83 @@ def family_bests(trials: Sequence[FrozenTrial]) -> dict[str, FrozenTrial]:
         if family not in bests or t.user_attrs["score"] > bests[family].user_attrs["score"]:
             bests[family] = t
     return dict(sorted(bests.items(), key=lambda item: -item[1].user_attrs["score"]))
+
+
+def family_ranking(
+    trials: Sequence[FrozenTrial], winner: FrozenTrial | None = None
+) -> dict[str, FrozenTrial]:
+    """The families ranked (RANKING_RULE), each with the trial that placed it: first the
+    winner's (default :func:`best_trial` over the complete trials; ``mode=multi`` passes
+    the front's), then, over and over, the rule's choice among the remaining families'
+    trials, complete and pruned (:func:`_placed`).
+
+    Why not each family's best score: the score does not rank generators that are told
+    apart; every wide generator levels off at the same floor (uniform, gaussian and a wide
+    mvn at 0.25-0.26 on the benchmark), where the order of the best scores is the order of
+    noise and of what the pruner happened to stop (on one seed every good gaussian trial
+    was pruned after two splits at 0.26, and its one complete trial, at a bad width,
+    scored 0.02 and ranked it below uniform). The rule orders a tie the way it picks a
+    winner: by the fit's held-out log-likelihood, which a family without a density cannot
+    show (the winner's rule drops it from a tie with one that has), then by parameters."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and "score" in t.user_attrs]
+    order: dict[str, FrozenTrial] = {}
+    if winner is None and complete:
+        winner = best_trial(complete)
+    if winner is not None:
+        order[str(winner.params["family"])] = winner
+    noise = score_noise(complete)
+    fits = {
+        _shape_key(t): t.user_attrs[FIT_LOG_LIKELIHOOD]
+        for t in complete
+        if FIT_LOG_LIKELIHOOD in t.user_attrs
+    }
+    rest = [
+        t for t in trials if t.user_attrs.get("per_split") and t.params.get("family") not in order
+    ]
+    while rest:
+        placed = _placed(rest, noise, fits)
+        family = str(placed.params["family"])
+        order[family] = placed
+        rest = [t for t in rest if t.params["family"] != family]
+    return order
+
+
+def _placed(
+    pool: Sequence[FrozenTrial],
+    noise: SplitNoise | None,
+    fits: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]],
+) -> FrozenTrial:
+    """The winner's rule on trials that may have been pruned: the top is the highest mean
+    split score, a pruned trial compared on the splits it ran; a family with a density
+    before one without; the fit's held-out log-likelihood from any complete
+    trial of the same shape (it does not depend on the width: every width of a shape is one
+    fit); then the fewest parameters."""
+    top = max(pool, key=lambda t: (_mean_score(t), -t.number))
+    best = top.user_attrs["per_split"]
+    tied = [t for t in pool if as_good_as(best, t.user_attrs["per_split"], noise)]
+    dense = [t for t in tied if spec_of(str(t.params["family"])).log_likelihood is not None]
+    peers = dense or tied
+    known = [(t, fits[_shape_key(t)]) for t in peers if _shape_key(t) in fits]
+    if known:
+        likeliest = max((ll for _, ll in known), key=lambda ll: float(np.mean(ll)))
+        peers = [t for t, ll in known if as_good_as(likeliest, ll)]
+    return min(
+        peers,
+        key=lambda t: (t.user_attrs.get("parameters", math.inf), -_mean_score(t), t.number),
+    )
+
+
+def _mean_score(trial: FrozenTrial) -> float:
+    return float(np.mean(trial.user_attrs["per_split"]))
+
+
+def _shape_key(trial: FrozenTrial) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A trial's fit: its family and every setting but the width."""
+    family = str(trial.params["family"])
+    axis = spec_of(family).axis
+    return family, tuple(
+        sorted((k, repr(v)) for k, v in trial.params.items() if k not in ("family", axis))
+    )
 
 
 def candidate_of(trial: FrozenTrial) -> Candidate:

@@ -213,7 +213,12 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
         default=AUTO,
         help="upper end of the searched range of b or scale (> b_min); auto: 12 for b, 4 for scale",
     )
-    parser.add_argument("--mode", default="single", help="single (objective) or multi (Pareto)")
+    parser.add_argument(
+        "--mode",
+        default="single",
+        help="single (objective) or multi (Pareto front of its two parts; space=generators: "
+        "fidelity against copying ratio)",
+    )
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     parser.add_argument("--study-name", default=AUTO, help="'auto' = from train run, k and mode")
     parser.add_argument("--seed", default="0", help="seed of the draws and of the TPE sampler")
@@ -258,11 +263,6 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
     if space not in SPACES:
         raise UserError(f"space={args.space!r} is unknown; choose one of {', '.join(SPACES)}")
     families = parse_families(args.families)
-    if space == GENERATORS and args.mode.strip().lower() == "multi":
-        raise UserError(
-            "space=generators has one score (cross-fitted C2ST x copying ratio); mode=multi "
-            "is not built for it: give -P mode=single"
-        )
 
     k = _one_number(args.k, "k", positive=True, maximum=MAX_K, why=SEARCH_RANGE_WHY)
     if k < MIN_K:  # as evaluate's k: far below, the exact probabilities underflow to NaN
@@ -273,7 +273,11 @@ def parse_args(argv: Sequence[str] | None) -> SearchRequest:
             f"objective={args.objective!r} is unknown; choose one of {', '.join(SEARCH_OBJECTIVES)}"
         )
     sampler = parse_sampler(args.sampler, objective)
-    if objective in C2ST_OBJECTIVES and args.mode.strip().lower() == "multi":
+    if (
+        objective in C2ST_OBJECTIVES
+        and space != GENERATORS
+        and args.mode.strip().lower() == "multi"
+    ):
         raise UserError(
             f"mode=multi needs an objective with two parts to trade (typical, band, knn); "
             f"objective={objective} has one: give -P mode=single"
