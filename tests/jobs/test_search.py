@@ -73,6 +73,9 @@ def check_parent_and_children(
         assert metrics["best_b_in_interval"] == float(  # Optuna against the draw's plateau
             metrics["best_b_mc_lo"] <= metrics["best_b"] <= metrics["best_b_mc_hi"]
         )
+        assert metrics["best_b_in_ci"] == float(  # and against the interval of the best
+            metrics["best_b_lo"] <= metrics["best_b"] <= metrics["best_b_hi"]
+        )
         assert metrics["best_b_lo"] <= metrics["best_b_mc_lo"] <= metrics["best_b_mc_hi"]
         assert metrics["best_b_mc_hi"] <= metrics["best_b_hi"]
     else:  # no best b to name, and the run says why

@@ -86,9 +86,10 @@ def test_best_b_with_its_interval_and_the_objective_curve(tmp_path: Path):
 
 
 def test_optuna_outside_the_interval_is_said(tmp_path: Path):
-    blocks = _search_blocks(tmp_path, {**FOUND, "best_b": 2.5, "best_b_in_interval": 0.0}, {})
+    outside = {**FOUND, "best_b": 2.5, "best_b_in_interval": 0.0, "best_b_in_ci": 0.0}
+    blocks = _search_blocks(tmp_path, outside, {})
     text = _texts(blocks, Paragraph)
-    assert "OUTSIDE that interval: run more trials" in text
+    assert "OUTSIDE that interval: the trials did not reach the optimum" in text
     # the headline never puts a point outside its own interval: the sweep's best leads
     assert "Best b = 1.842 [1.83, 1.85]" in text and "Optuna's best trial is b = 2.5" in text
 
@@ -183,3 +184,14 @@ def test_a_generator_search_shows_each_familys_best_and_the_heldout_check(tmp_pa
     (families,) = [b for b in blocks if isinstance(b, Table) and b.name.startswith("generators")]
     assert [row[0] for row in families.rows] == ["gmm", "uniform"]
     assert families.rows[0][2] == "0.9 [0.8, 1]"
+
+
+def test_optuna_off_the_plateau_but_inside_the_interval_is_not_told_to_run_more_trials(
+    tmp_path: Path,
+):
+    """The demo's case: Optuna's point is off one draw's plateau, inside the interval that
+    carries the latents' error; more trials would not change the answer."""
+    inside = {**FOUND, "best_b": 1.845, "best_b_in_interval": 0.0, "best_b_in_ci": 1.0}
+    text = _texts(_search_blocks(tmp_path, inside, {}), Paragraph)
+    assert "inside the interval of the best" in text and "OUTSIDE" not in text
+    assert "run more trials" not in text

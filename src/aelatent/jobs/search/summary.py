@@ -125,6 +125,9 @@ def summary_metrics(
             f"best_{axis}_in_interval": float(agrees),
         }
     )
+    # the interval of the answer (for the box: with the latents' error, wider than the plateau)
+    lo, hi = metrics[f"best_{axis}_lo"], metrics[f"best_{axis}_hi"]
+    metrics[f"best_{axis}_in_ci"] = float(lo <= value.b <= hi)
     log10_p = finite_or_none(box.log10_p_hit(value.b)) if axis == "b" else None
     if log10_p is not None:
         metrics["best_log10_p_hit"] = log10_p
@@ -220,11 +223,28 @@ def log_summary(
             OUTSIDE_TAG,
             f"Optuna's best {axis} {metrics[best]:.4g} is outside [{sweep.lo:.4g}, {sweep.hi:.4g}]",
         )
-        print(
-            f"aelatent search: Optuna's best {axis} {metrics[best]:.4g} is outside the interval "
-            "of the exact optimum; run more trials",
-            file=sys.stderr,
+        print(f"aelatent search: {optuna_advice(metrics, axis, sweep)}", file=sys.stderr)
+
+
+def optuna_advice(metrics: dict[str, float], axis: str, sweep: Sweep) -> str:
+    """What Optuna's best trial off the sampled optimum means. Why not "run more trials"
+    alone: the sweep has already found the sampled optimum, and where Optuna's point lies
+    inside the interval of the best (the latents' own error, wider than one draw's plateau)
+    more trials only move it within that error; the answer is the sweep's either way."""
+    lo, hi = metrics[f"best_{axis}_lo"], metrics[f"best_{axis}_hi"]
+    point = f"Optuna's best {axis} {metrics[f'best_{axis}']:.4g}"
+    if metrics[f"best_{axis}_in_ci"]:
+        return (
+            f"{point} is off the sampled optimum by more than the draw's error "
+            f"([{sweep.lo:.4g}, {sweep.hi:.4g}]) but inside the interval of the best "
+            f"[{lo:.4g}, {hi:.4g}]: the difference is below what the real latents can tell; "
+            f"the best {axis} is the sweep's"
         )
+    return (
+        f"{point} is outside the interval of the best [{lo:.4g}, {hi:.4g}]: the study's "
+        f"trials did not reach the optimum; the best {axis} is the sweep's (more trials, or a "
+        "narrower b_min..b_max, bring Optuna nearer)"
+    )
 
 
 def warn_at_range_end(sweep: Sweep, request: SearchRequest) -> None:
