@@ -71,7 +71,8 @@ def image_bands(pixels: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 def overview_order(params: dict[str, str], samplers: Sequence[str]) -> list[tuple[str, float]]:
     """(sampler, value) of the overview's rows below the real one, as evaluate drew them:
-    the samplers in the order asked (``all``: the registry's), each over its b or scale list."""
+    the samplers in the order asked (``all``: evaluate's, DEFAULT_SAMPLERS, which leaves out
+    the trained flow), each over its b or scale list."""
     from aelatent.core.sampler_registry import spec_of
 
     asked = [s.strip().lower() for s in params["sampler"].split(",") if s.strip()]
@@ -86,10 +87,10 @@ def overview_order(params: dict[str, str], samplers: Sequence[str]) -> list[tupl
 def pick_rows(
     overview: np.ndarray, verdict: dict[str, Any], params: dict[str, str], wanted: Sequence[str]
 ) -> list[Row]:
-    from aelatent.core.sampler_registry import SAMPLERS
+    from aelatent.core.sampler_registry import DEFAULT_SAMPLERS
 
     bands = image_bands(overview)
-    order = [(REAL, float("nan")), *overview_order(params, SAMPLERS)]
+    order = [(REAL, float("nan")), *overview_order(params, DEFAULT_SAMPLERS)]
     if len(bands) != len(order):
         raise SystemExit(
             f"{DECODED} has {len(bands)} image rows, the run's parameters say {len(order)}"
