@@ -11,6 +11,7 @@ from aelatent.core.generator_space import (
     SplitNoise,
     as_good_as,
     copying_test,
+    difference_interval,
     fit_candidate,
     pooled_noise,
     principal_directions,
@@ -185,3 +186,21 @@ def test_pooled_noise_tells_a_candidate_the_paired_t_ties_with_two_degrees_of_fr
     assert not as_good_as(top, other, noise)
     assert as_good_as(top, [0.83, 0.93, 0.82], noise)
     assert as_good_as(top, [0.84], noise) and not as_good_as(top, [0.70, 0.75], noise)
+
+
+def test_the_difference_interval_covers_the_true_difference():
+    """The winner against the reference (mvn at scale 1): the interval of the difference of
+    two candidates' mean split scores, candidate 0 truly 0.03 above candidate 1, covers 0.03
+    in 95% of 2,000 tables with the pooled noise and with the pair's own paired t alike:
+    within the 0.1%-99.9% band of binomial(2,000, 0.95)."""
+    rng = np.random.default_rng(11)
+    covered = {"pooled": 0, "paired": 0}
+    for _ in range(2000):
+        x = _block_table(rng, 10, 3, 0.03)
+        x[0] += 0.03
+        for name, noise in (("pooled", pooled_noise(x)), ("paired", None)):
+            _, lo, hi = difference_interval(x[0], x[1], noise)
+            covered[name] += lo <= 0.03 <= hi
+    lo, hi = stats.binom.ppf([0.001, 0.999], 2000, 0.95)
+    assert all(lo <= n <= hi for n in covered.values()), covered
+    assert np.isnan(difference_interval([0.9], [0.8])[1])  # one split, no noise: no interval

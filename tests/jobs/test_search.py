@@ -346,6 +346,16 @@ def test_generator_search_over_families_names_the_best_and_its_peers(
     metrics = parent.data.metrics
     assert 0 <= metrics["best_score"] <= 1 and metrics["n_as_good"] >= 1
     assert metrics["n_trials_complete"] + metrics["n_trials_pruned"] == 8
+    # the winner against evaluate's mvn at scale 1, scored on the same splits
+    assert 0 <= metrics["reference_score"] <= 1
+    assert (
+        metrics["winner_minus_reference_lo"]
+        <= metrics["winner_minus_reference"]
+        <= metrics["winner_minus_reference_hi"]
+    )
+    assert metrics["winner_minus_reference"] == pytest.approx(
+        metrics["best_score"] - metrics["reference_score"]
+    )
     assert parent.data.tags["best_generator"].startswith("mvn")
     for kid in children(parent):
         assert kid.data.params["family"] in ("uniform", "mvn")
@@ -360,6 +370,7 @@ def test_generator_search_over_families_names_the_best_and_its_peers(
     assert rows[0]["family"] == "mvn" and float(rows[0]["score_lo"]) <= float(rows[0]["score"])
     err = capsys.readouterr().err
     assert "Best generator: mvn" in err and "no model, so no generator is logged" in err
+    assert "Against mvn scale=1 shrinkage=0 (evaluate's): score" in err
     assert "Trial 0 finished" not in err  # Optuna's per-trial log lines stay quiet
     study = load_study(storage, parent.data.tags["study_name"])
     assert study.user_attrs["families"] == "uniform,mvn"

@@ -271,6 +271,24 @@ def pooled_noise(per_split: Sequence[Sequence[float]]) -> SplitNoise | None:
     return SplitNoise(float((residual**2).sum() / df), df)
 
 
+def difference_interval(
+    a: Sequence[float], b: Sequence[float], noise: SplitNoise | None = None
+) -> tuple[float, float, float]:
+    """``a``'s mean split score minus ``b``'s on the splits both have, with its 95% interval:
+    by the pooled noise of one split when given (variance ``2 s^2 / k``, ``noise.df``
+    degrees of freedom, as :func:`as_good_as`), else by the paired t of the differences."""
+    k = min(len(a), len(b))
+    diff = np.asarray(a[:k], dtype=np.float64) - np.asarray(b[:k], dtype=np.float64)
+    if noise is not None:
+        half = float(stats.t.ppf(0.975, noise.df)) * math.sqrt(2.0 * noise.variance / k)
+    elif k >= 2:
+        half = float(stats.t.ppf(0.975, k - 1)) * float(diff.std(ddof=1)) / math.sqrt(k)
+    else:
+        half = math.nan
+    mean = float(diff.mean())
+    return mean, mean - half, mean + half
+
+
 def as_good_as(
     best: Sequence[float], other: Sequence[float], noise: SplitNoise | None = None
 ) -> bool:

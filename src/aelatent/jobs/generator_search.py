@@ -81,6 +81,7 @@ from aelatent.io.mlflow_native import registered_model_name, set_description, tr
 from aelatent.io.run_artifacts import load_autoencoder
 from aelatent.io.tracking import entry_point_run, resolve_train_run
 from aelatent.io.train_run import TrainRun, read_run
+from aelatent.jobs.generator_reference import reference_line, reference_metrics, score_reference
 from aelatent.jobs.generator_study import (
     SCORE_VERSION,
     SELECTION_RULE,
@@ -93,6 +94,7 @@ from aelatent.jobs.generator_study import (
     family_ranking,
     pruner,
     run_trials,
+    score_noise,
     suggest,
     tied_with_likeliest,
     tied_with_top,
@@ -272,7 +274,8 @@ def run_generator_search(
     )
     with quiet_optuna(), optuna_progress(n_trials, "aelatent search (generators)") as progress:
         run_trials(study, runner, n_trials, **progress)
-    summarise(study, train, latents, families, estimate=estimate, seed=seed)
+    reference = score_reference(runner)  # evaluate's mvn at scale 1, on the same splits
+    summarise(study, train, latents, families, estimate=estimate, seed=seed, reference=reference)
 
 
 def summarise(
@@ -283,10 +286,13 @@ def summarise(
     *,
     estimate: str,
     seed: int,
+    reference: dict[str, Any] | None = None,
 ) -> None:
     """The parent's metrics, tables, plots, winner and registered generator; in a
     two-objective study (``mode=multi``) also the Pareto front, and the winner is
-    :data:`FRONT_RULE`'s."""
+    :data:`FRONT_RULE`'s; ``reference``: the user attributes of
+    :data:`~aelatent.jobs.generator_reference.REFERENCE` scored on the study's splits, the
+    winner reported against it."""
     trials = complete_trials(study)
     pruned = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED]
     if not trials:
@@ -319,6 +325,8 @@ def summarise(
         "n_trials_pruned": float(len(pruned)),
         **heldout,
     }
+    if reference is not None:
+        metrics.update(reference_metrics(best.user_attrs, reference, score_noise(trials)))
     by_likelihood = best_by_log_likelihood(trials)
     if by_likelihood is not None:
         metrics["best_log_likelihood"] = by_likelihood.user_attrs["log_likelihood"]
@@ -339,6 +347,7 @@ def summarise(
     mlflow.log_metrics(metrics)
     mlflow.set_tag("best_generator", winner.label)
     line = _summary_line(winner, metrics, len(good), len(likely), len(pruned), front)
+    line += reference_line(metrics)
     if by_likelihood is not None:
         line += (
             f" Best by held-out log-likelihood: {by_likelihood.user_attrs['label']} "
