@@ -11,7 +11,9 @@ PostgreSQL with half the trials each, each opening it as the job's workers do
 (:func:`aelatent.jobs.search.study.open_storage` and ``open_study`` with the seeded TPE and
 the successive-halving pruner; exactly one creates it) and running
 :func:`~aelatent.jobs.generator_study.optimize` into it. The two workers interleave
-differently every time, so the two-worker study is repeated ``--repeats`` times.
+differently every time, so the two-worker study is repeated ``--repeats`` times. The
+sibling phase is the study's (:func:`aelatent.jobs.generator_queue.run_shared`): the two
+workers' last 6 trials together are the queued siblings, as one worker's last 6 are.
 
 Agreement (:func:`agree`): the same family and, for a mixture, the same number of
 components, and the two winners' split scores tied by the search's own tie test
@@ -56,6 +58,7 @@ FAMILIES = ("uniform", "mvn", "gmm")
 N_TRIALS = 24
 SEEDS, REPEATS = 5, 3
 RESULTS = Path(__file__).resolve().parent / "results" / "generator_workers.md"
+SCORED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def definition(seed: int) -> dict[str, Any]:
@@ -184,6 +187,10 @@ def compare(
                 "agree": agree(one, best, other),
                 "trials": len(study.trials),
                 "finished": sum(t.state.is_finished() for t in study.trials),
+                "scored": sum(t.state in SCORED for t in study.trials),
+                "siblings": sum(
+                    t.state in SCORED and "fixed_params" in t.system_attrs for t in study.trials
+                ),
                 "complete": len(complete_trials(study)),
                 "duplicates": duplicates(study),
                 "seconds": seconds,

@@ -1,20 +1,24 @@
-"""Several workers on one generator study, their race made deterministic by a trial callback
-that plays the other worker: a worker does not queue again the siblings another has queued
-and not started (their settings are ``fixed_params`` until a worker starts them), and a
-shape queued twice runs once. The two real worker processes on PostgreSQL are in
+"""Several workers on one generator study. Two workers taking turns trial by trial (threads,
+each with its own study object on one in-memory storage) run the trials one worker runs,
+the study's sibling phase included. Races made deterministic by a trial callback that plays
+the other worker: a worker does not queue again the siblings another has queued and not
+started (their settings are ``fixed_params`` until a worker starts them), and a shape
+queued twice runs once. The two real worker processes on PostgreSQL are in
 test_postgres_stack.py (its server); their winners against one worker's are measured by
 benchmarks/bench_generator_workers.py."""
 
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.core.verdict import make_splits
-from aelatent.jobs.generator_queue import tried_or_queued
+from aelatent.jobs.generator_queue import settings_key, settings_of, tried_or_queued
 from aelatent.jobs.generator_study import (
     SPLITS,
     GeneratorObjective,
@@ -34,18 +38,96 @@ def settings(trial: FrozenTrial) -> str:
     return repr(sorted((trial.params or trial.system_attrs.get("fixed_params", {})).items()))
 
 
-def mixture_study(families: tuple[str, ...]) -> tuple[optuna.Study, GeneratorObjective]:
-    """A new study as the job's (seeded TPE, the pruner) and an objective on 300 latents of
-    8 dimensions of the known 3-component mixture."""
+def mixture_study(
+    families: tuple[str, ...], storage: optuna.storages.BaseStorage | None = None
+) -> tuple[optuna.Study, GeneratorObjective]:
+    """A study as the job's (seeded TPE, the pruner; new, or the one in ``storage``) and an
+    objective on 300 latents of 8 dimensions of the known 3-component mixture."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     latents = mixture_latents(0, 300, 8).astype("float64")
     objective = GeneratorObjective(
         make_splits(latents, SPLITS, 0), families, estimate="auto", seed=0
     )
     study = optuna.create_study(
-        direction="maximize", sampler=TrialSeededSampler(0), pruner=pruner()
+        storage=storage,
+        study_name="generators",
+        direction="maximize",
+        sampler=TrialSeededSampler(0),
+        pruner=pruner(),
+        load_if_exists=True,
     )
     return study, objective
+
+
+class TakeTurns:
+    """Workers that run one trial each in turn (a trial callback passes the turn on): the
+    interleaving of two workers made deterministic, none of them running while another
+    does."""
+
+    def __init__(self, workers: int) -> None:
+        self.cond = threading.Condition()
+        self.turn, self.active = 0, list(range(workers))
+
+    def _pass(self, me: int) -> None:
+        later = [w for w in self.active if w > me] + [w for w in self.active if w < me]
+        self.turn = later[0] if later else me
+        self.cond.notify_all()
+
+    def wait(self, me: int) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.turn == me)
+
+    def after_trial(self, me: int) -> None:
+        with self.cond:
+            self._pass(me)
+        self.wait(me)
+
+    def done(self, me: int) -> None:
+        with self.cond:
+            self.active.remove(me)
+            self._pass(me)
+
+
+def trial_record(trial: FrozenTrial) -> tuple[object, ...]:
+    return (trial.number, trial.state, settings(trial), trial.user_attrs.get("per_split"))
+
+
+@pytest.mark.parametrize("shares", [(6, 6), (3, 9)])
+def test_two_workers_of_n_trials_in_all_run_the_trials_of_one_worker_of_n(shares):
+    """One worker with 12 trials over uniform, mvn and gmm: 9 TPE trials, then 3 queued
+    siblings. Two workers (6 and 6, or 3 and 9) on one storage, taking turns: the study
+    holds the same 12 trials (settings, states, split scores), the same 3 queued siblings
+    among them, and no other trial. Trials seeded by their number and never two running at
+    once make TPE's proposals the same, so this isolates the sibling phase: when each worker
+    had its own (the last quarter of its own trials, from the best it had seen), the first
+    worker queued its siblings after its own 4th or 2nd trial, in place of TPE's 9th."""
+    families = ("uniform", "mvn", "gmm")
+    one, objective = mixture_study(families)
+    run_trials(one, objective, sum(shares))
+    storage = optuna.storages.InMemoryStorage()
+    turns = TakeTurns(len(shares))
+    errors: list[BaseException] = []
+
+    def worker(me: int) -> None:
+        study, objective = mixture_study(families, storage)  # its own study object
+        turns.wait(me)
+        try:
+            run_trials(study, objective, shares[me], callbacks=[lambda s, t: turns.after_trial(me)])
+        except BaseException as exc:  # reported by the test's thread
+            errors.append(exc)
+        finally:
+            turns.done(me)
+
+    threads = [threading.Thread(target=worker, args=(me,)) for me in range(len(shares))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    queued = [t.number for t in one.trials if "fixed_params" in t.system_attrs]
+    assert queued == [9, 10, 11], [trial_record(t) for t in one.trials]
+    two = optuna.load_study(study_name="generators", storage=storage)
+    assert [trial_record(t) for t in two.trials] == [trial_record(t) for t in one.trials]
 
 
 def test_a_worker_does_not_queue_the_siblings_another_worker_queued():
@@ -82,8 +164,9 @@ def test_a_shape_two_workers_queued_runs_once_and_another_trial_takes_its_place(
     """The race that reading the queue cannot close: both workers read it before either
     queued, and both queued one shape. Here worker A queues it twice just before worker B's
     sibling phase (2 of B's 8 trials). The later copy fails at once, unscored, with the
-    earlier one's trial number; B still runs 2 sibling trials that score (the shape and its
-    own first sibling) and queues the next in the copy's place."""
+    earlier one's trial number; B still runs 2 sibling trials that score (the shape, then
+    its own first sibling, queued in the copy's place), and queues no more than the study's
+    trials left: none is left waiting."""
     study, objective = mixture_study(("gmm",))
     shape = {"family": "gmm", "components": 3, "covariance": "diag", "subspace": 4, "scale": 1.0}
 
@@ -100,4 +183,21 @@ def test_a_shape_two_workers_queued_runs_once_and_another_trial_takes_its_place(
     assert [t.number for t in failed] == [7] and trials[6].params == shape
     assert settings(failed[0]) == settings(trials[6])
     assert len({settings(t) for t in scored}) == 8  # no shape scored twice
-    assert any(t.state == TrialState.WAITING for t in trials)  # the copy's replacement, queued
+    assert "fixed_params" in trials[8].system_attrs  # the copy's replacement, queued
+    assert not any(t.state == TrialState.WAITING for t in trials)
+
+
+def test_a_queued_trial_started_a_moment_ago_is_known_by_its_queued_settings():
+    """A worker checks a queued trial against the trials before it while another worker's
+    copy of the shape has started and asked for its first setting only: the started one
+    still has the shape's settings (its ``fixed_params``), so the later copy is caught.
+    Reading ``params`` first, the started trial had the family alone and the shape ran twice
+    (2 trials of one two-worker run of the benchmark)."""
+    study, _ = mixture_study(("gmm",))
+    shape = {"family": "gmm", "components": 3, "covariance": "diag", "subspace": 4, "scale": 1.0}
+    study.enqueue_trial(shape)
+    running = study.ask()  # the queued trial, started
+    running.suggest_categorical("family", ["gmm"])  # its objective's first setting so far
+    (frozen,) = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    assert frozen.params == {"family": "gmm"}
+    assert settings_of(frozen) == settings_key(shape)

@@ -30,10 +30,10 @@ from aelatent.core.generator_space import (
 from aelatent.core.sampler_registry import parameter_count, spec_of
 from aelatent.core.samplers import Sampler
 from aelatent.core.verdict import Split, make_splits
-from aelatent.jobs.generator_queue import optimize_once
+from aelatent.jobs.generator_queue import run_shared
 
 SPLITS = 3
-SIBLING_FRACTION = 0.25  # of a worker's trials: each family's best's siblings (run_trials)
+SIBLING_FRACTION = 0.25  # of a study's planned trials: each family's best's siblings (run_trials)
 SCORE_VERSION = (
     "generators: min(1, 2(1 - max(acc, acc_shape))) of a quadratic and a k-NN C2ST x "
     f"min(1, copying ratio), {SPLITS} cross-fitted splits (v2)"
@@ -191,11 +191,19 @@ def optimize(
 
 
 def run_trials(
-    study: optuna.Study, objective: GeneratorObjective, n_trials: int, **optimize: Any
+    study: optuna.Study,
+    objective: GeneratorObjective,
+    n_trials: int,
+    *,
+    worker: str | None = None,
+    **optimize: Any,
 ) -> None:
-    """``n_trials`` trials of one worker: TPE's, then (the last SIBLING_FRACTION of them)
-    the sibling shapes of each family's best so far (:func:`sibling_shapes`; the families
-    taken in turn, best first) at :func:`sibling_width`, TPE's again for what they leave;
+    """``n_trials`` trials of one worker (named ``worker`` in the study, default
+    :func:`~aelatent.jobs.generator_queue.worker_name`) in the study's two phases
+    (:func:`~aelatent.jobs.generator_queue.run_shared`): TPE's, then, for the last
+    SIBLING_FRACTION of the trials its workers plan together, the sibling shapes of each
+    family's best (:func:`sibling_shapes`; the families taken in turn, best first) at
+    :func:`sibling_width`, queued once for the study, TPE's again for what they leave;
     ``optimize``: ``study.optimize``'s keyword arguments.
 
     Why: the winner is chosen among the shapes tied with the top score
@@ -206,20 +214,28 @@ def run_trials(
     and its best mixture had 1 component. Why each family's best, not the top's alone: the
     top may be another family's. The shapes come from the scores and their tie test
     (:func:`tied_with_top`), not from the winner, so the trials do not depend on the rest of
-    the rule that picks the winner (the likelihood and parameter steps)."""
-    siblings = min(n_trials, round(SIBLING_FRACTION * n_trials))
-    optimize_once(study, objective, n_trials - siblings, [], **optimize)
-    trials = complete_trials(study)
-    queue: list[dict[str, Any]] = []
-    if trials and siblings > 0:
+    the rule that picks the winner (the likelihood and parameter steps). Why the study's
+    phase, not each worker's: two workers with a phase each spent 3 of their 12 trials on
+    the siblings of the best each saw, smallest counts first, and neither reached 3
+    components, where one worker of 24 spends 6 (benchmarks/bench_generator_workers.py)."""
+
+    def siblings() -> list[dict[str, Any]]:
+        trials = complete_trials(study)
+        if not trials:
+            return []
         in_play = {t.number for t in tied_with_top(trials)}
         queues = [
             sibling_shapes(candidate_of(best), objective.n_fit, sibling_width(best, in_play))
             for best in family_bests(trials).values()
         ]
-        for turn in itertools.zip_longest(*queues):
-            queue += [{"family": s.family, **s.params} for s in turn if s is not None]
-    optimize_once(study, objective, siblings, queue, **optimize)
+        return [
+            {"family": s.family, **s.params}
+            for turn in itertools.zip_longest(*queues)
+            for s in turn
+            if s is not None
+        ]
+
+    run_shared(study, objective, n_trials, SIBLING_FRACTION, siblings, worker=worker, **optimize)
 
 
 def sibling_width(best: FrozenTrial, in_play: set[int]) -> float | None:
