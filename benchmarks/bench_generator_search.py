@@ -7,13 +7,13 @@ correlated (every component shares the covariance ``A A^T + 0.1 I`` with ``A`` a
 256 x 16 matrix; the component means lie 6 within-component standard deviations apart in
 the plane of A's top two singular vectors, so the clusters show in the principal subspace
 where gmm and flow model shape; weights 0.4, 0.35, 0.25), ``N_LATENTS`` of them. The search is
-:func:`aelatent.jobs.generator_study.optimize`, the study loop the job runs (its splits,
+:func:`aelatent.jobs.generator_search.study.optimize`, the study loop the job runs (its splits,
 score, pruner and seeded TPE; no MLflow), over every family, for ``--trials`` trials a
 seed. Per seed the table has the winner, what two other rules pick from the same trials
 (the top score alone; the previous rule, the best log-likelihood at the trial's width among
 the score's ties), the best gmm candidate, the family ranking,
 the best candidate by held-out log-likelihood, and the time. The family ranking is
-:func:`aelatent.jobs.generator_study.family_ranking`: the winner's family, then the same
+:func:`aelatent.jobs.generator_search.study.family_ranking`: the winner's family, then the same
 rule over and over on the remaining families' trials (pruned ones on the splits they ran).
 
 Pass: the winner is a gmm with 3 components in at least 9 of 10 seeds, and uniform's best
@@ -23,7 +23,7 @@ seed (a partial table until the last) and every trial's family, settings, split 
 log-likelihoods and parameter count to ``results/generator_search_trials.json``, from which
 ``--summarise`` redraws the table without searching again (the trials do not depend on the
 likelihood and parameter steps of the rule that picks the winner, only on the score's tie
-test: :func:`aelatent.jobs.generator_study.run_trials`).
+test: :func:`aelatent.jobs.generator_search.study.run_trials`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 import aelatent.generators  # noqa: F401  (hands the registry the flow's trainer)
 from aelatent.core.generator_space import as_good_as
-from aelatent.jobs.generator_study import (
+from aelatent.jobs.generator_search.study import (
     RANKING_RULE,
     SELECTION_RULE,
     best_by_log_likelihood,
@@ -80,7 +80,7 @@ def mixture_latents(seed: int, n: int = N_LATENTS, z_dim: int = Z_DIM) -> np.nda
 
 
 def ranking(all_trials: list[FrozenTrial]) -> dict[str, str]:
-    """The families ranked (:data:`~aelatent.jobs.generator_study.RANKING_RULE`), each with
+    """The families ranked (:data:`~aelatent.jobs.generator_search.study.RANKING_RULE`), each with
     the mean split score of the trial that placed it (``/2``: a trial pruned after 2
     splits)."""
     out: dict[str, str] = {}
@@ -140,7 +140,7 @@ def summarise(seed: int, all_trials: list[FrozenTrial], seconds: float) -> dict[
 
 def unpooled_winner(trials: list[FrozenTrial]) -> FrozenTrial:
     """The winner's rule with each pair's own paired t as the score's tie test (the first
-    version's), for comparison with the pooled noise (:func:`~aelatent.jobs.generator_study.
+    version's), for comparison with the pooled noise (:func:`~aelatent.jobs.generator_search.study.
     score_noise`)."""
     best = top_score(trials).user_attrs["per_split"]
     tied = [t for t in trials if as_good_as(best, t.user_attrs["per_split"])]

@@ -5,14 +5,14 @@
 Latents of the known 3-component mixture (:func:`bench_generator_search.mixture_latents`)
 at the reduced size of ``tests/jobs/test_generator_study.py`` (600 latents of 32
 dimensions, families uniform, mvn and gmm, 24 trials). Per seed: one worker with all the
-trials (:func:`aelatent.jobs.generator_study.optimize` on a new in-memory study: the study's
+trials (:func:`aelatent.jobs.generator_search.study.optimize` on a new in-memory study: the study's
 direct API), then two worker processes started together that share one Optuna study on
 PostgreSQL with half the trials each, each opening it as the job's workers do
 (:func:`aelatent.jobs.search.study.open_storage` and ``open_study`` with the seeded TPE and
 the successive-halving pruner; exactly one creates it) and running
-:func:`~aelatent.jobs.generator_study.optimize` into it. The two workers interleave
+:func:`~aelatent.jobs.generator_search.study.optimize` into it. The two workers interleave
 differently every time, so the two-worker study is repeated ``--repeats`` times. The
-sibling phase is the study's (:func:`aelatent.jobs.generator_queue.run_shared`): the two
+sibling phase is the study's (:func:`aelatent.jobs.generator_search.queue.run_shared`): the two
 workers' last 6 trials together are the queued siblings, as one worker's last 6 are.
 
 Agreement (:func:`agree`): the same family and, for a mixture, the same number of
@@ -43,7 +43,7 @@ from bench_generator_search import mixture_latents
 from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.core.generator_space import as_good_as
-from aelatent.jobs.generator_study import (
+from aelatent.jobs.generator_search.study import (
     SCORE_VERSION,
     best_trial,
     complete_trials,
@@ -110,7 +110,7 @@ def finish_workers(workers: list[subprocess.Popen[str]], url: str, name: str) ->
 
 
 def winner_of(study: optuna.Study) -> FrozenTrial:
-    """The study's winner by the search's rule (``generator_study.best_trial``)."""
+    """The study's winner by the search's rule (``generator_search.study.best_trial``)."""
     return best_trial(complete_trials(study))
 
 
@@ -136,7 +136,7 @@ def agree(one: optuna.Study, best: FrozenTrial, other: FrozenTrial) -> bool:
     """Same family and component count, and the lower score not significantly below the
     higher by the search's own tie test: :func:`~aelatent.core.generator_space.as_good_as`
     with the noise of a split's score pooled as the one-worker search pools it
-    (``generator_study.score_noise``). Why pooled: a paired t on 3 splits (2 degrees of
+    (``generator_search.study.score_noise``). Why pooled: a paired t on 3 splits (2 degrees of
     freedom) calls 0.894 and 0.913 apart when the three differences agree (0.019, 0.024,
     0.014: the same shape at widths 0.998 and 1.010), though either lies in the other's
     interval."""

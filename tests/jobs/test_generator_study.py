@@ -13,7 +13,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from aelatent.core.generator_space import Candidate
-from aelatent.jobs.generator_study import (
+from aelatent.jobs.generator_search.study import (
     best_trial,
     family_ranking,
     sibling_shapes,

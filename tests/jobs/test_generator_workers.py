@@ -18,8 +18,8 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.core.verdict import make_splits
-from aelatent.jobs.generator_queue import settings_key, settings_of, tried_or_queued
-from aelatent.jobs.generator_study import (
+from aelatent.jobs.generator_search.queue import settings_key, settings_of, tried_or_queued
+from aelatent.jobs.generator_search.study import (
     SPLITS,
     GeneratorObjective,
     candidate_of,

@@ -449,7 +449,7 @@ def test_the_two_objectives_of_mode_multi_multiply_to_the_score(family):
     at widths with a ratio below 1 and above it (mvn at 0.9: fidelity 0.82, ratio 0.93)."""
     from aelatent.core.generator_space import Candidate, fit_candidate, split_score
     from aelatent.core.verdict import make_splits
-    from aelatent.jobs.generator_study import fidelity
+    from aelatent.jobs.generator_search.study import fidelity
 
     latents = np.random.default_rng(3).normal(0.0, 0.5, (300, 8))
     split = make_splits(latents, 3, 0)[0]

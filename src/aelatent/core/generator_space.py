@@ -17,7 +17,7 @@ few enough that every family's density is proper there (in all D directions a co
 of 180 vectors in 256 dimensions is singular and every Gaussian family's log-likelihood is
 minus infinity). It is computed twice: at the candidate's width (logged) and of the fit
 itself, at scale 1 (``fit_log_likelihood``), which the winner's rule compares among the
-candidates the score ties (``aelatent.jobs.generator_study.best_trial``); it is not folded
+candidates the score ties (``aelatent.jobs.generator_search.study.best_trial``); it is not folded
 into the score.
 
 **The score** of a candidate on one cross-fitting split (:func:`aelatent.core.verdict.

@@ -9,7 +9,7 @@ real latents?
 - ``artifacts``: the CSVs and plots.
 - ``summary``: the exact optimum beside Optuna's, its interval, and why there is none.
 
-``space=generators`` (Optuna over generator families) is :mod:`aelatent.jobs.generator_search`.
+``space=generators`` (Optuna over generator families) is :mod:`aelatent.jobs.generator_search.job`.
 """
 
 from aelatent.jobs.search.job import cli, main, parse_args, prepare, search

@@ -68,7 +68,7 @@ from aelatent.io.tracking import (
 from aelatent.io.train_run import read_run
 from aelatent.jobs.evaluate import knn
 from aelatent.jobs.evaluate.verdict import MAX_LATENTS as MAX_VERDICT_LATENTS
-from aelatent.jobs.generator_search import search_generators
+from aelatent.jobs.generator_search.job import search_generators
 from aelatent.jobs.search.request import (
     GENERATORS,
     SearchObjective,

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 
 from aelatent.core.generator_space import Candidate, SplitNoise, difference_interval
-from aelatent.jobs.generator_study import GeneratorObjective
+from aelatent.jobs.generator_search.study import GeneratorObjective
 
 REFERENCE = Candidate.of("mvn", {"scale": 1.0, "shrinkage": 0.0})  # evaluate's mvn
 

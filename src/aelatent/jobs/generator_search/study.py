@@ -1,7 +1,7 @@
 """The generator search's study without MLflow: the conditional space, one trial's score split
 by split with successive-halving pruning, and the study loop.
 
-:mod:`aelatent.jobs.generator_search` runs it inside MLflow runs (every trial a nested run);
+:mod:`aelatent.jobs.generator_search.job` runs it inside MLflow runs (every trial a nested run);
 ``benchmarks/bench_generator_search.py`` and the tests call :func:`optimize` directly on
 plain arrays, so what is validated is the search itself, not a copy of it.
 """
@@ -30,7 +30,7 @@ from aelatent.core.generator_space import (
 from aelatent.core.sampler_registry import parameter_count, spec_of
 from aelatent.core.samplers import Sampler
 from aelatent.core.verdict import Split, make_splits
-from aelatent.jobs.generator_queue import run_shared
+from aelatent.jobs.generator_search.queue import run_shared
 
 SPLITS = 3
 SIBLING_FRACTION = 0.25  # of a study's planned trials: each family's best's siblings (run_trials)
@@ -199,8 +199,8 @@ def run_trials(
     **optimize: Any,
 ) -> None:
     """``n_trials`` trials of one worker (named ``worker`` in the study, default
-    :func:`~aelatent.jobs.generator_queue.worker_name`) in the study's two phases
-    (:func:`~aelatent.jobs.generator_queue.run_shared`): TPE's, then, for the last
+    :func:`~aelatent.jobs.generator_search.queue.worker_name`) in the study's two phases
+    (:func:`~aelatent.jobs.generator_search.queue.run_shared`): TPE's, then, for the last
     SIBLING_FRACTION of the trials its workers plan together, the sibling shapes of each
     family's best (:func:`sibling_shapes`; the families taken in turn, best first) at
     :func:`sibling_width`, queued once for the study, TPE's again for what they leave;

@@ -6,16 +6,16 @@ One Optuna study over sampler families and their settings, conditional on the fa
 (:mod:`aelatent.core.generator_space`, the settings each registry entry declares): uniform
 ``b``; gaussian ``scale``; mvn ``shrinkage``, ``scale``; gmm ``components``, ``covariance``,
 ``subspace``, ``scale``; flow ``hidden_units``, ``bijectors``, ``subspace``, ``epochs``,
-``scale``. The study itself (space, trial, loop) is :mod:`aelatent.jobs.generator_study`,
+``scale``. The study itself (space, trial, loop) is :mod:`aelatent.jobs.generator_search.study`,
 free of MLflow. Every trial is scored out of sample on the verdict's cross-fitting splits
 (fit on a random half of the training latents, score against the other half: the worse of
 a quadratic and a k-NN C2ST times the copying ratio; the held-out log-likelihood beside it,
 at the candidate's width and of its fit), split by split: after each split the running mean
 is reported to Optuna's successive-halving pruner, so a candidate that is clearly bad stops
 after one split; the last quarter of the trials its workers plan together tries each
-family's best's sibling shapes at its width (:func:`~aelatent.jobs.generator_study.
+family's best's sibling shapes at its width (:func:`~aelatent.jobs.generator_search.study.
 run_trials`: the study's phase, not a worker's). Every trial is a nested MLflow run; the
-parent names the winner (:data:`~aelatent.jobs.generator_study.SELECTION_RULE`: of the
+parent names the winner (:data:`~aelatent.jobs.generator_search.study.SELECTION_RULE`: of the
 candidates tied with the top score, those tied with the best held-out log-likelihood of the
 fit, the fewest parameters), every candidate not
 significantly below the top score, the best of each family, the best by held-out
@@ -44,7 +44,7 @@ rule applied to the front's trials, so the servable winner is one of the front's
 Why one module of this size: it is the MLflow side of the search (the trials as nested
 runs, the parent's summary, its CSV files, plots, decoded grids and registered winner), all
 of it written into the one parent run; the study itself is free of MLflow in
-:mod:`aelatent.jobs.generator_study`.
+:mod:`aelatent.jobs.generator_search.study`.
 """
 
 from __future__ import annotations
@@ -82,8 +82,12 @@ from aelatent.io.mlflow_native import registered_model_name, set_description, tr
 from aelatent.io.run_artifacts import load_autoencoder
 from aelatent.io.tracking import entry_point_run, resolve_train_run
 from aelatent.io.train_run import TrainRun, read_run
-from aelatent.jobs.generator_reference import reference_line, reference_metrics, score_reference
-from aelatent.jobs.generator_study import (
+from aelatent.jobs.generator_search.reference import (
+    reference_line,
+    reference_metrics,
+    score_reference,
+)
+from aelatent.jobs.generator_search.study import (
     SCORE_VERSION,
     SELECTION_RULE,
     SPLITS,
@@ -120,7 +124,7 @@ ARTIFACT_DIR = "search"
 
 
 class GeneratorTrials(GeneratorObjective):
-    """The objective of :mod:`~aelatent.jobs.generator_study`, each trial a nested MLflow run
+    """The objective of :mod:`~aelatent.jobs.generator_search.study`, each trial a nested MLflow run
     (family, settings, score with its standard error, held-out log-likelihood)."""
 
     def __init__(
@@ -292,7 +296,7 @@ def summarise(
     """The parent's metrics, tables, plots, winner and registered generator; in a
     two-objective study (``mode=multi``) also the Pareto front, and the winner is
     :data:`FRONT_RULE`'s; ``reference``: the user attributes of
-    :data:`~aelatent.jobs.generator_reference.REFERENCE` scored on the study's splits, the
+    :data:`~aelatent.jobs.generator_search.reference.REFERENCE` scored on the study's splits, the
     winner reported against it."""
     trials = complete_trials(study)
     pruned = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED]
@@ -479,7 +483,7 @@ def _decoded_family_bests(
     seed: int,
 ) -> list[Path]:
     """``decoded_generators.png``: 8 decoded vectors of each family's place in the ranking
-    (:func:`~aelatent.jobs.generator_study.family_ranking`, refitted on every training
+    (:func:`~aelatent.jobs.generator_search.study.family_ranking`, refitted on every training
     latent) under the real reconstructions: the picture that checks the score."""
     if not has_decoder(train.run_id):
         return []

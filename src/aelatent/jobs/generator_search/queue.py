@@ -2,7 +2,7 @@
 its queued trials.
 
 Several workers may share one study (``make server``'s PostgreSQL, or one SQLite file). The
-sibling phase (:func:`aelatent.jobs.generator_study.run_trials`) is the study's, not a
+sibling phase (:func:`aelatent.jobs.generator_search.study.run_trials`) is the study's, not a
 worker's: :func:`run_shared` records each worker's planned trials in the study, runs TPE's
 trials until the study has started the TPE share of its planned total, then runs the
 study's one sibling queue, built once from the study's trials, until the total is reached;
