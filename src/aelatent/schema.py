@@ -45,6 +45,8 @@ OBJECTIVE_CURVE_PNG = "search/objective_curve.png"
 BEST_PER_FAMILY_CSV = "search/best_per_family.csv"
 DECODED_GENERATORS_PNG = "search/decoded_generators.png"
 PARAM_IMPORTANCES_PNG = "search/param_importances.png"
+PARETO_FRONT_CSV = "search/pareto_front.csv"  # space=generators, mode=multi
+PARETO_FRONT_PNG = "search/pareto_front.png"
 
 
 def decoded_png(sampler: str, value: float) -> str:

@@ -195,3 +195,29 @@ def test_optuna_off_the_plateau_but_inside_the_interval_is_not_told_to_run_more_
     text = _texts(_search_blocks(tmp_path, inside, {}), Paragraph)
     assert "inside the interval of the best" in text and "OUTSIDE" not in text
     assert "run more trials" not in text
+
+
+def test_a_generator_search_reports_the_winner_against_mvn_and_its_pareto_front(tmp_path: Path):
+    """The winner against evaluate's mvn at scale 1 (its difference's interval decides the
+    word), and in mode=multi the trials it was chosen among are the front's."""
+    metrics = {
+        "best_score": 0.829,
+        "best_score_lo": 0.698,
+        "best_score_hi": 0.959,
+        "n_as_good": 3,
+        "n_trials_complete": 28,
+        "n_pareto_front": 7,
+        "reference_score": 0.835,
+        "reference_c2st_acc": 0.528,
+        "winner_minus_reference": -0.006,
+        "winner_minus_reference_lo": -0.082,
+        "winner_minus_reference_hi": 0.069,
+    }
+    tags = {"best_generator": "flow bijectors=2 scale=1.2"}
+    params = {"space": "generators", "splits": "3"}
+    text = _texts(_search_blocks(tmp_path, metrics, tags, curve=False, params=params), Paragraph)
+    assert "7 trials on the Pareto front" in text and "3 of them not significantly below" in text
+    assert "its score 0.835" in text and "the winner is not significantly different" in text
+    worse = {**metrics, "winner_minus_reference_hi": -0.01}
+    text = _texts(_search_blocks(tmp_path, worse, tags, curve=False, params=params), Paragraph)
+    assert "the winner is worse" in text

@@ -116,6 +116,7 @@ from aelatent.jobs.search.study import (
     redact,
 )
 from aelatent.plots.image_grids import save_image_rows
+from aelatent.schema import PARETO_FRONT_CSV, PARETO_FRONT_PNG
 from aelatent.serving.generator_model import has_decoder, log_generator
 
 GENERATOR_MODEL_PREFIX = "aelatent-generator-case-"
@@ -441,8 +442,8 @@ def _log_front(
     header = ["trial", "family", "candidate", *FRONT_AXES, "score", "score_se"]
     header += ["c2st_acc", "shape_c2st_acc", "log_likelihood", "parameters", "winner"]
     return [
-        _write_csv(out / "pareto_front.csv", header, rows),
-        _plot_front(study, winner, out / "pareto_front.png"),
+        _write_csv(out / Path(PARETO_FRONT_CSV).name, header, rows),
+        _plot_front(study, winner, out / Path(PARETO_FRONT_PNG).name),
     ]
 
 
