@@ -95,7 +95,7 @@ PANEL = (*TWO_SAMPLE_TESTS, "ellipsoid")  # the tests without a decoder
 NO_HELDOUT = np.empty((0, Z_DIM))
 
 STORE = "sqlite:////tmp/demo/mlflow.db"
-RUNS = {"I": "a71a09f1246541f58631bfeed5271ad5", "II": "b4b4461f9af94bfca35de1dc6c7a2a4b"}
+CASES = ("I", "II")  # the newest train run of each case in --store (a `make demo`)
 MODEL_SUBSET = 300  # of the model's 360 training latents, per calibration data set
 AGREEMENT = (  # (sampler, values of its axis)
     ("uniform", (1.0, 2.75, 3.3)),
@@ -485,8 +485,8 @@ def load_model(case: str) -> Model:
     from aelatent.io.train_run import read_train_run
     from aelatent.jobs.evaluate.verdict import cycle_check, keras_cycle
 
-    run_id = RUNS[case]
-    run = read_train_run(run_id, None, ESTIMATE, 0)
+    run = read_train_run(None, case, ESTIMATE, 0)
+    run_id = run.run_id
     cycle = keras_cycle(load_autoencoder(run_id))
     latents = np.asarray(run.latents, dtype=np.float64)
     heldout = np.asarray(run.heldout, dtype=np.float64)
@@ -861,7 +861,7 @@ def main() -> None:
     models: dict[str, Model] = {}
     if {"calibration", "agreement"} & set(parts):
         os.environ["MLFLOW_TRACKING_URI"] = snapshot(args.store)
-        for case in RUNS if "agreement" in parts else ("I",):
+        for case in CASES if "agreement" in parts else ("I",):
             models[case] = load_model(case)
             log(f"case {case} loaded")
     if "calibration" in parts:
@@ -869,7 +869,7 @@ def main() -> None:
     if "power" in parts:
         result["power"] = power(counts, synthetic)
     if "agreement" in parts:
-        cases = [agreement_of(models[c], counts["agreement_splits"]) for c in RUNS]
+        cases = [agreement_of(models[c], counts["agreement_splits"]) for c in CASES]
         result["agreement"] = {"cases": cases, "store": args.store}
     if "speed" in parts:
         cycle_s = models["I"].cycle_seconds_2000 if "I" in models else None
