@@ -45,13 +45,15 @@ demo: setup
 ## in TEST_WORKERS processes (pytest-xdist), each taking a whole test file at a time, so a
 ## file's module fixtures (a PostgreSQL stack, a trained model) are made once. Why 2: most
 ## end-to-end tests wait on `mlflow run` children, so two files at once fill the two cores
-## of the machine the suite is sized for. TEST_WORKERS=0 runs it in one process.
+## of the machine the suite is sized for. Files start in collection order (tests/conftest.py
+## puts the longest first; xdist's own reorder, by number of tests, would start test_main
+## last). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: setup browser postgres
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term --durations=25
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov --cov-report=term --durations=25
 
 test-fast: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not e2e"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not e2e"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks mlproject scripts

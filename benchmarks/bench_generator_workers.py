@@ -213,7 +213,9 @@ def markdown(rows: list[dict[str, Any]], load: float) -> str:
         "(`benchmarks/bench_generator_workers.py`).",
         "",
         f"- the same winner within the interval (family, component count, scores tied by "
-        f"`as_good_as`): **{agreed} of {len(runs)}** two-worker studies (pass: all)",
+        f"`as_good_as`): **{agreed} of {len(runs)}** two-worker studies (pass: all"
+        + ("" if agreed == len(runs) else "; **not met**")
+        + ")",
         f"- trials that ran the settings of an earlier trial (two workers queueing one "
         f"sibling): {sum(r['duplicates'] for r in runs)} in all",
         f"- one worker: median {np.median([row['one_seconds'] for row in rows]):.1f} s; two "

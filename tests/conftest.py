@@ -31,8 +31,8 @@ _in_e2e_test = False
 
 
 # The files that take longest (seconds of a serial run), started first: `make test` hands
-# whole files to its two processes in collection order, and one of these last would run
-# alone at the end (test_main, 2-3 minutes, was last alphabetically).
+# whole files to its two processes in collection order (--no-loadscope-reorder), and one of
+# these last would run alone at the end (test_main, 2-3 minutes).
 LONGEST_FILES = (
     "jobs/test_postgres_stack.py",
     "jobs/test_search.py",

@@ -159,6 +159,7 @@ def test_the_pooled_noise_is_the_block_designs_residual_variance():
     lo, hi = stats.chi2.ppf([0.0005, 0.9995], 38) / 38 * 0.03**2
     assert lo <= noise.variance <= hi, noise
     assert pooled_noise([[0.9, 0.8, 0.85]]) is None  # one candidate: no degrees of freedom
+    assert pooled_noise([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]) is None  # at the cap: no noise seen
 
 
 def test_the_pooled_tie_test_holds_its_level():

@@ -268,7 +268,9 @@ def pooled_noise(per_split: Sequence[Sequence[float]]) -> SplitNoise | None:
     if df < 1:
         return None
     residual = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
-    return SplitNoise(float((residual**2).sum() / df), df)
+    variance = float((residual**2).sum() / df)
+    # none left (scores at their cap of 1, or exactly additive): no estimate, not certainty
+    return SplitNoise(variance, df) if variance > 0 else None
 
 
 def difference_interval(

@@ -499,7 +499,7 @@ def _decoded_family_bests(
         z = sampler.with_scale(candidate.scale).sample(8, np.random.default_rng([seed, 98]))
         rows.append(decoder.predict(z, verbose=0))
         labels.append(f"{family}\n{np.mean(trial.user_attrs['per_split']):.2f}")
-    title = "each family's best candidate, decoded (score beside it)"
+    title = "each family's placing trial, decoded in rank order (score beside it)"
     return [save_image_rows(rows, labels, out / "decoded_generators.png", title=title)]
 
 

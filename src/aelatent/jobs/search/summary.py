@@ -125,9 +125,13 @@ def summary_metrics(
             f"best_{axis}_in_interval": float(agrees),
         }
     )
-    # the interval of the answer (for the box: with the latents' error, wider than the plateau)
+    # the interval with the latents' error (the box's best_b_interval, wider than one draw's
+    # plateau); the other objectives' interval is the sweep's own bracket and its test, so
+    # there the two say the same
     lo, hi = metrics[f"best_{axis}_lo"], metrics[f"best_{axis}_hi"]
-    metrics[f"best_{axis}_in_ci"] = float(lo <= value.b <= hi)
+    with_latents_error = f"best_{axis}_mc_lo" in metrics
+    inside = lo <= value.b <= hi if with_latents_error else agrees
+    metrics[f"best_{axis}_in_ci"] = float(inside)
     log10_p = finite_or_none(box.log10_p_hit(value.b)) if axis == "b" else None
     if log10_p is not None:
         metrics["best_log10_p_hit"] = log10_p

@@ -78,7 +78,7 @@ def generator_panel(ctx: SectionContext, case: CaseData, run: RunData) -> list[B
         blocks.append(
             Table(
                 f"generators_{slug(case)}",
-                ["family", "best candidate", "score [95%]", "C2ST accuracy", "copying ratio"],
+                ["family", "trial that placed it", "score [95%]", "C2ST accuracy", "copying ratio"],
                 [
                     [
                         r["family"],
@@ -100,7 +100,7 @@ def generator_panel(ctx: SectionContext, case: CaseData, run: RunData) -> list[B
             PARETO_FRONT_PNG,
             "mode=multi: the Pareto front of fidelity and copying ratio, winner ringed",
         ),
-        (DECODED_GENERATORS_PNG, "each family's best, decoded"),
+        (DECODED_GENERATORS_PNG, "each family's placing trial, decoded, in rank order"),
         (PARAM_IMPORTANCES_PNG, "Optuna's hyperparameter importances"),
     ):
         if run.find(name):
