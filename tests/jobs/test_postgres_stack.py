@@ -29,6 +29,7 @@ import optuna
 import pytest
 from conftest import ROOT, TINY_TRAIN, cli_error, find_runs, mlflow_run, tracking_env
 from mlflow.entities import Run
+from mlflow.tracking._tracking_service import utils as tracking_utils
 from optuna.trial import TrialState
 
 from aelatent.errors import UserError
@@ -63,7 +64,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server_stack.Sta
         )
     root = tmp_path_factory.mktemp("stack")
     state = server_stack.start(root, workers=2)
-    saved_uri = mlflow.get_tracking_uri()
+    # the URI set in this process, None where none is (then MLFLOW_TRACKING_URI or the default
+    # decides): restoring get_tracking_uri()'s answer instead would pin the default for every
+    # later test of the process when this module runs first (make test starts it first)
+    saved_uri = tracking_utils._tracking_uri
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", state.tracking_uri)
         patch.setenv("PGPASSFILE", str(state.pgpass))  # the URLs hold no password
@@ -73,7 +77,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server_stack.Sta
         try:
             yield state
         finally:
-            mlflow.set_tracking_uri(saved_uri)
+            mlflow.set_tracking_uri(saved_uri)  # type: ignore[arg-type]  # None: unset
             pid = state.mlflow_pid
             server_stack.stop(root)
             stopped = not server_stack._pg_running(state) and not (
