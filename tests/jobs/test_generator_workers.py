@@ -18,7 +18,13 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.core.verdict import make_splits
-from aelatent.jobs.generator_search.queue import settings_key, settings_of, tried_or_queued
+from aelatent.jobs.generator_search.queue import (
+    PLAN,
+    run_shared,
+    settings_key,
+    settings_of,
+    tried_or_queued,
+)
 from aelatent.jobs.generator_search.study import (
     SPLITS,
     GeneratorObjective,
@@ -201,3 +207,19 @@ def test_a_queued_trial_started_a_moment_ago_is_known_by_its_queued_settings():
     (frozen,) = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     assert frozen.params == {"family": "gmm"}
     assert settings_of(frozen) == settings_key(shape)
+
+
+def test_a_worker_ended_by_an_error_records_the_trials_it_ran():
+    """Its plan shrinks to what it ran, so the round's sibling phase is not held for trials
+    that never come: an objective that raises in its fourth trial (a signal, a bug) leaves
+    a plan of 3, not 0 (the count was lost with the error) and not the 10 planned."""
+    study = optuna.create_study(direction="maximize")
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 3:
+            raise KeyboardInterrupt
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_shared(study, objective, 10, 0.25, list, worker="w")
+    assert study.user_attrs[PLAN + "w"]["trials"] == 3

@@ -291,6 +291,15 @@ def difference_interval(
     return mean, mean - half, mean + half
 
 
+def difference_verdict(lo: float | None, hi: float | None) -> str:
+    """What a difference's 95% interval (:func:`difference_interval`) says: ``better``
+    (above 0), ``worse`` (below), ``not significantly different``, or ``not compared``
+    where there is no interval (one split)."""
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "not compared (too few splits)"
+    return "better" if lo > 0 else "worse" if hi < 0 else "not significantly different"
+
+
 def as_good_as(
     best: Sequence[float], other: Sequence[float], noise: SplitNoise | None = None
 ) -> bool:

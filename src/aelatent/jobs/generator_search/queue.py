@@ -164,7 +164,10 @@ def run_shared(
     open. ``optimize``: ``study.optimize``'s keyword arguments."""
     worker = worker or worker_name()
     first = join(study, worker, n_trials)
-    ran = 0
+    done = [0]  # this worker's trials, counted as each optimize ends, however it ends
+
+    def count(ran: int) -> None:
+        done[0] += ran
 
     def sibling_phase() -> bool:
         round_ = round_of(study, first)
@@ -172,17 +175,18 @@ def run_shared(
         return start < round_.first + round_.total and started(study) >= start
 
     try:
-        ran += optimize_once(study, objective, n_trials, stop=sibling_phase, **optimize)
-        if ran < n_trials:
+        optimize_once(study, objective, n_trials, stop=sibling_phase, counted=count, **optimize)
+        if done[0] < n_trials:
             queue = sibling_queue(study, first, build)
 
             def room() -> int:
                 return round_of(study, first).room(study)
 
-            ran += optimize_once(study, objective, n_trials - ran, queue, room=room, **optimize)
+            left = n_trials - done[0]
+            optimize_once(study, objective, left, queue, room=room, counted=count, **optimize)
     finally:
-        if ran != n_trials:
-            study.set_user_attr(PLAN + worker, {"trials": ran, "round": first})
+        if done[0] != n_trials:
+            study.set_user_attr(PLAN + worker, {"trials": done[0], "round": first})
 
 
 class _Once:
@@ -192,7 +196,7 @@ class _Once:
     queued settings)."""
 
     def __init__(self, objective: Callable[[optuna.Trial], Any]) -> None:
-        self.objective, self.skipped, self.calls = objective, 0, 0
+        self.objective, self.skipped, self.calls, self.failed = objective, 0, 0, 0
 
     def copied(self) -> bool:
         return self.skipped > 0
@@ -208,7 +212,18 @@ class _Once:
             if twin is not None:
                 self.skipped += 1
                 raise QueuedTwice(f"trial {trial.number} has the settings of trial {twin.number}")
-        return self.objective(trial)
+        try:
+            return self.objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except BaseException:  # the trial fails (FAIL: not started, for the round's count)
+            self.failed += 1
+            raise
+
+    @property
+    def ran(self) -> int:
+        """Trials that ended complete or pruned (copies and failures are not trials run)."""
+        return self.calls - self.skipped - self.failed
 
 
 class _StopWhen:
@@ -230,6 +245,7 @@ def optimize_once(
     *,
     room: Callable[[], int] | None = None,
     stop: Callable[[], bool] | None = None,
+    counted: Callable[[int], None] | None = None,
     **optimize: Any,
 ) -> int:
     """Up to ``n_trials`` trials of ``objective`` (``optimize``: ``study.optimize``'s keyword
@@ -260,12 +276,17 @@ def optimize_once(
             study.enqueue_trial(params)
         once = _Once(objective)
         after_copy = _StopWhen(once.copied)  # queue its replacement before the next trial
-        study.optimize(
-            once,
-            n_trials=left,
-            catch=(QueuedTwice,),
-            callbacks=[*callbacks, after_copy],
-            **optimize,
-        )
-        left -= once.calls - once.skipped
+        try:
+            study.optimize(
+                once,
+                n_trials=left,
+                catch=(QueuedTwice,),
+                callbacks=[*callbacks, after_copy],
+                **optimize,
+            )
+        finally:  # counted even when a trial's error or a signal ends the run
+            ran = once.ran
+            left -= ran
+            if counted is not None:
+                counted(ran)
     return n_trials - left

@@ -15,7 +15,12 @@ from typing import Any
 
 import optuna
 
-from aelatent.core.generator_space import Candidate, SplitNoise, difference_interval
+from aelatent.core.generator_space import (
+    Candidate,
+    SplitNoise,
+    difference_interval,
+    difference_verdict,
+)
 from aelatent.jobs.generator_search.study import GeneratorObjective
 
 REFERENCE = Candidate.of("mvn", {"scale": 1.0, "shrinkage": 0.0})  # evaluate's mvn
@@ -53,15 +58,7 @@ def reference_line(metrics: dict[str, float]) -> str:
         return ""
     lo = metrics.get("winner_minus_reference_lo", math.nan)
     hi = metrics.get("winner_minus_reference_hi", math.nan)
-    verdict = (
-        "better"
-        if lo > 0
-        else "worse"
-        if hi < 0
-        else "not significantly different"
-        if math.isfinite(lo)
-        else "not compared (too few splits)"
-    )
+    verdict = difference_verdict(lo, hi)
     return (
         f" Against {REFERENCE.label} (evaluate's): score {metrics['reference_score']:.3f} "
         f"(C2ST accuracy {metrics['reference_c2st_acc']:.3f}, copying ratio "

@@ -105,8 +105,10 @@ def summary_metrics(
             f"best_{axis}_hi": sweep.hi,
         }
     )
+    with_latents_error = False  # whether best_<axis>_lo/hi carry the real latents' error
     if objective is box and box.source is not None and isinstance(sweep, BestB):
         metrics.update(best_b_interval(box, sweep, request.b_min, request.b_max).metrics(axis))
+        with_latents_error = True
     if best is None or not (objective_of(best) or 0.0) > 0:
         return metrics
     value = objective(float(best.params[axis]))
@@ -129,7 +131,6 @@ def summary_metrics(
     # plateau); the other objectives' interval is the sweep's own bracket and its test, so
     # there the two say the same
     lo, hi = metrics[f"best_{axis}_lo"], metrics[f"best_{axis}_hi"]
-    with_latents_error = f"best_{axis}_mc_lo" in metrics
     inside = lo <= value.b <= hi if with_latents_error else agrees
     metrics[f"best_{axis}_in_ci"] = float(inside)
     log10_p = finite_or_none(box.log10_p_hit(value.b)) if axis == "b" else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from aelatent.core.generator_space import difference_verdict
 from aelatent.reporting.collect import CaseData, RunData
 from aelatent.reporting.document import Block, Note, Paragraph, Table
 from aelatent.reporting.sections.context import SectionContext, slug
@@ -127,15 +128,7 @@ def among(m: dict[str, float]) -> str:
 def reference_text(m: dict[str, float]) -> str:
     """The winner against evaluate's mvn at scale 1 on the same splits."""
     lo, hi = m.get("winner_minus_reference_lo"), m.get("winner_minus_reference_hi")
-    verdict = (
-        "not compared (too few splits)"
-        if lo is None or hi is None
-        else "better"
-        if lo > 0
-        else "worse"
-        if hi < 0
-        else "not significantly different"
-    )
+    verdict = difference_verdict(lo, hi)
     difference = with_interval(m["winner_minus_reference"], lo, hi, 3)
     return (
         f"Against evaluate's multivariate normal at scale 1 (scored on the same splits): its "
