@@ -42,6 +42,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 import aelatent.generators  # noqa: F401  (hands the registry the flow's trainer)
 from aelatent.core.generator_space import as_good_as
+from aelatent.core.sampler_registry import REGISTRY
 from aelatent.jobs.generator_search.study import (
     RANKING_RULE,
     SELECTION_RULE,
@@ -117,11 +118,15 @@ def summarise(seed: int, all_trials: list[FrozenTrial], seconds: float) -> dict[
     paired = unpooled_winner(trials)
     gmm = bests.get("gmm")
     pruned = sum(t.state == TrialState.PRUNED for t in all_trials)
+    defaults = [t for t in all_trials if t.number < n_defaults(all_trials)]
+    bic = next((t for t in defaults if t.params.get("family") == "gmm"), None)
     return {
         "seed": seed,
         "winner": best.user_attrs["label"],
         "winner_score": best.user_attrs["score"],
         "three": is_three(best),
+        "default_won": best.number < len(defaults),
+        "bic_three": bic is not None and is_three(bic),
         "top": top.user_attrs["label"],
         "top_three": is_three(top),
         "previous": previous.user_attrs["label"],
@@ -136,6 +141,18 @@ def summarise(seed: int, all_trials: list[FrozenTrial], seconds: float) -> dict[
         "pruned": pruned,
         "flow_trials": sum(t.params.get("family") == "flow" for t in all_trials),
     }
+
+
+def n_defaults(all_trials: list[FrozenTrial]) -> int:
+    """How many of the study's first trials are the families' fitted defaults
+    (``generator_search.study.fitted_defaults``: one per family of the study that has a
+    default fit, in the registry's order, queued before any other)."""
+    families = {str(t.params["family"]) for t in all_trials if "family" in t.params}
+    return sum(
+        REGISTRY[f].default_settings is not None and REGISTRY[f].axis == "scale"
+        for f in REGISTRY
+        if f in families
+    )
 
 
 def unpooled_winner(trials: list[FrozenTrial]) -> FrozenTrial:
@@ -185,6 +202,10 @@ def markdown(rows: list[dict[str, object]], n_trials: int) -> str:
         f"- winner a gmm with 3 components: **{three} of {len(rows)}** seeds (pass: >= 9 of 10)"
         + ("" if len(rows) == 10 else " (partial: the run is not finished)"),
         f"- uniform ranked last: **{last} of {len(rows)}** seeds",
+        "- the winner is a fitted default (the study's first trials: gaussian, mvn and BIC's "
+        f"mixture at scale 1) in {sum(bool(r.get('default_won')) for r in rows)} of "
+        f"{len(rows)}; BIC's mixture has 3 components in "
+        f"{sum(bool(r.get('bic_three')) for r in rows)} of {len(rows)}",
         f"- winner: {SELECTION_RULE}",
         f"- families ranked: {RANKING_RULE} (beside each, the mean split score of the trial "
         "that placed it; /k: pruned after k splits)",

@@ -57,6 +57,7 @@ Z_DIM = 32
 FAMILIES = ("uniform", "mvn", "gmm")
 N_TRIALS = 24
 SEEDS, REPEATS = 5, 3
+ANOTHER_TPE_SEED = 1000
 RESULTS = Path(__file__).resolve().parent / "results" / "generator_workers.md"
 SCORED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -145,6 +146,20 @@ def agree(one: optuna.Study, best: FrozenTrial, other: FrozenTrial) -> bool:
     return shape(best) == shape(other) and as_good_as(high, low, score_noise(complete_trials(one)))
 
 
+def another_tpe_seed(seed: int, n_trials: int) -> optuna.Study:
+    """One worker with all the trials on the same splits (``seed``) whose TPE is seeded
+    with ``seed + ANOTHER_TPE_SEED``: how often one worker disagrees with itself, the
+    baseline that two workers' agreement is read against (two workers' TPE sees another
+    history, as another seed's does)."""
+    from aelatent.jobs.search.study import TrialSeededSampler  # the import cycle: run_worker
+
+    study = optuna.create_study(
+        direction="maximize", sampler=TrialSeededSampler(seed + ANOTHER_TPE_SEED), pruner=pruner()
+    )
+    latents = mixture_latents(seed, N_LATENTS, Z_DIM)
+    return optimize(latents, FAMILIES, n_trials=n_trials, seed=seed, study=study)
+
+
 def compare(
     url: str,
     name: str,
@@ -153,11 +168,13 @@ def compare(
     repeats: int = 1,
     *,
     overlap: bool = False,
+    baseline: bool = True,
 ) -> dict[str, Any]:
     """One worker with ``n_trials`` against two workers with half each, ``repeats`` times
     (studies ``name-r<i>``): the winners, their scores, agreement and the times;
     ``overlap``: the one worker's study runs while the first two workers run (the test's
-    cost; the times then mean nothing)."""
+    cost; the times then mean nothing); ``baseline``: also one worker under another TPE seed
+    (:func:`another_tpe_seed`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     early = start_workers(url, f"{name}-r0", seed, n_trials) if overlap else None
     start = time.perf_counter()
@@ -173,6 +190,11 @@ def compare(
         "one_seconds": one_seconds,
         "two": [],
     }
+    if baseline:
+        alone = winner_of(another_tpe_seed(seed, n_trials))
+        row["alone"] = alone.user_attrs["label"]
+        row["alone_score"] = alone.user_attrs["score"]
+        row["alone_agree"] = agree(one, best, alone)
     for r in range(repeats):
         start = time.perf_counter()
         workers = early if r == 0 and early else start_workers(url, f"{name}-r{r}", seed, n_trials)
@@ -188,7 +210,7 @@ def compare(
                 "trials": len(study.trials),
                 "finished": sum(t.state.is_finished() for t in study.trials),
                 "scored": sum(t.state in SCORED for t in study.trials),
-                "siblings": sum(
+                "queued": sum(
                     t.state in SCORED and "fixed_params" in t.system_attrs for t in study.trials
                 ),
                 "complete": len(complete_trials(study)),
@@ -203,6 +225,7 @@ def compare(
 def markdown(rows: list[dict[str, Any]], load: float) -> str:
     runs = [r for row in rows for r in row["two"]]
     agreed = sum(r["agree"] for r in runs)
+    alone = sum(row["alone_agree"] for row in rows)
     lines = [
         "# Two workers on one generator study against one worker",
         "",
@@ -216,24 +239,28 @@ def markdown(rows: list[dict[str, Any]], load: float) -> str:
         f"`as_good_as`): **{agreed} of {len(runs)}** two-worker studies (pass: all"
         + ("" if agreed == len(runs) else "; **not met**")
         + ")",
+        f"- the baseline, one worker against itself with TPE seeded {ANOTHER_TPE_SEED} "
+        f"higher (same latents and splits): the same winner within the interval in "
+        f"**{alone} of {len(rows)}** seeds",
         f"- trials that ran the settings of an earlier trial (two workers queueing one "
         f"sibling): {sum(r['duplicates'] for r in runs)} in all",
         f"- one worker: median {np.median([row['one_seconds'] for row in rows]):.1f} s; two "
         f"workers: median {np.median([r['seconds'] for r in runs]):.1f} s wall (process "
         f"start included; 2 shared cores, load average {load:.1f} at the start)",
         "",
-        "| seed | one worker's winner | score | two workers' winner | score | agree "
-        "| duplicate trials | s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| seed | one worker's winner | score | another TPE seed: agree | two workers' "
+        "winner | score | agree | duplicate trials | s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        one = [str(row["seed"]), row["one"], f"{row['one_score']:.3f}"]
+        alone = "yes" if row["alone_agree"] else f"**no**: {row['alone']} {row['alone_score']:.3f}"
+        one = [str(row["seed"]), row["one"], f"{row['one_score']:.3f}", alone]
         for r in row["two"]:
             agreed = "yes" if r["agree"] else "**no**"
             cells = [*one, r["winner"], f"{r['score']:.3f}", agreed, str(r["duplicates"])]
             cells.append(f"{r['seconds']:.0f}")
             lines.append("| " + " | ".join(cells) + " |")
-            one = ["", "", ""]
+            one = ["", "", "", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -13,16 +13,23 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from aelatent.core.generator_space import Candidate
+from aelatent.core.mixture import GMMSampler
+from aelatent.core.sampler_registry import SUBSPACE, spec_of
+from aelatent.core.verdict import make_splits
 from aelatent.jobs.generator_search.study import (
+    SPLITS,
+    GeneratorObjective,
+    _within,
     best_trial,
     family_ranking,
+    fitted_defaults,
     sibling_shapes,
     sibling_width,
     tied_with_top,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from bench_generator_search import run_seed
+from bench_generator_search import mixture_latents, run_seed
 
 
 def _trial(
@@ -82,6 +89,47 @@ def test_without_a_density_the_fewest_parameters_of_the_tied_win():
     ]
     assert len(tied_with_top(trials)) == 3
     assert best_trial(trials).number == 2
+
+
+def test_of_tied_trials_of_one_fit_the_width_nearest_scale_1_wins_not_the_higher_score():
+    """One mvn fit at scale 1 and at 1.3: split scores that cross (the higher mean at 1.3 is
+    noise), so scale 1 wins; a wider width that is significantly better still wins."""
+    tied = [
+        _trial("mvn shrinkage=0 scale=1", [0.80, 0.90, 0.84], [-40.0] * 3, 560, 0),
+        _trial("mvn shrinkage=0 scale=1.3", [0.88, 0.84, 0.90], [-40.0] * 3, 560, 1),
+    ]
+    assert len(tied_with_top(tied)) == 2
+    assert best_trial(tied).number == 0
+    apart = [
+        _trial("mvn shrinkage=0 scale=1", [0.60, 0.61, 0.60], [-40.0] * 3, 560, 0),
+        _trial("mvn shrinkage=0 scale=1.3", [0.95, 0.96, 0.95], [-40.0] * 3, 560, 1),
+    ]
+    assert best_trial(apart).number == 1
+
+
+def test_the_fitted_defaults_are_evaluates_fits_at_scale_1_in_the_search_space():
+    """gaussian, mvn without shrinkage and BIC's mixture (its components, covariance type and
+    subspace on the first split's fit latents), each at scale 1; uniform (no fitted width)
+    and the flow (trained) have none; a value outside the range is clipped into it."""
+    latents = mixture_latents(0, 300, 8).astype("float64")
+    splits = make_splits(latents, SPLITS, 0)
+    families = ("uniform", "gaussian", "mvn", "gmm", "flow")
+    objective = GeneratorObjective(splits, families, estimate="auto", seed=0)
+    defaults = fitted_defaults(objective)
+    assert [d["family"] for d in defaults] == ["gaussian", "mvn", "gmm"]
+    assert all(d["scale"] == 1.0 for d in defaults)
+    assert defaults[1] == {"family": "mvn", "shrinkage": 0.0, "scale": 1.0}
+    bic = GMMSampler.from_latents(splits[0].fit, seed=splits[0].seed).mixture
+    assert defaults[2] == {
+        "family": "gmm",
+        "components": bic.n_components,
+        "covariance": bic.covariance_type,
+        "subspace": max(2, bic.subspace_dim),
+        "scale": 1.0,
+    }
+    components = spec_of("gmm").settings[0]
+    assert _within(SUBSPACE, 40, 300) == 32 and _within(SUBSPACE, 1, 300) == 2
+    assert _within(components, 8, 60) == 3  # 60 fit vectors: 3 components of 20
 
 
 def test_sibling_shapes_are_every_count_and_choice_at_the_same_width():

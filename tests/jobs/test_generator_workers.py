@@ -100,10 +100,12 @@ def trial_record(trial: FrozenTrial) -> tuple[object, ...]:
 
 @pytest.mark.parametrize("shares", [(6, 6), (3, 9)])
 def test_two_workers_of_n_trials_in_all_run_the_trials_of_one_worker_of_n(shares):
-    """One worker with 12 trials over uniform, mvn and gmm: 9 TPE trials, then 3 queued
+    """One worker with 12 trials over uniform, mvn and gmm: the 2 fitted defaults queued
+    first (mvn and gmm at scale 1; uniform has none), 7 TPE trials, then 3 queued
     siblings. Two workers (6 and 6, or 3 and 9) on one storage, taking turns: the study
-    holds the same 12 trials (settings, states, split scores), the same 3 queued siblings
-    among them, and no other trial. Trials seeded by their number and never two running at
+    holds the same 12 trials (settings, states, split scores), the same 5 queued trials
+    among them, and no other trial (the defaults run once, though both workers queue
+    them). Trials seeded by their number and never two running at
     once make TPE's proposals the same, so this isolates the sibling phase: when each worker
     had its own (the last quarter of its own trials, from the best it had seen), the first
     worker queued its siblings after its own 4th or 2nd trial, in place of TPE's 9th."""
@@ -131,7 +133,7 @@ def test_two_workers_of_n_trials_in_all_run_the_trials_of_one_worker_of_n(shares
         thread.join(timeout=300)
     assert not errors, errors
     queued = [t.number for t in one.trials if "fixed_params" in t.system_attrs]
-    assert queued == [9, 10, 11], [trial_record(t) for t in one.trials]
+    assert queued == [0, 1, 9, 10, 11], [trial_record(t) for t in one.trials]
     two = optuna.load_study(study_name="generators", storage=storage)
     assert [trial_record(t) for t in two.trials] == [trial_record(t) for t in one.trials]
 

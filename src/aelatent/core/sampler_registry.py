@@ -128,6 +128,9 @@ class SamplerSpec:
     needs_windows: bool = False  # built from the hit windows (mu, hw), not the latents alone
     trained: bool = False  # fitted by gradient descent in TensorFlow, outside the core
     parameters: Callable[[Sampler], int] | None = None  # free parameters fitted (search ties)
+    # the settings of its default fit (no settings) in the search's space: the generator
+    # search's first trials; None: no fitted default (uniform's b, the trained flow)
+    default_settings: Callable[[Sampler], dict[str, Setting]] | None = None
 
     @property
     def axis_label(self) -> str:
@@ -297,6 +300,17 @@ def _gmm_parameters(sampler: Sampler) -> int:
     return _mvn_count(mixture.z_dim) - 2 * d + k * (d + per_covariance) + k - 1
 
 
+def _gmm_default_settings(sampler: Sampler) -> dict[str, Setting]:
+    """BIC's choice: its number of components, covariance type and subspace."""
+    assert isinstance(sampler, GMMSampler)
+    mixture = sampler.mixture
+    return {
+        "components": int(mixture.n_components),
+        "covariance": str(mixture.covariance_type),
+        "subspace": int(mixture.subspace_dim),
+    }
+
+
 def _flow_parameters(sampler: Sampler) -> int:
     """The multivariate normal's count (the whitening and the residual) plus the MADE
     weights and biases the masks leave free (the rotations are drawn, not fitted)."""
@@ -338,6 +352,7 @@ REGISTRY: dict[str, SamplerSpec] = {
             log_likelihood=_gaussian_log_likelihood,
             needs_windows=True,
             parameters=lambda s: 2 * s.z_dim,
+            default_settings=lambda s: {},
         ),
         SamplerSpec(
             name="mvn",
@@ -348,6 +363,7 @@ REGISTRY: dict[str, SamplerSpec] = {
             settings=(SettingSpace("shrinkage", "float", 0.0, 1.0),),
             log_likelihood=_mvn_log_likelihood,
             parameters=lambda s: _mvn_count(s.z_dim),
+            default_settings=lambda s: {"shrinkage": 0.0},
         ),
         SamplerSpec(
             name="gmm",
@@ -363,6 +379,7 @@ REGISTRY: dict[str, SamplerSpec] = {
             ),
             log_likelihood=_gmm_log_likelihood,
             parameters=_gmm_parameters,
+            default_settings=_gmm_default_settings,
         ),
         SamplerSpec(
             name="flow",

@@ -151,11 +151,13 @@ def run_shared(
     build: Callable[[], list[dict[str, Any]]],
     *,
     worker: str | None = None,
+    start: Sequence[dict[str, Any]] = (),
     **optimize: Any,
 ) -> None:
-    """This worker's ``n_trials`` trials of the study's two phases: TPE's until the round
-    (:func:`join`) has started all but its last ``fraction``, then the round's sibling
-    queue (:func:`sibling_queue`, ``build``), TPE's again for what it leaves.
+    """This worker's ``n_trials`` trials of the study's two phases: the settings of
+    ``start`` that the study has not tried (queued once for the study, first) and TPE's,
+    until the round (:func:`join`) has started all but its last ``fraction``, then the
+    round's sibling queue (:func:`sibling_queue`, ``build``), TPE's again for what it leaves.
 
     A worker reads the phase from the study before each trial (a trial callback), so the
     round's phase is the same however its trials are shared among workers; one worker alone
@@ -175,7 +177,9 @@ def run_shared(
         return start < round_.first + round_.total and started(study) >= start
 
     try:
-        optimize_once(study, objective, n_trials, stop=sibling_phase, counted=count, **optimize)
+        optimize_once(
+            study, objective, n_trials, start, stop=sibling_phase, counted=count, **optimize
+        )
         if done[0] < n_trials:
             queue = sibling_queue(study, first, build)
 

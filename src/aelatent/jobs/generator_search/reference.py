@@ -2,10 +2,12 @@
 study's own splits, so the winner is reported against the simple generator a user would try
 first, better or not (issue 25).
 
-Why outside the study, not an enqueued trial: the study's trials, its pruning and its
-selection were validated as they are (``benchmarks/bench_generator_search.py``); the
-reference is a yardstick beside the winner, scored as a trial would be (same splits, same
-fits, same score) with a fixed trial that Optuna never sees.
+The study holds the same candidate among its fitted defaults (its first trials,
+:func:`~aelatent.jobs.generator_search.study.fitted_defaults`), so it can win; it is scored
+again here, with a fixed trial Optuna never sees, because the study's trial may have been
+pruned or may belong to an earlier round of a continued study, and the difference needs
+every split. The fits are the objective's (cached) and the score deterministic, so an
+unpruned trial of it has the same split scores.
 """
 
 from __future__ import annotations

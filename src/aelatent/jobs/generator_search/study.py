@@ -27,7 +27,7 @@ from aelatent.core.generator_space import (
     principal_directions,
     split_score,
 )
-from aelatent.core.sampler_registry import parameter_count, spec_of
+from aelatent.core.sampler_registry import SettingSpace, parameter_count, spec_of
 from aelatent.core.samplers import Sampler
 from aelatent.core.verdict import Split, make_splits
 from aelatent.jobs.generator_search.queue import run_shared
@@ -59,6 +59,40 @@ def suggest(trial: optuna.Trial, families: Sequence[str], n_fit: int) -> Candida
             settings[space.name] = trial.suggest_float(space.name, space.low, high_f, log=space.log)
     settings[spec.axis] = trial.suggest_float(spec.axis, *spec.axis_range, log=True)
     return Candidate.of(family, settings)
+
+
+def fitted_defaults(objective: GeneratorObjective) -> list[dict[str, Any]]:
+    """The study's first trials (Optuna's warm start): each family that has a default fit
+    (its registry entry's ``default_settings``: gaussian, mvn without shrinkage, gmm with
+    BIC's components, covariance and subspace on the first split's fit latents) at scale 1,
+    as evaluate builds it; a value outside the search's range is clipped into it.
+
+    Why: the score is steep in the width and TPE draws the width of each family on its own,
+    so a study may never try a family near the width its fit was fitted at: on the demo's
+    case I model no mvn trial of 60 came near scale 1 (its best was at 1.78, score 0.55),
+    while evaluate's mvn at scale 1 scored 0.835, beside the winner's 0.829; and a study
+    whose first good shapes are at a bad width queues their siblings at a width of chance
+    (two workers on seed 1 of benchmarks/bench_generator_workers.py). The defaults give
+    every study, and every worker of one, the same known-good start."""
+    split = objective.splits[0]
+    queue: list[dict[str, Any]] = []
+    for family in objective.families:
+        spec = spec_of(family)
+        if spec.default_settings is None or spec.axis != "scale":
+            continue
+        fitted = objective.fitted(Candidate.of(family, {spec.axis: 1.0}), split)
+        defaults = spec.default_settings(fitted)
+        settings = {s.name: _within(s, defaults[s.name], objective.n_fit) for s in spec.settings}
+        queue.append({"family": family, **settings, spec.axis: 1.0})
+    return queue
+
+
+def _within(space: SettingSpace, value: Any, n_fit: int) -> Any:
+    """``value`` clipped into ``space``'s range (a choice is kept as it is)."""
+    if space.kind == "choice":
+        return value
+    clipped = min(max(value, space.low), space.upper(n_fit))
+    return int(clipped) if space.kind == "int" else float(clipped)
 
 
 def pruner() -> optuna.pruners.BasePruner:
@@ -200,7 +234,8 @@ def run_trials(
 ) -> None:
     """``n_trials`` trials of one worker (named ``worker`` in the study, default
     :func:`~aelatent.jobs.generator_search.queue.worker_name`) in the study's two phases
-    (:func:`~aelatent.jobs.generator_search.queue.run_shared`): TPE's, then, for the last
+    (:func:`~aelatent.jobs.generator_search.queue.run_shared`): the families' fitted
+    defaults (:func:`fitted_defaults`, queued once for the study) and TPE's, then, for the last
     SIBLING_FRACTION of the trials its workers plan together, the sibling shapes of each
     family's best (:func:`sibling_shapes`; the families taken in turn, best first) at
     :func:`sibling_width`, queued once for the study, TPE's again for what they leave;
@@ -235,7 +270,16 @@ def run_trials(
             if s is not None
         ]
 
-    run_shared(study, objective, n_trials, SIBLING_FRACTION, siblings, worker=worker, **optimize)
+    run_shared(
+        study,
+        objective,
+        n_trials,
+        SIBLING_FRACTION,
+        siblings,
+        worker=worker,
+        start=fitted_defaults(objective),
+        **optimize,
+    )
 
 
 def sibling_width(best: FrozenTrial, in_play: set[int]) -> float | None:
@@ -300,7 +344,8 @@ def top_score(trials: Sequence[FrozenTrial]) -> FrozenTrial:
 SELECTION_RULE = (
     "of the trials tied with the top score (the split scores' noise pooled over the "
     "candidates near the top), those tied with the best held-out log-likelihood of the fit "
-    "(paired t over the splits), the fewest parameters (t tests at 95%, two-sided)"
+    "(paired t over the splits), the fewest parameters, the width nearest the fit's own "
+    "(scale 1) (t tests at 95%, two-sided)"
 )
 RANKING_RULE = (
     "the winner's family first, then the same rule over and over on the other families' "
@@ -359,7 +404,8 @@ def best_trial(trials: Sequence[FrozenTrial]) -> FrozenTrial:
     held-out log-likelihood of the fit (scale 1, so the width does not count twice) says
     which shapes the new vectors are likeliest under (:func:`tied_with_likeliest`:
     cross-validated likelihood, which sees the number of components); of those, the fewest
-    free parameters (``parameters``), the higher score first among equals.
+    free parameters (``parameters``), then the width nearest scale 1 (:func:`_simplest`),
+    the higher score first among equals.
 
     Why not the score alone or its tie-break by fewest parameters: the score saturates near
     chance for every good model and cannot tell 1, 2 or 3 components apart in 32 dimensions;
@@ -368,10 +414,24 @@ def best_trial(trials: Sequence[FrozenTrial]) -> FrozenTrial:
     and over-fitted shapes alike (6 diagonal components won seed 1). Measurements:
     benchmarks/results/generator_search.md."""
     peers = tied_with_likeliest(tied_with_top(trials))
-    return min(
-        peers,
-        key=lambda t: (t.user_attrs.get("parameters", math.inf), -t.user_attrs["score"], t.number),
-    )
+    return min(peers, key=lambda t: (*_simplest(t), -t.user_attrs["score"], t.number))
+
+
+def _simplest(trial: FrozenTrial) -> tuple[float, float]:
+    """A tie's order before the score: the fewest free parameters, then the width nearest
+    the fit's own (``|log scale|``; uniform's ``b`` has none: 0).
+
+    Why the width before the score: the trials are tied, so the higher score is noise, and
+    on real latents it leans wide: the copying ratio is capped at 1 in the score, so a width
+    above 1 is punished only by the C2ST, which at a few hundred vectors misses a 20% wider
+    spread (on the demo's case I model every family's best was at scale 1.2-1.8, and the
+    winner, a flow at 1.197, decoded to blotchier faces than evaluate's mvn at scale 1).
+    Scale 1 is the width the fit was fitted at: a width moves away from it only when the
+    score says so significantly."""
+    family = str(trial.params["family"])
+    axis = spec_of(family).axis
+    width = abs(math.log(float(trial.params[axis]))) if axis == "scale" else 0.0
+    return float(trial.user_attrs.get("parameters", math.inf)), width
 
 
 def best_by_log_likelihood(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
@@ -438,7 +498,7 @@ def _placed(
     split score, a pruned trial compared on the splits it ran; a family with a density
     before one without; the fit's held-out log-likelihood from any complete
     trial of the same shape (it does not depend on the width: every width of a shape is one
-    fit); then the fewest parameters."""
+    fit); then the fewest parameters and the width nearest scale 1."""
     top = max(pool, key=lambda t: (_mean_score(t), -t.number))
     best = top.user_attrs["per_split"]
     tied = [t for t in pool if as_good_as(best, t.user_attrs["per_split"], noise)]
@@ -448,10 +508,7 @@ def _placed(
     if known:
         likeliest = max((ll for _, ll in known), key=lambda ll: float(np.mean(ll)))
         peers = [t for t, ll in known if as_good_as(likeliest, ll)]
-    return min(
-        peers,
-        key=lambda t: (t.user_attrs.get("parameters", math.inf), -_mean_score(t), t.number),
-    )
+    return min(peers, key=lambda t: (*_simplest(t), -_mean_score(t), t.number))
 
 
 def _mean_score(trial: FrozenTrial) -> float:
