@@ -12,12 +12,14 @@ free of MLflow. Every trial is scored out of sample on the verdict's cross-fitti
 a quadratic and a k-NN C2ST times the copying ratio; the held-out log-likelihood beside it,
 at the candidate's width and of its fit), split by split: after each split the running mean
 is reported to Optuna's successive-halving pruner, so a candidate that is clearly bad stops
-after one split; the last quarter of the trials its workers plan together tries each
+after one split; the study starts from the families' fitted defaults at scale 1
+(:func:`~aelatent.jobs.generator_search.study.fitted_defaults`: what evaluate builds), and
+the last quarter of the trials its workers plan together tries each
 family's best's sibling shapes at its width (:func:`~aelatent.jobs.generator_search.study.
 run_trials`: the study's phase, not a worker's). Every trial is a nested MLflow run; the
 parent names the winner (:data:`~aelatent.jobs.generator_search.study.SELECTION_RULE`: of the
 candidates tied with the top score, those tied with the best held-out log-likelihood of the
-fit, the fewest parameters), every candidate not
+fit, the fewest parameters, the width nearest scale 1), every candidate not
 significantly below the top score, the best of each family, the best by held-out
 log-likelihood (of the families with a density), Optuna's hyperparameter importances, and
 scores the winner (refitted on all training latents) against the held-out images beside the
