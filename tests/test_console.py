@@ -63,6 +63,24 @@ def test_no_terminal_no_bar(monkeypatch, capsys):
     assert err.strip().splitlines() == [err.strip()] and "5/5 trials in" in err
 
 
+def test_one_trial_count_across_optimize_calls_without_failed_copies(monkeypatch, capsys):
+    """Two ``study.optimize`` calls (a generator search's two phases) feed one count; a trial
+    that fails at once (a queued copy another worker ran) is not counted."""
+    monkeypatch.setattr(console, "interactive", lambda stream=None: False)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study()
+
+    def copy(trial: optuna.Trial) -> float:
+        raise KeyError("a queued copy")
+
+    with optuna_progress(5, "aelatent search") as kwargs:
+        study.optimize(lambda trial: trial.suggest_float("b", 0, 1), n_trials=3, **kwargs)
+        study.optimize(copy, n_trials=1, catch=(KeyError,), **kwargs)
+        study.optimize(lambda trial: trial.suggest_float("b", 0, 1), n_trials=2, **kwargs)
+    err = capsys.readouterr().err
+    assert "5/5 trials in" in err and "6/5" not in err, err
+
+
 @pytest.mark.e2e  # a subprocess that imports TensorFlow
 def test_tensorflow_imports_without_its_info_lines_and_other_lines_survive():
     """A plain job process (no Makefile environment): TensorFlow's import-time INFO lines

@@ -202,10 +202,20 @@ def progress_bar(
 
 @contextmanager
 def optuna_progress(n_trials: int, desc: str) -> Iterator[dict[str, Any]]:
-    """Keyword arguments for ``study.optimize``: Optuna's bar on a terminal, else a
-    :class:`LineProgress` fed by a trial callback."""
-    if interactive():
-        yield {"show_progress_bar": True}
-        return
-    with LineProgress(n_trials, desc, "trials") as lines:
-        yield {"show_progress_bar": False, "callbacks": [lambda study, trial: lines.update()]}
+    """Keyword arguments for ``study.optimize``: a trial callback that feeds one bar for
+    the whole run (:func:`progress_bar`: tqdm on a terminal, :class:`LineProgress` in a
+    log), counting the trials that ran.
+
+    Why not Optuna's own bar: a generator search calls ``study.optimize`` once per phase
+    (its fitted defaults and TPE's trials, then the sibling queue), and Optuna's bar starts
+    again at 0 for each call; and a queued copy another worker already ran fails at once
+    (FAIL, unscored), which is not a trial of this worker's ``n_trials``."""
+    from optuna.trial import TrialState  # here: the console module stays import-light
+
+    with progress_bar(n_trials, desc, "trials") as bar:
+
+        def ran(study: Any, trial: Any) -> None:
+            if trial.state != TrialState.FAIL:
+                bar.update(1)
+
+        yield {"show_progress_bar": False, "callbacks": [ran]}
