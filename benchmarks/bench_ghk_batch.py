@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_ghk_batch.py [--repeats 5]
 
-evaluate's error of ``log10 P(hit)`` for mvn and gmm (``windows_log10_se``) re-estimates the
+evaluate's error of ``log10 P(hit)`` for mvn and gmm (``windows_log10_error``) re-estimates the
 probability on ``MVN_WINDOW_DRAWS`` bootstrap draws of the windows with ``MVN_GHK_DRAWS``
 GHK paths each, for every (scale, k) cell. The GHK recursion runs over the 256 variables in
 Python, so one small estimate is mostly per-variable overhead; the batch

@@ -377,6 +377,9 @@ def cholesky_psd(cov: np.ndarray) -> np.ndarray:
     raise ValueError("covariance is not positive semi-definite")
 
 
+GHK_REPLICATES = 8  # independent scramblings: the relative error's degrees of freedom + 1
+
+
 def ghk_combine(log_each: np.ndarray) -> tuple[float, float]:
     """``(ln P, relative std error of P)`` from the replicates' ``ln P`` estimates."""
     log_each = np.asarray(log_each, dtype=np.float64).ravel()
@@ -396,7 +399,7 @@ def ghk_log_replicates(
     cov: np.ndarray,
     *,
     n_draws: int = 2048,
-    n_replicates: int = 8,
+    n_replicates: int = GHK_REPLICATES,
     seed: int = 0,
 ) -> np.ndarray:
     """``n_replicates`` independent GHK estimates of ``ln P(lo <= x <= hi)`` for
