@@ -157,7 +157,7 @@ def test_a_generator_search_shows_each_familys_best_and_the_heldout_check(tmp_pa
     metrics = {
         "best_score": 0.9,
         "best_score_se": 0.05,
-        "best_score_lo": 0.685,  # t(2) x se of 3 splits, as the job logs it
+        "best_score_lo": 0.685,  # t(2) x the corrected se of 3 splits, as the job logs it
         "best_score_hi": 1.0,
         "n_as_good": 2,
         "n_trials_complete": 5,

@@ -25,6 +25,7 @@ from aelatent.core.generator_space import (
     fit_candidate,
     pooled_noise,
     principal_directions,
+    score_se,
     split_score,
 )
 from aelatent.core.sampler_registry import SettingSpace, parameter_count, spec_of
@@ -167,7 +168,7 @@ class GeneratorObjective:
                 raise optuna.TrialPruned()
         metrics = {
             "score": float(np.mean(scores)),
-            "score_se": float(np.std(scores, ddof=1) / math.sqrt(len(scores))),
+            "score_se": score_se(scores),
             "c2st_acc": float(np.mean(accs)),
             "shape_c2st_acc": float(np.mean(shapes)),
             "copying_ratio": float(np.mean(ratios)),
