@@ -37,16 +37,15 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy
 from scipy import optimize, stats
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
+from timing import run_record
 
 from aelatent.core.hit_uncertainty import GHK_DF, MVN_WINDOW_DRAWS, hit_intervals
 from aelatent.core.hits import hit_grid
@@ -450,13 +449,7 @@ def main() -> None:
         window_rows = windows_coverage(repeats, exact, args.shapes)
     command = "nice -n 10 .venv/bin/python benchmarks/bench_ghk_intervals.py"
     result: dict[str, Any] = {
-        "command": command + (" --quick" * args.quick),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "run_s": round(time.perf_counter() - started, 1),
+        **run_record(command + (" --quick" * args.quick), started, load_before),
         "z_dim": Z_DIM,
         "quadrature_error": quadrature,
         "ghk_alone": ghk_rows,

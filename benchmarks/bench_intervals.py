@@ -32,14 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy
 from scipy import optimize, stats
+from timing import run_record
 from tqdm import tqdm
 
 from aelatent.core.precision_recall import knn_scores, real_manifold
@@ -396,14 +395,9 @@ def main() -> None:
         fwer_rows = fwer(fwer_repeats, auto_repeats, progress)
         log10_rows = log10_coverage(log10_repeats, progress)
         knn_rows = knn_coverage(knn_repeats, progress)
+    command = ".venv/bin/python benchmarks/bench_intervals.py" + (" --quick" * args.quick)
     result: dict[str, Any] = {
-        "command": ".venv/bin/python benchmarks/bench_intervals.py" + (" --quick" * args.quick),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "run_s": round(time.perf_counter() - started, 1),
+        **run_record(command, started, load_before),
         "fwer": fwer_rows,
         "log10_p": log10_rows,
         "knn": knn_rows,

@@ -49,7 +49,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -59,7 +58,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy
 from scipy import optimize, stats
 from tqdm import tqdm
 
@@ -75,6 +73,7 @@ from aelatent.core.windows import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_analysis import CELEBA_IMAGES, celeba_like_latents
+from timing import run_record
 
 Z_DIM = 256
 HW = 1.2  # every shape's FWHM after scaling
@@ -697,14 +696,9 @@ def main() -> None:
                     log10.extend(p)
     timed = None if args.quick else timing(TIMING_REPEATS)
 
+    command = ".venv/bin/python benchmarks/bench_windows.py" + (" --quick" * args.quick)
     result: dict[str, Any] = {
-        "command": ".venv/bin/python benchmarks/bench_windows.py" + (" --quick" * args.quick),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "run_s": 0.0,
+        **run_record(command, started, load_before),
         "design": {
             "z_dim": Z_DIM,
             "hw": HW,

@@ -1,12 +1,17 @@
 """The benchmarks' one timer: the median of repeated calls (shared cores make the mean and
-the minimum both misleading)."""
+the minimum both misleading); and the record of where a benchmark ran (:func:`run_record`)."""
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
+import scipy
 
 
 def median_seconds(work: Callable[[], Any], repeats: int, *, warm_up: bool = True) -> float:
@@ -20,3 +25,18 @@ def median_seconds(work: Callable[[], Any], repeats: int, *, warm_up: bool = Tru
         work()
         runs.append(time.perf_counter() - start)
     return statistics.median(runs)
+
+
+def run_record(command: str, started: float, load_before: float) -> dict[str, Any]:
+    """Where and how a benchmark ran, the head of its results JSON: the command, the machine,
+    the load average at the start and now (shared cores: read the figures against it), the
+    versions, and the seconds since ``started`` (``time.perf_counter()``)."""
+    return {
+        "command": command,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "run_s": round(time.perf_counter() - started, 1),
+    }
