@@ -34,18 +34,16 @@ interval reaches 95% (the coverage is not significantly below it). Writes
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
-from timing import run_record
+from timing import run_record, write_results
 
 from aelatent.core.hit_uncertainty import GHK_DF, MVN_WINDOW_DRAWS, hit_intervals
 from aelatent.core.hits import hit_grid
@@ -53,7 +51,6 @@ from aelatent.core.mixture import GMMSampler, LatentMixture
 from aelatent.core.samplers import LN10, MVNSampler, Sampler, log_normal_interval
 from aelatent.core.windows import CENTRAL_TAIL, Z95, estimate_windows
 
-RESULTS = Path(__file__).resolve().parent / "results"
 Z_DIM = 64
 HW = 1.2
 CENTRES = np.linspace(-0.8, 0.8, Z_DIM)
@@ -455,12 +452,10 @@ def main() -> None:
         "ghk_alone": ghk_rows,
         "windows": window_rows,
     }
-    text = markdown(result)
-    if not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "ghk_intervals.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "ghk_intervals.md").write_text(text + "\n")
-    print(text)
+    if args.quick:
+        print(markdown(result))
+    else:
+        write_results("ghk_intervals", result, markdown(result))
 
 
 if __name__ == "__main__":

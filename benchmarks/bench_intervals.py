@@ -30,15 +30,13 @@ Writes ``benchmarks/results/intervals.json`` and ``intervals.md`` and prints the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
-from timing import run_record
+from timing import run_record, write_results
 from tqdm import tqdm
 
 from aelatent.core.precision_recall import knn_scores, real_manifold
@@ -52,7 +50,6 @@ from aelatent.core.windows import (
     propagate_log10,
 )
 
-RESULTS = Path(__file__).resolve().parent / "results"
 Z_DIM = 256
 MU_LEVEL, HW_LEVEL = 0.25, 1.5  # the study's absolute levels: n_sig_mu_abs_ge_0.25, hw_ge_1.5
 FWER_TARGET = 0.05
@@ -402,12 +399,10 @@ def main() -> None:
         "log10_p": log10_rows,
         "knn": knn_rows,
     }
-    text = markdown(result)
-    if not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "intervals.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "intervals.md").write_text(text + "\n")
-    print(text)
+    if args.quick:
+        print(markdown(result))
+    else:
+        write_results("intervals", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ from aelatent.core.windows import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_analysis import CELEBA_IMAGES, celeba_like_latents
-from timing import run_record
+from timing import RESULTS, run_record, write_results
 
 Z_DIM = 256
 HW = 1.2  # every shape's FWHM after scaling
@@ -87,7 +87,6 @@ TARGET_TIME_S = 10.0
 DEFAULT_TARGET_TIME_S = 5.0
 COVERAGE_BAND = (0.92, 0.98)  # the default's intervals, every shape with a mode
 COVERAGE_NS = (400, 20_000)
-RESULTS = Path(__file__).resolve().parent / "results"
 NEAR_TIE = 0.01  # RMSEs within 1% of the smallest count as a tie in the verdict
 
 
@@ -672,7 +671,7 @@ def main() -> None:
         result = json.loads((RESULTS / "windows.json").read_text())
         result["best"] = best_estimators(result["accuracy"])
         result["acceptance"] = acceptance(result["accuracy"])
-        write(result)
+        write_results("windows", result, markdown(result))
         return
     repeats = QUICK_REPEATS if args.quick else REPEATS
     started = time.perf_counter()
@@ -732,15 +731,7 @@ def main() -> None:
     if args.quick:
         print(markdown(result))
     else:
-        write(result)
-
-
-def write(result: dict[str, Any]) -> None:
-    text = markdown(result)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "windows.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "windows.md").write_text(text + "\n")
-    print(text)
+        write_results("windows", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@ the minimum both misleading); and the record of where a benchmark ran (:func:`ru
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,3 +42,15 @@ def run_record(command: str, started: float, load_before: float) -> dict[str, An
         "scipy": scipy.__version__,
         "run_s": round(time.perf_counter() - started, 1),
     }
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_results(stem: str, result: dict[str, Any], text: str) -> None:
+    """``results/<stem>.json`` (every figure) and ``results/<stem>.md`` (``text``, the
+    table a reader opens), then the table printed."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(text + "\n")
+    print(text)
