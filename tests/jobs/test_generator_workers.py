@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -20,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from aelatent.core.verdict import make_splits
 from aelatent.jobs.generator_search.queue import (
     PLAN,
+    plans,
     run_shared,
     settings_key,
     settings_of,
@@ -225,3 +227,25 @@ def test_a_worker_ended_by_an_error_records_the_trials_it_ran():
     with pytest.raises(KeyboardInterrupt):
         run_shared(study, objective, 10, 0.25, list, worker="w")
     assert study.user_attrs[PLAN + "w"]["trials"] == 3
+
+
+def test_a_killed_workers_plan_does_not_hold_its_round_open():
+    """A worker SIGKILLed after 2 of its 12 planned trials cannot record what it ran; once its
+    plan has not been refreshed for the heartbeat's grace period and none of its trials
+    runs, its plan counts the 2 it ran. A later worker of 4 trials then starts a round of its
+    own (first trial 2) and runs its sibling phase (its last trial, a queued sibling); with
+    the dead plan counted whole it joined the dead round (a total of 16 its 4 trials never
+    reach) and ran no sibling. A plan seen within the grace period is kept whole."""
+    families = ("uniform", "mvn", "gmm")
+    study, objective = mixture_study(families)
+    run_trials(study, objective, 2, worker="killed")  # the 2 fitted defaults, tagged
+    assert [t.user_attrs["worker"] for t in study.trials] == ["killed", "killed"]
+    study.set_user_attr(PLAN + "killed", {"trials": 12, "round": 0, "seen": time.time() - 3600})
+    study.set_user_attr(PLAN + "alive", {"trials": 0, "round": 0, "seen": time.time()})
+    assert plans(study)["killed"]["trials"] == 2
+    run_trials(study, objective, 4, worker="later")
+    assert plans(study)["later"]["round"] == 2
+    last = study.trials[-1]
+    assert "fixed_params" in last.system_attrs and last.user_attrs["worker"] == "later"
+    study.set_user_attr(PLAN + "busy", {"trials": 12, "round": 6, "seen": time.time()})
+    assert plans(study)["busy"]["trials"] == 12

@@ -14,10 +14,12 @@ the same moment is caught when a worker starts it (:class:`QueuedTwice`).
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 Key = tuple[tuple[str, str], ...]
-PLAN = "worker_plan:"  # + the worker: its planned trials and its round (a study user attribute)
+PLAN = "worker_plan:"  # + the worker: its planned trials, its round, when it was last seen
+WORKER = "worker"  # a trial's user attribute: the worker that ran it
 QUEUE = "sibling_queue:"  # + the round's first trial: the round's sibling queue
 STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 POLL_S = 0.25
@@ -95,8 +98,40 @@ class Round:
         return self.first + self.total - started(study) - pending(study)
 
 
-def plans(study: optuna.Study) -> dict[str, dict[str, int]]:
-    return {k[len(PLAN) :]: v for k, v in study.user_attrs.items() if k.startswith(PLAN)}
+def plans(study: optuna.Study) -> dict[str, dict[str, Any]]:
+    """Every worker's plan; a dead worker's cut to the trials it ran (complete or pruned).
+
+    Dead: its plan not refreshed (after each of its trials, :func:`run_shared`) for the
+    heartbeat's grace period and no trial of its running. Why: a worker ended by an error or
+    a signal it can catch records what it ran, but a SIGKILLed one (or a lost host) cannot,
+    and its plan held its round open for good: the other workers never reached the sibling
+    phase (the round's started trials could not reach its total), and a study continued
+    later joined that old round and its spent queue instead of starting its own. A dead
+    worker's running trial is FAIL after the same grace period (Optuna's heartbeat) and
+    queued again, so another worker runs it."""
+    raw = {k[len(PLAN) :]: v for k, v in study.user_attrs.items() if k.startswith(PLAN)}
+    stale = [w for w, p in raw.items() if time.time() - p.get("seen", math.inf) > _grace_s()]
+    if not stale:
+        return raw
+    trials = study.get_trials(deepcopy=False)
+    running = {t.user_attrs.get(WORKER) for t in trials if t.state == TrialState.RUNNING}
+    ran = Counter(
+        t.user_attrs.get(WORKER)
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    )
+    for worker in stale:
+        if worker not in running:
+            raw[worker] = {**raw[worker], "trials": min(raw[worker]["trials"], ran[worker])}
+    return raw
+
+
+def _grace_s() -> float:
+    """The heartbeat's grace period (:func:`aelatent.jobs.search.study.heartbeat_seconds`)."""
+    # here, not at the top: the package aelatent.jobs.search imports this one (a cycle)
+    from aelatent.jobs.search.study import heartbeat_seconds
+
+    return float(heartbeat_seconds()[1])
 
 
 def join(study: optuna.Study, worker: str, n_trials: int) -> int:
@@ -108,8 +143,13 @@ def join(study: optuna.Study, worker: str, n_trials: int) -> int:
     known = plans(study).values()
     now = started(study)
     first = now if now >= sum(p["trials"] for p in known) else max(p["round"] for p in known)
-    study.set_user_attr(PLAN + worker, {"trials": n_trials, "round": first})
+    _record(study, worker, n_trials, first)
     return first
+
+
+def _record(study: optuna.Study, worker: str, n_trials: int, first: int) -> None:
+    """The worker's plan, seen now (:func:`plans`: how a dead one is told)."""
+    study.set_user_attr(PLAN + worker, {"trials": n_trials, "round": first, "seen": time.time()})
 
 
 def round_of(study: optuna.Study, first: int) -> Round:
@@ -176,9 +216,20 @@ def run_shared(
         start = round_.sibling_start(fraction)
         return start < round_.first + round_.total and started(study) >= start
 
+    def seen(study: optuna.Study, trial: FrozenTrial) -> None:
+        _record(study, worker, n_trials, first)
+
+    optimize = {**optimize, "callbacks": [*(optimize.get("callbacks") or []), seen]}
     try:
         optimize_once(
-            study, objective, n_trials, start, stop=sibling_phase, counted=count, **optimize
+            study,
+            objective,
+            n_trials,
+            start,
+            stop=sibling_phase,
+            counted=count,
+            worker=worker,
+            **optimize,
         )
         if done[0] < n_trials:
             queue = sibling_queue(study, first, build)
@@ -187,10 +238,12 @@ def run_shared(
                 return round_of(study, first).room(study)
 
             left = n_trials - done[0]
-            optimize_once(study, objective, left, queue, room=room, counted=count, **optimize)
+            optimize_once(
+                study, objective, left, queue, room=room, counted=count, worker=worker, **optimize
+            )
     finally:
         if done[0] != n_trials:
-            study.set_user_attr(PLAN + worker, {"trials": done[0], "round": first})
+            _record(study, worker, done[0], first)
 
 
 class _Once:
@@ -199,14 +252,17 @@ class _Once:
     counts them; ``calls`` every trial). A trial TPE proposes is never a copy (it has no
     queued settings)."""
 
-    def __init__(self, objective: Callable[[optuna.Trial], Any]) -> None:
-        self.objective, self.skipped, self.calls, self.failed = objective, 0, 0, 0
+    def __init__(self, objective: Callable[[optuna.Trial], Any], worker: str | None = None) -> None:
+        self.objective, self.worker = objective, worker
+        self.skipped, self.calls, self.failed = 0, 0, 0
 
     def copied(self) -> bool:
         return self.skipped > 0
 
     def __call__(self, trial: optuna.Trial) -> Any:
         self.calls += 1
+        if self.worker is not None:
+            trial.set_user_attr(WORKER, self.worker)
         trials = trial.study.get_trials(deepcopy=False)
         fixed = next(t for t in trials if t.number == trial.number).system_attrs
         if "fixed_params" in fixed:
@@ -250,13 +306,15 @@ def optimize_once(
     room: Callable[[], int] | None = None,
     stop: Callable[[], bool] | None = None,
     counted: Callable[[int], None] | None = None,
+    worker: str | None = None,
     **optimize: Any,
 ) -> int:
     """Up to ``n_trials`` trials of ``objective`` (``optimize``: ``study.optimize``'s keyword
     arguments), first queueing the settings of ``queue`` that no trial has or has queued (in
     order, as many as trials are left and at most ``room()``: the study's trials left), none
     of them a queued copy of an earlier trial; ``stop``: checked before each trial, ends the
-    run early. Returns the trials run (a copy, failed at once, is not one).
+    run early; ``worker``: each trial's :data:`WORKER` attribute. Returns the trials run (a
+    copy, failed at once, is not one).
 
     Why: workers that share a study reach the sibling phase within a second of each
     other, each reads which siblings are queued and queues the others, and Optuna cannot
@@ -278,7 +336,7 @@ def optimize_once(
         slots = left if room is None else min(left, room())
         for params in [p for p in queue if settings_key(p) not in tried][: max(0, slots)]:
             study.enqueue_trial(params)
-        once = _Once(objective)
+        once = _Once(objective, worker)
         after_copy = _StopWhen(once.copied)  # queue its replacement before the next trial
         try:
             study.optimize(
