@@ -13,7 +13,7 @@ seed. Per seed the table has the winner, what two other rules pick from the same
 (the top score alone; the previous rule, the best log-likelihood at the trial's width among
 the score's ties), the best gmm candidate, the family ranking,
 the best candidate by held-out log-likelihood, and the time. The family ranking is
-:func:`aelatent.jobs.generator_search.study.family_ranking`: the winner's family, then the same
+:func:`aelatent.jobs.generator_search.selection.family_ranking`: the winner's family, then the same
 rule over and over on the remaining families' trials (pruned ones on the splits they ran).
 
 Pass: the winner is a gmm with 3 components in at least 9 of 10 seeds, and uniform's best
@@ -43,18 +43,18 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 import aelatent.generators  # noqa: F401  (hands the registry the flow's trainer)
 from aelatent.core.generator_space import as_good_as
 from aelatent.core.sampler_registry import REGISTRY
-from aelatent.jobs.generator_search.study import (
+from aelatent.jobs.generator_search.selection import (
     RANKING_RULE,
     SELECTION_RULE,
     best_by_log_likelihood,
     best_trial,
     family_bests,
     family_ranking,
-    optimize,
     tied_with_likeliest,
     tied_with_top,
     top_score,
 )
+from aelatent.jobs.generator_search.study import optimize
 
 N_LATENTS = 600
 Z_DIM = 256
@@ -81,8 +81,8 @@ def mixture_latents(seed: int, n: int = N_LATENTS, z_dim: int = Z_DIM) -> np.nda
 
 
 def ranking(all_trials: list[FrozenTrial]) -> dict[str, str]:
-    """The families ranked (:data:`~aelatent.jobs.generator_search.study.RANKING_RULE`), each with
-    the mean split score of the trial that placed it (``/2``: a trial pruned after 2
+    """The families ranked (:data:`~aelatent.jobs.generator_search.selection.RANKING_RULE`),
+    each with the mean split score of the trial that placed it (``/2``: a trial pruned after 2
     splits)."""
     out: dict[str, str] = {}
     for family, t in family_ranking(all_trials).items():
@@ -157,8 +157,8 @@ def n_defaults(all_trials: list[FrozenTrial]) -> int:
 
 def unpooled_winner(trials: list[FrozenTrial]) -> FrozenTrial:
     """The winner's rule with each pair's own paired t as the score's tie test (the first
-    version's), for comparison with the pooled noise (:func:`~aelatent.jobs.generator_search.study.
-    score_noise`)."""
+    version's), for comparison with the pooled noise
+    (:func:`~aelatent.jobs.generator_search.selection.score_noise`)."""
     best = top_score(trials).user_attrs["per_split"]
     tied = [t for t in trials if as_good_as(best, t.user_attrs["per_split"])]
     return min(

@@ -43,14 +43,8 @@ from bench_generator_search import mixture_latents
 from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.core.generator_space import as_good_as
-from aelatent.jobs.generator_search.study import (
-    SCORE_VERSION,
-    best_trial,
-    complete_trials,
-    optimize,
-    pruner,
-    score_noise,
-)
+from aelatent.jobs.generator_search.selection import best_trial, complete_trials, score_noise
+from aelatent.jobs.generator_search.study import SCORE_VERSION, optimize, pruner
 
 N_LATENTS = 600
 Z_DIM = 32
@@ -111,7 +105,7 @@ def finish_workers(workers: list[subprocess.Popen[str]], url: str, name: str) ->
 
 
 def winner_of(study: optuna.Study) -> FrozenTrial:
-    """The study's winner by the search's rule (``generator_search.study.best_trial``)."""
+    """The study's winner by the search's rule (``generator_search.selection.best_trial``)."""
     return best_trial(complete_trials(study))
 
 
@@ -137,7 +131,7 @@ def agree(one: optuna.Study, best: FrozenTrial, other: FrozenTrial) -> bool:
     """Same family and component count, and the lower score not significantly below the
     higher by the search's own tie test: :func:`~aelatent.core.generator_space.as_good_as`
     with the noise of a split's score pooled as the one-worker search pools it
-    (``generator_search.study.score_noise``). Why pooled: a paired t on 3 splits (2 degrees of
+    (``generator_search.selection.score_noise``). Why pooled: a paired t on 3 splits (2 degrees of
     freedom) calls 0.894 and 0.913 apart when the three differences agree (0.019, 0.024,
     0.014: the same shape at widths 0.998 and 1.010), though either lies in the other's
     interval."""

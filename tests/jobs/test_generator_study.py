@@ -16,16 +16,14 @@ from aelatent.core.generator_space import Candidate
 from aelatent.core.mixture import GMMSampler
 from aelatent.core.sampler_registry import SUBSPACE, spec_of
 from aelatent.core.verdict import make_splits
+from aelatent.jobs.generator_search.selection import best_trial, family_ranking, tied_with_top
 from aelatent.jobs.generator_search.study import (
     SPLITS,
     GeneratorObjective,
     _within,
-    best_trial,
-    family_ranking,
     fitted_defaults,
     sibling_shapes,
     sibling_width,
-    tied_with_top,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))

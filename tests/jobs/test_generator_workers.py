@@ -27,11 +27,11 @@ from aelatent.jobs.generator_search.queue import (
     settings_of,
     tried_or_queued,
 )
+from aelatent.jobs.generator_search.selection import complete_trials
 from aelatent.jobs.generator_search.study import (
     SPLITS,
     GeneratorObjective,
     candidate_of,
-    complete_trials,
     pruner,
     run_trials,
     sibling_shapes,

@@ -17,8 +17,8 @@ few enough that every family's density is proper there (in all D directions a co
 of 180 vectors in 256 dimensions is singular and every Gaussian family's log-likelihood is
 minus infinity). It is computed twice: at the candidate's width (logged) and of the fit
 itself, at scale 1 (``fit_log_likelihood``), which the winner's rule compares among the
-candidates the score ties (``aelatent.jobs.generator_search.study.best_trial``); it is not folded
-into the score.
+candidates the score ties (``aelatent.jobs.generator_search.selection.best_trial``); it is
+not folded into the score.
 
 **The score** of a candidate on one cross-fitting split (:func:`aelatent.core.verdict.
 make_splits`: fitted on a random half A of the training latents, tested against the other
@@ -83,6 +83,7 @@ from aelatent.core.verdict import Split
 from aelatent.core.windows import estimate_windows
 
 FAMILIES: tuple[str, ...] = SAMPLERS  # every sampler of the registry is a family
+SPLITS = 3  # the cross-fitted splits every candidate is scored on (make_splits' halvings)
 
 
 @dataclass(frozen=True)

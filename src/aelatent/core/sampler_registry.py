@@ -506,7 +506,7 @@ def log_likelihood(sampler: Sampler, z: np.ndarray, basis: np.ndarray) -> float:
 def parameter_count(sampler: Sampler) -> int:
     """The free parameters of a fitted sampler (its entry's ``parameters``): the generator
     search's measure of simplicity, which breaks ties among candidates the score cannot
-    tell apart (:func:`aelatent.jobs.generator_search.study.best_trial`)."""
+    tell apart (:func:`aelatent.jobs.generator_search.selection.best_trial`)."""
     count = spec_of(sampler.name).parameters
     if count is None:
         raise ValueError(f"sampler {sampler.name!r} declares no parameter count")

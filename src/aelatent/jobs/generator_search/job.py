@@ -17,7 +17,7 @@ after one split; the study starts from the families' fitted defaults at scale 1
 the last quarter of the trials its workers plan together tries each
 family's best's sibling shapes at its width (:func:`~aelatent.jobs.generator_search.study.
 run_trials`: the study's phase, not a worker's). Every trial is a nested MLflow run; the
-parent names the winner (:data:`~aelatent.jobs.generator_search.study.SELECTION_RULE`: of the
+parent names the winner (:data:`~aelatent.jobs.generator_search.selection.SELECTION_RULE`: of the
 candidates tied with the top score, those tied with the best held-out log-likelihood of the
 fit, the fewest parameters, the width nearest scale 1), every candidate not
 significantly below the top score, the best of each family, the best by held-out
@@ -89,23 +89,25 @@ from aelatent.jobs.generator_search.reference import (
     reference_metrics,
     score_reference,
 )
-from aelatent.jobs.generator_search.study import (
-    SCORE_VERSION,
+from aelatent.jobs.generator_search.selection import (
     SELECTION_RULE,
-    SPLITS,
-    GeneratorObjective,
     best_by_log_likelihood,
     best_trial,
-    candidate_of,
     complete_trials,
     family_ranking,
-    pruner,
-    run_trials,
     score_noise,
-    suggest,
     tied_with_likeliest,
     tied_with_top,
     top_score,
+)
+from aelatent.jobs.generator_search.study import (
+    SCORE_VERSION,
+    SPLITS,
+    GeneratorObjective,
+    candidate_of,
+    pruner,
+    run_trials,
+    suggest,
 )
 from aelatent.jobs.search.request import GENERATORS, SearchRequest
 from aelatent.jobs.search.study import (
@@ -486,7 +488,7 @@ def _decoded_family_bests(
     seed: int,
 ) -> list[Path]:
     """``decoded_generators.png``: 8 decoded vectors of each family's place in the ranking
-    (:func:`~aelatent.jobs.generator_search.study.family_ranking`, refitted on every training
+    (:func:`~aelatent.jobs.generator_search.selection.family_ranking`, refitted on every training
     latent) under the real reconstructions: the picture that checks the score."""
     if not has_decoder(train.run_id):
         return []
