@@ -19,6 +19,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from aelatent.core.verdict import make_splits
+from aelatent.jobs.generator_search import queue
 from aelatent.jobs.generator_search.queue import (
     PLAN,
     plans,
@@ -249,3 +250,31 @@ def test_a_killed_workers_plan_does_not_hold_its_round_open():
     assert "fixed_params" in last.system_attrs and last.user_attrs["worker"] == "later"
     study.set_user_attr(PLAN + "busy", {"trials": 12, "round": 6, "seen": time.time()})
     assert plans(study)["busy"]["trials"] == 12
+    # silent for an hour but running a trial (a long flow fit): alive
+    long_fit = study.ask()
+    long_fit.set_user_attr("worker", "fitting")
+    study.set_user_attr(PLAN + "fitting", {"trials": 5, "round": 6, "seen": time.time() - 3600})
+    assert plans(study)["fitting"]["trials"] == 5
+    # ended long ago: its plan is what it ran, never cut again
+    ended = {"trials": 7, "round": 6, "seen": time.time() - 3600, "done": True}
+    study.set_user_attr(PLAN + "ended", ended)
+    assert plans(study)["ended"]["trials"] == 7
+
+
+def test_a_worker_waiting_for_the_sibling_queue_keeps_its_plan_alive(monkeypatch):
+    """While another worker's trial runs, a worker entering the sibling phase waits with no
+    trial of its own; it refreshes its plan every third of the grace period, so a wait
+    longer than the grace period does not make it look dead (its share of the siblings
+    would be cut)."""
+    monkeypatch.setattr(queue, "_grace_s", lambda: 0.9)  # refresh every 0.3 s
+    study = optuna.create_study(direction="maximize")
+    other = study.ask()  # another worker's last TPE trial, running
+    calls: list[float] = []
+    waiting = threading.Thread(
+        target=queue.sibling_queue, args=(study, 0, list), kwargs={"alive": lambda: calls.append(1)}
+    )
+    waiting.start()
+    time.sleep(1.5)
+    study.tell(other, 0.5)
+    waiting.join(timeout=30)
+    assert not waiting.is_alive() and len(calls) >= 2, calls

@@ -101,8 +101,11 @@ class Round:
 def plans(study: optuna.Study) -> dict[str, dict[str, Any]]:
     """Every worker's plan; a dead worker's cut to the trials it ran (complete or pruned).
 
-    Dead: its plan not refreshed (after each of its trials, :func:`run_shared`) for the
-    heartbeat's grace period and no trial of its running. Why: a worker ended by an error or
+    Dead: its plan not ended (a worker that ends records the trials it ran and ``done``),
+    not refreshed for the heartbeat's grace period (after each of its trials, and while it
+    waits for the sibling queue: :func:`run_shared`), and no trial of its running. The
+    hosts' clocks must agree within the grace period (NTP): ``seen`` is the writer's time.
+    Why: a worker ended by an error or
     a signal it can catch records what it ran, but a SIGKILLed one (or a lost host) cannot,
     and its plan held its round open for good: the other workers never reached the sibling
     phase (the round's started trials could not reach its total), and a study continued
@@ -110,7 +113,12 @@ def plans(study: optuna.Study) -> dict[str, dict[str, Any]]:
     worker's running trial is FAIL after the same grace period (Optuna's heartbeat) and
     queued again, so another worker runs it."""
     raw = {k[len(PLAN) :]: v for k, v in study.user_attrs.items() if k.startswith(PLAN)}
-    stale = [w for w, p in raw.items() if time.time() - p.get("seen", math.inf) > _grace_s()]
+    now = time.time()
+    stale = [
+        w
+        for w, p in raw.items()
+        if not p.get("done") and now - p.get("seen", math.inf) > _grace_s()
+    ]
     if not stale:
         return raw
     trials = study.get_trials(deepcopy=False)
@@ -147,9 +155,13 @@ def join(study: optuna.Study, worker: str, n_trials: int) -> int:
     return first
 
 
-def _record(study: optuna.Study, worker: str, n_trials: int, first: int) -> None:
-    """The worker's plan, seen now (:func:`plans`: how a dead one is told)."""
-    study.set_user_attr(PLAN + worker, {"trials": n_trials, "round": first, "seen": time.time()})
+def _record(
+    study: optuna.Study, worker: str, n_trials: int, first: int, *, done: bool = False
+) -> None:
+    """The worker's plan, seen now; ``done``: it has ended, ``n_trials`` the trials it ran
+    (:func:`plans`: how a dead one is told)."""
+    plan = {"trials": n_trials, "round": first, "seen": time.time(), "done": done}
+    study.set_user_attr(PLAN + worker, plan)
 
 
 def round_of(study: optuna.Study, first: int) -> Round:
@@ -158,7 +170,10 @@ def round_of(study: optuna.Study, first: int) -> Round:
 
 
 def sibling_queue(
-    study: optuna.Study, first: int, build: Callable[[], list[dict[str, Any]]]
+    study: optuna.Study,
+    first: int,
+    build: Callable[[], list[dict[str, Any]]],
+    alive: Callable[[], None] = lambda: None,
 ) -> list[dict[str, Any]]:
     """The round's sibling queue: the one stored in the study, else ``build()``'s once the
     trials still running (the last of the TPE phase, another worker's) have ended, stored.
@@ -169,13 +184,19 @@ def sibling_queue(
     storage of the job has one, :func:`aelatent.jobs.search.study.open_storage`) marks it
     FAIL after its grace period. Two workers that stop waiting at the same moment both
     build it, from the same trials: the same queue, and a setting they both queue runs
-    once (:func:`optimize_once`)."""
+    once (:func:`optimize_once`). ``alive()`` is called every third of the heartbeat's grace
+    period while it waits (a worker waiting runs no trial, and the other workers' trials may
+    take longer than the grace period: its plan must not look dead, :func:`plans`)."""
     key = QUEUE + str(first)
     stored = study.user_attrs.get(key)
     if stored is None:
+        refresh, last = _grace_s() / 3, time.monotonic()
         while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             optuna.storages.fail_stale_trials(study)
             time.sleep(POLL_S)
+            if time.monotonic() - last > refresh:
+                alive()
+                last = time.monotonic()
         stored = study.user_attrs.get(key)
     if stored is None:
         stored = build()
@@ -232,7 +253,9 @@ def run_shared(
             **optimize,
         )
         if done[0] < n_trials:
-            queue = sibling_queue(study, first, build)
+            queue = sibling_queue(
+                study, first, build, alive=lambda: _record(study, worker, n_trials, first)
+            )
 
             def room() -> int:
                 return round_of(study, first).room(study)
@@ -241,9 +264,8 @@ def run_shared(
             optimize_once(
                 study, objective, left, queue, room=room, counted=count, worker=worker, **optimize
             )
-    finally:
-        if done[0] != n_trials:
-            _record(study, worker, done[0], first)
+    finally:  # ended: its plan is what it ran, however it ended
+        _record(study, worker, done[0], first, done=True)
 
 
 class _Once:
