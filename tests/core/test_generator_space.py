@@ -234,3 +234,9 @@ def test_the_difference_interval_covers_the_true_difference():
     lo, hi = stats.binom.ppf([0.001, 0.999], 2000, 0.95)
     assert all(lo <= n <= hi for n in covered.values()), covered
     assert np.isnan(difference_interval([0.9], [0.8])[1])  # one split, no noise: no interval
+
+
+def test_a_split_score_that_is_not_finite_gives_no_interval():
+    """Not (0, 1): Python's max and min would drop the NaN and cap the bounds."""
+    assert all(np.isnan(v) for v in score_interval([0.5, float("nan"), 0.6]))
+    assert np.isnan(score_se([0.5, float("nan"), 0.6]))

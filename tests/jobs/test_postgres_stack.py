@@ -264,9 +264,10 @@ def test_two_generator_workers_on_one_study_share_its_sibling_phase(stack):
     settings twice.
 
     Whether their winner is one worker's is the benchmark's question, not asserted here:
-    it held in 11 of 15 two-worker studies over seeds 0-4 (issue 25 asks all), every miss
-    after a TPE phase that differs from one worker's (two trials running at a time), so a
-    test of it on one seed would test TPE's path on that seed."""
+    it held in 15 of 15 two-worker studies over seeds 0-4 (11 of 15 before the fitted
+    defaults started every study: the misses came after a TPE phase that differs from one
+    worker's, two trials running at a time), so a test of it on one seed would test one
+    path of TPE's, not the sharing."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_generator_workers import compare
 

@@ -245,9 +245,10 @@ def score_se(per_split: Sequence[float], *, test_to_fit: float = 1.0) -> float:
     its expected score on data sets like the user's: Nadeau & Bengio's (2003) corrected
     resampled ``s sqrt(1/R + n_test/n_fit)`` (``test_to_fit``: 1 for
     :func:`~aelatent.core.verdict.make_splits`' halves: with 3 splits twice the naive
-    ``s / sqrt(R)``; why: :func:`score_interval`). NaN with fewer than two splits."""
+    ``s / sqrt(R)``; why: :func:`score_interval`). NaN with fewer than two splits or a split
+    score that is not finite."""
     x = np.asarray(per_split, dtype=np.float64)
-    if x.size < 2:
+    if x.size < 2 or not np.all(np.isfinite(x)):
         return math.nan
     return float(x.std(ddof=1) * math.sqrt(1.0 / x.size + test_to_fit))
 
@@ -260,13 +261,13 @@ def score_interval(per_split: Sequence[float], *, test_to_fit: float = 1.0) -> t
     Why: the splits are halvings of one data set, so their scores are correlated and their
     spread misses how the mean moves from one data set to the next. Over independent data
     sets of known truths (Gaussian, log-normal, multivariate t3, 3-component mixture; D = 16,
-    n = 100 to 2,000; mvn and gmm at scale 1: benchmarks/bench_generator_score_coverage.py)
+    n = 100 to 5,000; mvn and gmm at scale 1: benchmarks/bench_generator_score_coverage.py)
     the naive t covered 87% [80%, 92%] (99% band) on the t3 at n = 2,000 (91% at 360, 86% at
     5,000), where two splits' scores correlate 0.4 to 0.5; the corrected one held in all 21
     rows (95% to 100%), conservative where they correlate less (most rows: 96% to 100%)."""
     x = np.asarray(per_split, dtype=np.float64)
-    if x.size < 2:
-        return math.nan, math.nan
+    if x.size < 2 or not np.all(np.isfinite(x)):
+        return math.nan, math.nan  # not (0, 1): max/min would drop a NaN
     half = float(stats.t.ppf(0.975, x.size - 1)) * score_se(per_split, test_to_fit=test_to_fit)
     return max(0.0, float(x.mean()) - half), min(1.0, float(x.mean()) + half)
 

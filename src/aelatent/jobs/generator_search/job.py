@@ -74,6 +74,7 @@ from aelatent.core.generator_space import (
     Candidate,
     fit_candidate,
     score_interval,
+    score_se,
 )
 from aelatent.core.sampler_registry import spec_of
 from aelatent.core.samplers import Sampler
@@ -321,7 +322,7 @@ def summarise(
     lo, hi = score_interval(best.user_attrs["per_split"])
     metrics = {
         "best_score": best.user_attrs["score"],
-        "best_score_se": best.user_attrs["score_se"],
+        "best_score_se": score_se(best.user_attrs["per_split"]),
         "best_score_lo": lo,
         "best_score_hi": hi,
         "best_c2st_acc": best.user_attrs["c2st_acc"],
@@ -434,7 +435,7 @@ def _log_front(
             t.user_attrs["label"],
             *t.values,
             t.user_attrs["score"],
-            t.user_attrs["score_se"],
+            score_se(t.user_attrs["per_split"]),
             t.user_attrs["c2st_acc"],
             t.user_attrs["shape_c2st_acc"],
             t.user_attrs.get("log_likelihood", ""),
@@ -554,7 +555,7 @@ def _write_trials(
     rows = []
     for t in sorted(trials, key=lambda t: -t.user_attrs["score"]):
         a = t.user_attrs
-        row = [t.number, t.params["family"], a["label"], a["score"], a["score_se"]]
+        row = [t.number, t.params["family"], a["label"], a["score"], score_se(a["per_split"])]
         row += [a["c2st_acc"], a["copying_ratio"], a.get("fidelity", "")]
         row += [a.get(k, "") for k in ("log_likelihood", "fit_log_likelihood", "parameters")]
         row += [int(t.number in good_numbers), int(t.number in likely_numbers)]

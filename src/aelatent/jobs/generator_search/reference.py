@@ -22,6 +22,7 @@ from aelatent.core.generator_space import (
     SplitNoise,
     difference_interval,
     difference_verdict,
+    score_se,
 )
 from aelatent.jobs.generator_search.study import GeneratorObjective
 
@@ -44,7 +45,7 @@ def reference_metrics(
     diff, lo, hi = difference_interval(winner["per_split"], reference["per_split"], noise)
     metrics = {
         "reference_score": float(reference["score"]),
-        "reference_score_se": float(reference["score_se"]),
+        "reference_score_se": score_se(reference["per_split"]),
         "reference_c2st_acc": float(reference["c2st_acc"]),
         "reference_copying_ratio": float(reference["copying_ratio"]),
         "winner_minus_reference": diff,

@@ -241,17 +241,17 @@ def run_trials(
     ``optimize``: ``study.optimize``'s keyword arguments.
 
     Why: the winner is chosen among the shapes tied with the top score
-    (:func:`best_trial`), so it can only be one that was tried near a good width, and TPE
-    draws each setting on its own while the score is steep in the width: in 24 trials on
-    seed 1 of the reduced benchmark it never tried 3 components near the width of the top
-    score (6 diagonal ones); on seed 0 of the full one it spent 36 of 60 trials on the flow
-    and its best mixture had 1 component. Why each family's best, not the top's alone: the
-    top may be another family's. The shapes come from the scores and their tie test
-    (:func:`tied_with_top`), not from the winner, so the trials do not depend on the rest of
-    the rule that picks the winner (the likelihood and parameter steps). Why the study's
-    phase, not each worker's: two workers with a phase each spent 3 of their 12 trials on
-    the siblings of the best each saw, smallest counts first, and neither reached 3
-    components, where one worker of 24 spends 6 (benchmarks/bench_generator_workers.py)."""
+    (:func:`~aelatent.jobs.generator_search.selection.best_trial`), so it can only be one that
+    was tried near a good width, and TPE draws each setting on its own while the score is steep
+    in the width: in 24 trials on seed 1 of the reduced benchmark it never tried 3 components
+    near the width of the top score (6 diagonal ones); on seed 0 of the full one it spent 36 of
+    60 trials on the flow and its best mixture had 1 component. Why each family's best, not the
+    top's alone: the top may be another family's. The shapes come from the scores and their tie
+    test (:func:`tied_with_top`), not from the winner, so the trials do not depend on the rest
+    of the rule that picks the winner (the likelihood and parameter steps). Why the study's
+    phase, not each worker's: two workers with a phase each spent 3 of their 12 trials on the
+    siblings of the best each saw, smallest counts first, and neither reached 3 components,
+    where one worker of 24 spends 6 (benchmarks/bench_generator_workers.py)."""
 
     def siblings() -> list[dict[str, Any]]:
         trials = complete_trials(study)
