@@ -19,6 +19,7 @@ import os
 import socket
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -192,7 +193,9 @@ def sibling_queue(
     if stored is None:
         refresh, last = _grace_s() / 3, time.monotonic()
         while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            optuna.storages.fail_stale_trials(study)
+            with warnings.catch_warnings():  # Optuna calls it experimental since 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
             time.sleep(POLL_S)
             if time.monotonic() - last > refresh:
                 alive()
