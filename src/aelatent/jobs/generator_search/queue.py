@@ -102,23 +102,20 @@ class Round:
 def plans(study: optuna.Study) -> dict[str, dict[str, Any]]:
     """Every worker's plan; a dead worker's cut to the trials it ran (complete or pruned).
 
-    Dead: its plan not ended (a worker that ends records the trials it ran and ``done``),
-    not refreshed for the heartbeat's grace period (after each of its trials, and while it
-    waits for the sibling queue: :func:`run_shared`), and no trial of its running. The
-    hosts' clocks must agree within the grace period (NTP): ``seen`` is the writer's time.
-    Why: a worker ended by an error or
-    a signal it can catch records what it ran, but a SIGKILLed one (or a lost host) cannot,
-    and its plan held its round open for good: the other workers never reached the sibling
-    phase (the round's started trials could not reach its total), and a study continued
-    later joined that old round and its spent queue instead of starting its own. A dead
-    worker's running trial is FAIL after the same grace period (Optuna's heartbeat) and
-    queued again, so another worker runs it."""
+    Dead: its plan not ended (a worker that ends records the trials it ran and ``done``), not
+    refreshed for the heartbeat's grace period (after each of its trials, and while it waits for
+    the sibling queue: :func:`run_shared`), and no trial of its running. The hosts' clocks must
+    agree within the grace period (NTP): ``seen`` is the writer's time. Why: a worker ended by
+    an error or a signal it can catch records what it ran, but a SIGKILLed one (or a lost host)
+    cannot, and its plan held its round open for good: the other workers never reached the
+    sibling phase (the round's started trials could not reach its total), and a study continued
+    later joined that old round and its spent queue instead of starting its own. A dead worker's
+    running trial is FAIL after the same grace period (Optuna's heartbeat) and queued again, so
+    another worker runs it."""
     raw = {k[len(PLAN) :]: v for k, v in study.user_attrs.items() if k.startswith(PLAN)}
-    now = time.time()
+    silent_since = time.time() - _grace_s()  # once per call, not per plan
     stale = [
-        w
-        for w, p in raw.items()
-        if not p.get("done") and now - p.get("seen", math.inf) > _grace_s()
+        w for w, p in raw.items() if not p.get("done") and p.get("seen", math.inf) < silent_since
     ]
     if not stale:
         return raw
